@@ -1,0 +1,187 @@
+package contracts
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// goldenMessages is one fixed instance of every wire message. Their JSON is
+// pinned in testdata/: a diff there is a wire change and needs a new version.
+func goldenMessages() map[string]any {
+	sealed := &Sealed{
+		Version: 1, KeyID: "0123456789abcdef",
+		Enc:        bytes.Repeat([]byte{1}, encSize),
+		Nonce:      bytes.Repeat([]byte{2}, sealNonceSize),
+		Ciphertext: bytes.Repeat([]byte{3}, 40),
+	}
+	return map[string]any{
+		"call_request": &CallRequest{
+			Type: TypeCallRequest, RequestID: "req-1", Server: "jira", Tool: "create_issue",
+			Arguments: json.RawMessage(`{"summary":"New ticket"}`), KeyID: "team-a",
+			TimeoutMS: 30000, Token: sealed, TokenFP: "fp_0123456789ab",
+		},
+		"call_response_result": &CallResponse{
+			Type: TypeCallResponse, RequestID: "req-1",
+			Result: json.RawMessage(`{"content":[{"type":"text","text":"ok"}]}`),
+		},
+		"call_response_error": &CallResponse{
+			Type: TypeCallResponse, RequestID: "req-1",
+			Error: &Error{Code: CodeUpstreamUnauthorized, Message: "upstream rejected the credential",
+				WWWAuthenticate: `Bearer realm="jira"`},
+		},
+		"list_request": &ListRequest{
+			Type: TypeListRequest, RequestID: "req-2", Server: "jira", KeyID: "team-a",
+			TimeoutMS: 10000, Token: sealed, TokenFP: "fp_0123456789ab",
+		},
+		"list_response": &ListResponse{
+			Type: TypeListResponse, RequestID: "req-2",
+			Tools: json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`),
+		},
+	}
+}
+
+func TestMessages_Golden(t *testing.T) {
+	for name, msg := range goldenMessages() {
+		t.Run(name, func(t *testing.T) {
+			got, err := json.MarshalIndent(msg, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := filepath.Join("testdata", name+".json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./contracts -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("wire encoding changed:\n got: %s\nwant: %s", got, want)
+			}
+		})
+	}
+}
+
+func TestDecode_GoldenRoundTrip(t *testing.T) {
+	read := func(name string) []byte {
+		data, err := os.ReadFile(filepath.Join("testdata", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	if r, err := DecodeCallRequest(read("call_request")); err != nil || r.Tool != "create_issue" || r.Token == nil || r.Timeout() != 30*time.Second {
+		t.Fatalf("call_request: %+v, %v", r, err)
+	}
+	if r, err := DecodeListRequest(read("list_request")); err != nil || r.Server != "jira" {
+		t.Fatalf("list_request: %+v, %v", r, err)
+	}
+	if r, err := DecodeCallResponse(read("call_response_error")); err != nil || r.Error.Code != CodeUpstreamUnauthorized {
+		t.Fatalf("call_response_error: %+v, %v", r, err)
+	}
+	if r, err := DecodeCallResponse(read("call_response_result")); err != nil || len(r.Result) == 0 {
+		t.Fatalf("call_response_result: %+v, %v", r, err)
+	}
+	if r, err := DecodeListResponse(read("list_response")); err != nil || len(r.Tools) == 0 {
+		t.Fatalf("list_response: %+v, %v", r, err)
+	}
+}
+
+func TestDecodeCallRequest_RejectsBadMessages(t *testing.T) {
+	valid := func() map[string]any {
+		return map[string]any{
+			"type": TypeCallRequest, "request_id": "r", "server": "jira", "tool": "t",
+			"key_id": "k", "timeout_ms": 1000,
+		}
+	}
+	tests := []struct {
+		name   string
+		change func(m map[string]any)
+	}{
+		{"wrong type", func(m map[string]any) { m["type"] = TypeListRequest }},
+		{"future version", func(m map[string]any) { m["type"] = "toolbus.call.request.v2" }},
+		{"no request id", func(m map[string]any) { delete(m, "request_id") }},
+		{"long request id", func(m map[string]any) { m["request_id"] = strings.Repeat("r", 129) }},
+		{"server with a dot", func(m map[string]any) { m["server"] = "a.b" }},
+		{"server wildcard", func(m map[string]any) { m["server"] = ">" }},
+		{"no tool", func(m map[string]any) { delete(m, "tool") }},
+		{"arguments not an object", func(m map[string]any) { m["arguments"] = []int{1} }},
+		{"zero timeout", func(m map[string]any) { m["timeout_ms"] = 0 }},
+		{"timeout as string", func(m map[string]any) { m["timeout_ms"] = "1000" }},
+		{"short nonce", func(m map[string]any) {
+			m["token"] = map[string]any{"v": 1, "kid": "k", "enc": make([]byte, encSize), "nonce": []byte{1}, "ct": make([]byte, 32)}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := valid()
+			tt.change(m)
+			data, _ := json.Marshal(m)
+			if _, err := DecodeCallRequest(data); !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("got %v, want ErrBadMessage", err)
+			}
+		})
+	}
+	data, _ := json.Marshal(valid())
+	if _, err := DecodeCallRequest(data); err != nil {
+		t.Fatalf("valid message rejected: %v", err)
+	}
+	if _, err := DecodeCallRequest([]byte("not json")); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("garbage: %v", err)
+	}
+}
+
+func TestDecodeCallResponse_ExactlyOneOutcome(t *testing.T) {
+	for _, body := range []string{
+		`{"type":"toolbus.call.response.v1","request_id":"r"}`,
+		`{"type":"toolbus.call.response.v1","request_id":"r","result":{},"error":{"code":"internal"}}`,
+		`{"type":"toolbus.call.response.v1","request_id":"r","error":{"message":"no code"}}`,
+	} {
+		if _, err := DecodeCallResponse([]byte(body)); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: got %v, want ErrBadMessage", body, err)
+		}
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	if got := CallSubject("jira"); got != "toolbus.v1.call.jira" {
+		t.Fatalf("CallSubject = %q", got)
+	}
+	if s, ok := ServerFromCallSubject(CallSubject("my-server_1")); !ok || s != "my-server_1" {
+		t.Fatalf("ServerFromCallSubject = %q, %v", s, ok)
+	}
+	if _, ok := ServerFromCallSubject(ListSubject("jira")); ok {
+		t.Fatal("a list subject parsed as a call subject")
+	}
+	for _, bad := range []string{"", "a.b", "a b", "*", ">", strings.Repeat("x", 65), "ünï"} {
+		if ValidServerName(bad) {
+			t.Errorf("ValidServerName(%q) = true", bad)
+		}
+	}
+}
+
+func TestErrorCode_Retryable(t *testing.T) {
+	for code, want := range map[ErrorCode]bool{
+		CodeNoWorkers: true, CodeUpstreamTimeout: true, CodeOverloaded: true,
+		CodeUnauthorized: false, CodeSealInvalid: false, CodeUpstreamUnauthorized: false,
+	} {
+		if got := NewError(code, "x").Retryable; got != want {
+			t.Errorf("%s retryable = %v, want %v", code, got, want)
+		}
+	}
+	if !errors.Is(NewError(CodeForbidden, "a"), &Error{Code: CodeForbidden}) {
+		t.Fatal("errors.Is does not match by code")
+	}
+}

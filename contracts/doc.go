@@ -1,0 +1,25 @@
+// Package contracts is the wire contract between the toolbus ingress and its
+// workers: subject names, versioned messages, error codes and the sealed user
+// token. It is the only package both sides import, and it depends on the
+// standard library alone.
+//
+// # Versioning
+//
+// Every message carries an explicit "type" string such as
+// "toolbus.call.request.v1". A v1 message only ever gains optional fields;
+// a change that an old reader could misread gets a new type (v2) and a new
+// subject prefix. Golden files in testdata/ pin the encoding of every message,
+// so an accidental rename or type change fails the tests.
+//
+// # Names
+//
+// Every subject, queue group, stream, consumer and bucket name is built by a
+// function in subjects.go. No other file concatenates subject strings.
+//
+// # Secrets
+//
+// The end user's credential crosses NATS only inside a [Sealed] field, which
+// only a worker holding the matching private key can open, and only for the
+// request, server, tool, gateway key, reply subject and time window it was
+// sealed for. See seal.go.
+package contracts

@@ -1,0 +1,306 @@
+package contracts
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testBinding(now time.Time) Binding {
+	return Binding{
+		Op: OpCall, RequestID: "req-1", Server: "jira", Tool: "create_issue",
+		KeyID: "team-a", ReplyTo: "_INBOX.abc.1", Expires: now.Add(time.Minute),
+	}
+}
+
+func newTestKeys(t testing.TB) (*PrivateKey, *Sealer, *Opener) {
+	t.Helper()
+	sk, err := GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sk, NewSealer(sk.Public(), 0), NewOpener(sk)
+}
+
+func TestSealer_RoundTrip(t *testing.T) {
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	b := testBinding(now)
+	sealed, err := sealer.Seal("Bearer user-token-5678", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := opener.Open(sealed, b, now)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if got != "Bearer user-token-5678" {
+		t.Fatalf("got %q", got)
+	}
+	if strings.Contains(string(sealed.Ciphertext), "user-token") {
+		t.Fatal("ciphertext contains the token")
+	}
+}
+
+func TestOpener_RejectsEveryChangedBinding(t *testing.T) {
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	b := testBinding(now)
+	sealed, err := sealer.Seal("Bearer secret", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Binding)
+	}{
+		{"another server", func(b *Binding) { b.Server = "github" }},
+		{"another tool", func(b *Binding) { b.Tool = "delete_issue" }},
+		{"another request", func(b *Binding) { b.RequestID = "req-2" }},
+		{"another gateway key", func(b *Binding) { b.KeyID = "team-b" }},
+		{"another reply subject", func(b *Binding) { b.ReplyTo = "_INBOX.evil.1" }},
+		{"another operation", func(b *Binding) { b.Op = OpList }},
+		{"a later expiry", func(b *Binding) { b.Expires = b.Expires.Add(time.Hour) }},
+		{"fields shifted between server and tool", func(b *Binding) { b.Server, b.Tool = "jiracreate", "_issue" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			moved := b
+			tt.change(&moved)
+			if _, err := opener.Open(sealed, moved, now); !errors.Is(err, ErrSealInvalid) {
+				t.Fatalf("got %v, want ErrSealInvalid", err)
+			}
+		})
+	}
+}
+
+func TestOpener_RejectsTamperedField(t *testing.T) {
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	b := testBinding(now)
+	tests := []struct {
+		name   string
+		tamper func(*Sealed)
+		want   error
+	}{
+		{"ciphertext bit", func(s *Sealed) { s.Ciphertext[0] ^= 1 }, ErrSealInvalid},
+		{"tag bit", func(s *Sealed) { s.Ciphertext[len(s.Ciphertext)-1] ^= 1 }, ErrSealInvalid},
+		{"nonce bit", func(s *Sealed) { s.Nonce[0] ^= 1 }, ErrSealInvalid},
+		{"enc bit", func(s *Sealed) { s.Enc[0] ^= 1 }, ErrSealInvalid},
+		{"truncated", func(s *Sealed) { s.Ciphertext = s.Ciphertext[:10] }, ErrSealInvalid},
+		{"version", func(s *Sealed) { s.Version = 2 }, ErrSealInvalid},
+		{"key id", func(s *Sealed) { s.KeyID = "0000000000000000" }, ErrSealUnknownKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sealed, err := sealer.Seal("Bearer secret", b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.tamper(sealed)
+			if _, err := opener.Open(sealed, b, now); !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOpener_RejectsExpired(t *testing.T) {
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	b := testBinding(now)
+	sealed, err := sealer.Seal("Bearer secret", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Time{b.Expires, b.Expires.Add(time.Millisecond), b.Expires.Add(time.Hour)} {
+		if _, err := opener.Open(sealed, b, at); !errors.Is(err, ErrSealExpired) {
+			t.Fatalf("at expiry%+v: got %v, want ErrSealExpired", at.Sub(b.Expires), err)
+		}
+	}
+}
+
+func TestOpener_WrongPrivateKey(t *testing.T) {
+	_, sealer, _ := newTestKeys(t)
+	other, err := GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sealed, err := sealer.Seal("Bearer secret", testBinding(now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewOpener(other).Open(sealed, testBinding(now), now); !errors.Is(err, ErrSealUnknownKey) {
+		t.Fatalf("got %v, want ErrSealUnknownKey", err)
+	}
+	// A field relabelled with the other key's id still does not open.
+	sealed.KeyID = other.ID()
+	if _, err := NewOpener(other).Open(sealed, testBinding(now), now); !errors.Is(err, ErrSealInvalid) {
+		t.Fatalf("relabelled: got %v, want ErrSealInvalid", err)
+	}
+}
+
+func TestOpener_KeyRotation(t *testing.T) {
+	oldKey, oldSealer, _ := newTestKeys(t)
+	newKey, newSealer, _ := newTestKeys(t)
+	opener := NewOpener(oldKey, newKey) // a worker during rotation holds both
+	now := time.Now()
+	b := testBinding(now)
+	for name, s := range map[string]*Sealer{"old": oldSealer, "new": newSealer} {
+		sealed, err := s.Seal("Bearer "+name, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := opener.Open(sealed, b, now)
+		if err != nil || got != "Bearer "+name {
+			t.Fatalf("%s key: got %q, %v", name, got, err)
+		}
+	}
+}
+
+func TestSealer_EpochRotates(t *testing.T) {
+	sk, _, opener := newTestKeys(t)
+	clock := time.Now()
+	sealer := NewSealer(sk.Public(), time.Minute)
+	sealer.now = func() time.Time { return clock }
+	b := testBinding(clock)
+	first, _ := sealer.Seal("a", b)
+	second, _ := sealer.Seal("b", b)
+	if string(first.Enc) != string(second.Enc) {
+		t.Fatal("a new epoch within the TTL")
+	}
+	if string(first.Nonce) == string(second.Nonce) {
+		t.Fatal("nonce reused")
+	}
+	clock = clock.Add(time.Minute)
+	third, _ := sealer.Seal("c", b)
+	if string(third.Enc) == string(first.Enc) {
+		t.Fatal("epoch did not rotate after its TTL")
+	}
+	for _, s := range []*Sealed{first, second, third} {
+		if _, err := opener.Open(s, b, clock.Add(-time.Second)); err != nil {
+			t.Fatalf("open across epochs: %v", err)
+		}
+	}
+}
+
+func TestReplayGuard_Check(t *testing.T) {
+	_, sealer, _ := newTestKeys(t)
+	now := time.Now()
+	b := testBinding(now)
+	g := NewReplayGuard()
+	sealed, _ := sealer.Seal("t", b)
+	if err := g.Check(sealed, b.Expires, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Check(sealed, b.Expires, now); !errors.Is(err, ErrSealReplayed) {
+		t.Fatalf("second use: got %v, want ErrSealReplayed", err)
+	}
+	// Many distinct tokens, all expiring: the guard prunes and stays bounded.
+	for i := range 5000 {
+		s, _ := sealer.Seal(fmt.Sprint(i), b)
+		if err := g.Check(s, now.Add(time.Millisecond), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := now.Add(time.Second)
+	const live = 10000
+	for i := range live {
+		s, _ := sealer.Seal(fmt.Sprint(i), b)
+		if err := g.Check(s, later.Add(time.Minute), later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(g.seen); n > live+1 { // +1: the first token, still live
+		t.Fatalf("guard holds %d entries, more than the %d live ones", n, live)
+	}
+}
+
+func TestKeys_TextRoundTripAndRedaction(t *testing.T) {
+	sk, err := GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := ParsePrivateKey(sk.Secret())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parsed.ID() != sk.ID() || parsed.Public().String() != sk.Public().String() {
+		t.Fatal("private key did not round-trip")
+	}
+	pub, err := ParsePublicKey(sk.Public().String())
+	if err != nil || pub.ID() != sk.ID() {
+		t.Fatalf("public key did not round-trip: %v", err)
+	}
+	secretBody := strings.TrimPrefix(sk.Secret(), privateKeyPrefix)
+	for _, shown := range []string{fmt.Sprint(sk), fmt.Sprintf("%v %+v %#v %s", sk, sk, sk, sk)} {
+		if strings.Contains(shown, secretBody) {
+			t.Fatalf("private key printed: %s", shown)
+		}
+	}
+	for _, bad := range []string{"", "tbpk1.abc", sk.Secret(), "tbpk1." + strings.Repeat("A", 43) + "A"} {
+		if _, err := ParsePublicKey(bad); !errors.Is(err, ErrBadKey) {
+			t.Errorf("ParsePublicKey(%q) = %v, want ErrBadKey", bad, err)
+		}
+	}
+}
+
+func TestToken_NeverPrintsItself(t *testing.T) {
+	tok := NewToken("Bearer user-token-5678")
+	for _, shown := range []string{fmt.Sprint(tok), fmt.Sprintf("%v %+v %#v %s %q", tok, tok, tok, tok, tok)} {
+		if strings.Contains(shown, "user-token") {
+			t.Fatalf("token printed: %s", shown)
+		}
+	}
+	if tok.Fingerprint() != Fingerprint("Bearer user-token-5678") || !strings.HasPrefix(tok.Fingerprint(), "fp_") {
+		t.Fatalf("fingerprint %q", tok.Fingerprint())
+	}
+	if NewToken("").Fingerprint() != "" {
+		t.Fatal("empty token has a fingerprint")
+	}
+}
+
+func BenchmarkSealer_Seal(b *testing.B) {
+	_, sealer, _ := newTestKeys(b)
+	bind := testBinding(time.Now())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := sealer.Seal("Bearer user-token-5678", bind); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkOpener_Open(b *testing.B) {
+	_, sealer, opener := newTestKeys(b)
+	now := time.Now()
+	bind := testBinding(now)
+	sealed, _ := sealer.Seal("Bearer user-token-5678", bind)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := opener.Open(sealed, bind, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkOpener_OpenNewEpoch measures the first open of an epoch: one
+// X25519 decapsulation, paid once per epoch per worker.
+func BenchmarkOpener_OpenNewEpoch(b *testing.B) {
+	sk, _, _ := newTestKeys(b)
+	now := time.Now()
+	bind := testBinding(now)
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		sealed, _ := NewSealer(sk.Public(), 0).Seal("Bearer user-token-5678", bind)
+		opener := NewOpener(sk)
+		b.StartTimer()
+		if _, err := opener.Open(sealed, bind, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
