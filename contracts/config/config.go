@@ -1,0 +1,348 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts"
+)
+
+// File is the whole configuration file.
+type File struct {
+	GeneralSettings GeneralSettings    `yaml:"general_settings"`
+	MCPServers      map[string]*Server `yaml:"mcp_servers"`
+	Keys            []Key              `yaml:"keys"`
+	NATS            NATS               `yaml:"nats"`
+	Seal            Seal               `yaml:"seal"`
+	Ingress         Ingress            `yaml:"ingress"`
+	Worker          Worker             `yaml:"worker"`
+}
+
+// GeneralSettings is LiteLLM's section; toolbus reads master_key only.
+type GeneralSettings struct {
+	// MasterKey, when set, is a gateway key that may use every server and
+	// tool (LiteLLM's meaning). It is hashed at load like every other key.
+	MasterKey string `yaml:"master_key"`
+}
+
+// Transports.
+const (
+	TransportHTTP  = "http"  // streamable HTTP
+	TransportSSE   = "sse"   // legacy HTTP+SSE
+	TransportStdio = "stdio" // a local process
+)
+
+// Auth modes: what the server receives of the user's credential.
+const (
+	AuthPassthrough = "passthrough" // the caller's Authorization (or x-mcp-<server>-authorization)
+	AuthNone        = "none"        // nothing, ever
+)
+
+// Server is one upstream MCP server (an entry of LiteLLM's mcp_servers map).
+type Server struct {
+	Name        string `yaml:"-"`
+	Description string `yaml:"description"`
+	// LiteLLM fields.
+	URL             string            `yaml:"url"`
+	Transport       string            `yaml:"transport"`
+	Command         string            `yaml:"command"`
+	Args            []string          `yaml:"args"`
+	Env             map[string]string `yaml:"env"`
+	AllowedTools    []string          `yaml:"allowed_tools"`
+	DisallowedTools []string          `yaml:"disallowed_tools"`
+	// Auth is passthrough (default) or none.
+	Auth string `yaml:"auth"`
+	// AuthEnv names the environment variable a stdio server receives the
+	// user's credential in. Without it a stdio server receives none.
+	AuthEnv string `yaml:"auth_env"`
+	// Timeout is the default budget of one call; MaxTimeout bounds what a
+	// request may ask for.
+	Timeout    Duration `yaml:"timeout"`
+	MaxTimeout Duration `yaml:"max_timeout"`
+	// MaxConcurrency bounds the calls one worker process runs on this server at once.
+	MaxConcurrency int `yaml:"max_concurrency"`
+}
+
+// Key is a gateway key (toolbus's keys section).
+type Key struct {
+	Name string `yaml:"name"`
+	// KeySHA256 is the hex SHA-256 of the key. Key, the plaintext, is
+	// accepted for convenience and hashed at load; it is then cleared.
+	KeySHA256 string `yaml:"key_sha256"`
+	Key       string `yaml:"key"`
+	// Servers the key may use; empty means all.
+	Servers []string `yaml:"servers"`
+	// Tools the key may use, as <server>-<tool>; empty means every tool of
+	// the allowed servers.
+	Tools []string `yaml:"tools"`
+}
+
+// NATS is how both processes reach the bus.
+type NATS struct {
+	URL  string `yaml:"url"`
+	Name string `yaml:"name"`
+}
+
+// Seal holds the sealing keys in text form (see contracts.ParsePublicKey).
+type Seal struct {
+	// PublicKeys are the recipients' keys (ingress); the first seals.
+	PublicKeys []string `yaml:"public_keys"`
+	// PrivateKeys are the keys a worker opens with.
+	PrivateKeys []string `yaml:"private_keys"`
+	// PrivateKeysFile is a file with one private key per line.
+	PrivateKeysFile string   `yaml:"private_keys_file"`
+	EpochTTL        Duration `yaml:"epoch_ttl"`
+}
+
+// Ingress settings.
+type Ingress struct {
+	Listen         string   `yaml:"listen"`
+	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
+	DefaultTimeout Duration `yaml:"default_timeout"`
+	MaxTimeout     Duration `yaml:"max_timeout"`
+	// ListTimeout bounds a tools/list round trip.
+	ListTimeout Duration `yaml:"list_timeout"`
+	// ListCacheTTL is how long a server's tool list (per user token) is reused.
+	ListCacheTTL   Duration `yaml:"list_cache_ttl"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ShutdownTimeout bounds the drain of in-flight requests.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Worker settings.
+type Worker struct {
+	Name string `yaml:"name"`
+	// Servers limits this worker to some servers; empty means all.
+	Servers []string `yaml:"servers"`
+	// MaxConcurrency bounds the calls one worker process runs at once.
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// DrainTimeout bounds how long a stopping worker finishes in-flight calls.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// MaxClients bounds the pooled upstream clients per server (one per
+	// user token where sessions exist); IdleTTL evicts unused ones.
+	MaxClients    int      `yaml:"max_clients"`
+	ClientIdleTTL Duration `yaml:"client_idle_ttl"`
+	MetricsListen string   `yaml:"metrics_listen"`
+}
+
+// Defaults.
+const (
+	DefaultListen          = "127.0.0.1:4000"
+	DefaultNATSURL         = "nats://127.0.0.1:4222"
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultCallTimeout     = 30 * time.Second
+	DefaultMaxCallTimeout  = 5 * time.Minute
+	DefaultListTimeout     = 15 * time.Second
+	DefaultListCacheTTL    = 30 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultWorkerConc      = 256
+	DefaultServerConc      = 64
+	DefaultDrainTimeout    = 30 * time.Second
+	DefaultMaxClients      = 1024
+	DefaultClientIdleTTL   = 5 * time.Minute
+)
+
+// Decode parses data with unmarshal (yaml.Unmarshal), applies defaults and
+// validates. Every problem is reported, not just the first.
+func Decode(data []byte, unmarshal func([]byte, any) error) (*File, error) {
+	var f File
+	if err := unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &f, f.Normalize()
+}
+
+// Load reads path and decodes it (see Decode).
+func Load(path string, unmarshal func([]byte, any) error) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	f, err := Decode(data, unmarshal)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Normalize applies defaults, hashes plaintext keys and validates. Call it
+// again after changing the File by hand (tests, dev mode).
+func (f *File) Normalize() error {
+	f.applyDefaults()
+	f.hashKeys()
+	return f.validate()
+}
+
+func (f *File) applyDefaults() {
+	if f.MCPServers == nil {
+		f.MCPServers = map[string]*Server{}
+	}
+	for name, s := range f.MCPServers {
+		if s == nil {
+			s = &Server{}
+			f.MCPServers[name] = s
+		}
+		s.Name = name
+		s.Transport = strings.ToLower(strings.TrimSpace(s.Transport))
+		switch s.Transport {
+		case "", "streamable_http", "streamable-http", "streamablehttp", "http":
+			if s.Command != "" && s.URL == "" {
+				s.Transport = TransportStdio
+			} else {
+				s.Transport = TransportHTTP
+			}
+		}
+		if s.Auth == "" {
+			s.Auth = AuthPassthrough
+		}
+		setDefault(&s.Timeout, DefaultCallTimeout)
+		setDefault(&s.MaxTimeout, max(DefaultMaxCallTimeout, s.Timeout.D()))
+		if s.MaxConcurrency <= 0 {
+			s.MaxConcurrency = DefaultServerConc
+		}
+	}
+	if f.NATS.URL == "" {
+		f.NATS.URL = DefaultNATSURL
+	}
+	in := &f.Ingress
+	if in.Listen == "" {
+		in.Listen = DefaultListen
+	}
+	if in.MaxBodyBytes <= 0 {
+		in.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	setDefault(&in.DefaultTimeout, DefaultCallTimeout)
+	setDefault(&in.MaxTimeout, DefaultMaxCallTimeout)
+	setDefault(&in.ListTimeout, DefaultListTimeout)
+	setDefault(&in.ListCacheTTL, DefaultListCacheTTL)
+	setDefault(&in.ShutdownTimeout, DefaultShutdownTimeout)
+	w := &f.Worker
+	if w.MaxConcurrency <= 0 {
+		w.MaxConcurrency = DefaultWorkerConc
+	}
+	setDefault(&w.DrainTimeout, DefaultDrainTimeout)
+	if w.MaxClients <= 0 {
+		w.MaxClients = DefaultMaxClients
+	}
+	setDefault(&w.ClientIdleTTL, DefaultClientIdleTTL)
+	setDefault(&f.Seal.EpochTTL, contracts.DefaultEpochTTL)
+}
+
+func setDefault(d *Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = Duration(v)
+	}
+}
+
+// hashKeys replaces plaintext keys with their hash, and adds LiteLLM's
+// master_key as the key "master".
+func (f *File) hashKeys() {
+	for i := range f.Keys {
+		if k := &f.Keys[i]; k.Key != "" && k.KeySHA256 == "" {
+			k.KeySHA256 = HashKey(k.Key)
+			k.Key = ""
+		}
+	}
+	if mk := f.GeneralSettings.MasterKey; mk != "" {
+		f.Keys = append(f.Keys, Key{Name: "master", KeySHA256: HashKey(mk)})
+		f.GeneralSettings.MasterKey = ""
+	}
+}
+
+func (f *File) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, name := range f.ServerNames() {
+		s := f.MCPServers[name]
+		if !contracts.ValidServerName(name) {
+			bad("mcp_servers.%s: a server name is 1 to 64 characters from A-Z a-z 0-9 _ -", name)
+		}
+		switch s.Transport {
+		case TransportHTTP, TransportSSE:
+			if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad("mcp_servers.%s.url: want an http(s) URL for transport %s", name, s.Transport)
+			}
+			if s.AuthEnv != "" {
+				bad("mcp_servers.%s.auth_env: only stdio servers take the credential from the environment", name)
+			}
+		case TransportStdio:
+			if s.Command == "" {
+				bad("mcp_servers.%s.command: required for transport stdio", name)
+			}
+		default:
+			bad("mcp_servers.%s.transport: %q is not http, sse or stdio", name, s.Transport)
+		}
+		if s.Auth != AuthPassthrough && s.Auth != AuthNone {
+			bad("mcp_servers.%s.auth: %q is not passthrough or none", name, s.Auth)
+		}
+		if s.Auth == AuthNone && s.AuthEnv != "" {
+			bad("mcp_servers.%s: auth none with auth_env", name)
+		}
+		if s.MaxTimeout < s.Timeout {
+			bad("mcp_servers.%s: max_timeout is shorter than timeout", name)
+		}
+	}
+	names := map[string]bool{}
+	hashes := map[string]bool{}
+	for i, k := range f.Keys {
+		where := fmt.Sprintf("keys[%d]", i)
+		if k.Name == "" {
+			bad("%s.name: required", where)
+		} else if names[k.Name] {
+			bad("%s.name: %q used twice", where, k.Name)
+		}
+		names[k.Name] = true
+		if !validHash(k.KeySHA256) {
+			bad("%s: want key_sha256 (64 hex digits) or key", where)
+		} else if hashes[k.KeySHA256] {
+			bad("%s: the same key is configured twice", where)
+		}
+		hashes[k.KeySHA256] = true
+		for _, s := range k.Servers {
+			if _, ok := f.MCPServers[s]; !ok {
+				bad("%s.servers: unknown server %q", where, s)
+			}
+		}
+	}
+	for _, s := range f.Worker.Servers {
+		if _, ok := f.MCPServers[s]; !ok {
+			bad("worker.servers: unknown server %q", s)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for _, c := range h {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// ServerNames returns the configured server names, sorted.
+func (f *File) ServerNames() []string {
+	names := make([]string, 0, len(f.MCPServers))
+	for n := range f.MCPServers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ToolAllowed applies the server's allowed_tools and disallowed_tools.
+func (s *Server) ToolAllowed(tool string) bool {
+	if len(s.AllowedTools) > 0 && !slices.Contains(s.AllowedTools, tool) {
+		return false
+	}
+	return !slices.Contains(s.DisallowedTools, tool)
+}

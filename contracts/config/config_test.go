@@ -1,0 +1,141 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The LiteLLM config.yaml from the core issue, as is.
+const liteLLMConfig = `
+general_settings:
+  master_key: sk-1234
+mcp_servers:
+  jira:
+    url: http://127.0.0.1:3001/mcp      # streamable HTTP (transport defaults to http)
+  legacy:
+    url: http://127.0.0.1:3002/sse
+    transport: sse
+  files:
+    transport: stdio
+    command: /usr/local/bin/some-mcp-server
+    args: ["--flag"]
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o}
+`
+
+func TestDecode_LiteLLMConfigAsIs(t *testing.T) {
+	f, err := Decode([]byte(liteLLMConfig), yaml.Unmarshal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.ServerNames(); strings.Join(got, ",") != "files,jira,legacy" {
+		t.Fatalf("servers %v", got)
+	}
+	for name, want := range map[string]string{"jira": TransportHTTP, "legacy": TransportSSE, "files": TransportStdio} {
+		if got := f.MCPServers[name].Transport; got != want {
+			t.Errorf("%s transport %q, want %q", name, got, want)
+		}
+		if f.MCPServers[name].Auth != AuthPassthrough || f.MCPServers[name].Timeout.D() != DefaultCallTimeout {
+			t.Errorf("%s defaults not applied: %+v", name, f.MCPServers[name])
+		}
+	}
+	if got := f.MCPServers["files"].Args; len(got) != 1 || got[0] != "--flag" {
+		t.Fatalf("args %v", got)
+	}
+	if len(f.Keys) != 1 || f.Keys[0].Name != "master" || f.Keys[0].KeySHA256 != HashKey("sk-1234") {
+		t.Fatalf("master_key not turned into a hashed key: %+v", f.Keys)
+	}
+	if f.GeneralSettings.MasterKey != "" {
+		t.Fatal("plaintext master key kept after load")
+	}
+}
+
+func TestDecode_KeysSection(t *testing.T) {
+	f, err := Decode([]byte(`
+mcp_servers:
+  jira: {url: "http://127.0.0.1:3001/mcp", timeout: 10s, max_timeout: 90}
+keys:
+  - name: team-a
+    key_sha256: "`+HashKey("sk-team-a")+`"
+    servers: [jira]
+    tools: [jira-create_issue]
+  - name: team-b
+    key: sk-team-b
+`), yaml.Unmarshal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Keys[1].Key != "" || f.Keys[1].KeySHA256 != HashKey("sk-team-b") {
+		t.Fatalf("plaintext key not hashed: %+v", f.Keys[1])
+	}
+	if s := f.MCPServers["jira"]; s.Timeout.D() != 10*time.Second || s.MaxTimeout.D() != 90*time.Second {
+		t.Fatalf("durations %v %v", s.Timeout, s.MaxTimeout)
+	}
+}
+
+func TestDecode_ReportsEveryProblem(t *testing.T) {
+	_, err := Decode([]byte(`
+mcp_servers:
+  "bad.name": {url: "http://x/mcp"}
+  nourl: {transport: sse}
+  weird: {url: "http://x", transport: carrier-pigeon}
+  envhttp: {url: "http://x", auth_env: TOKEN}
+  noauth: {url: "http://x", auth: sometimes}
+keys:
+  - name: a
+    key_sha256: nothex
+  - key: k
+    servers: [ghost]
+`), yaml.Unmarshal)
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "k\n") {
+		t.Error("error echoes a plaintext key")
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "priv")
+	if err := os.WriteFile(keyFile, []byte("tbsk1.a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		EnvListen: "127.0.0.1:9999", EnvNATSURL: "nats://127.0.0.1:1",
+		EnvSealPublicKeys: "tbpk1.a, tbpk1.b", EnvSealPrivateKeys + "_FILE": keyFile,
+	}
+	var f File
+	if err := f.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if f.Ingress.Listen != "127.0.0.1:9999" || f.NATS.URL != "nats://127.0.0.1:1" {
+		t.Fatalf("env not applied: %+v %+v", f.Ingress, f.NATS)
+	}
+	if strings.Join(f.Seal.PublicKeys, "|") != "tbpk1.a|tbpk1.b" || strings.Join(f.Seal.PrivateKeys, "|") != "tbsk1.a" {
+		t.Fatalf("keys %v %v", f.Seal.PublicKeys, f.Seal.PrivateKeys)
+	}
+}
+
+func TestServer_ToolAllowed(t *testing.T) {
+	s := &Server{AllowedTools: []string{"a", "b"}, DisallowedTools: []string{"b"}}
+	for tool, want := range map[string]bool{"a": true, "b": false, "c": false} {
+		if got := s.ToolAllowed(tool); got != want {
+			t.Errorf("%s: %v", tool, got)
+		}
+	}
+	if !(&Server{DisallowedTools: []string{"x"}}).ToolAllowed("y") {
+		t.Error("disallowed list blocks others")
+	}
+}
