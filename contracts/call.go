@@ -43,6 +43,10 @@ type CallRequest struct {
 	// TimeoutMS is the caller's budget for the upstream call. The worker
 	// bounds it further by the server's maximum.
 	TimeoutMS int64 `json:"timeout_ms"`
+	// ExpiresUnixMS is when the sealed token stops opening (Unix ms): the
+	// ingress's wait plus a small allowance for clock skew. It is part of the
+	// seal's binding.
+	ExpiresUnixMS int64 `json:"expires_unix_ms"`
 	// Token is the user's credential, sealed to the workers. Absent when the
 	// caller sent none or the server takes none.
 	Token *Sealed `json:"token,omitempty"`
@@ -62,13 +66,15 @@ type CallResponse struct {
 // ListRequest asks a worker for the tools of one upstream server, as seen
 // with the caller's credential. It travels on ListSubject(Server).
 type ListRequest struct {
-	Type      string  `json:"type"`
-	RequestID string  `json:"request_id"`
-	Server    string  `json:"server"`
-	KeyID     string  `json:"key_id"`
-	TimeoutMS int64   `json:"timeout_ms"`
-	Token     *Sealed `json:"token,omitempty"`
-	TokenFP   string  `json:"token_fp,omitempty"`
+	Type      string `json:"type"`
+	RequestID string `json:"request_id"`
+	Server    string `json:"server"`
+	KeyID     string `json:"key_id"`
+	TimeoutMS int64  `json:"timeout_ms"`
+	// ExpiresUnixMS: as in CallRequest.
+	ExpiresUnixMS int64   `json:"expires_unix_ms"`
+	Token         *Sealed `json:"token,omitempty"`
+	TokenFP       string  `json:"token_fp,omitempty"`
 }
 
 // ListResponse is a worker's reply to a ListRequest: exactly one of Tools
@@ -93,15 +99,22 @@ func (r *CallRequest) Timeout() time.Duration { return time.Duration(r.TimeoutMS
 // Timeout returns TimeoutMS as a duration.
 func (r *ListRequest) Timeout() time.Duration { return time.Duration(r.TimeoutMS) * time.Millisecond }
 
-// Binding is what the request's sealed token must be bound to. expires is
-// the seal's expiry and replyTo the subject the request arrived with.
-func (r *CallRequest) Binding(replyTo string, expires time.Time) Binding {
-	return Binding{Op: OpCall, RequestID: r.RequestID, Server: r.Server, Tool: r.Tool, KeyID: r.KeyID, ReplyTo: replyTo, Expires: expires}
+// Expires returns ExpiresUnixMS as a time.
+func (r *CallRequest) Expires() time.Time { return time.UnixMilli(r.ExpiresUnixMS) }
+
+// Expires returns ExpiresUnixMS as a time.
+func (r *ListRequest) Expires() time.Time { return time.UnixMilli(r.ExpiresUnixMS) }
+
+// Binding is what the request's sealed token must be bound to; replyTo is
+// the reply subject the request arrived with. A worker builds it from the
+// message it received, never from the sealed field.
+func (r *CallRequest) Binding(replyTo string) Binding {
+	return Binding{Op: OpCall, RequestID: r.RequestID, Server: r.Server, Tool: r.Tool, KeyID: r.KeyID, ReplyTo: replyTo, Expires: r.Expires()}
 }
 
 // Binding is what the request's sealed token must be bound to.
-func (r *ListRequest) Binding(replyTo string, expires time.Time) Binding {
-	return Binding{Op: OpList, RequestID: r.RequestID, Server: r.Server, KeyID: r.KeyID, ReplyTo: replyTo, Expires: expires}
+func (r *ListRequest) Binding(replyTo string) Binding {
+	return Binding{Op: OpList, RequestID: r.RequestID, Server: r.Server, KeyID: r.KeyID, ReplyTo: replyTo, Expires: r.Expires()}
 }
 
 // DecodeCallRequest decodes and validates a CallRequest.
@@ -121,7 +134,7 @@ func (r *CallRequest) Validate() error {
 	if r.Type != TypeCallRequest {
 		return badMessage("type %q, want %q", r.Type, TypeCallRequest)
 	}
-	if err := validateCommon(r.RequestID, r.Server, r.KeyID, r.TimeoutMS, r.Token); err != nil {
+	if err := validateCommon(r.RequestID, r.Server, r.KeyID, r.TimeoutMS, r.ExpiresUnixMS, r.Token); err != nil {
 		return err
 	}
 	if r.Tool == "" || len(r.Tool) > maxToolNameLen {
@@ -150,7 +163,7 @@ func (r *ListRequest) Validate() error {
 	if r.Type != TypeListRequest {
 		return badMessage("type %q, want %q", r.Type, TypeListRequest)
 	}
-	return validateCommon(r.RequestID, r.Server, r.KeyID, r.TimeoutMS, r.Token)
+	return validateCommon(r.RequestID, r.Server, r.KeyID, r.TimeoutMS, r.ExpiresUnixMS, r.Token)
 }
 
 // DecodeCallResponse decodes and validates a CallResponse.
@@ -190,7 +203,7 @@ func decode(data []byte, v any) error {
 	return nil
 }
 
-func validateCommon(requestID, server, keyID string, timeoutMS int64, token *Sealed) error {
+func validateCommon(requestID, server, keyID string, timeoutMS, expiresMS int64, token *Sealed) error {
 	switch {
 	case requestID == "" || len(requestID) > maxIDLen:
 		return badMessage("request_id must be 1 to %d bytes", maxIDLen)
@@ -200,6 +213,8 @@ func validateCommon(requestID, server, keyID string, timeoutMS int64, token *Sea
 		return badMessage("key_id longer than %d bytes", maxIDLen)
 	case timeoutMS <= 0:
 		return badMessage("timeout_ms must be positive")
+	case token != nil && expiresMS <= 0:
+		return badMessage("a sealed token needs expires_unix_ms")
 	}
 	if token != nil {
 		return token.validate()

@@ -27,7 +27,7 @@ func goldenMessages() map[string]any {
 		"call_request": &CallRequest{
 			Type: TypeCallRequest, RequestID: "req-1", Server: "jira", Tool: "create_issue",
 			Arguments: json.RawMessage(`{"summary":"New ticket"}`), KeyID: "team-a",
-			TimeoutMS: 30000, Token: sealed, TokenFP: "fp_0123456789ab",
+			TimeoutMS: 30000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
 		},
 		"call_response_result": &CallResponse{
 			Type: TypeCallResponse, RequestID: "req-1",
@@ -40,7 +40,7 @@ func goldenMessages() map[string]any {
 		},
 		"list_request": &ListRequest{
 			Type: TypeListRequest, RequestID: "req-2", Server: "jira", KeyID: "team-a",
-			TimeoutMS: 10000, Token: sealed, TokenFP: "fp_0123456789ab",
+			TimeoutMS: 10000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
 		},
 		"list_response": &ListResponse{
 			Type: TypeListResponse, RequestID: "req-2",
@@ -120,7 +120,11 @@ func TestDecodeCallRequest_RejectsBadMessages(t *testing.T) {
 		{"arguments not an object", func(m map[string]any) { m["arguments"] = []int{1} }},
 		{"zero timeout", func(m map[string]any) { m["timeout_ms"] = 0 }},
 		{"timeout as string", func(m map[string]any) { m["timeout_ms"] = "1000" }},
+		{"token without expiry", func(m map[string]any) {
+			m["token"] = map[string]any{"v": 1, "kid": "k", "enc": make([]byte, encSize), "nonce": make([]byte, sealNonceSize), "ct": make([]byte, 32)}
+		}},
 		{"short nonce", func(m map[string]any) {
+			m["expires_unix_ms"] = 1
 			m["token"] = map[string]any{"v": 1, "kid": "k", "enc": make([]byte, encSize), "nonce": []byte{1}, "ct": make([]byte, 32)}
 		}},
 	}
