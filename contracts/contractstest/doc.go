@@ -1,0 +1,9 @@
+// Package contractstest holds test helpers for code that talks over NATS:
+// an embedded nats-server with JetStream on a random loopback port and a
+// temporary store (StartNATS), and a recorder of every message on a subject
+// (RecordAll) for asserting what crossed the bus, in particular that a
+// secret never did.
+//
+// Everything is torn down with t.Cleanup; helpers fail the test through t
+// instead of returning errors. Only tests should import this package.
+package contractstest

@@ -1,0 +1,91 @@
+package demoserver
+
+import (
+	"net/http"
+	"sync"
+)
+
+// RecordedRequest is one HTTP request as the demo server received it.
+type RecordedRequest struct {
+	Method        string
+	Path          string
+	Authorization string
+	// Header is a copy of the full request header map.
+	Header http.Header
+}
+
+// Recorder records every HTTP request a demo server receives, before
+// authentication and before mcp-go sees it. Its zero value is ready to use and
+// it is safe for concurrent use. The accessors return copies.
+type Recorder struct {
+	mu   sync.Mutex
+	reqs []RecordedRequest
+}
+
+func (r *Recorder) record(req *http.Request) {
+	rec := RecordedRequest{
+		Method:        req.Method,
+		Path:          req.URL.Path,
+		Authorization: req.Header.Get("Authorization"),
+		Header:        req.Header.Clone(),
+	}
+	r.mu.Lock()
+	r.reqs = append(r.reqs, rec)
+	r.mu.Unlock()
+}
+
+// Entries returns every recorded request, oldest first.
+func (r *Recorder) Entries() []RecordedRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]RecordedRequest, len(r.reqs))
+	for i, rec := range r.reqs {
+		rec.Header = rec.Header.Clone()
+		out[i] = rec
+	}
+	return out
+}
+
+// Requests returns a copy of each recorded request's header map, oldest first.
+func (r *Recorder) Requests() []http.Header {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]http.Header, len(r.reqs))
+	for i, rec := range r.reqs {
+		out[i] = rec.Header.Clone()
+	}
+	return out
+}
+
+// Authorizations returns each recorded request's Authorization header ("" when
+// absent), oldest first.
+func (r *Recorder) Authorizations() []string {
+	return r.Values("Authorization")
+}
+
+// Values returns the value of the named header ("" when absent) for each
+// recorded request, oldest first. Any header can be asked for, since the full
+// header map of every request is kept.
+func (r *Recorder) Values(name string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.reqs))
+	for i, rec := range r.reqs {
+		out[i] = rec.Header.Get(name)
+	}
+	return out
+}
+
+// Len returns the number of recorded requests.
+func (r *Recorder) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.reqs)
+}
+
+// Reset forgets every recorded request.
+func (r *Recorder) Reset() {
+	r.mu.Lock()
+	r.reqs = nil
+	r.mu.Unlock()
+}
