@@ -16,6 +16,10 @@ const (
 	AllCallsSubject = callPrefix + "*"
 	// AllListsSubject matches the tools/list subject of every server.
 	AllListsSubject = listPrefix + "*"
+	// PingSubject is answered by every worker (no queue group): readiness
+	// checks and pool views gather the replies.
+	PingSubject = SubjectRoot + ".ping"
+
 	// AllJobsSubject matches every async job subject (the JetStream stream's filter).
 	AllJobsSubject = jobsPrefix + ">"
 
