@@ -1,0 +1,316 @@
+package handler_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/handler"
+	"github.com/toolbus/toolbus/worker/internal/workertest"
+	"github.com/toolbus/toolbus/worker/upstream"
+)
+
+const reply = "_INBOX.test-reply"
+
+type fixture struct {
+	h    *handler.Handler
+	keys workertest.Keys
+	logs *workertest.LogBuffer
+	demo *demoserver.Running
+	now  time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{keys: workertest.NewKeys(t), logs: &workertest.LogBuffer{}}
+	f.demo = workertest.StartDemo(t, demoserver.Options{}, demoserver.TransportHTTP)
+	cfg := workertest.Config(t, map[string]*config.Server{
+		"demo":    {URL: f.demo.URL, DisallowedTools: []string{demoserver.ToolFail}},
+		"open":    {URL: f.demo.URL, Auth: config.AuthNone},
+		"limited": {URL: f.demo.URL, Timeout: config.Duration(50 * time.Millisecond), MaxTimeout: config.Duration(100 * time.Millisecond)},
+	}, config.Worker{})
+	up := upstream.New(upstream.Options{Logger: f.logs.Logger()})
+	t.Cleanup(func() { _ = up.Close() })
+	f.h = handler.New(handler.Config{File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger()})
+	return f
+}
+
+func (f *fixture) call(t *testing.T, subject string, data []byte) *contracts.CallResponse {
+	t.Helper()
+	out := f.h.HandleCall(workertest.Ctx(t), subject, reply, data)
+	if out == nil {
+		t.Fatal("no reply")
+	}
+	resp, err := contracts.DecodeCallResponse(out)
+	if err != nil {
+		t.Fatalf("reply %s: %v", out, err)
+	}
+	return resp
+}
+
+func code(resp *contracts.CallResponse) contracts.ErrorCode {
+	if resp.Error == nil {
+		return ""
+	}
+	return resp.Error.Code
+}
+
+func TestHandler_HandleCall(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const token = "Bearer user-token-1"
+
+	t.Run("passes the opened token upstream", func(t *testing.T) {
+		req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolWhoami, Token: token}, reply)
+		resp := f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req))
+		if resp.Error != nil {
+			t.Fatalf("error %+v", resp.Error)
+		}
+		if resp.RequestID != req.RequestID {
+			t.Errorf("request_id = %q, want %q", resp.RequestID, req.RequestID)
+		}
+		if got := workertest.Text(t, resp.Result); got != token {
+			t.Errorf("whoami = %q, want %q", got, token)
+		}
+	})
+
+	tests := []struct {
+		name    string
+		subject string
+		build   func(t *testing.T) *contracts.CallRequest
+		want    contracts.ErrorCode
+	}{
+		{
+			name: "unknown server", subject: contracts.CallSubject("nope"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "nope", Tool: "echo"}, reply)
+			},
+			want: contracts.CodeUnknownServer,
+		},
+		{
+			name: "disallowed tool", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolFail, Token: token}, reply)
+			},
+			want: contracts.CodeForbidden,
+		},
+		{
+			name: "unknown tool", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "nope", Token: token}, reply)
+			},
+			want: contracts.CodeUnknownTool,
+		},
+		{
+			name: "sealed for another reply subject", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, "_INBOX.elsewhere")
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "tool changed after sealing", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+				req.Tool = demoserver.ToolEcho
+				req.Arguments = json.RawMessage(`{"text":"x"}`)
+				return req
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "key id changed after sealing", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+				req.KeyID = "team-b"
+				return req
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "expiry extended after sealing", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+				req.ExpiresUnixMS += 60_000
+				return req
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "expired", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token, Expires: time.Now().Add(-time.Second)}, reply)
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "sealed to another key", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return workertest.NewKeys(t).Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "server field names another server than the subject", subject: contracts.CallSubject("limited"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "server changed to match another subject", subject: contracts.CallSubject("limited"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+				req.Server = "limited"
+				return req
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "moved without a token", subject: contracts.CallSubject("limited"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami"}, reply)
+			},
+			want: contracts.CodeInvalidRequest,
+		},
+		{
+			name: "timeout bounded by the server's max_timeout", subject: contracts.CallSubject("limited"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				return f.keys.Request(t, workertest.Call{Server: "limited", Tool: demoserver.ToolSlow, Args: `{"ms":3000}`, Timeout: 5 * time.Second}, reply)
+			},
+			want: contracts.CodeUpstreamTimeout,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			resp := f.call(t, tt.subject, workertest.Encode(t, tt.build(t)))
+			if got := code(resp); got != tt.want {
+				t.Errorf("code = %q (%+v), want %q", got, resp.Error, tt.want)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("took %s", d)
+			}
+		})
+	}
+
+	t.Run("tampered ciphertext", func(t *testing.T) {
+		req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+		req.Token.Ciphertext[0] ^= 1
+		if got := code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req))); got != contracts.CodeSealInvalid {
+			t.Errorf("code = %q, want seal_invalid", got)
+		}
+	})
+
+	t.Run("replayed", func(t *testing.T) {
+		data := workertest.Encode(t, f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply))
+		if got := code(f.call(t, contracts.CallSubject("demo"), data)); got != "" {
+			t.Fatalf("first use: code = %q", got)
+		}
+		resp := f.call(t, contracts.CallSubject("demo"), data)
+		if code(resp) != contracts.CodeSealInvalid || resp.Error.Retryable {
+			t.Errorf("replay: %+v, want non-retryable seal_invalid", resp.Error)
+		}
+	})
+
+	t.Run("auth none never opens the token", func(t *testing.T) {
+		// Sealed to a key this worker does not hold: opening would fail.
+		req := workertest.NewKeys(t).Request(t, workertest.Call{Server: "open", Tool: demoserver.ToolWhoami, Token: token}, reply)
+		resp := f.call(t, contracts.CallSubject("open"), workertest.Encode(t, req))
+		if resp.Error != nil {
+			t.Fatalf("error %+v", resp.Error)
+		}
+		if got := workertest.Text(t, resp.Result); got != "" {
+			t.Errorf("whoami = %q, want nothing", got)
+		}
+	})
+
+	t.Run("malformed", func(t *testing.T) {
+		if out := f.h.HandleCall(workertest.Ctx(t), contracts.CallSubject("demo"), reply, []byte(`{"type":`)); out != nil {
+			t.Errorf("reply to a message without request id: %s", out)
+		}
+		resp := f.call(t, contracts.CallSubject("demo"), []byte(`{"type":"toolbus.call.request.v1","request_id":"r1","server":"demo"}`))
+		if code(resp) != contracts.CodeInvalidRequest || resp.RequestID != "r1" {
+			t.Errorf("reply %+v, want invalid_request for r1", resp)
+		}
+	})
+
+	t.Run("one log line per request without the token", func(t *testing.T) {
+		logs := f.logs.String()
+		for _, secret := range []string{token, "user-token-1"} {
+			if strings.Contains(logs, secret) {
+				t.Fatalf("the token is in the logs:\n%s", logs)
+			}
+		}
+		var requests int
+		for _, line := range f.logs.Lines(t) {
+			if line["message"] != "request" {
+				continue
+			}
+			requests++
+			for _, k := range []string{"request_id", "key_id", "server", "tool", "status", "duration_ms", "token_fp"} {
+				if _, ok := line[k]; !ok {
+					t.Errorf("log line without %s: %v", k, line)
+				}
+			}
+		}
+		if requests == 0 {
+			t.Error("no request log lines")
+		}
+		if !strings.Contains(logs, contracts.Fingerprint(token)) {
+			t.Error("the token's fingerprint is not logged")
+		}
+	})
+}
+
+func TestHandler_HandleList(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	req := f.keys.ListRequest(t, "demo", "Bearer x", reply)
+	out := f.h.HandleList(workertest.Ctx(t), contracts.ListSubject("demo"), reply, workertest.Encode(t, req))
+	resp, err := contracts.DecodeListResponse(out)
+	if err != nil {
+		t.Fatalf("reply %s: %v", out, err)
+	}
+	if resp.Error != nil {
+		t.Fatalf("error %+v", resp.Error)
+	}
+	var tools []struct{ Name string }
+	if err := json.Unmarshal(resp.Tools, &tools); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range tools {
+		if tool.Name == demoserver.ToolFail {
+			t.Error("disallowed tool listed")
+		}
+	}
+	if len(tools) != 3 {
+		t.Errorf("got %d tools, want 3", len(tools))
+	}
+
+	// Replayed on the call subject: a list seal does not open a call.
+	call := &contracts.CallRequest{
+		Type: contracts.TypeCallRequest, RequestID: req.RequestID, Server: "demo", Tool: "whoami",
+		KeyID: req.KeyID, TimeoutMS: 1000, ExpiresUnixMS: req.ExpiresUnixMS, Token: req.Token,
+	}
+	if got := code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, call))); got != contracts.CodeSealInvalid {
+		t.Errorf("list seal used for a call: code = %q, want seal_invalid", got)
+	}
+}
+
+func TestReject(t *testing.T) {
+	t.Parallel()
+	e := contracts.NewError(contracts.CodeOverloaded, "busy")
+	out := handler.RejectCall([]byte(`{"request_id":"r9","type":"x"}`), e)
+	resp, err := contracts.DecodeCallResponse(out)
+	if err != nil || resp.RequestID != "r9" || resp.Error.Code != contracts.CodeOverloaded || !resp.Error.Retryable {
+		t.Errorf("RejectCall = %s, %v", out, err)
+	}
+	if out := handler.RejectList([]byte(`nope`), e); out != nil {
+		t.Errorf("RejectList without request id = %s", out)
+	}
+}

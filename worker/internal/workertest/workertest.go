@@ -1,0 +1,235 @@
+// Package workertest holds helpers for the worker's tests: a log buffer,
+// demo upstreams, configurations and sealed requests built with a real
+// contracts.Sealer.
+package workertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/demoserver"
+)
+
+// Timeout bounds every wait in the worker's tests.
+const Timeout = 10 * time.Second
+
+// Ctx returns a context that ends after Timeout or with the test.
+func Ctx(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), Timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// LogBuffer is a zerolog destination safe for concurrent use.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Logger returns a debug-level logger writing to b.
+func (b *LogBuffer) Logger() zerolog.Logger {
+	return zerolog.New(b).Level(zerolog.DebugLevel).With().Str("component", "worker").Logger()
+}
+
+// Lines decodes every log line.
+func (b *LogBuffer) Lines(t testing.TB) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// StartDemo runs a demo MCP server until the test ends.
+func StartDemo(t testing.TB, opts demoserver.Options, transport string) *demoserver.Running {
+	t.Helper()
+	run, err := demoserver.Start(t.Context(), opts, transport)
+	if err != nil {
+		t.Fatalf("demoserver.Start(%s): %v", transport, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		_ = run.Close(ctx)
+	})
+	return run
+}
+
+// Config returns a normalized configuration with servers.
+func Config(t testing.TB, servers map[string]*config.Server, worker config.Worker) *config.File {
+	t.Helper()
+	f := &config.File{MCPServers: servers, Worker: worker}
+	if err := f.Normalize(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return f
+}
+
+// Keys is a sealing key pair.
+type Keys struct {
+	Sealer *contracts.Sealer
+	Opener *contracts.Opener
+}
+
+// NewKeys returns a fresh key pair.
+func NewKeys(t testing.TB) Keys {
+	t.Helper()
+	k, err := contracts.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Keys{Sealer: contracts.NewSealer(k.Public(), 0), Opener: contracts.NewOpener(k)}
+}
+
+var nextID atomic.Int64
+
+// Call describes a tools/call request.
+type Call struct {
+	Server, Tool string
+	Args         string // JSON object, or empty
+	Token        string // the user's credential; empty for none
+	KeyID        string // default "team-a"
+	Timeout      time.Duration
+	Expires      time.Time // default now + Timeout + 5s
+}
+
+// Request returns the CallRequest for c, its token sealed for replyTo.
+func (k Keys) Request(t testing.TB, c Call, replyTo string) *contracts.CallRequest {
+	t.Helper()
+	if c.KeyID == "" {
+		c.KeyID = "team-a"
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 5 * time.Second
+	}
+	if c.Expires.IsZero() {
+		c.Expires = time.Now().Add(c.Timeout + 5*time.Second)
+	}
+	req := &contracts.CallRequest{
+		Type:          contracts.TypeCallRequest,
+		RequestID:     fmt.Sprintf("req-%d", nextID.Add(1)),
+		Server:        c.Server,
+		Tool:          c.Tool,
+		KeyID:         c.KeyID,
+		TimeoutMS:     c.Timeout.Milliseconds(),
+		ExpiresUnixMS: c.Expires.UnixMilli(),
+	}
+	if c.Args != "" {
+		req.Arguments = json.RawMessage(c.Args)
+	}
+	if c.Token != "" {
+		s, err := k.Sealer.Seal(c.Token, req.Binding(replyTo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Token = s
+		req.TokenFP = contracts.Fingerprint(c.Token)
+	}
+	return req
+}
+
+// ListRequest returns a tools/list request for server, sealed for replyTo.
+func (k Keys) ListRequest(t testing.TB, server, token, replyTo string) *contracts.ListRequest {
+	t.Helper()
+	req := &contracts.ListRequest{
+		Type:          contracts.TypeListRequest,
+		RequestID:     fmt.Sprintf("list-%d", nextID.Add(1)),
+		Server:        server,
+		KeyID:         "team-a",
+		TimeoutMS:     5000,
+		ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli(),
+	}
+	if token != "" {
+		s, err := k.Sealer.Seal(token, req.Binding(replyTo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Token = s
+		req.TokenFP = contracts.Fingerprint(token)
+	}
+	return req
+}
+
+// Encode marshals v.
+func Encode(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Result is the part of an MCP CallToolResult the tests look at.
+type Result struct {
+	Content []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"content"`
+	IsError bool `json:"isError"`
+}
+
+// Text returns the first text content of a CallToolResult.
+func Text(t testing.TB, raw json.RawMessage) string {
+	t.Helper()
+	var r Result
+	if err := json.Unmarshal(raw, &r); err != nil || len(r.Content) == 0 {
+		t.Fatalf("result %s: %v", raw, err)
+	}
+	return r.Content[0].Text
+}
+
+// WaitFor polls cond until it holds, failing the test after Timeout.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// UpstreamSawCall reports whether the demo server received a tools/call.
+func UpstreamSawCall(run *demoserver.Running) bool {
+	for _, m := range run.Recorder.Values("Mcp-Method") {
+		if m == "tools/call" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,219 @@
+// Command worker is toolbus's worker process: it takes tool calls and tool
+// lists from NATS, opens the sealed user token and calls the upstream MCP
+// servers with it.
+//
+//	worker --config FILE [--servers a,b]   run a worker
+//	worker keygen                          print a new sealing key pair
+//	worker demo-server [flags]             run the demo MCP server
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/pool"
+)
+
+// Shutdown bounds beyond worker.drain_timeout.
+const (
+	stopMargin        = 5 * time.Second
+	natsDrainTimeout  = 5 * time.Second
+	natsReconnectWait = time.Second
+	defaultNATSName   = "toolbus-worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; it returns when ctx ends (after a graceful
+// stop) or on a startup error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "keygen":
+			return keygen(stdout)
+		case "demo-server":
+			return demoserver.Main(ctx, args[1:], stdout)
+		}
+	}
+
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: worker --config FILE [--servers a,b]\n       worker keygen\n       worker demo-server [--transport http|sse|stdio] ...\n\n")
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "configuration file (YAML; a LiteLLM config.yaml works as is)")
+	servers := fs.String("servers", "", "comma-separated servers this worker serves (default: worker.servers, else all)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *configPath == "" {
+		fs.Usage()
+		return errors.New("--config FILE is required")
+	}
+
+	log := zerolog.New(stderr).With().Timestamp().Str("component", "worker").Logger()
+	cfg, err := loadConfig(*configPath, *servers, os.Getenv)
+	if err != nil {
+		return err
+	}
+	keys, err := cfg.Seal.ParsePrivateKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return errors.New("no sealing private key: set seal.private_keys, seal.private_keys_file or " +
+			config.EnvSealPrivateKeys + " (generate a pair with: go run ./worker keygen)")
+	}
+
+	nc, err := connect(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	p, err := pool.New(cfg, nc, contracts.NewOpener(keys...), log)
+	if err != nil {
+		return err
+	}
+	if err := p.Start(ctx); err != nil {
+		_ = p.Stop(context.Background())
+		return err
+	}
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID()
+	}
+	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Strs("seal_key_ids", ids).Msg("worker ready")
+
+	<-ctx.Done()
+	log.Info().Msg("stopping: draining in-flight calls")
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Worker.DrainTimeout.D()+stopMargin)
+	defer cancel()
+	stopErr := p.Stop(stopCtx)
+	drainNATS(nc, log)
+	if stopErr != nil {
+		log.Warn().Str("error", stopErr.Error()).Msg("stopped with errors")
+	} else {
+		log.Info().Msg("stopped")
+	}
+	return nil
+}
+
+// loadConfig reads the file, applies the environment and --servers, and
+// validates the result.
+func loadConfig(path, servers string, getenv func(string) string) (*config.File, error) {
+	cfg, err := config.Load(path, yaml.Unmarshal)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return nil, err
+	}
+	if servers != "" {
+		cfg.Worker.Servers = nil
+		for _, s := range strings.Split(servers, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				cfg.Worker.Servers = append(cfg.Worker.Servers, s)
+			}
+		}
+	}
+	if err := cfg.Normalize(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// connect dials NATS; once connected, the connection reconnects forever.
+func connect(cfg *config.File, log zerolog.Logger) (*nats.Conn, error) {
+	name := cfg.NATS.Name
+	if name == "" {
+		name = defaultNATSName
+	}
+	nc, err := nats.Connect(cfg.NATS.URL,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(natsReconnectWait),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			ev := log.Warn()
+			if err != nil {
+				ev = ev.Str("error", err.Error())
+			}
+			ev.Msg("NATS disconnected")
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			ev := log.Error().Str("error", err.Error())
+			if sub != nil {
+				ev = ev.Str("subject", sub.Subject)
+			}
+			ev.Msg("NATS error")
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// drainNATS flushes what is left to publish and closes the connection,
+// waiting a bounded time.
+func drainNATS(nc *nats.Conn, log zerolog.Logger) {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-closed:
+	case <-time.After(natsDrainTimeout):
+		log.Warn().Msg("NATS drain timed out")
+		nc.Close()
+	}
+}
+
+// keygen prints a new sealing key pair, each key alone on a labelled line.
+func keygen(w io.Writer) error {
+	k, err := contracts.GenerateKeyPair()
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, `# toolbus sealing key pair, key id %s
+# Public key, for every ingress: seal.public_keys or %s
+public:  %s
+# Private key, for every worker: seal.private_keys or %s. Keep it secret.
+private: %s
+`, k.ID(), config.EnvSealPublicKeys, k.Public().String(), config.EnvSealPrivateKeys, k.Secret())
+	return err
+}

@@ -1,0 +1,494 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/handler"
+	"github.com/toolbus/toolbus/worker/upstream"
+)
+
+// Timeouts of the lifecycle.
+const (
+	// flushTimeout bounds Start's wait for the server to register the
+	// subscriptions when Start's context has no deadline.
+	flushTimeout = 5 * time.Second
+	// cancelGrace is how long Stop waits, after cancelling the calls that
+	// outlived the drain timeout, for them to send their replies.
+	cancelGrace = 2 * time.Second
+	// DefaultQueueWait is how long a request waits for a call slot.
+	DefaultQueueWait = 5 * time.Second
+	// headerTimeoutMargin is added to the longest server max_timeout to get
+	// the upstream response header timeout.
+	headerTimeoutMargin = 30 * time.Second
+)
+
+// Option adjusts a Pool.
+type Option func(*options)
+
+type options struct {
+	servers   []string
+	name      string
+	upstream  *upstream.Options
+	now       func() time.Time
+	queue     int // waiting requests per server; -1 means as many as the server's slots
+	queueWait time.Duration
+}
+
+// WithServers limits the pool to some servers, overriding worker.servers.
+func WithServers(names ...string) Option {
+	return func(o *options) { o.servers = names }
+}
+
+// WithName sets the name the pool answers pings with (default worker.name,
+// else host name and process id).
+func WithName(name string) Option {
+	return func(o *options) { o.name = name }
+}
+
+// WithUpstreamOptions replaces the upstream pool options derived from the
+// configuration (worker.max_clients, worker.client_idle_ttl). Logger is
+// always the pool's.
+func WithUpstreamOptions(u upstream.Options) Option {
+	return func(o *options) { o.upstream = &u }
+}
+
+// WithQueue bounds the requests that wait for a slot: at most depth per
+// server, each for at most wait, after which it is answered overloaded.
+// depth 0 answers overloaded as soon as every slot is busy. The default is
+// a depth equal to the server's max_concurrency and DefaultQueueWait.
+func WithQueue(depth int, wait time.Duration) Option {
+	return func(o *options) { o.queue, o.queueWait = depth, wait }
+}
+
+// WithClock sets the clock used to check seal expiry (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// Pool is a worker process's consumers: for each server it serves it takes
+// tools/call and tools/list requests from NATS in the workers' queue group,
+// runs them with bounded concurrency and replies. It answers pings too.
+type Pool struct {
+	nc      *nats.Conn
+	log     zerolog.Logger
+	h       *handler.Handler
+	up      *upstream.Pool
+	name    string
+	servers []string
+	drain   time.Duration
+
+	global    chan struct{}       // process-wide call slots
+	limits    map[string]*limiter // per-server call slots and wait queue
+	queueWait time.Duration
+
+	// Calls run on callCtx, detached from Start's context so that a signal
+	// does not cut them; Stop cancels it when the drain timeout passes.
+	callCtx    context.Context
+	cancelCall context.CancelFunc
+	inflight   *tracker
+
+	mu      sync.Mutex
+	subs    []*nats.Subscription
+	started bool
+	stopped bool
+}
+
+// New returns a Pool for cfg's servers (worker.servers if set, else all) on
+// nc, opening tokens with opener. Start it to take requests.
+func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.Logger, opts ...Option) (*Pool, error) {
+	o := options{servers: cfg.Worker.Servers, name: cfg.Worker.Name, now: time.Now, queue: -1, queueWait: DefaultQueueWait}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case nc == nil:
+		return nil, errors.New("worker pool: no NATS connection")
+	case opener == nil:
+		return nil, errors.New("worker pool: no opener (sealing private keys)")
+	}
+	servers := slices.Clone(o.servers)
+	if len(servers) == 0 {
+		servers = cfg.ServerNames()
+	}
+	slices.Sort(servers)
+	servers = slices.Compact(servers)
+	var unknown []string
+	for _, s := range servers {
+		if cfg.MCPServers[s] == nil {
+			unknown = append(unknown, s)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("worker pool: unknown servers %q (configured: %q)", unknown, cfg.ServerNames())
+	}
+	if o.name == "" {
+		host, _ := os.Hostname()
+		o.name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+
+	var uo upstream.Options
+	if o.upstream != nil {
+		uo = *o.upstream
+	} else {
+		var longest time.Duration
+		for _, s := range servers {
+			longest = max(longest, cfg.MCPServers[s].MaxTimeout.D())
+		}
+		uo = upstream.Options{
+			MaxClients: cfg.Worker.MaxClients,
+			IdleTTL:    cfg.Worker.ClientIdleTTL.D(),
+			Transport:  upstream.NewHTTPTransport(longest + headerTimeoutMargin),
+		}
+	}
+	uo.Logger = log
+	up := upstream.New(uo)
+
+	globalSlots := cfg.Worker.MaxConcurrency
+	if globalSlots <= 0 {
+		globalSlots = config.DefaultWorkerConc
+	}
+	p := &Pool{
+		nc:        nc,
+		log:       log,
+		up:        up,
+		name:      o.name,
+		servers:   servers,
+		drain:     cfg.Worker.DrainTimeout.D(),
+		global:    make(chan struct{}, globalSlots),
+		limits:    make(map[string]*limiter, len(servers)),
+		queueWait: o.queueWait,
+		inflight:  newTracker(),
+		h: handler.New(handler.Config{
+			File: cfg, Opener: opener, Upstream: up, Logger: log, Now: o.now,
+		}),
+	}
+	if p.drain <= 0 {
+		p.drain = config.DefaultDrainTimeout
+	}
+	for _, s := range servers {
+		n := cfg.MCPServers[s].MaxConcurrency
+		if n <= 0 {
+			n = config.DefaultServerConc
+		}
+		depth := o.queue
+		if depth < 0 {
+			depth = n
+		}
+		p.limits[s] = &limiter{slots: make(chan struct{}, n), queue: make(chan struct{}, depth)}
+	}
+	return p, nil
+}
+
+// Servers returns the servers the pool serves.
+func (p *Pool) Servers() []string { return slices.Clone(p.servers) }
+
+// Start subscribes to the call and list subjects of every served server (in
+// the workers' queue group) and to the ping subject, and returns once the
+// NATS server has registered them. ctx bounds Start only: calls do not end
+// with it (see Stop).
+func (p *Pool) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started || p.stopped {
+		return errors.New("worker pool: already started")
+	}
+	p.started = true
+	p.callCtx, p.cancelCall = context.WithCancel(context.WithoutCancel(ctx))
+
+	ping, err := json.Marshal(contracts.PingResponse{Type: contracts.TypePingResponse, Worker: p.name, Servers: p.servers})
+	if err != nil {
+		return err
+	}
+	subscribe := func(subject string, queue bool, cb nats.MsgHandler) error {
+		var sub *nats.Subscription
+		var err error
+		if queue {
+			sub, err = p.nc.QueueSubscribe(subject, contracts.WorkerQueueGroup, cb)
+		} else {
+			sub, err = p.nc.Subscribe(subject, cb)
+		}
+		if err != nil {
+			return fmt.Errorf("worker pool: subscribe %s: %w", subject, err)
+		}
+		p.subs = append(p.subs, sub)
+		return nil
+	}
+	err = subscribe(contracts.PingSubject, false, func(m *nats.Msg) {
+		if m.Reply != "" {
+			_ = p.nc.Publish(m.Reply, ping)
+		}
+	})
+	for _, s := range p.servers {
+		if err != nil {
+			break
+		}
+		lim := p.limits[s]
+		if err = subscribe(contracts.CallSubject(s), true, p.dispatch(s, lim, p.h.HandleCall, handler.RejectCall)); err == nil {
+			err = subscribe(contracts.ListSubject(s), true, p.dispatch(s, lim, p.h.HandleList, handler.RejectList))
+		}
+	}
+	if err == nil {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+			defer cancel()
+		}
+		if err = p.nc.FlushWithContext(ctx); err != nil {
+			err = fmt.Errorf("worker pool: register subscriptions: %w", err)
+		}
+	}
+	if err != nil {
+		for _, sub := range p.subs {
+			_ = sub.Unsubscribe()
+		}
+		p.subs = nil
+		return err
+	}
+	p.log.Info().Strs("servers", p.servers).Str("worker", p.name).Msg("worker pool started")
+	return nil
+}
+
+type handleFunc func(ctx context.Context, subject, reply string, data []byte) []byte
+
+// limiter is one server's call slots and the queue of requests waiting for
+// one.
+type limiter struct {
+	slots chan struct{}
+	queue chan struct{}
+}
+
+// dispatch returns the subscription callback for one server's subject. NATS
+// runs a subscription's callbacks one at a time, so the callback never
+// blocks: with a free slot (in the server's and the process's limits) it
+// hands the request to a goroutine; otherwise, if the server's wait queue has
+// room, to a goroutine that waits up to queueWait for a slot; otherwise it
+// answers overloaded at once. Nothing queues without bound.
+func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject func([]byte, *contracts.Error) []byte) nats.MsgHandler {
+	overloaded := func(m *nats.Msg) {
+		p.log.Warn().Str("server", server).Msg("overloaded: no free call slot")
+		p.respond(m.Reply, reject(m.Data, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server)), m.Data, reject)
+	}
+	return func(m *nats.Msg) {
+		if m.Reply == "" {
+			p.log.Warn().Str("server", server).Str("subject", m.Subject).Msg("request without a reply subject ignored")
+			return
+		}
+		if !p.inflight.add() {
+			p.respond(m.Reply, reject(m.Data, contracts.NewError(contracts.CodeOverloaded, "worker shutting down")), m.Data, reject)
+			return
+		}
+		run := func() {
+			defer p.release(lim)
+			p.respond(m.Reply, handle(p.callCtx, m.Subject, m.Reply, m.Data), m.Data, reject)
+		}
+		if p.tryAcquire(lim) {
+			go func() {
+				defer p.inflight.done()
+				run()
+			}()
+			return
+		}
+		select {
+		case lim.queue <- struct{}{}:
+		default:
+			p.inflight.done()
+			overloaded(m)
+			return
+		}
+		go func() {
+			defer p.inflight.done()
+			ok := p.waitAcquire(lim)
+			<-lim.queue
+			if !ok {
+				overloaded(m)
+				return
+			}
+			run()
+		}()
+	}
+}
+
+// tryAcquire takes a server slot and a process slot if both are free.
+func (p *Pool) tryAcquire(lim *limiter) bool {
+	select {
+	case lim.slots <- struct{}{}:
+	default:
+		return false
+	}
+	select {
+	case p.global <- struct{}{}:
+		return true
+	default:
+		<-lim.slots
+		return false
+	}
+}
+
+// waitAcquire takes a server slot, then a process slot, waiting up to
+// queueWait. (Every holder of a process slot holds a server slot and is
+// running, so waiting in this order cannot deadlock.)
+func (p *Pool) waitAcquire(lim *limiter) bool {
+	timer := time.NewTimer(p.queueWait)
+	defer timer.Stop()
+	select {
+	case lim.slots <- struct{}{}:
+	case <-timer.C:
+		return false
+	case <-p.callCtx.Done():
+		return false
+	}
+	select {
+	case p.global <- struct{}{}:
+		return true
+	case <-timer.C:
+	case <-p.callCtx.Done():
+	}
+	<-lim.slots
+	return false
+}
+
+func (p *Pool) release(lim *limiter) {
+	<-p.global
+	<-lim.slots
+}
+
+// respond publishes a reply. A reply larger than the connection's maximum
+// payload is replaced by an error, so the caller is not left waiting.
+func (p *Pool) respond(reply string, resp, req []byte, reject func([]byte, *contracts.Error) []byte) {
+	if resp == nil {
+		return
+	}
+	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(resp)) > limit {
+		p.log.Warn().Int("bytes", len(resp)).Int64("max_payload", limit).Msg("reply over the NATS max payload")
+		resp = reject(req, contracts.NewError(contracts.CodeUpstreamError,
+			"the result (%d bytes) exceeds the bus's maximum message size (%d bytes)", len(resp), limit))
+	}
+	// Publish on the connection: the subscription may be drained by now.
+	if err := p.nc.Publish(reply, resp); err != nil {
+		p.log.Warn().Str("error", err.Error()).Msg("reply not sent")
+	}
+}
+
+// Stop shuts the pool down in two phases. First it drains its subscriptions,
+// so no new request reaches this worker (another worker in the queue group,
+// or a fast no_workers, answers it) while requests already received run.
+// Then it waits for running calls, up to worker.drain_timeout or ctx,
+// whichever ends first; calls still running are cancelled (their callers
+// get an error reply). Last it closes the upstream clients. It returns an
+// error when calls had to be cancelled. Stop is safe to call more than once.
+func (p *Pool) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return nil
+	}
+	p.stopped = true
+	subs := p.subs
+	p.subs = nil
+	p.mu.Unlock()
+
+	drainCtx, cancel := context.WithTimeout(ctx, p.drain)
+	defer cancel()
+
+	var errs []error
+	closed := make([]<-chan nats.SubStatus, len(subs))
+	for i, sub := range subs {
+		closed[i] = sub.StatusChanged(nats.SubscriptionClosed)
+		if err := sub.Drain(); err != nil {
+			_ = sub.Unsubscribe()
+		}
+	}
+	for i, sub := range subs {
+		select {
+		case <-closed[i]:
+		case <-drainCtx.Done():
+			_ = sub.Unsubscribe()
+		}
+	}
+
+	if running := p.inflight.closeAndWait(drainCtx); running > 0 {
+		p.log.Warn().Int("calls", running).Msg("drain timeout: cancelling running calls")
+		errs = append(errs, fmt.Errorf("worker pool: %d calls still running at the drain timeout were cancelled", running))
+		if p.cancelCall != nil {
+			p.cancelCall()
+		}
+		graceCtx, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)
+		p.inflight.closeAndWait(graceCtx)
+		cancelGraceCtx()
+	}
+	if p.cancelCall != nil {
+		p.cancelCall()
+	}
+	errs = append(errs, p.up.Close())
+	// Closing the clients fails whatever still runs; wait for those replies.
+	graceCtx, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)
+	if running := p.inflight.closeAndWait(graceCtx); running > 0 {
+		p.log.Error().Int("calls", running).Msg("calls still running after the upstream clients closed")
+	}
+	cancelGraceCtx()
+	p.log.Info().Str("worker", p.name).Msg("worker pool stopped")
+	return errors.Join(errs...)
+}
+
+// tracker counts running calls and lets Stop wait for them; once closed it
+// admits none.
+type tracker struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   chan struct{} // closed when closed and n is 0
+}
+
+func newTracker() *tracker { return &tracker{idle: make(chan struct{})} }
+
+func (t *tracker) add() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.closed && t.n == 0 {
+		close(t.idle)
+	}
+}
+
+// closeAndWait stops admitting calls and waits for the running ones until
+// ctx ends; it returns how many are still running.
+func (t *tracker) closeAndWait(ctx context.Context) int {
+	t.mu.Lock()
+	if !t.closed {
+		t.closed = true
+		if t.n == 0 {
+			close(t.idle)
+		}
+	}
+	t.mu.Unlock()
+	select {
+	case <-t.idle:
+		return 0
+	case <-ctx.Done():
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return t.n
+	}
+}

@@ -1,0 +1,123 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+)
+
+// CallTool calls tool on srv with args (a JSON object, or empty for none)
+// and returns the MCP CallToolResult. A result with isError set is a result,
+// not an error. token is sent as the Authorization header (or the stdio
+// server's auth_env variable) when srv passes credentials through, and never
+// otherwise. Errors are *Error. ctx bounds the call; when it ends, the call
+// is cancelled upstream (stdio: notifications/cancelled; HTTP: the request is
+// aborted).
+func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts.Token, tool string, args json.RawMessage) (json.RawMessage, error) {
+	// A fresh request: mcp-go drops the headers of one with Method set.
+	var req mcp.CallToolRequest
+	req.Params.Name = tool
+	if len(args) > 0 {
+		req.Params.Arguments = args
+	}
+	var out json.RawMessage
+	err := p.do(ctx, srv, token, func(ctx context.Context, c *client.Client) error {
+		res, err := c.CallTool(ctx, req)
+		if err != nil {
+			return err
+		}
+		out, err = json.Marshal(res)
+		return err
+	})
+	return out, err
+}
+
+// ListTools returns srv's tools, as a JSON array of MCP Tool objects, that
+// srv's allowed_tools and disallowed_tools let through. Credentials and
+// errors are as for CallTool.
+func (p *Pool) ListTools(ctx context.Context, srv *config.Server, token contracts.Token) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := p.do(ctx, srv, token, func(ctx context.Context, c *client.Client) error {
+		res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+		if err != nil {
+			return err
+		}
+		tools := make([]mcp.Tool, 0, len(res.Tools))
+		for _, t := range res.Tools {
+			if srv.ToolAllowed(t.Name) {
+				tools = append(tools, t)
+			}
+		}
+		out, err = json.Marshal(tools)
+		return err
+	})
+	return out, err
+}
+
+// do runs fn with the pooled client of (srv, token). When the upstream has
+// ended the client's session (404), the client is replaced and fn runs once
+// more: the request was refused, not executed.
+func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token, fn func(context.Context, *client.Client) error) error {
+	cred := credential(srv, token)
+	for attempt := 1; ; attempt++ {
+		e, err := p.acquire(ctx, srv, cred)
+		if err != nil {
+			return err
+		}
+		ch := &challenge{}
+		err = fn(withChallenge(ctx, ch), e.c)
+		if err == nil {
+			p.release(e)
+			return nil
+		}
+		if unusable(err) {
+			p.discard(e)
+		}
+		p.release(e)
+		if attempt == 1 && errors.Is(err, transport.ErrSessionTerminated) && ctx.Err() == nil {
+			continue
+		}
+		return newError(withContextErr(ctx, err), ch.get(), cred)
+	}
+}
+
+// unusable reports whether a client that failed with err must not be used
+// again: its session is gone, its credential was refused, or its transport
+// (a stdio process, an SSE stream) has ended.
+func unusable(err error) bool {
+	return errors.Is(err, transport.ErrSessionTerminated) ||
+		errors.Is(err, transport.ErrAuthorizationRequired) ||
+		errors.Is(err, transport.ErrTransportClosed) ||
+		isUnreachable(err) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// withContextErr adds ctx's error (see contextErr) to err, so that Classify
+// reports the timeout.
+func withContextErr(ctx context.Context, err error) error {
+	ctxErr := contextErr(ctx)
+	if ctxErr == nil || errors.Is(err, ctxErr) {
+		return err
+	}
+	return errors.Join(ctxErr, err)
+}
+
+// contextErr is ctx.Err(), or DeadlineExceeded when ctx's deadline has passed
+// but its timer has yet to fire (mcp-go's SSE transport races its own timer
+// against the deadline).
+func contextErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}

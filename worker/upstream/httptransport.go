@@ -1,0 +1,88 @@
+package upstream
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// HTTP transport defaults.
+const (
+	// DefaultMaxIdleConnsPerHost keeps enough warm connections per upstream
+	// for a busy worker (Go's default of 2 leaves thousands of sockets in
+	// TIME_WAIT under load).
+	DefaultMaxIdleConnsPerHost = 256
+	// DefaultResponseHeaderTimeout bounds the wait for response headers. A
+	// streamable HTTP server may send its headers only with the tool's
+	// result, so it has to exceed the longest call; every call also has its
+	// own deadline.
+	DefaultResponseHeaderTimeout = 6 * time.Minute
+)
+
+// NewHTTPTransport returns the transport a Pool shares between all its HTTP
+// and SSE clients. responseHeaderTimeout <= 0 means
+// DefaultResponseHeaderTimeout. There is deliberately no overall timeout: it
+// would cut long-lived SSE streams.
+func NewHTTPTransport(responseHeaderTimeout time.Duration) *http.Transport {
+	if responseHeaderTimeout <= 0 {
+		responseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 4 * DefaultMaxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	t.IdleConnTimeout = 90 * time.Second
+	t.ResponseHeaderTimeout = responseHeaderTimeout
+	return t
+}
+
+// challenge records the WWW-Authenticate header of a 401 seen by the
+// requests made with a context that carries it. mcp-go keeps only the
+// resource metadata URL of a challenge, while the client needs all of it.
+type challenge struct {
+	mu  sync.Mutex
+	www string
+}
+
+func (c *challenge) set(v string) {
+	c.mu.Lock()
+	c.www = v
+	c.mu.Unlock()
+}
+
+func (c *challenge) get() string {
+	if c == nil {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.www
+}
+
+type challengeKey struct{}
+
+func withChallenge(ctx context.Context, c *challenge) context.Context {
+	return context.WithValue(ctx, challengeKey{}, c)
+}
+
+// challengeRecorder wraps the shared transport and stores the
+// WWW-Authenticate header of every 401 in the request context's challenge.
+type challengeRecorder struct{ base http.RoundTripper }
+
+func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := rt.base.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized {
+		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok {
+			c.set(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
+		}
+	}
+	return resp, err
+}
+
+// CloseIdleConnections closes the wrapped transport's idle connections.
+func (rt challengeRecorder) CloseIdleConnections() {
+	if c, ok := rt.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}

@@ -1,0 +1,534 @@
+package upstream
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+)
+
+// Defaults of Options.
+const (
+	DefaultClientName    = "toolbus"
+	DefaultClientVersion = "dev"
+	// sseResponseTimeout disables mcp-go's own 60 s bound on an SSE
+	// response: every call has a deadline of its own, which may be longer.
+	sseResponseTimeout = 24 * time.Hour
+	// sseEndpointTimeout bounds the wait for an SSE server's endpoint event.
+	sseEndpointTimeout = 30 * time.Second
+	// maxConnectAttempts bounds how often a caller waiting on another
+	// caller's connection retries after that caller gave up.
+	maxConnectAttempts = 3
+)
+
+// Options configures a Pool. The zero value is usable.
+type Options struct {
+	// MaxClients bounds the pooled clients per server; 0 means
+	// config.DefaultMaxClients. When every client of a server is busy, a
+	// call that needs a new one fails with overloaded.
+	MaxClients int
+	// IdleTTL closes clients unused for this long; 0 means
+	// config.DefaultClientIdleTTL.
+	IdleTTL time.Duration
+	// ReapInterval is how often idle clients are looked for; 0 means
+	// IdleTTL/4, between 10 ms and 30 s.
+	ReapInterval time.Duration
+	// Transport carries every HTTP and SSE request; nil means
+	// NewHTTPTransport(0). It is shared by all clients of the Pool.
+	Transport http.RoundTripper
+	// BaseEnv is the environment stdio servers start with, before their
+	// configured env and credential; nil means InheritedEnv(os.Environ()).
+	BaseEnv []string
+	// ProtocolVersion pins the MCP protocol version; empty means mcp-go's
+	// default (the stateless 2026-07-28 revision, falling back to
+	// 2025-11-25 sessions).
+	ProtocolVersion string
+	// ClientName and ClientVersion identify toolbus to MCP servers.
+	ClientName, ClientVersion string
+	// Logger receives pool events and mcp-go's own logs.
+	Logger zerolog.Logger
+}
+
+// Stats counts what a Pool did, for metrics and tests.
+type Stats struct {
+	Clients         int    // clients pooled now, connecting ones included
+	Connects        uint64 // clients started and initialized
+	ConnectFailures uint64
+	Evictions       uint64 // clients closed for being idle or to make room
+}
+
+// Pool holds mcp-go clients, one per (server, user credential): a session
+// created with one user's credential is never used for another user.
+// Clients are created on first use, bounded per server, closed when idle,
+// and replaced when the upstream ends their session. Safe for concurrent use.
+type Pool struct {
+	opts       Options
+	log        zerolog.Logger
+	slog       *slog.Logger
+	httpClient *http.Client
+	baseEnv    []string
+
+	// ctx is the lifetime of every client (SSE streams, stdio processes):
+	// never a request's context.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	servers map[string]*serverClients
+	closed  bool
+	closing sync.WaitGroup // client closes started before Close
+
+	stopReaper chan struct{}
+	reaperDone chan struct{}
+
+	connects, connectFailures, evictions atomic.Uint64
+}
+
+// serverClients is one server's clients, most recently used first.
+type serverClients struct {
+	entries map[clientKey]*entry
+	lru     *list.List // of *entry
+}
+
+// clientKey names a client: the server and the SHA-256 of the credential it
+// sends (zero when it sends none). The full hash, not the short log
+// fingerprint, so that two credentials never share a client.
+type clientKey struct {
+	server string
+	cred   [sha256.Size]byte
+}
+
+// entry is one pooled client.
+type entry struct {
+	key clientKey
+	fp  string // credential fingerprint, for logs
+
+	done chan struct{} // closed when connecting has ended
+	c    *client.Client
+	err  error // connect failure; set before done is closed
+
+	// Guarded by Pool.mu.
+	refs     int
+	lastUsed time.Time
+	elem     *list.Element // nil once out of the pool
+	closed   bool
+}
+
+// New returns a Pool. Close it to stop its reaper and every client.
+func New(opts Options) *Pool {
+	if opts.MaxClients <= 0 {
+		opts.MaxClients = config.DefaultMaxClients
+	}
+	if opts.IdleTTL <= 0 {
+		opts.IdleTTL = config.DefaultClientIdleTTL
+	}
+	if opts.ReapInterval <= 0 {
+		opts.ReapInterval = min(max(opts.IdleTTL/4, 10*time.Millisecond), 30*time.Second)
+	}
+	if opts.Transport == nil {
+		opts.Transport = NewHTTPTransport(0)
+	}
+	if opts.BaseEnv == nil {
+		opts.BaseEnv = processEnv()
+	}
+	if opts.ClientName == "" {
+		opts.ClientName = DefaultClientName
+	}
+	if opts.ClientVersion == "" {
+		opts.ClientVersion = DefaultClientVersion
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pool{
+		opts:       opts,
+		log:        opts.Logger,
+		slog:       slog.New(zerolog.NewSlogHandler(opts.Logger.With().Str("lib", "mcp-go").Logger())),
+		httpClient: &http.Client{Transport: challengeRecorder{base: opts.Transport}},
+		baseEnv:    opts.BaseEnv,
+		ctx:        ctx,
+		cancel:     cancel,
+		servers:    make(map[string]*serverClients),
+		stopReaper: make(chan struct{}),
+		reaperDone: make(chan struct{}),
+	}
+	go p.reap()
+	return p
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	n := 0
+	for _, sc := range p.servers {
+		n += len(sc.entries)
+	}
+	p.mu.Unlock()
+	return Stats{
+		Clients:         n,
+		Connects:        p.connects.Load(),
+		ConnectFailures: p.connectFailures.Load(),
+		Evictions:       p.evictions.Load(),
+	}
+}
+
+// credential is what a call to srv sends upstream of token: the token itself
+// for passthrough HTTP servers and for stdio servers with auth_env, nothing
+// otherwise.
+func credential(srv *config.Server, token contracts.Token) contracts.Token {
+	if srv.Auth == config.AuthNone {
+		return contracts.Token{}
+	}
+	if srv.Transport == config.TransportStdio && srv.AuthEnv == "" {
+		return contracts.Token{}
+	}
+	return token
+}
+
+func keyOf(server string, cred contracts.Token) clientKey {
+	k := clientKey{server: server}
+	if !cred.IsZero() {
+		k.cred = sha256.Sum256([]byte(cred.Reveal()))
+	}
+	return k
+}
+
+var (
+	errPoolClosed = contracts.NewError(contracts.CodeOverloaded, "the worker is shutting down")
+)
+
+// acquire returns a connected client for (srv, cred), creating it if needed.
+// Concurrent first uses of one key create one client. The caller must
+// release the entry.
+func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.Token) (*entry, error) {
+	k := keyOf(srv.Name, cred)
+	for attempt := 1; ; attempt++ {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return nil, &Error{Wire: errPoolClosed, Detail: "pool closed"}
+		}
+		sc := p.servers[srv.Name]
+		if sc == nil {
+			sc = &serverClients{entries: make(map[clientKey]*entry), lru: list.New()}
+			p.servers[srv.Name] = sc
+		}
+		e := sc.entries[k]
+		if e == nil {
+			if len(sc.entries) >= p.opts.MaxClients && !p.evictOneLocked(sc) {
+				p.mu.Unlock()
+				return nil, &Error{
+					Wire:   contracts.NewError(contracts.CodeOverloaded, "every upstream client of server %q is busy", srv.Name),
+					Detail: fmt.Sprintf("max_clients %d reached", p.opts.MaxClients),
+				}
+			}
+			e = &entry{key: k, fp: cred.Fingerprint(), done: make(chan struct{}), refs: 1}
+			e.elem = sc.lru.PushFront(e)
+			sc.entries[k] = e
+			p.mu.Unlock()
+			p.connect(ctx, srv, cred, e)
+			if e.err != nil {
+				p.release(e)
+				return nil, e.err
+			}
+			return e, nil
+		}
+		e.refs++
+		sc.lru.MoveToFront(e.elem)
+		p.mu.Unlock()
+
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			p.release(e)
+			return nil, newError(ctx.Err(), "", cred)
+		}
+		if e.err == nil {
+			return e, nil
+		}
+		p.release(e)
+		// The caller that was connecting gave up on its own context; ours
+		// may still have time to connect.
+		var ue *Error
+		if attempt < maxConnectAttempts && ctx.Err() == nil && errors.As(e.err, &ue) &&
+			(ue.Wire.Code == contracts.CodeTimeout || ue.Wire.Code == contracts.CodeUpstreamTimeout) {
+			continue
+		}
+		return nil, e.err
+	}
+}
+
+// release gives back an entry from acquire, closing it if it left the pool
+// while in use.
+func (p *Pool) release(e *entry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e.refs--
+	e.lastUsed = time.Now()
+	if e.refs == 0 && e.elem == nil {
+		p.closeLocked(e)
+	}
+}
+
+// discard takes e out of the pool, so that the next call creates a new
+// client; e is closed once its last user releases it.
+func (p *Pool) discard(e *entry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.removeLocked(e)
+	if e.refs == 0 {
+		p.closeLocked(e)
+	}
+}
+
+func (p *Pool) removeLocked(e *entry) {
+	if e.elem == nil {
+		return
+	}
+	if sc := p.servers[e.key.server]; sc != nil {
+		sc.lru.Remove(e.elem)
+		if sc.entries[e.key] == e {
+			delete(sc.entries, e.key)
+		}
+	}
+	e.elem = nil
+}
+
+// evictOneLocked closes the least recently used idle client of sc.
+func (p *Pool) evictOneLocked(sc *serverClients) bool {
+	for el := sc.lru.Back(); el != nil; el = el.Prev() {
+		e := el.Value.(*entry)
+		if e.refs == 0 {
+			p.removeLocked(e)
+			p.closeLocked(e)
+			p.evictions.Add(1)
+			return true
+		}
+	}
+	return false
+}
+
+// closeLocked closes e's client, once.
+func (p *Pool) closeLocked(e *entry) {
+	if e.closed {
+		return
+	}
+	e.closed = true
+	if e.c != nil {
+		p.closeClientLocked(e.c, e.key.server, e.fp)
+	}
+}
+
+// closeClientLocked closes c off the caller's path (a stdio server may take
+// seconds to exit, a session's DELETE a round trip). Close waits for the
+// closes started before it; later ones (of clients that finished connecting
+// after Close) run on their own.
+func (p *Pool) closeClientLocked(c *client.Client, server, fp string) {
+	if p.closed {
+		go p.closeClient(c, server, fp)
+		return
+	}
+	p.closing.Add(1)
+	go func() {
+		defer p.closing.Done()
+		p.closeClient(c, server, fp)
+	}()
+}
+
+func (p *Pool) closeClient(c *client.Client, server, fp string) {
+	if err := c.Close(); err != nil {
+		p.log.Debug().Str("server", server).Str("token_fp", fp).Str("error", err.Error()).Msg("closing upstream client")
+	}
+}
+
+// reap closes idle clients until Close.
+func (p *Pool) reap() {
+	defer close(p.reaperDone)
+	t := time.NewTicker(p.opts.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stopReaper:
+			return
+		case now := <-t.C:
+			p.reapIdle(now)
+		}
+	}
+}
+
+func (p *Pool) reapIdle(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, sc := range p.servers {
+		for el := sc.lru.Back(); el != nil; {
+			prev := el.Prev()
+			if e := el.Value.(*entry); e.refs == 0 && now.Sub(e.lastUsed) >= p.opts.IdleTTL {
+				p.removeLocked(e)
+				p.closeLocked(e)
+				p.evictions.Add(1)
+			}
+			el = prev
+		}
+	}
+}
+
+// Close closes every client (stdio servers are stopped, killed if they do
+// not exit) and stops the reaper. Calls still running fail. It is safe to
+// call more than once.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	var all []*entry
+	for _, sc := range p.servers {
+		for _, e := range sc.entries {
+			all = append(all, e)
+		}
+	}
+	for _, e := range all {
+		p.removeLocked(e)
+		p.closeLocked(e) // in use or not: running calls fail
+	}
+	p.closed = true
+	p.mu.Unlock()
+
+	close(p.stopReaper)
+	<-p.reaperDone
+	p.closing.Wait()
+	p.cancel() // kills stdio servers that did not exit
+	p.httpClient.CloseIdleConnections()
+	return nil
+}
+
+// connect starts and initializes e's client, recording the outcome in e.
+// Starting uses the pool's context (an SSE stream and a stdio process live
+// as long as their context) and is abandoned when ctx ends first;
+// initializing is bounded by ctx.
+func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.Token, e *entry) {
+	ch := &challenge{}
+	c, err := p.newClient(srv, cred, e)
+	if err == nil {
+		err = p.start(ctx, c, ch)
+	}
+	if err == nil {
+		req := mcp.InitializeRequest{}
+		req.Params.ClientInfo = mcp.Implementation{Name: p.opts.ClientName, Version: p.opts.ClientVersion}
+		_, err = c.Initialize(withChallenge(ctx, ch), req)
+	}
+	if err == nil {
+		p.mu.Lock()
+		if e.elem == nil {
+			// Close ran, or the SSE stream broke, while connecting.
+			err = errors.New("client left the pool while connecting")
+			if p.closed {
+				err = errPoolClosed
+			}
+		} else {
+			e.c = c
+		}
+		p.mu.Unlock()
+	}
+	if err == nil {
+		p.connects.Add(1)
+		p.log.Debug().Str("server", srv.Name).Str("token_fp", e.fp).Str("protocol", c.ProtocolVersion()).Msg("upstream client connected")
+	} else {
+		p.connectFailures.Add(1)
+		e.err = newError(withContextErr(ctx, err), ch.get(), cred)
+		p.mu.Lock()
+		p.removeLocked(e)
+		e.closed = true
+		if c != nil {
+			p.closeClientLocked(c, srv.Name, e.fp)
+		}
+		p.mu.Unlock()
+	}
+	close(e.done)
+}
+
+// start runs c.Start on the pool's context, giving up (and closing c) when
+// ctx ends first.
+func (p *Pool) start(ctx context.Context, c *client.Client, ch *challenge) error {
+	started := make(chan error, 1)
+	go func() { started <- c.Start(withChallenge(p.ctx, ch)) }()
+	select {
+	case err := <-started:
+		return err
+	case <-ctx.Done():
+		_ = c.Close()
+		<-started // Close ends a pending SSE handshake at once
+		return ctx.Err()
+	}
+}
+
+// newClient builds the mcp-go client of one pool entry. The credential goes
+// into the Authorization header (HTTP, SSE) or the auth_env variable (stdio)
+// and nowhere else; no other header of the inbound request is ever sent.
+func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*client.Client, error) {
+	var headers map[string]string
+	if !cred.IsZero() && srv.Transport != config.TransportStdio {
+		headers = map[string]string{"Authorization": cred.Reveal()}
+	}
+	var tr transport.Interface
+	switch srv.Transport {
+	case config.TransportHTTP:
+		t, err := transport.NewStreamableHTTP(srv.URL,
+			transport.WithHTTPBasicClient(p.httpClient),
+			transport.WithHTTPHeaders(headers),
+			transport.WithHTTPLogger(p.slog),
+		)
+		if err != nil {
+			return nil, err
+		}
+		tr = t
+	case config.TransportSSE:
+		t, err := transport.NewSSE(srv.URL,
+			transport.WithHTTPClient(p.httpClient),
+			transport.WithHeaders(headers),
+			transport.WithSSELogger(p.slog),
+			transport.WithEndpointTimeout(sseEndpointTimeout),
+			transport.WithResponseTimeout(sseResponseTimeout),
+		)
+		if err != nil {
+			return nil, err
+		}
+		tr = &cancellingSSE{SSE: t}
+	case config.TransportStdio:
+		log := p.log.With().Str("server", srv.Name).Str("token_fp", e.fp).Logger()
+		tr = transport.NewStdioWithOptions(srv.Command, nil, srv.Args,
+			transport.WithCommandFunc(stdioCommand(stdioEnv(p.baseEnv, srv, cred))),
+			transport.WithCommandLogger(p.slog),
+			transport.WithCommandStderrWriter(newStderrLog(log, cred)),
+		)
+	default:
+		return nil, fmt.Errorf("server %q: unknown transport %q", srv.Name, srv.Transport)
+	}
+	var copts []client.ClientOption
+	if p.opts.ProtocolVersion != "" {
+		copts = append(copts, client.WithProtocolVersion(p.opts.ProtocolVersion))
+	}
+	c := client.NewClient(tr, copts...)
+	// An SSE client whose stream broke can never answer again: take it out
+	// of the pool and fail its waiting calls now rather than at their
+	// deadlines.
+	c.OnConnectionLost(func(error) {
+		p.mu.Lock()
+		p.removeLocked(e)
+		p.closeLocked(e)
+		p.mu.Unlock()
+	})
+	return c, nil
+}
