@@ -1,0 +1,120 @@
+// Package auth checks gateway keys and decides which servers and tools a key
+// may use. Keys are held as SHA-256 hashes and compared in constant time; the
+// plaintext of a configured key is never kept.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"net/http"
+	"strings"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+)
+
+// Header names that carry the gateway key. Authorization is never one of
+// them: it belongs to the end user.
+const (
+	HeaderKey    = "x-litellm-key"
+	HeaderAPIKey = "x-litellm-api-key"
+)
+
+// maxKeyLen bounds a presented key before it is hashed.
+const maxKeyLen = 512
+
+// Principal is an authenticated gateway key.
+type Principal struct {
+	// Name is the key's configured name: its id in logs, messages and jobs.
+	Name    string
+	hash    [sha256.Size]byte
+	servers map[string]bool // nil: all
+	tools   map[string]bool // nil: all, as <server>-<tool>
+}
+
+// AllowsServer reports whether the key may use server.
+func (p *Principal) AllowsServer(server string) bool {
+	return p.servers == nil || p.servers[server]
+}
+
+// AllowsTool reports whether the key may call tool on server.
+func (p *Principal) AllowsTool(server, tool string) bool {
+	if !p.AllowsServer(server) {
+		return false
+	}
+	return p.tools == nil || p.tools[server+"-"+tool]
+}
+
+// Keys is the set of configured gateway keys. It is read-only after New.
+type Keys struct {
+	byHash map[[sha256.Size]byte]*Principal
+}
+
+// New builds the key set from the configuration (keys are already hashed by
+// config.Normalize).
+func New(keys []config.Key) (*Keys, error) {
+	k := &Keys{byHash: make(map[[sha256.Size]byte]*Principal, len(keys))}
+	for _, c := range keys {
+		raw, err := hex.DecodeString(c.KeySHA256)
+		if err != nil || len(raw) != sha256.Size {
+			return nil, contracts.NewError(contracts.CodeInvalidRequest, "key %q: key_sha256 is not a SHA-256 hex digest", c.Name)
+		}
+		p := &Principal{Name: c.Name, hash: [sha256.Size]byte(raw)}
+		if len(c.Servers) > 0 {
+			p.servers = toSet(c.Servers)
+		}
+		if len(c.Tools) > 0 {
+			p.tools = toSet(c.Tools)
+		}
+		k.byHash[p.hash] = p
+	}
+	return k, nil
+}
+
+func toSet(items []string) map[string]bool {
+	s := make(map[string]bool, len(items))
+	for _, i := range items {
+		s[i] = true
+	}
+	return s
+}
+
+// Authenticate finds the key presented in h. It returns an unauthorized
+// error, never naming or echoing the presented value, when there is none or
+// it is unknown.
+func (k *Keys) Authenticate(h http.Header) (*Principal, *contracts.Error) {
+	presented := Presented(h)
+	if presented == "" {
+		msg := "missing gateway key: send it in the x-litellm-key header"
+		if h.Get("Authorization") != "" {
+			msg += " (Authorization carries the user's own credential to the MCP server and is never read as a gateway key)"
+		}
+		return nil, contracts.NewError(contracts.CodeUnauthorized, "%s", msg)
+	}
+	if len(presented) > maxKeyLen {
+		return nil, contracts.NewError(contracts.CodeUnauthorized, "invalid gateway key")
+	}
+	sum := sha256.Sum256([]byte(presented))
+	p, ok := k.byHash[sum]
+	// The map finds the entry by hash; compare the whole digest once more in
+	// constant time so no code path branches on a partial match.
+	if !ok || subtle.ConstantTimeCompare(sum[:], p.hash[:]) != 1 {
+		return nil, contracts.NewError(contracts.CodeUnauthorized, "invalid gateway key")
+	}
+	return p, nil
+}
+
+// Presented returns the gateway key a request carries, from x-litellm-key or
+// else x-litellm-api-key, without an optional "Bearer " prefix.
+func Presented(h http.Header) string {
+	v := h.Get(HeaderKey)
+	if v == "" {
+		v = h.Get(HeaderAPIKey)
+	}
+	v = strings.TrimSpace(v)
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		v = strings.TrimSpace(v[7:])
+	}
+	return v
+}

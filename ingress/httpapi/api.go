@@ -1,0 +1,92 @@
+package httpapi
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/auth"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+)
+
+// Options are the API's dependencies.
+type Options struct {
+	Config     *config.File
+	Keys       *auth.Keys
+	Dispatcher *dispatch.Dispatcher
+	Catalog    *dispatch.Catalog
+	Logger     zerolog.Logger
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	cfg     *config.File
+	keys    *auth.Keys
+	d       *dispatch.Dispatcher
+	catalog *dispatch.Catalog
+	log     zerolog.Logger
+	// servers is the sorted server names, longest first for prefix matching.
+	serversByLength []string
+}
+
+// New returns the router.
+func New(o Options) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	a := &API{cfg: o.Config, keys: o.Keys, d: o.Dispatcher, catalog: o.Catalog, log: o.Logger}
+	a.serversByLength = o.Config.ServerNames()
+	slices.SortStableFunc(a.serversByLength, func(x, y string) int { return len(y) - len(x) })
+
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	// toolbus reads no client address from forwarding headers.
+	_ = r.SetTrustedProxies(o.Config.Ingress.TrustedProxies)
+	r.NoRoute(func(c *gin.Context) {
+		abortWithError(c, contracts.NewError(contracts.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		abortWithError(c, contracts.NewError(contracts.CodeMethodNotAllowed, "method %s not allowed here", c.Request.Method))
+	})
+	r.Use(requestID(), accessLog(o.Logger), recovery(o.Logger), checkHeaders())
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", a.readyz)
+
+	api := r.Group("", limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Keys))
+	api.POST("/mcp/tools/call", a.callTool)
+	api.POST("/mcp-rest/tools/call", a.callTool)
+	api.GET("/mcp/tools/list", a.listTools)
+	api.GET("/mcp-rest/tools/list", a.listTools)
+	return r
+}
+
+// readyWait is how long /readyz gathers worker answers.
+const readyWait = 250 * time.Millisecond
+
+// readyz reports ready when NATS is connected and at least one worker
+// answers, with how many workers serve each server.
+func (a *API) readyz(c *gin.Context) {
+	workers, err := a.d.Workers(c.Request.Context(), readyWait)
+	if err != nil {
+		abortWithError(c, contracts.NewError(contracts.CodeNoWorkers, "not ready: %v", err))
+		return
+	}
+	if len(workers) == 0 {
+		abortWithError(c, contracts.NewError(contracts.CodeNoWorkers, "not ready: no worker answers"))
+		return
+	}
+	perServer := map[string]int{}
+	for _, name := range a.cfg.ServerNames() {
+		perServer[name] = 0
+	}
+	for _, w := range workers {
+		for _, s := range w.Servers {
+			perServer[s]++
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "workers": len(workers), "servers": perServer})
+}

@@ -1,0 +1,11 @@
+// Package httpapi is the ingress's HTTP API on Gin: the LiteLLM-compatible
+// REST endpoints (/mcp/tools/call, /mcp-rest/tools/call, /mcp/tools/list,
+// /mcp-rest/tools/list), health and readiness.
+//
+// Every response that is not a success is a JSON error body
+//
+//	{"error": {"code": "unknown_tool", "message": "...", "retryable": false, ...}}
+//
+// with a stable code; status.go maps codes to HTTP statuses in one place.
+// Middleware is small, one concern per file, and ordered on purpose in New.
+package httpapi

@@ -1,0 +1,53 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/toolbus/toolbus/contracts"
+)
+
+// httpStatus maps an error code to its HTTP status. It is the only place
+// that does.
+func httpStatus(code contracts.ErrorCode) int {
+	switch code {
+	case contracts.CodeUnauthorized, contracts.CodeUpstreamUnauthorized:
+		return http.StatusUnauthorized
+	case contracts.CodeForbidden:
+		return http.StatusForbidden
+	case contracts.CodeUnknownServer, contracts.CodeUnknownTool, contracts.CodeNotFound:
+		return http.StatusNotFound
+	case contracts.CodeInvalidRequest, contracts.CodeAmbiguousTool:
+		return http.StatusBadRequest
+	case contracts.CodeRequestTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case contracts.CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case contracts.CodeUpstreamError, contracts.CodeSealInvalid:
+		return http.StatusBadGateway
+	case contracts.CodeUpstreamTimeout, contracts.CodeTimeout:
+		return http.StatusGatewayTimeout
+	case contracts.CodeNoWorkers, contracts.CodeOverloaded:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorBody is the JSON shape of every error response.
+type errorBody struct {
+	Error *contracts.Error `json:"error"`
+}
+
+// abortWithError writes e as the response and stops the handler chain.
+func abortWithError(c *gin.Context, e *contracts.Error) {
+	if e.WWWAuthenticate != "" && e.Code == contracts.CodeUpstreamUnauthorized {
+		c.Header("WWW-Authenticate", e.WWWAuthenticate)
+	}
+	if e.Retryable {
+		c.Header("Retry-After", "1")
+	}
+	c.Set(ctxErrorCode, string(e.Code))
+	c.AbortWithStatusJSON(httpStatus(e.Code), errorBody{Error: e})
+}

@@ -1,0 +1,215 @@
+// Command ingress is toolbus's HTTP front door: it checks gateway keys,
+// seals the user's credential and sends tool calls to the workers over NATS.
+//
+//	go run ./ingress --dev [--config FILE]   everything in one process
+//	go run ./ingress --config FILE           production: external NATS, separate workers
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"gopkg.in/yaml.v3"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/auth"
+	"github.com/toolbus/toolbus/ingress/devmode"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/httpapi"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "ingress:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the ingress and serves until ctx ends, then shuts down.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("ingress", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "run everything in one process: embedded NATS, a worker pool and a demo MCP server")
+	configPath := fs.String("config", "", "configuration file (a LiteLLM config.yaml works as is)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := zerolog.New(stderr).With().Timestamp().Str("component", "ingress").Logger()
+
+	cfg := &config.File{}
+	if *configPath != "" {
+		var err error
+		if cfg, err = config.Load(*configPath, yaml.Unmarshal); err != nil {
+			return err
+		}
+	} else if !*dev {
+		return errors.New("--config FILE is required (or --dev to run on the embedded default)")
+	}
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return err
+	}
+	if err := cfg.Normalize(); err != nil {
+		return err
+	}
+
+	var (
+		nc     *nats.Conn
+		sealer *contracts.Sealer
+		env    *devmode.Env
+	)
+	if *dev {
+		var err error
+		if env, err = devmode.Start(ctx, cfg, log); err != nil {
+			return err
+		}
+		defer stopBounded(env.Stop, 10*time.Second, log, "dev environment")
+		nc, sealer = env.Conn, env.Sealer
+	} else {
+		keys, err := cfg.Seal.ParsePublicKeys()
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return errors.New("no sealing public key: set seal.public_keys or TOOLBUS_SEAL_PUBLIC_KEYS (generate a pair with: go run ./worker keygen)")
+		}
+		sealer = contracts.NewSealer(keys[0], cfg.Seal.EpochTTL.D())
+		if nc, err = connectNATS(cfg.NATS, log); err != nil {
+			return err
+		}
+		defer drainBounded(nc, 10*time.Second, log)
+	}
+
+	keys, err := auth.New(cfg.Keys)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Keys) == 0 {
+		log.Warn().Msg("no gateway keys configured: every call will be refused (add general_settings.master_key or keys)")
+	}
+	d, err := dispatch.New(nc, sealer, log.With().Str("component", "dispatch").Logger())
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	router := httpapi.New(httpapi.Options{
+		Config: cfg, Keys: keys, Dispatcher: d,
+		Catalog: dispatch.NewCatalog(d, cfg.Ingress.ListCacheTTL.D()),
+		Logger:  log,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Ingress.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      cfg.Ingress.MaxTimeout.D() + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	url := "http://" + ln.Addr().String()
+	log.Info().Str("listen", url).Bool("dev", *dev).Strs("servers", cfg.ServerNames()).Msg("ingress listening")
+	if *dev {
+		printBanner(stdout, url, env)
+	} else {
+		fmt.Fprintf(stdout, "toolbus ingress listening on %s\n", url)
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info().Msg("shutting down: draining in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.ShutdownTimeout.D())
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn().Err(err).Msg("shutdown did not finish in time")
+		_ = srv.Close()
+	}
+	return nil
+}
+
+func connectNATS(c config.NATS, log zerolog.Logger) (*nats.Conn, error) {
+	name := c.Name
+	if name == "" {
+		name = "toolbus-ingress"
+	}
+	nc, err := nats.Connect(c.URL,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn().AnErr("reason", err).Msg("NATS disconnected") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("NATS %s: %w", c.URL, err)
+	}
+	return nc, nil
+}
+
+func drainBounded(nc *nats.Conn, bound time.Duration, log zerolog.Logger) {
+	done := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(bound):
+		log.Warn().Msg("NATS drain did not finish in time")
+		nc.Close()
+	}
+}
+
+func stopBounded(stop func(context.Context) error, bound time.Duration, log zerolog.Logger, what string) {
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn().Err(err).Str("what", what).Msg("stop failed")
+	}
+}
+
+func printBanner(w io.Writer, url string, env *devmode.Env) {
+	key := devmode.DevKey
+	if !env.AddedDevKey {
+		key = "<one of your configured keys>"
+	}
+	fmt.Fprintf(w, `toolbus dev mode: ingress, embedded NATS, a worker pool and a demo MCP server in one process.
+
+  ingress     %[1]s
+  gateway key %[2]s
+  demo server %[3]s (tools: echo, whoami, slow, fail)
+
+Try it - the demo server's whoami tool answers with the Authorization header it received:
+
+  curl -X POST "%[1]s/mcp/tools/call" \
+    -H "x-litellm-key: %[2]s" -H "Authorization: Bearer user-token-5678" \
+    -H "Content-Type: application/json" \
+    -d '{"name": "whoami", "arguments": {}}'
+
+  curl "%[1]s/mcp-rest/tools/list" -H "x-litellm-key: %[2]s"
+
+Press Ctrl-C to stop.
+`, url, key, env.DemoURL)
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts/contractstest"
+	"github.com/toolbus/toolbus/worker/demoserver"
+)
+
+// syncBuffer is an io.Writer safe for concurrent use, with a way to wait
+// for a pattern to appear.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var listenLine = regexp.MustCompile(`(?m)(http://127\.0\.0\.1:\d+)`)
+
+// waitForURL polls out until it shows the ingress URL.
+func waitForURL(t *testing.T, out fmt.Stringer, errs fmt.Stringer) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listenLine.FindStringSubmatch(out.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no listen address printed\nstdout:\n%s\nstderr:\n%s", out, errs)
+	return ""
+}
+
+// seedCall sends the seed design note's request.
+func seedCall(t *testing.T, url, key, name string) (int, string) {
+	t.Helper()
+	body := `{"name": "` + name + `", "arguments": {}}`
+	req, _ := http.NewRequest(http.MethodPost, url+"/mcp/tools/call", strings.NewReader(body))
+	req.Header.Set("x-litellm-key", key)
+	req.Header.Set("Authorization", "Bearer user-token-5678")
+	req.Header.Set("Content-Type", "application/json")
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var res struct {
+		Content []struct{ Text string } `json:"content"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &res) != nil || len(res.Content) == 0 {
+		return resp.StatusCode, string(data)
+	}
+	return resp.StatusCode, res.Content[0].Text
+}
+
+// TestRun_DevMode is the README's first command: `go run ./ingress --dev`
+// on its embedded default, then the seed request it prints.
+func TestRun_DevMode(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	env := map[string]string{"TOOLBUS_LISTEN": "127.0.0.1:0"}
+	go func() { done <- run(ctx, []string{"--dev"}, &stdout, &stderr, func(k string) string { return env[k] }) }()
+	url := waitForURL(t, &stdout, &stderr)
+
+	if !strings.Contains(stdout.String(), `curl -X POST "`+url+`/mcp/tools/call"`) || !strings.Contains(stdout.String(), "x-litellm-key: sk-1234") {
+		t.Fatalf("banner has no working curl:\n%s", stdout.String())
+	}
+	status, text := seedCall(t, url, "sk-1234", "whoami")
+	if status != http.StatusOK || text != "Bearer user-token-5678" {
+		t.Fatalf("seed call: %d %s", status, text)
+	}
+	if strings.Contains(stderr.String(), "user-token-5678") {
+		t.Fatal("the user token is in the logs")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev mode did not shut down")
+	}
+}
+
+func TestRun_RefusesMissingConfigAndKeys(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), nil, &out, &errs, noEnv); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("no flags: %v", err)
+	}
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte("mcp_servers:\n  a: {url: 'http://127.0.0.1:1/mcp'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"--config", cfg}, &out, &errs, noEnv); err == nil || !strings.Contains(err.Error(), "keygen") {
+		t.Fatalf("no sealing key: %v", err)
+	}
+}
+
+// buildBinaries compiles the ingress and worker once per test run.
+func buildBinaries(t *testing.T) (ingressBin, workerBin string) {
+	t.Helper()
+	dir := t.TempDir()
+	ingressBin, workerBin = filepath.Join(dir, "ingress"), filepath.Join(dir, "worker")
+	for bin, pkg := range map[string]string{ingressBin: ".", workerBin: "../worker"} {
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return ingressBin, workerBin
+}
+
+// process is a started binary whose output is captured.
+type process struct {
+	cmd            *exec.Cmd
+	stdout, stderr *syncBuffer
+}
+
+func startProcess(t *testing.T, bin string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return p
+}
+
+// keygen runs `worker keygen` and returns the public and private key.
+func keygen(t *testing.T, workerBin string) (pub, priv string) {
+	t.Helper()
+	out, err := exec.Command(workerBin, "keygen").Output()
+	if err != nil {
+		t.Fatalf("keygen: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		for _, f := range strings.Fields(sc.Text()) {
+			switch {
+			case strings.HasPrefix(f, "tbpk1."):
+				pub = f
+			case strings.HasPrefix(f, "tbsk1."):
+				priv = f
+			}
+		}
+	}
+	if pub == "" || priv == "" {
+		t.Fatalf("keygen printed no key pair:\n%s", out)
+	}
+	return pub, priv
+}
+
+// TestProcesses_ProductionShape runs the binaries as separate processes
+// against an external NATS (embedded in this test, over TCP), with the
+// LiteLLM config.yaml of the core issue as is - its servers pointed at real
+// demo upstreams - plus a keys section.
+func TestProcesses_ProductionShape(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	ingressBin, workerBin := buildBinaries(t)
+	natsSrv := contractstest.StartNATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jira, err := demoserver.Start(ctx, demoserver.Options{}, demoserver.TransportHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jira.Close(context.Background())
+	legacy, err := demoserver.Start(ctx, demoserver.Options{}, demoserver.TransportSSE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer legacy.Close(context.Background())
+
+	cfg := fmt.Sprintf(`general_settings:
+  master_key: sk-1234
+mcp_servers:
+  jira:
+    url: %s      # streamable HTTP (transport defaults to http)
+  legacy:
+    url: %s
+    transport: sse
+  files:
+    transport: stdio
+    command: %s
+    args: ["demo-server", "--transport", "stdio", "--auth-env", "FILES_TOKEN"]
+    auth_env: FILES_TOKEN
+keys:
+  - name: team-a
+    key_sha256: "%x"
+    servers: [jira]
+    tools: [jira-whoami]
+`, jira.URL, legacy.URL, workerBin, sha256Sum("sk-team-a"))
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv := keygen(t, workerBin)
+	common := []string{"TOOLBUS_NATS_URL=" + natsSrv.URL}
+	w1 := startProcess(t, workerBin, append(common, "TOOLBUS_SEAL_PRIVATE_KEYS="+priv), "--config", cfgPath)
+	w2 := startProcess(t, workerBin, append(common, "TOOLBUS_SEAL_PRIVATE_KEYS="+priv), "--config", cfgPath)
+	in := startProcess(t, ingressBin, append(common, "TOOLBUS_SEAL_PUBLIC_KEYS="+pub, "TOOLBUS_LISTEN=127.0.0.1:0"), "--config", cfgPath)
+	url := waitForURL(t, in.stdout, in.stderr)
+	waitReady(t, url, 2)
+
+	// The seed request, by a key that reaches only jira (so "whoami" is unambiguous).
+	if status, text := seedCall(t, url, "sk-team-a", "whoami"); status != 200 || text != "Bearer user-token-5678" {
+		t.Fatalf("seed call: %d %s", status, text)
+	}
+	if got := jira.Recorder.Authorizations(); len(got) == 0 || got[len(got)-1] != "Bearer user-token-5678" {
+		t.Fatalf("jira received %q", got)
+	}
+	// Every transport, with the master key.
+	for _, name := range []string{"jira-whoami", "legacy-whoami", "files-whoami"} {
+		if status, text := seedCall(t, url, "sk-1234", name); status != 200 || text != "Bearer user-token-5678" {
+			t.Fatalf("%s: %d %s", name, status, text)
+		}
+	}
+	for _, p := range []*process{w1, w2, in} {
+		if strings.Contains(p.stderr.String(), "user-token-5678") || strings.Contains(p.stdout.String(), "user-token-5678") {
+			t.Fatalf("a process logged the user token:\n%s", p.stderr.String())
+		}
+	}
+}
+
+func sha256Sum(s string) []byte {
+	h := sha256.New()
+	h.Write([]byte(s))
+	return h.Sum(nil)
+}
+
+// waitReady polls /readyz until it reports at least n workers.
+func waitReady(t *testing.T, url string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			var body struct{ Workers int }
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && body.Workers >= n {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("ingress at %s never reported %d ready workers", url, n)
+}
