@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, vet, every test with the race detector,
+# and a short run of each fuzz target. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 10m ./...
+
+echo "== fuzz (briefly)"
+fuzztime=${FUZZTIME:-10s}
+go test ./contracts -run '^$' -fuzz '^FuzzDecodeCallRequest$' -fuzztime "$fuzztime"
+go test ./contracts -run '^$' -fuzz '^FuzzOpen$' -fuzztime "$fuzztime"
