@@ -48,7 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := zerolog.New(stderr).With().Timestamp().Str("component", "ingress").Logger()
+	base := zerolog.New(stderr).With().Timestamp().Logger()
+	log := base.With().Str("component", "ingress").Logger()
 
 	cfg := &config.File{}
 	if *configPath != "" {
@@ -73,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	)
 	if *dev {
 		var err error
-		if env, err = devmode.Start(ctx, cfg, log); err != nil {
+		if env, err = devmode.Start(ctx, cfg, base); err != nil {
 			return err
 		}
 		defer stopBounded(env.Stop, 10*time.Second, log, "dev environment")
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if len(cfg.Keys) == 0 {
 		log.Warn().Msg("no gateway keys configured: every call will be refused (add general_settings.master_key or keys)")
 	}
-	d, err := dispatch.New(nc, sealer, log.With().Str("component", "dispatch").Logger())
+	d, err := dispatch.New(nc, sealer, base.With().Str("component", "dispatch").Logger())
 	if err != nil {
 		return err
 	}

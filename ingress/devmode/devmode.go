@@ -50,7 +50,8 @@ type Env struct {
 
 // Start brings everything up and completes cfg: it adds the demo server
 // (unless a server is already named "demo") and, if cfg has no keys, DevKey
-// as the master key. cfg is normalized again.
+// as the master key; cfg is normalized again. log should carry no component
+// field: the workers add their own.
 func Start(ctx context.Context, cfg *config.File, log zerolog.Logger) (env *Env, err error) {
 	env = &Env{}
 	defer func() {
