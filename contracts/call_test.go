@@ -42,12 +42,26 @@ func goldenMessages() map[string]any {
 			Type: TypeListRequest, RequestID: "req-2", Server: "jira", KeyID: "team-a",
 			TimeoutMS: 10000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
 		},
+		"job_request": &JobRequest{
+			Type: TypeJobRequest, JobID: "0194f0a1b2c3d4e5f60718293a4b", Owner: "00112233445566778899aabbccddeeff",
+			Server: "jira", Tool: "bulk_import", Arguments: json.RawMessage(`{"project":"TEST"}`), KeyID: "team-a",
+			TimeoutMS: 600000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
+		},
+		"job_record": &JobRecord{
+			Type: TypeJobRecord, ID: "0194f0a1b2c3d4e5f60718293a4b", Owner: "00112233445566778899aabbccddeeff",
+			KeyID: "team-a", Server: "jira", Tool: "bulk_import", Status: JobRunning,
+			CreatedAt: time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC), StartedAt: ptr(time.Date(2026, 11, 27, 15, 0, 1, 0, time.UTC)),
+			Attempts: 1, Progress: &JobProgress{Progress: 3, Total: ptr(10.0), Message: "importing"},
+			IdempotencyKey: "ffeeddccbbaa99887766554433221100",
+		},
 		"list_response": &ListResponse{
 			Type: TypeListResponse, RequestID: "req-2",
 			Tools: json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`),
 		},
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestMessages_Golden(t *testing.T) {
 	for name, msg := range goldenMessages() {
@@ -96,6 +110,12 @@ func TestDecode_GoldenRoundTrip(t *testing.T) {
 	}
 	if r, err := DecodeListResponse(read("list_response")); err != nil || len(r.Tools) == 0 {
 		t.Fatalf("list_response: %+v, %v", r, err)
+	}
+	if r, err := DecodeJobRequest(read("job_request")); err != nil || r.Binding().ReplyTo != JobKey(r.Owner, r.JobID) {
+		t.Fatalf("job_request: %+v, %v", r, err)
+	}
+	if r, err := DecodeJobRecord(read("job_record")); err != nil || r.Status != JobRunning || r.Progress.Message != "importing" {
+		t.Fatalf("job_record: %+v, %v", r, err)
 	}
 }
 

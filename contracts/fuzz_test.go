@@ -11,7 +11,7 @@ import (
 // FuzzDecodeCallRequest: decoding arbitrary bytes never panics, and whatever
 // decodes re-encodes to a message that decodes again.
 func FuzzDecodeCallRequest(f *testing.F) {
-	for _, name := range []string{"call_request", "list_request", "call_response_result"} {
+	for _, name := range []string{"call_request", "list_request", "call_response_result", "job_request", "job_record"} {
 		if data, err := os.ReadFile(filepath.Join("testdata", name+".json")); err == nil {
 			f.Add(data)
 		}
@@ -32,6 +32,8 @@ func FuzzDecodeCallRequest(f *testing.F) {
 		_, _ = DecodeListRequest(data)
 		_, _ = DecodeCallResponse(data)
 		_, _ = DecodeListResponse(data)
+		_, _ = DecodeJobRequest(data)
+		_, _ = DecodeJobRecord(data)
 	})
 }
 

@@ -8,9 +8,10 @@ const (
 	// SubjectRoot is the prefix of every toolbus subject.
 	SubjectRoot = "toolbus.v1"
 
-	callPrefix = SubjectRoot + ".call."
-	listPrefix = SubjectRoot + ".list."
-	jobsPrefix = SubjectRoot + ".jobs."
+	callPrefix   = SubjectRoot + ".call."
+	listPrefix   = SubjectRoot + ".list."
+	jobsPrefix   = SubjectRoot + ".jobs."
+	cancelPrefix = SubjectRoot + ".cancel."
 
 	// AllCallsSubject matches the synchronous tools/call subject of every server.
 	AllCallsSubject = callPrefix + "*"
@@ -22,6 +23,9 @@ const (
 
 	// AllJobsSubject matches every async job subject (the JetStream stream's filter).
 	AllJobsSubject = jobsPrefix + ">"
+	// AllCancelsSubject matches every job cancellation; every worker listens
+	// (no queue group) and cancels the job if it runs it.
+	AllCancelsSubject = cancelPrefix + "*"
 
 	// WorkerQueueGroup is the queue group every worker joins on every call and
 	// list subject, so that each request reaches exactly one worker.
@@ -29,10 +33,12 @@ const (
 
 	// JobsStream is the JetStream work-queue stream that holds async jobs.
 	JobsStream = "TOOLBUS_JOBS"
-	// JobsConsumer is the one durable pull consumer all workers share.
-	JobsConsumer = "toolbus-workers"
-	// JobsBucket is the JetStream KV bucket that holds job records.
+	// JobsBucket is the JetStream KV bucket that holds job records and
+	// idempotency keys.
 	JobsBucket = "toolbus_jobs"
+	// ResultsBucket is the JetStream object store for job results too large
+	// for a KV value.
+	ResultsBucket = "toolbus_results"
 )
 
 // maxServerNameLen bounds server names so that subjects stay short.
@@ -44,9 +50,57 @@ func CallSubject(server string) string { return callPrefix + server }
 // ListSubject is the subject a tools/list for server is sent on.
 func ListSubject(server string) string { return listPrefix + server }
 
-// JobSubject is the subject an async job for server is published on.
-func JobSubject(server string) string { return jobsPrefix + server }
+// JobSubject is the subject an async job for server is published on; keyTag
+// (see KeyTag) names the gateway key, so that the jobs one key has queued
+// can be counted by subject.
+func JobSubject(server, keyTag string) string { return jobsPrefix + server + "." + keyTag }
 
+// ServerJobsSubject matches every job for server: the filter of the server's
+// durable consumer.
+func ServerJobsSubject(server string) string { return jobsPrefix + server + ".*" }
+
+// KeyJobsSubject matches every job of one gateway key, on any server.
+func KeyJobsSubject(keyTag string) string { return jobsPrefix + "*." + keyTag }
+
+// ServerFromJobSubject returns the server a job subject addresses.
+func ServerFromJobSubject(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, jobsPrefix)
+	if !ok {
+		return "", false
+	}
+	server, _, ok := strings.Cut(rest, ".")
+	if !ok || !ValidServerName(server) {
+		return "", false
+	}
+	return server, true
+}
+
+// JobsConsumer is the durable pull consumer of server's jobs, shared by
+// every worker that serves server.
+func JobsConsumer(server string) string { return "toolbus-jobs-" + server }
+
+// CancelSubject is where the cancellation of job id is announced.
+func CancelSubject(jobID string) string { return cancelPrefix + jobID }
+
+// JobIDFromCancelSubject returns the job a cancel subject names.
+func JobIDFromCancelSubject(subject string) (string, bool) {
+	id, ok := strings.CutPrefix(subject, cancelPrefix)
+	return id, ok && ValidJobID(id)
+}
+
+// JobKey is the KV key of a job record. The owner is part of the key, so a
+// caller can only ever address its own jobs.
+func JobKey(owner, jobID string) string { return "job." + owner + "." + jobID }
+
+// OwnerJobsKeys matches the KV keys of every job of owner.
+func OwnerJobsKeys(owner string) string { return "job." + owner + ".*" }
+
+// IdempotencyKey is the KV key that maps an owner's Idempotency-Key header
+// (hashed) to a job id.
+func IdempotencyKey(owner, idemHash string) string { return "idem." + owner + "." + idemHash }
+
+// ResultObject is the object store name of a job's result.
+func ResultObject(owner, jobID string) string { return owner + "." + jobID }
 // ServerFromCallSubject returns the server a call subject addresses.
 func ServerFromCallSubject(subject string) (string, bool) {
 	return serverFrom(subject, callPrefix)
