@@ -21,6 +21,7 @@ type File struct {
 	Seal            Seal               `yaml:"seal"`
 	Ingress         Ingress            `yaml:"ingress"`
 	Worker          Worker             `yaml:"worker"`
+	Jobs            Jobs               `yaml:"jobs"`
 }
 
 // GeneralSettings is LiteLLM's section; toolbus reads master_key only.
@@ -130,6 +131,37 @@ type Worker struct {
 	MetricsListen string   `yaml:"metrics_listen"`
 }
 
+// Jobs configures async jobs: the JetStream stream, KV bucket and object
+// store, and the retry policy.
+type Jobs struct {
+	// Retention is how long job records and results are kept after their
+	// last change (the KV bucket's and object store's TTL).
+	Retention Duration `yaml:"retention"`
+	// Replicas of the stream, bucket and object store (1 or 3 in a cluster).
+	Replicas int `yaml:"replicas"`
+	// MaxQueuedPerKey caps the jobs one gateway key has queued or running.
+	MaxQueuedPerKey int `yaml:"max_queued_per_key"`
+	// MaxStreamMessages and MaxStreamBytes cap the stream; a full stream
+	// refuses new jobs (503 overloaded) and drops none it holds.
+	MaxStreamMessages int64 `yaml:"max_stream_messages"`
+	MaxStreamBytes    int64 `yaml:"max_stream_bytes"`
+	// MaxAttempts bounds how often a job runs (retryable failures and lost
+	// workers count).
+	MaxAttempts int `yaml:"max_attempts"`
+	// AckWait is how long a worker may go silent before its job is
+	// redelivered; running jobs report progress well within it.
+	AckWait Duration `yaml:"ack_wait"`
+	// Backoff is the delay before each retry (the last repeats).
+	Backoff []Duration `yaml:"backoff"`
+	// MaxQueueTime is how long a job may wait to start; after it, it expires.
+	MaxQueueTime Duration `yaml:"max_queue_time"`
+	// MaxWait bounds a long poll (GET /v1/calls/{id}?wait=).
+	MaxWait Duration `yaml:"max_wait"`
+	// InlineResultBytes is the largest result kept inside the job record;
+	// larger ones go to the object store.
+	InlineResultBytes int `yaml:"inline_result_bytes"`
+}
+
 // Defaults.
 const (
 	DefaultListen          = "127.0.0.1:4000"
@@ -145,7 +177,19 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultMaxClients      = 1024
 	DefaultClientIdleTTL   = 5 * time.Minute
+
+	DefaultJobRetention     = 24 * time.Hour
+	DefaultMaxQueuedPerKey  = 1000
+	DefaultMaxStreamMsgs    = 1_000_000
+	DefaultMaxAttempts      = 3
+	DefaultJobAckWait       = 30 * time.Second
+	DefaultMaxQueueTime     = time.Hour
+	DefaultMaxWait          = 60 * time.Second
+	DefaultInlineResultSize = 256 << 10
 )
+
+// DefaultJobBackoff is the retry delay sequence.
+var DefaultJobBackoff = []Duration{Duration(time.Second), Duration(5 * time.Second), Duration(30 * time.Second)}
 
 // Decode parses data with unmarshal (yaml.Unmarshal), applies defaults and
 // validates. Every problem is reported, not just the first.
@@ -231,6 +275,29 @@ func (f *File) applyDefaults() {
 	}
 	setDefault(&w.ClientIdleTTL, DefaultClientIdleTTL)
 	setDefault(&f.Seal.EpochTTL, contracts.DefaultEpochTTL)
+	j := &f.Jobs
+	setDefault(&j.Retention, DefaultJobRetention)
+	if j.Replicas <= 0 {
+		j.Replicas = 1
+	}
+	if j.MaxQueuedPerKey <= 0 {
+		j.MaxQueuedPerKey = DefaultMaxQueuedPerKey
+	}
+	if j.MaxStreamMessages <= 0 {
+		j.MaxStreamMessages = DefaultMaxStreamMsgs
+	}
+	if j.MaxAttempts <= 0 {
+		j.MaxAttempts = DefaultMaxAttempts
+	}
+	setDefault(&j.AckWait, DefaultJobAckWait)
+	if len(j.Backoff) == 0 {
+		j.Backoff = DefaultJobBackoff
+	}
+	setDefault(&j.MaxQueueTime, DefaultMaxQueueTime)
+	setDefault(&j.MaxWait, DefaultMaxWait)
+	if j.InlineResultBytes <= 0 {
+		j.InlineResultBytes = DefaultInlineResultSize
+	}
 }
 
 func setDefault(d *Duration, v time.Duration) {
@@ -308,6 +375,15 @@ func (f *File) validate() error {
 				bad("%s.servers: unknown server %q", where, s)
 			}
 		}
+	}
+	if r := f.Jobs.Replicas; r != 1 && r != 3 && r != 5 {
+		bad("jobs.replicas: %d (want 1, 3 or 5)", r)
+	}
+	if f.Jobs.Retention.D() < time.Second {
+		bad("jobs.retention: at least 1s")
+	}
+	if f.Jobs.InlineResultBytes > 512<<10 {
+		bad("jobs.inline_result_bytes: at most 512 KiB (a KV value must fit in a NATS message)")
 	}
 	for _, s := range f.Worker.Servers {
 		if _, ok := f.MCPServers[s]; !ok {
