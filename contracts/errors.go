@@ -25,6 +25,8 @@ const (
 	CodeOverloaded           ErrorCode = "overloaded"            // every worker for the server is at its limit
 	CodeSealInvalid          ErrorCode = "seal_invalid"          // the sealed token failed to open or bind
 	CodeTimeout              ErrorCode = "timeout"               // the request's own deadline passed
+	CodeTooManyJobs          ErrorCode = "too_many_jobs"         // the key has as many jobs queued as it may
+	CodeCancelled            ErrorCode = "cancelled"             // the caller cancelled the job
 	CodeInternal             ErrorCode = "internal"              // a bug; details are in the logs, not here
 )
 
@@ -32,7 +34,7 @@ const (
 // and expect a different outcome.
 func (c ErrorCode) Retryable() bool {
 	switch c {
-	case CodeUpstreamError, CodeUpstreamTimeout, CodeNoWorkers, CodeOverloaded, CodeTimeout:
+	case CodeUpstreamError, CodeUpstreamTimeout, CodeNoWorkers, CodeOverloaded, CodeTimeout, CodeTooManyJobs:
 		return true
 	}
 	return false
