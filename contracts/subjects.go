@@ -101,6 +101,7 @@ func IdempotencyKey(owner, idemHash string) string { return "idem." + owner + ".
 
 // ResultObject is the object store name of a job's result.
 func ResultObject(owner, jobID string) string { return owner + "." + jobID }
+
 // ServerFromCallSubject returns the server a call subject addresses.
 func ServerFromCallSubject(subject string) (string, bool) {
 	return serverFrom(subject, callPrefix)
