@@ -1,5 +1,6 @@
 // Command worker is toolbus's worker process: it takes tool calls and tool
-// lists from NATS, opens the sealed user token and calls the upstream MCP
+// lists from NATS, and async jobs from JetStream (creating the jobs stream
+// and buckets), opens the sealed user token and calls the upstream MCP
 // servers with it.
 //
 //	worker --config FILE [--servers a,b]   run a worker

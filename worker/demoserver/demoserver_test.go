@@ -160,6 +160,22 @@ func TestStart_Tools(t *testing.T) {
 					t.Errorf("slow = %q", got)
 				}
 			})
+			t.Run("big returns that many bytes", func(t *testing.T) {
+				res, err := call(ctx, c, demoserver.ToolBig, map[string]any{"bytes": 1 << 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := onlyText(t, res); len(got) != 1<<20 || strings.Trim(got, "x") != "" {
+					t.Errorf("big returned %d bytes that are not all 'x'", len(got))
+				}
+				res, err = call(ctx, c, demoserver.ToolBig, map[string]any{"bytes": demoserver.MaxBigBytes + 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !res.IsError {
+					t.Error("big over MaxBigBytes is not a tool error")
+				}
+			})
 			t.Run("recorder saw every request with its headers", func(t *testing.T) {
 				auths := run.Recorder.Authorizations()
 				if len(auths) < 2 {

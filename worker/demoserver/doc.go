@@ -2,7 +2,7 @@
 //
 // It is the upstream that `go run ./ingress --dev` talks to, and the real
 // mcp-go server that tests across the repository call through the gateway.
-// It serves four tools:
+// It serves five tools:
 //
 //   - echo {"text": string}: returns the text as its only text content
 //     (after Options.Delay, if set).
@@ -14,6 +14,8 @@
 //     each quarter of the sleep. It stops early with an error when the call
 //     is cancelled or the server closes.
 //   - fail: returns isError=true with the text "demo failure".
+//   - big {"bytes": number}: returns one text content of that many 'x'
+//     bytes (at most MaxBigBytes, 16 MiB), for result size tests.
 //
 // Transports: "http" (streamable HTTP at /mcp), "sse" (legacy SSE at /sse
 // with messages posted to /message) and "stdio". Every HTTP request is

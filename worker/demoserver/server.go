@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -23,7 +25,11 @@ const (
 	ToolWhoami = "whoami"
 	ToolSlow   = "slow"
 	ToolFail   = "fail"
+	ToolBig    = "big"
 )
+
+// MaxBigBytes bounds the big tool's result.
+const MaxBigBytes = 16 << 20
 
 // FailText is the text of the fail tool's error result.
 const FailText = "demo failure"
@@ -61,6 +67,56 @@ type Options struct {
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Calls, when set, counts the tool calls the server runs.
+	Calls *Calls
+}
+
+// Calls counts the tool calls of a demo server: how many ran, how many at
+// once, how many were cancelled. Its zero value is ready to use and it is
+// safe for concurrent use.
+type Calls struct {
+	mu    sync.Mutex
+	stats CallStats
+}
+
+// CallStats is what Calls counted.
+type CallStats struct {
+	Started    int // tool handlers entered
+	Running    int // running now
+	MaxRunning int // the most ever running at once
+	// Cancelled counts handlers that ended with their context done: the
+	// client cancelled the call (or went away).
+	Cancelled int
+}
+
+// Stats returns the counts so far.
+func (c *Calls) Stats() CallStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
+}
+
+// count wraps a tool handler so that c counts its calls; a nil c counts nothing.
+func (c *Calls) count(h server.ToolHandlerFunc) server.ToolHandlerFunc {
+	if c == nil {
+		return h
+	}
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		c.mu.Lock()
+		c.stats.Started++
+		c.stats.Running++
+		c.stats.MaxRunning = max(c.stats.MaxRunning, c.stats.Running)
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.stats.Running--
+			if ctx.Err() != nil {
+				c.stats.Cancelled++
+			}
+			c.mu.Unlock()
+		}()
+		return h(ctx, req)
+	}
 }
 
 func (o Options) logger() *slog.Logger {
@@ -104,17 +160,21 @@ func newServer(opts Options, env toolEnv) *server.MCPServer {
 	s.AddTool(mcp.NewTool(ToolEcho,
 		mcp.WithDescription("Returns the given text."),
 		mcp.WithString("text", mcp.Required(), mcp.Description("Text to return.")),
-	), t.echo)
+	), opts.Calls.count(t.echo))
 	s.AddTool(mcp.NewTool(ToolWhoami,
 		mcp.WithDescription("Returns the Authorization header the call arrived with."),
-	), t.whoami)
+	), opts.Calls.count(t.whoami))
 	s.AddTool(mcp.NewTool(ToolSlow,
 		mcp.WithDescription("Sleeps for ms milliseconds, reporting progress."),
 		mcp.WithNumber("ms", mcp.Required(), mcp.Description("Milliseconds to sleep.")),
-	), t.slow)
+	), opts.Calls.count(t.slow))
 	s.AddTool(mcp.NewTool(ToolFail,
 		mcp.WithDescription("Always returns a tool error."),
-	), t.fail)
+	), opts.Calls.count(t.fail))
+	s.AddTool(mcp.NewTool(ToolBig,
+		mcp.WithDescription("Returns one text content of the given number of 'x' bytes (for result size tests)."),
+		mcp.WithNumber("bytes", mcp.Required(), mcp.Description("Bytes of text, at most 16 MiB.")),
+	), opts.Calls.count(t.big))
 	return s
 }
 
@@ -179,6 +239,17 @@ func (t tools) slow(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallTool
 		}
 	}
 	return mcp.NewToolResultText(fmt.Sprintf("slept %s", d)), nil
+}
+
+func (t tools) big(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	n, err := req.RequireFloat("bytes")
+	if err != nil {
+		return mcp.NewToolResultError(err.Error()), nil
+	}
+	if n < 0 || n > MaxBigBytes {
+		return mcp.NewToolResultError(fmt.Sprintf("bytes must be 0 to %d", MaxBigBytes)), nil
+	}
+	return mcp.NewToolResultText(strings.Repeat("x", int(n))), nil
 }
 
 func (t tools) fail(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {

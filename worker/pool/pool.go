@@ -16,6 +16,7 @@ import (
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/worker/handler"
+	"github.com/toolbus/toolbus/worker/jobs"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -44,6 +45,7 @@ type options struct {
 	now       func() time.Time
 	queue     int // waiting requests per server; -1 means as many as the server's slots
 	queueWait time.Duration
+	noJobs    bool
 }
 
 // WithServers limits the pool to some servers, overriding worker.servers.
@@ -72,6 +74,12 @@ func WithQueue(depth int, wait time.Duration) Option {
 	return func(o *options) { o.queue, o.queueWait = depth, wait }
 }
 
+// WithoutJobs leaves async jobs to other workers: the pool neither creates
+// the jobs infrastructure nor consumes jobs.
+func WithoutJobs() Option {
+	return func(o *options) { o.noJobs = true }
+}
+
 // WithClock sets the clock used to check seal expiry (default time.Now).
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
@@ -79,12 +87,14 @@ func WithClock(now func() time.Time) Option {
 
 // Pool is a worker process's consumers: for each server it serves it takes
 // tools/call and tools/list requests from NATS in the workers' queue group,
-// runs them with bounded concurrency and replies. It answers pings too.
+// runs them with bounded concurrency and replies, and runs the server's
+// async jobs within the same bounds. It answers pings too.
 type Pool struct {
 	nc      *nats.Conn
 	log     zerolog.Logger
 	h       *handler.Handler
 	up      *upstream.Pool
+	jobs    *jobs.Runner // nil with WithoutJobs
 	name    string
 	servers []string
 	drain   time.Duration
@@ -177,6 +187,17 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 	if p.drain <= 0 {
 		p.drain = config.DefaultDrainTimeout
 	}
+	if !o.noJobs {
+		runner, err := jobs.New(jobs.Config{
+			File: cfg, Servers: servers, Conn: nc, Opener: opener, Upstream: up,
+			Acquire: p.acquireSlot, Logger: log, Now: o.now,
+		})
+		if err != nil {
+			_ = up.Close()
+			return nil, err
+		}
+		p.jobs = runner
+	}
 	for _, s := range servers {
 		n := cfg.MCPServers[s].MaxConcurrency
 		if n <= 0 {
@@ -189,6 +210,16 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		p.limits[s] = &limiter{slots: make(chan struct{}, n), queue: make(chan struct{}, depth)}
 	}
 	return p, nil
+}
+
+// JobsReady is closed once the jobs infrastructure exists and the jobs of
+// every served server are being consumed (see package jobs); it is never
+// closed with WithoutJobs.
+func (p *Pool) JobsReady() <-chan struct{} {
+	if p.jobs == nil {
+		return nil
+	}
+	return p.jobs.Ready()
 }
 
 // Servers returns the servers the pool serves.
@@ -248,6 +279,9 @@ func (p *Pool) Start(ctx context.Context) error {
 		if err = p.nc.FlushWithContext(ctx); err != nil {
 			err = fmt.Errorf("worker pool: register subscriptions: %w", err)
 		}
+	}
+	if err == nil && p.jobs != nil {
+		err = p.jobs.Start()
 	}
 	if err != nil {
 		for _, sub := range p.subs {
@@ -359,6 +393,25 @@ func (p *Pool) waitAcquire(lim *limiter) bool {
 	return false
 }
 
+// acquireSlot takes a server slot, then a process slot, for an async job,
+// waiting until both are free or ctx ends (jobs wait in JetStream, not
+// here: the consumer takes a job only when it can start it).
+func (p *Pool) acquireSlot(ctx context.Context, server string) (func(), bool) {
+	lim := p.limits[server]
+	select {
+	case lim.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
+	select {
+	case p.global <- struct{}{}:
+		return func() { p.release(lim) }, true
+	case <-ctx.Done():
+		<-lim.slots
+		return nil, false
+	}
+}
+
 func (p *Pool) release(lim *limiter) {
 	<-p.global
 	<-lim.slots
@@ -402,6 +455,14 @@ func (p *Pool) Stop(ctx context.Context) error {
 	drainCtx, cancel := context.WithTimeout(ctx, p.drain)
 	defer cancel()
 
+	// Jobs drain alongside calls, within the same deadline.
+	jobsStopped := make(chan error, 1)
+	if p.jobs != nil {
+		go func() { jobsStopped <- p.jobs.Stop(drainCtx) }()
+	} else {
+		jobsStopped <- nil
+	}
+
 	var errs []error
 	closed := make([]<-chan nats.SubStatus, len(subs))
 	for i, sub := range subs {
@@ -431,6 +492,7 @@ func (p *Pool) Stop(ctx context.Context) error {
 	if p.cancelCall != nil {
 		p.cancelCall()
 	}
+	errs = append(errs, <-jobsStopped)
 	errs = append(errs, p.up.Close())
 	// Closing the clients fails whatever still runs; wait for those replies.
 	graceCtx, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -20,17 +19,26 @@ import (
 // server's auth_env variable) when srv passes credentials through, and never
 // otherwise. Errors are *Error. ctx bounds the call; when it ends, the call
 // is cancelled upstream (stdio: notifications/cancelled; HTTP: the request is
-// aborted).
-func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts.Token, tool string, args json.RawMessage) (json.RawMessage, error) {
-	// A fresh request: mcp-go drops the headers of one with Method set.
-	var req mcp.CallToolRequest
-	req.Params.Name = tool
-	if len(args) > 0 {
-		req.Params.Arguments = args
+// aborted). See WithProgress for progress notifications.
+func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts.Token, tool string, args json.RawMessage, opts ...CallOption) (json.RawMessage, error) {
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	var out json.RawMessage
-	err := p.do(ctx, srv, token, func(ctx context.Context, c *client.Client) error {
-		res, err := c.CallTool(ctx, req)
+	err := p.do(ctx, srv, token, func(ctx context.Context, e *entry) error {
+		// A fresh request: mcp-go drops the headers of one with Method set.
+		var req mcp.CallToolRequest
+		req.Params.Name = tool
+		if len(args) > 0 {
+			req.Params.Arguments = args
+		}
+		if o.progress != nil {
+			progressToken, unregister := e.progress.register(o.progress)
+			defer unregister()
+			req.Params.Meta = &mcp.Meta{ProgressToken: progressToken}
+		}
+		res, err := e.c.CallTool(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -45,8 +53,8 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 // errors are as for CallTool.
 func (p *Pool) ListTools(ctx context.Context, srv *config.Server, token contracts.Token) (json.RawMessage, error) {
 	var out json.RawMessage
-	err := p.do(ctx, srv, token, func(ctx context.Context, c *client.Client) error {
-		res, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	err := p.do(ctx, srv, token, func(ctx context.Context, e *entry) error {
+		res, err := e.c.ListTools(ctx, mcp.ListToolsRequest{})
 		if err != nil {
 			return err
 		}
@@ -65,7 +73,7 @@ func (p *Pool) ListTools(ctx context.Context, srv *config.Server, token contract
 // do runs fn with the pooled client of (srv, token). When the upstream has
 // ended the client's session (404), the client is replaced and fn runs once
 // more: the request was refused, not executed.
-func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token, fn func(context.Context, *client.Client) error) error {
+func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token, fn func(context.Context, *entry) error) error {
 	cred := credential(srv, token)
 	for attempt := 1; ; attempt++ {
 		e, err := p.acquire(ctx, srv, cred)
@@ -73,7 +81,7 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 			return err
 		}
 		ch := &challenge{}
-		err = fn(withChallenge(ctx, ch), e.c)
+		err = fn(withChallenge(ctx, ch), e)
 		if err == nil {
 			p.release(e)
 			return nil

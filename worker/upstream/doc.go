@@ -37,6 +37,15 @@
 // upstream_error, and so on. Wire messages are fixed phrases; Error.Detail,
 // for logs only, has the credential removed.
 //
+// # Progress
+//
+// A call made WithProgress carries a progress token in its _meta; the MCP
+// progress notifications the upstream sends for it are passed to the
+// call's callback. A pooled client is shared by the concurrent calls of one
+// user, so each client routes notifications by token to its own calls
+// only: a notification never reaches another client's (another user's)
+// call.
+//
 // # HTTP
 //
 // All HTTP and SSE clients of a Pool share one transport (NewHTTPTransport:

@@ -119,7 +119,9 @@ type entry struct {
 
 	done chan struct{} // closed when connecting has ended
 	c    *client.Client
-	err  error // connect failure; set before done is closed
+	// progress routes the client's progress notifications to its calls.
+	progress progressRoutes
+	err      error // connect failure; set before done is closed
 
 	// Guarded by Pool.mu.
 	refs     int
@@ -521,6 +523,7 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 		copts = append(copts, client.WithProtocolVersion(p.opts.ProtocolVersion))
 	}
 	c := client.NewClient(tr, copts...)
+	c.OnNotification(e.progress.dispatch)
 	// An SSE client whose stream broke can never answer again: take it out
 	// of the pool and fail its waiting calls now rather than at their
 	// deadlines.

@@ -547,7 +547,7 @@ func TestPool_Results(t *testing.T) {
 				names = append(names, tool.Name)
 			}
 			slices.Sort(names)
-			if want := []string{demoserver.ToolEcho, demoserver.ToolSlow, demoserver.ToolWhoami}; !slices.Equal(names, want) {
+			if want := []string{demoserver.ToolBig, demoserver.ToolEcho, demoserver.ToolSlow, demoserver.ToolWhoami}; !slices.Equal(names, want) {
 				t.Errorf("tools = %v, want %v", names, want)
 			}
 		})
@@ -770,5 +770,62 @@ func TestPool_SSECancelsUpstream(t *testing.T) {
 	last := run.Recorder.Entries()[before+1]
 	if last.Method != http.MethodPost || last.Path != demoserver.PathMessage || last.Authorization != "Bearer a" {
 		t.Errorf("after the call the upstream received %s %s with %q", last.Method, last.Path, last.Authorization)
+	}
+}
+
+// Progress notifications reach the call that asked for them, and only it:
+// concurrent calls of one user share a client, and each is told apart by
+// its progress token.
+func TestPool_CallTool_Progress(t *testing.T) {
+	t.Parallel()
+	for _, v := range append(variants, struct{ name, transport, protocol string }{"stdio", config.TransportStdio, ""}) {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := testCtx(t)
+			p := newPool(t, upstream.Options{ProtocolVersion: v.protocol}, nil)
+			var srv *config.Server
+			if v.transport == config.TransportStdio {
+				srv = stdioServer("local", "")
+			} else {
+				srv = httpServer("demo", v.transport, startDemo(t, demoserver.Options{}, v.transport).URL)
+			}
+			const calls = 3
+			got := make([][]upstream.Progress, calls)
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for i := range calls {
+				wg.Go(func() {
+					raw, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer same-user"), demoserver.ToolSlow,
+						json.RawMessage(fmt.Sprintf(`{"ms": %d}`, 40+20*i)),
+						upstream.WithProgress(func(pr upstream.Progress) {
+							mu.Lock()
+							got[i] = append(got[i], pr)
+							mu.Unlock()
+						}))
+					if err != nil || !strings.HasPrefix(decodeResult(t, raw).Content[0].Text, "slept") {
+						t.Errorf("call %d: %s, %v", i, raw, err)
+					}
+				})
+			}
+			wg.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			for i, ps := range got {
+				// The last notification may be dispatched after the answer,
+				// when it is dropped: the call has returned.
+				if len(ps) < 3 || len(ps) > 4 {
+					t.Errorf("call %d got %d notifications: %+v", i, len(ps), ps)
+					continue
+				}
+				for step, pr := range ps {
+					if pr.Progress != float64(step) || pr.Total == nil || *pr.Total != 4 || pr.Message != fmt.Sprintf("step %d of 4", step+1) {
+						t.Errorf("call %d notification %d: %+v", i, step, pr)
+					}
+				}
+			}
+			if st := p.Stats(); st.Clients != 1 {
+				t.Errorf("Clients = %d, want the calls to share one", st.Clients)
+			}
+		})
 	}
 }

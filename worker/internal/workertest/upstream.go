@@ -1,0 +1,88 @@
+package workertest
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/toolbus/toolbus/worker/demoserver"
+)
+
+// Upstream is a demo MCP server (streamable HTTP) whose tool calls are
+// counted (demoserver.Calls), and that can fail the next calls with HTTP 503.
+type Upstream struct {
+	// URL is the MCP endpoint.
+	URL string
+	// Recorder sees every HTTP request.
+	Recorder *demoserver.Recorder
+	calls    *demoserver.Calls
+
+	mu       sync.Mutex
+	failNext int
+	requests int
+	failed   int
+}
+
+// StartUpstream runs an Upstream until the test ends. opts.Calls is set.
+func StartUpstream(t testing.TB, opts demoserver.Options) *Upstream {
+	t.Helper()
+	opts.Calls = &demoserver.Calls{}
+	h, err := demoserver.NewHandler(opts, demoserver.TransportHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &Upstream{Recorder: h.Recorder(), calls: opts.Calls}
+	srv := httptest.NewServer(u.wrap(h))
+	u.URL = srv.URL + demoserver.PathMCP
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		h.Close(ctx)
+		srv.Close()
+	})
+	return u
+}
+
+func (u *Upstream) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Mcp-Method") == "tools/call" {
+			u.mu.Lock()
+			u.requests++
+			fail := u.failNext > 0
+			if fail {
+				u.failNext--
+				u.failed++
+			}
+			u.mu.Unlock()
+			if fail {
+				http.Error(w, "demo upstream failing on purpose", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// FailNext makes the next n tools/call requests fail with HTTP 503.
+func (u *Upstream) FailNext(n int) {
+	u.mu.Lock()
+	u.failNext = n
+	u.mu.Unlock()
+}
+
+// UpstreamStats counts an Upstream's tool calls.
+type UpstreamStats struct {
+	// Requests counts tools/call HTTP requests, Failed those answered 503.
+	Requests, Failed int
+	// The tool handlers that ran.
+	demoserver.CallStats
+}
+
+// Stats returns the counts so far.
+func (u *Upstream) Stats() UpstreamStats {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return UpstreamStats{Requests: u.requests, Failed: u.failed, CallStats: u.calls.Stats()}
+}

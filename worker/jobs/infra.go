@@ -1,0 +1,162 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+)
+
+// DuplicateWindow is how long the jobs stream remembers a Nats-Msg-Id (the
+// job id): a submit published twice within it is stored once.
+const DuplicateWindow = 2 * time.Minute
+
+// Infra is the JetStream infrastructure of async jobs.
+type Infra struct {
+	Stream  jetstream.Stream
+	Records jetstream.KeyValue
+	Results jetstream.ObjectStore
+}
+
+// StreamConfig is the configuration of the jobs stream.
+func StreamConfig(j config.Jobs) jetstream.StreamConfig {
+	maxBytes := j.MaxStreamBytes
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	return jetstream.StreamConfig{
+		Name:        contracts.JobsStream,
+		Description: "toolbus async jobs",
+		Subjects:    []string{contracts.AllJobsSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    j.Replicas,
+		MaxAge:      j.Retention.D(),
+		MaxMsgs:     j.MaxStreamMessages,
+		MaxBytes:    maxBytes,
+		Discard:     jetstream.DiscardNew,
+		Duplicates:  min(DuplicateWindow, j.Retention.D()),
+	}
+}
+
+// RecordsConfig is the configuration of the job records KV bucket.
+func RecordsConfig(j config.Jobs) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      contracts.JobsBucket,
+		Description: "toolbus job records",
+		History:     1,
+		TTL:         j.Retention.D(),
+		Storage:     jetstream.FileStorage,
+		Replicas:    j.Replicas,
+	}
+}
+
+// ResultsConfig is the configuration of the job results object store.
+func ResultsConfig(j config.Jobs) jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
+		Bucket:      contracts.ResultsBucket,
+		Description: "toolbus job results too large for a record",
+		TTL:         j.Retention.D(),
+		Storage:     jetstream.FileStorage,
+		Replicas:    j.Replicas,
+	}
+}
+
+// ConsumerConfig is the configuration of server's durable jobs consumer.
+// maxConcurrency (the server's max_concurrency) bounds the jobs of server
+// delivered and not yet acknowledged, over all workers.
+func ConsumerConfig(server string, maxConcurrency int, j config.Jobs) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       contracts.JobsConsumer(server),
+		Description:   "toolbus jobs of server " + server,
+		FilterSubject: contracts.ServerJobsSubject(server),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       j.AckWait.D(),
+		// Unlimited: a job's attempts are bounded by its record.
+		MaxDeliver:    -1,
+		MaxAckPending: max(maxConcurrency, 1),
+	}
+}
+
+// Setup creates the jobs stream, the records bucket and the results object
+// store, or updates them where their configuration differs from j. It is
+// idempotent; every worker runs it at start. What is already configured as
+// wanted is only bound to: an update, even an empty one, is a replicated
+// change of the stream (and nats-server 2.15 races it against consumers
+// being created at the same time).
+func Setup(ctx context.Context, js jetstream.JetStream, j config.Jobs) (*Infra, error) {
+	stream, err := ensureStream(ctx, js, StreamConfig(j))
+	if err != nil {
+		return nil, fmt.Errorf("jobs stream %s: %w", contracts.JobsStream, err)
+	}
+	records, err := ensureRecords(ctx, js, RecordsConfig(j))
+	if err != nil {
+		return nil, fmt.Errorf("jobs bucket %s: %w", contracts.JobsBucket, err)
+	}
+	results, err := ensureResults(ctx, js, ResultsConfig(j))
+	if err != nil {
+		return nil, fmt.Errorf("results object store %s: %w", contracts.ResultsBucket, err)
+	}
+	return &Infra{Stream: stream, Records: records, Results: results}, nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, want.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	if err == nil {
+		have := s.CachedInfo().Config
+		if slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+			have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+			have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
+			have.Discard == want.Discard && have.Duplicates == want.Duplicates {
+			return s, nil
+		}
+	}
+	return js.CreateOrUpdateStream(ctx, want)
+}
+
+func ensureRecords(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, want.Bucket)
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, err
+	}
+	if err == nil {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		have := st.Config()
+		if have.Description == want.Description && have.History == want.History && have.TTL == want.TTL &&
+			have.Storage == want.Storage && have.Replicas == want.Replicas {
+			return kv, nil
+		}
+	}
+	return js.CreateOrUpdateKeyValue(ctx, want)
+}
+
+func ensureResults(ctx context.Context, js jetstream.JetStream, want jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
+	obj, err := js.ObjectStore(ctx, want.Bucket)
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, err
+	}
+	if err == nil {
+		have, err := obj.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if have.Description() == want.Description && have.TTL() == want.TTL &&
+			have.Storage() == want.Storage && have.Replicas() == want.Replicas {
+			return obj, nil
+		}
+	}
+	return js.CreateOrUpdateObjectStore(ctx, want)
+}

@@ -1,0 +1,98 @@
+package upstream
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// Progress is one MCP progress notification (notifications/progress) the
+// upstream sent about a call.
+type Progress struct {
+	Progress float64
+	// Total is nil when the upstream did not say.
+	Total   *float64
+	Message string
+}
+
+// maxProgressMessage bounds the message kept of a progress notification.
+const maxProgressMessage = 1024
+
+// CallOption adjusts one CallTool call.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	progress func(Progress)
+}
+
+// WithProgress asks the upstream for progress notifications (a progress
+// token in the request's _meta) and passes each one to fn. fn runs on the
+// transport's reader and must return quickly; it is never called after
+// CallTool has returned.
+func WithProgress(fn func(Progress)) CallOption {
+	return func(o *callOptions) { o.progress = fn }
+}
+
+// progressRoutes routes the progress notifications that arrive on one
+// pooled client to the calls that asked for them. A client is shared by the
+// concurrent calls of one user, so notifications are told apart by their
+// progress token; a token is registered on the one client its call uses, so
+// a notification can only ever reach a call of the same user.
+type progressRoutes struct {
+	mu     sync.Mutex
+	routes map[string]func(Progress)
+}
+
+// progressSeq numbers progress tokens, unique within the process.
+var progressSeq atomic.Uint64
+
+// register adds fn under a new token and returns the token and a function
+// that removes it (after which fn is never called).
+func (r *progressRoutes) register(fn func(Progress)) (string, func()) {
+	token := "toolbus-" + strconv.FormatUint(progressSeq.Add(1), 10)
+	r.mu.Lock()
+	if r.routes == nil {
+		r.routes = make(map[string]func(Progress))
+	}
+	r.routes[token] = fn
+	r.mu.Unlock()
+	return token, func() {
+		r.mu.Lock()
+		delete(r.routes, token)
+		r.mu.Unlock()
+	}
+}
+
+// dispatch is the client's notification handler. The call's fn runs under
+// the lock, so that once unregister has returned it is not running.
+func (r *progressRoutes) dispatch(n mcp.JSONRPCNotification) {
+	if n.Method != string(mcp.MethodNotificationProgress) {
+		return
+	}
+	fields := n.Params.AdditionalFields
+	token, ok := fields["progressToken"].(string)
+	if !ok {
+		return
+	}
+	p := Progress{}
+	if p.Progress, ok = fields["progress"].(float64); !ok {
+		return
+	}
+	if total, ok := fields["total"].(float64); ok {
+		p.Total = &total
+	}
+	if msg, ok := fields["message"].(string); ok {
+		if len(msg) > maxProgressMessage {
+			msg = strings.ToValidUTF8(msg[:maxProgressMessage], "")
+		}
+		p.Message = msg
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fn := r.routes[token]; fn != nil {
+		fn(p)
+	}
+}
