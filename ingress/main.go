@@ -28,6 +28,7 @@ import (
 	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/httpapi"
+	"github.com/toolbus/toolbus/ingress/jobs"
 )
 
 func main() {
@@ -106,9 +107,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 	defer d.Close()
+	store, err := jobs.New(nc, sealer, cfg.Jobs, base.With().Str("component", "jobs").Logger())
+	if err != nil {
+		return err
+	}
 	router := httpapi.New(httpapi.Options{
 		Config: cfg, Keys: keys, Dispatcher: d,
 		Catalog: dispatch.NewCatalog(d, cfg.Ingress.ListCacheTTL.D()),
+		Jobs:    store,
 		Logger:  log,
 	})
 

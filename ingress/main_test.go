@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -145,28 +146,36 @@ func buildBinaries(t *testing.T) (ingressBin, workerBin string) {
 type process struct {
 	cmd            *exec.Cmd
 	stdout, stderr *syncBuffer
+	exited         chan struct{}
 }
 
 func startProcess(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	p := &process{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-exited
-		}
-	})
+	go func() { _ = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(p.stop)
 	return p
+}
+
+// stop sends SIGTERM and waits (bounded) for the process to exit.
+func (p *process) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
 }
 
 // keygen runs `worker keygen` and returns the public and private key.
@@ -260,11 +269,58 @@ keys:
 			t.Fatalf("%s: %d %s", name, status, text)
 		}
 	}
-	for _, p := range []*process{w1, w2, in} {
+
+	// An async job submitted to one ingress is answered by the next one:
+	// the state lives in NATS, not in the ingress.
+	jobID := submitJob(t, url, "sk-1234", `{"name":"jira-slow","arguments":{"ms":300}}`)
+	in.stop()
+	in2 := startProcess(t, ingressBin, append(common, "TOOLBUS_SEAL_PUBLIC_KEYS="+pub, "TOOLBUS_LISTEN=127.0.0.1:0"), "--config", cfgPath)
+	url2 := waitForURL(t, in2.stdout, in2.stderr)
+	if status := pollJob(t, url2, "sk-1234", jobID); status != "succeeded" {
+		t.Fatalf("job after an ingress restart: %s", status)
+	}
+
+	for _, p := range []*process{w1, w2, in, in2} {
 		if strings.Contains(p.stderr.String(), "user-token-5678") || strings.Contains(p.stdout.String(), "user-token-5678") {
 			t.Fatalf("a process logged the user token:\n%s", p.stderr.String())
 		}
 	}
+}
+
+// submitJob posts an async call and returns the job id.
+func submitJob(t *testing.T, url, key, body string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/calls", strings.NewReader(body))
+	req.Header.Set("x-litellm-key", key)
+	req.Header.Set("Authorization", "Bearer user-token-5678")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusAccepted || out.ID == "" {
+		t.Fatalf("submit: %d %v", resp.StatusCode, err)
+	}
+	return out.ID
+}
+
+// pollJob long-polls a job until it is terminal and returns its status.
+func pollJob(t *testing.T, url, key, id string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/calls/"+id+"?wait=20s", nil)
+	req.Header.Set("x-litellm-key", key)
+	req.Header.Set("Authorization", "Bearer user-token-5678")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Status string }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("poll: %d %v", resp.StatusCode, err)
+	}
+	return out.Status
 }
 
 func sha256Sum(s string) []byte {

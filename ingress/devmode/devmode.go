@@ -111,6 +111,15 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger) (env *Env,
 	if err := env.workers.Start(ctx); err != nil {
 		return env, err
 	}
+	// The workers create the async jobs stream and buckets; wait for them so
+	// the first submit finds them.
+	select {
+	case <-env.workers.JobsReady():
+	case <-time.After(30 * time.Second):
+		return env, errors.New("the worker pool did not set up async jobs in time")
+	case <-ctx.Done():
+		return env, ctx.Err()
+	}
 	return env, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/jobs"
 )
 
 // Options are the API's dependencies.
@@ -20,6 +21,7 @@ type Options struct {
 	Keys       *auth.Keys
 	Dispatcher *dispatch.Dispatcher
 	Catalog    *dispatch.Catalog
+	Jobs       *jobs.Store
 	Logger     zerolog.Logger
 }
 
@@ -29,6 +31,7 @@ type API struct {
 	keys    *auth.Keys
 	d       *dispatch.Dispatcher
 	catalog *dispatch.Catalog
+	jobs    *jobs.Store
 	log     zerolog.Logger
 	// servers is the sorted server names, longest first for prefix matching.
 	serversByLength []string
@@ -37,7 +40,7 @@ type API struct {
 // New returns the router.
 func New(o Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{cfg: o.Config, keys: o.Keys, d: o.Dispatcher, catalog: o.Catalog, log: o.Logger}
+	a := &API{cfg: o.Config, keys: o.Keys, d: o.Dispatcher, catalog: o.Catalog, jobs: o.Jobs, log: o.Logger}
 	a.serversByLength = o.Config.ServerNames()
 	slices.SortStableFunc(a.serversByLength, func(x, y string) int { return len(y) - len(x) })
 
@@ -61,6 +64,10 @@ func New(o Options) http.Handler {
 	api.POST("/mcp-rest/tools/call", a.callTool)
 	api.GET("/mcp/tools/list", a.listTools)
 	api.GET("/mcp-rest/tools/list", a.listTools)
+	api.POST("/v1/calls", a.submitCall)
+	api.GET("/v1/calls", a.listCalls)
+	api.GET("/v1/calls/:id", a.getCall)
+	api.DELETE("/v1/calls/:id", a.cancelCall)
 	return r
 }
 

@@ -87,38 +87,74 @@ func decodeCallBody(data []byte) (*callBody, *contracts.Error) {
 	return &b, nil
 }
 
-// callTool serves POST /mcp/tools/call and /mcp-rest/tools/call.
-func (a *API) callTool(c *gin.Context) {
+// callPlan is a validated, resolved call, ready to run now or as a job.
+type callPlan struct {
+	principal *auth.Principal
+	server    *config.Server
+	tool      string
+	body      *callBody
+	token     contracts.Token
+}
+
+// prepareCall reads, validates and resolves a call; on failure it has
+// written the error response and returns nil.
+func (a *API) prepareCall(c *gin.Context) *callPlan {
 	data, err := readBody(c)
 	if err != nil {
 		abortWithError(c, err)
-		return
+		return nil
 	}
 	body, err := decodeCallBody(data)
 	if err != nil {
 		abortWithError(c, err)
-		return
+		return nil
 	}
 	p := principal(c)
 	srv, tool, err := a.resolve(c, p, body)
 	if err != nil {
 		abortWithError(c, err)
-		return
+		return nil
 	}
 	token := userToken(c, srv.Name, srv.Auth == config.AuthNone)
 	logField(c, "server", srv.Name)
 	logField(c, "tool", tool)
 	logField(c, "token_fp", token.Fingerprint())
+	return &callPlan{principal: p, server: srv, tool: tool, body: body, token: token}
+}
 
+// callTool serves POST /mcp/tools/call and /mcp-rest/tools/call: a
+// synchronous call, or a job with "Prefer: respond-async".
+func (a *API) callTool(c *gin.Context) {
+	plan := a.prepareCall(c)
+	if plan == nil {
+		return
+	}
+	if prefersAsync(c) {
+		a.submit(c, plan)
+		return
+	}
 	result, err := a.d.Call(c.Request.Context(), c.GetString(ctxRequestID), dispatch.Call{
-		KeyID: p.Name, Server: srv.Name, Tool: tool, Arguments: body.Arguments,
-		Token: token, Timeout: a.timeout(srv, body.Timeout),
+		KeyID: plan.principal.Name, Server: plan.server.Name, Tool: plan.tool, Arguments: plan.body.Arguments,
+		Token: plan.token, Timeout: a.timeout(plan.server, plan.body.Timeout),
 	})
 	if err != nil {
 		abortWithError(c, err)
 		return
 	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", result)
+}
+
+// prefersAsync reports whether the request asks for an asynchronous answer
+// (RFC 7240 Prefer: respond-async).
+func prefersAsync(c *gin.Context) bool {
+	for _, v := range c.Request.Header.Values("Prefer") {
+		for _, pref := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(pref), "respond-async") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // timeout is the call's budget: the request's ask (or the server's

@@ -21,6 +21,7 @@ import (
 	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/httpapi"
+	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
@@ -89,7 +90,9 @@ type gateway struct {
 //	files    stdio (this test binary), token in DEMO_TOKEN
 //	ghost    http, served by no worker
 //	limited  http, allowed_tools [echo]
-func startGateway(t *testing.T) *gateway {
+//
+// Each change is applied to the configuration before anything starts.
+func startGateway(t *testing.T, changes ...func(*config.File)) *gateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -130,6 +133,9 @@ func startGateway(t *testing.T) *gateway {
 		},
 		Worker: config.Worker{Servers: []string{"demo", "other", "legacy", "noauth", "locked", "limited", "files"}},
 	}
+	for _, change := range changes {
+		change(g.Cfg)
+	}
 	log := zerolog.New(g.Logs)
 	env, err := devmode.Start(ctx, g.Cfg, log)
 	if err != nil {
@@ -143,23 +149,35 @@ func startGateway(t *testing.T) *gateway {
 	g.Env = env
 	g.Upstreams["demo"] = env.Demo
 
+	g.Router, g.URL = g.newIngress(t)
+	return g
+}
+
+// newIngress starts one more ingress (router, dispatcher, job store, HTTP
+// server) on the gateway's NATS, as another replica would.
+func (g *gateway) newIngress(t *testing.T) (http.Handler, string) {
+	t.Helper()
+	log := zerolog.New(g.Logs)
 	keys, err := auth.New(g.Cfg.Keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := dispatch.New(env.Conn, env.Sealer, log)
+	d, err := dispatch.New(g.Env.Conn, g.Env.Sealer, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
-	g.Router = httpapi.New(httpapi.Options{
+	store, err := jobs.New(g.Env.Conn, g.Env.Sealer, g.Cfg.Jobs, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := httpapi.New(httpapi.Options{
 		Config: g.Cfg, Keys: keys, Dispatcher: d,
-		Catalog: dispatch.NewCatalog(d, time.Minute), Logger: log,
+		Catalog: dispatch.NewCatalog(d, time.Minute), Jobs: store, Logger: log,
 	})
-	srv := httptest.NewServer(g.Router)
+	srv := httptest.NewServer(router)
 	t.Cleanup(srv.Close)
-	g.URL = srv.URL
-	return g
+	return router, srv.URL
 }
 
 // response is a decoded HTTP answer.
@@ -203,9 +221,14 @@ func (r *response) text(t *testing.T) string {
 
 func (g *gateway) do(t *testing.T, method, path string, headers map[string]string, body string) *response {
 	t.Helper()
+	return doURL(t, g.URL, method, path, headers, body)
+}
+
+func doURL(t *testing.T, base, method, path string, headers map[string]string, body string) *response {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, g.URL+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

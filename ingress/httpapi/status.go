@@ -30,6 +30,8 @@ func httpStatus(code contracts.ErrorCode) int {
 		return http.StatusGatewayTimeout
 	case contracts.CodeNoWorkers, contracts.CodeOverloaded:
 		return http.StatusServiceUnavailable
+	case contracts.CodeTooManyJobs:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}

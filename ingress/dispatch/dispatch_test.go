@@ -1,0 +1,128 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/contractstest"
+)
+
+func newDispatcher(t *testing.T) (*Dispatcher, *nats.Conn, *contracts.Opener) {
+	t.Helper()
+	ns := contractstest.StartNATS(t)
+	nc := ns.Connect(t)
+	key, err := contracts.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(nc, contracts.NewSealer(key.Public(), 0), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d, nc, contracts.NewOpener(key)
+}
+
+func TestDispatcher_NoWorkersAtOnce(t *testing.T) {
+	d, _, _ := newDispatcher(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A one-minute budget: only the no-responders fast path ends before ctx.
+	_, err := d.Call(ctx, NewRequestID(), Call{KeyID: "k", Server: "nobody", Tool: "t", Timeout: time.Minute})
+	if err == nil || err.Code != contracts.CodeNoWorkers {
+		t.Fatalf("got %v, want no_workers", err)
+	}
+}
+
+// A worker stand-in that opens the sealed token exactly as a worker does:
+// with the binding rebuilt from the message and the subject it received.
+func TestDispatcher_SealBindsTheReplySubject(t *testing.T) {
+	d, nc, opener := newDispatcher(t)
+	opened := make(chan string, 2)
+	sub, err := nc.Subscribe(contracts.CallSubject("jira"), func(m *nats.Msg) {
+		req, err := contracts.DecodeCallRequest(m.Data)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		token, err := opener.Open(req.Token, req.Binding(m.Reply), time.Now())
+		if err != nil {
+			opened <- "refused: " + err.Error()
+			return
+		}
+		opened <- token
+		resp, _ := json.Marshal(contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: req.RequestID, Result: json.RawMessage(`{"content":[]}`)})
+		_ = m.Respond(resp)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	raw := contractstest.RecordAll(t, nc, contracts.CallSubject("jira"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, cerr := d.Call(ctx, NewRequestID(), Call{KeyID: "k", Server: "jira", Tool: "t", Token: contracts.NewToken("Bearer bound"), Timeout: time.Second})
+	if cerr != nil || string(res) != `{"content":[]}` {
+		t.Fatalf("call: %s %v", res, cerr)
+	}
+	if got := recv(t, opened); got != "Bearer bound" {
+		t.Fatalf("worker opened %q", got)
+	}
+
+	// Replay the captured message with the answer sent elsewhere: it must not open.
+	raw.Flush(t)
+	captured := raw.Messages()[0]
+	if err := nc.PublishMsg(&nats.Msg{Subject: captured.Subject, Reply: "_INBOX.attacker.1", Data: captured.Data}); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, opened); got == "Bearer bound" {
+		t.Fatalf("a redirected replay opened: %q", got)
+	}
+}
+
+func TestDispatcher_TimeoutWhenWorkerIsSilent(t *testing.T) {
+	d, nc, _ := newDispatcher(t)
+	sub, err := nc.Subscribe(contracts.CallSubject("mute"), func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	_, cerr := d.Call(context.Background(), NewRequestID(), Call{KeyID: "k", Server: "mute", Tool: "t", Timeout: time.Millisecond})
+	if cerr == nil || cerr.Code != contracts.CodeTimeout {
+		t.Fatalf("got %v, want timeout", cerr)
+	}
+}
+
+func TestDispatcher_RejectsForeignReply(t *testing.T) {
+	d, nc, _ := newDispatcher(t)
+	sub, err := nc.Subscribe(contracts.CallSubject("liar"), func(m *nats.Msg) {
+		resp, _ := json.Marshal(contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: "someone-else", Result: json.RawMessage(`{}`)})
+		_ = m.Respond(resp)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	_, cerr := d.Call(context.Background(), NewRequestID(), Call{KeyID: "k", Server: "liar", Tool: "t", Timeout: time.Second})
+	if cerr == nil || cerr.Code != contracts.CodeInternal {
+		t.Fatalf("got %v, want internal", cerr)
+	}
+}
+
+func recv(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker stand-in got nothing")
+		return ""
+	}
+}
