@@ -71,7 +71,7 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger) (env *Env,
 		cfg.MCPServers = map[string]*config.Server{}
 	}
 	if _, taken := cfg.MCPServers[DemoServer]; !taken {
-		cfg.MCPServers[DemoServer] = &config.Server{URL: env.DemoURL, Description: "toolbus demo server (echo, whoami, slow, fail)"}
+		cfg.MCPServers[DemoServer] = &config.Server{URL: env.DemoURL, Description: "toolbus demo server (echo, whoami, slow, fail, big)"}
 	}
 	if len(cfg.Keys) == 0 {
 		cfg.GeneralSettings.MasterKey = DevKey
