@@ -26,6 +26,7 @@ const (
 const (
 	maxIDLen       = 128
 	maxToolNameLen = 256
+	maxSubjectLen  = 256
 )
 
 // CallRequest asks a worker to call one tool on one upstream MCP server.
@@ -52,6 +53,10 @@ type CallRequest struct {
 	Token *Sealed `json:"token,omitempty"`
 	// TokenFP is a short fingerprint of the token, for logs and pooling.
 	TokenFP string `json:"token_fp,omitempty"`
+	// EventsTo, if set, asks the worker to publish the upstream's progress
+	// and log notifications as CallEvents on this subject while the call
+	// runs. The seal binds it.
+	EventsTo string `json:"events_to,omitempty"`
 }
 
 // CallResponse is a worker's reply to a CallRequest: exactly one of Result
@@ -109,7 +114,7 @@ func (r *ListRequest) Expires() time.Time { return time.UnixMilli(r.ExpiresUnixM
 // the reply subject the request arrived with. A worker builds it from the
 // message it received, never from the sealed field.
 func (r *CallRequest) Binding(replyTo string) Binding {
-	return Binding{Op: OpCall, RequestID: r.RequestID, Server: r.Server, Tool: r.Tool, KeyID: r.KeyID, ReplyTo: replyTo, Expires: r.Expires()}
+	return Binding{Op: OpCall, RequestID: r.RequestID, Server: r.Server, Tool: r.Tool, KeyID: r.KeyID, ReplyTo: replyTo, EventsTo: r.EventsTo, Expires: r.Expires()}
 }
 
 // Binding is what the request's sealed token must be bound to.
@@ -142,6 +147,9 @@ func (r *CallRequest) Validate() error {
 	}
 	if len(r.Arguments) > 0 && !isJSONObject(r.Arguments) {
 		return badMessage("arguments must be a JSON object")
+	}
+	if len(r.EventsTo) > maxSubjectLen {
+		return badMessage("events_to longer than %d bytes", maxSubjectLen)
 	}
 	return nil
 }

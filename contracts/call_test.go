@@ -54,6 +54,15 @@ func goldenMessages() map[string]any {
 			Attempts: 1, Progress: &JobProgress{Progress: 3, Total: ptr(10.0), Message: "importing"},
 			IdempotencyKey: "ffeeddccbbaa99887766554433221100",
 		},
+		"rpc_request": &RPCRequest{
+			Type: TypeRPCRequest, RequestID: "req-3", Server: "jira", Method: "resources/read",
+			Params: json.RawMessage(`{"uri":"jira://issue/TEST-1"}`), KeyID: "team-a",
+			TimeoutMS: 10000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
+		},
+		"call_event": &CallEvent{
+			Type: TypeCallEvent, RequestID: "req-1",
+			Progress: &JobProgress{Progress: 1, Total: ptr(4.0), Message: "step 1"},
+		},
 		"list_response": &ListResponse{
 			Type: TypeListResponse, RequestID: "req-2",
 			Tools: json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`),

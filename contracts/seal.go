@@ -96,8 +96,11 @@ type Binding struct {
 	Server    string
 	Tool      string // empty for OpList
 	KeyID     string // gateway key id
-	ReplyTo   string // the NATS reply subject (or job subject) the answer goes to
-	Expires   time.Time
+	ReplyTo   string // the NATS reply subject (or job record key) the answer goes to
+	// EventsTo is the subject progress and log events go to, if any. It is
+	// bound only when set, so requests without it seal as before.
+	EventsTo string
+	Expires  time.Time
 }
 
 // aad encodes the binding unambiguously: a label, then each field length-prefixed.
@@ -113,7 +116,13 @@ func (b Binding) aad() []byte {
 		out = binary.AppendUvarint(out, uint64(len(f)))
 		out = append(out, f...)
 	}
-	return binary.BigEndian.AppendUint64(out, uint64(b.Expires.UnixMilli()))
+	out = binary.BigEndian.AppendUint64(out, uint64(b.Expires.UnixMilli()))
+	if b.EventsTo != "" {
+		out = append(out, "events"...)
+		out = binary.AppendUvarint(out, uint64(len(b.EventsTo)))
+		out = append(out, b.EventsTo...)
+	}
+	return out
 }
 
 // Sealer seals tokens to one recipient public key. It is safe for concurrent use.

@@ -64,6 +64,7 @@ func TestOpener_RejectsEveryChangedBinding(t *testing.T) {
 		{"another operation", func(b *Binding) { b.Op = OpList }},
 		{"a later expiry", func(b *Binding) { b.Expires = b.Expires.Add(time.Hour) }},
 		{"fields shifted between server and tool", func(b *Binding) { b.Server, b.Tool = "jiracreate", "_issue" }},
+		{"events redirected", func(b *Binding) { b.EventsTo = "_INBOX.evil.e" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ const (
 	SubjectRoot = "toolbus.v1"
 
 	callPrefix   = SubjectRoot + ".call."
+	rpcPrefix    = SubjectRoot + ".rpc."
 	listPrefix   = SubjectRoot + ".list."
 	jobsPrefix   = SubjectRoot + ".jobs."
 	cancelPrefix = SubjectRoot + ".cancel."
@@ -47,6 +48,15 @@ const maxServerNameLen = 64
 // CallSubject is the subject a synchronous tools/call for server is sent on.
 func CallSubject(server string) string { return callPrefix + server }
 
+// RPCSubject is the subject other MCP requests for server (resources,
+// prompts, completion, ping; see RPCMethods) are relayed on.
+func RPCSubject(server string) string { return rpcPrefix + server }
+
+// ServerFromRPCSubject returns the server an RPC subject addresses.
+func ServerFromRPCSubject(subject string) (string, bool) {
+	return serverFrom(subject, rpcPrefix)
+}
+
 // ListSubject is the subject a tools/list for server is sent on.
 func ListSubject(server string) string { return listPrefix + server }
 
@@ -81,6 +91,28 @@ func JobsConsumer(server string) string { return "toolbus-jobs-" + server }
 
 // CancelSubject is where the cancellation of job id is announced.
 func CancelSubject(jobID string) string { return cancelPrefix + jobID }
+
+// IDFromCancelSubject returns the job id or call request id a cancel
+// subject names.
+func IDFromCancelSubject(subject string) (string, bool) {
+	id, ok := strings.CutPrefix(subject, cancelPrefix)
+	return id, ok && validToken(id)
+}
+
+// validToken reports whether s is 1 to 128 of [A-Za-z0-9_-]: a request or
+// job id usable as one subject token.
+func validToken(s string) bool {
+	if s == "" || len(s) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // JobIDFromCancelSubject returns the job a cancel subject names.
 func JobIDFromCancelSubject(subject string) (string, bool) {
