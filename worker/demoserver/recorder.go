@@ -14,9 +14,14 @@ type RecordedRequest struct {
 	Header http.Header
 }
 
-// Recorder records every HTTP request a demo server receives, before
-// authentication and before mcp-go sees it. Its zero value is ready to use and
-// it is safe for concurrent use. The accessors return copies.
+// MaxRecorded bounds a Recorder: it keeps the latest MaxRecorded requests,
+// so a long-running demo server (--dev, benchmarks) does not grow without end.
+const MaxRecorded = 10000
+
+// Recorder records the HTTP requests a demo server receives (the latest
+// MaxRecorded), before authentication and before mcp-go sees them. Its zero
+// value is ready to use and it is safe for concurrent use. The accessors
+// return copies.
 type Recorder struct {
 	mu   sync.Mutex
 	reqs []RecordedRequest
@@ -30,6 +35,9 @@ func (r *Recorder) record(req *http.Request) {
 		Header:        req.Header.Clone(),
 	}
 	r.mu.Lock()
+	if len(r.reqs) >= MaxRecorded {
+		r.reqs = append(r.reqs[:0], r.reqs[len(r.reqs)-MaxRecorded+1:]...)
+	}
 	r.reqs = append(r.reqs, rec)
 	r.mu.Unlock()
 }
