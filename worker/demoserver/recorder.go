@@ -14,12 +14,13 @@ type RecordedRequest struct {
 	Header http.Header
 }
 
-// MaxRecorded bounds a Recorder: it keeps the latest MaxRecorded requests,
-// so a long-running demo server (--dev, benchmarks) does not grow without end.
+// MaxRecorded bounds a Recorder: when it holds MaxRecorded requests it drops
+// the older half, so a long-running demo server (--dev, benchmarks) does not
+// grow without end, at an amortised constant cost per request.
 const MaxRecorded = 10000
 
-// Recorder records the HTTP requests a demo server receives (the latest
-// MaxRecorded), before authentication and before mcp-go sees them. Its zero
+// Recorder records the HTTP requests a demo server receives (the latest ones,
+// up to MaxRecorded), before authentication and before mcp-go sees them. Its zero
 // value is ready to use and it is safe for concurrent use. The accessors
 // return copies.
 type Recorder struct {
@@ -36,7 +37,7 @@ func (r *Recorder) record(req *http.Request) {
 	}
 	r.mu.Lock()
 	if len(r.reqs) >= MaxRecorded {
-		r.reqs = append(r.reqs[:0], r.reqs[len(r.reqs)-MaxRecorded+1:]...)
+		r.reqs = append(r.reqs[:0], r.reqs[MaxRecorded/2:]...)
 	}
 	r.reqs = append(r.reqs, rec)
 	r.mu.Unlock()
