@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// caller makes one call; it returns an error for anything but success.
+type caller func(ctx context.Context) error
+
+// result is one measured figure.
+type result struct {
+	Part        string  `json:"part"`
+	Path        string  `json:"path"`
+	Concurrency int     `json:"concurrency"`
+	Calls       int64   `json:"calls"`
+	Errors      int64   `json:"errors"`
+	CallsPerSec float64 `json:"calls_per_sec"`
+	P50ms       float64 `json:"p50_ms"`
+	P90ms       float64 `json:"p90_ms"`
+	P99ms       float64 `json:"p99_ms"`
+	// CPU of the gateway processes (ingress, NATS, workers) per call.
+	GatewayCPUus float64 `json:"gateway_cpu_us_per_call,omitempty"`
+	IngressCPUs  float64 `json:"ingress_cpu_s,omitempty"`
+	WorkersCPUs  float64 `json:"workers_cpu_s,omitempty"`
+	NATSCPUs     float64 `json:"nats_cpu_s,omitempty"`
+	IngressRSSMB float64 `json:"ingress_peak_rss_mib,omitempty"`
+	WorkerRSSMB  float64 `json:"worker_peak_rss_mib,omitempty"`
+	Note         string  `json:"note,omitempty"`
+}
+
+// run drives call from c goroutines for d and measures it, with the CPU and
+// peak RSS of the given processes.
+func run(part, path string, c int, d time.Duration, call caller, s *system) result {
+	var gw []*proc
+	if s != nil {
+		gw = s.gateway()
+	}
+	cpu0 := map[*proc]float64{}
+	for _, p := range gw {
+		cpu0[p] = p.cpuSeconds()
+	}
+	peak := map[*proc]int64{}
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for _, p := range gw {
+				peak[p] = max(peak[p], p.rssBytes())
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var calls, errs atomic.Int64
+	lat := make([][]time.Duration, c)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range c {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				callCtx, callCancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := call(callCtx)
+				callCancel()
+				if ctx.Err() != nil && err != nil {
+					return // cut by the end of the run
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				lat[i] = append(lat[i], time.Since(t0))
+				calls.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stopSampling)
+	<-sampled
+
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()) / 1000
+	}
+	r := result{
+		Part: part, Path: path, Concurrency: c, Calls: calls.Load(), Errors: errs.Load(),
+		CallsPerSec: float64(calls.Load()) / elapsed.Seconds(),
+		P50ms:       pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99),
+	}
+	if s != nil {
+		r.IngressCPUs = s.ingress.cpuSeconds() - cpu0[s.ingress]
+		r.NATSCPUs = s.nats.cpuSeconds() - cpu0[s.nats]
+		for _, w := range s.workers {
+			r.WorkersCPUs += w.cpuSeconds() - cpu0[w]
+			r.WorkerRSSMB = max(r.WorkerRSSMB, float64(peak[w])/(1<<20))
+		}
+		r.IngressRSSMB = float64(peak[s.ingress]) / (1 << 20)
+		if r.Calls > 0 {
+			r.GatewayCPUus = (r.IngressCPUs + r.NATSCPUs + r.WorkersCPUs) / float64(r.Calls) * 1e6
+		}
+	}
+	return r
+}
+
+// httpClient is a keep-alive client sized for c concurrent calls.
+func httpClient(c int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        c * 2,
+		MaxIdleConnsPerHost: c * 2,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// directCaller calls tool on the upstream at url with one shared mcp-go
+// client, as an application without toolbus would.
+func directCaller(ctx context.Context, url, tool string, args map[string]any, c int, headers map[string]string) (caller, func(), error) {
+	cl, err := client.NewStreamableHttpClient(url,
+		transport.WithHTTPBasicClient(httpClient(c)), transport.WithHTTPHeaders(headers))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cl.Start(ctx); err != nil {
+		return nil, nil, err
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ClientInfo = mcp.Implementation{Name: "toolbus-bench", Version: "0.1.0"}
+	if _, err := cl.Initialize(ctx, init); err != nil {
+		_ = cl.Close()
+		return nil, nil, err
+	}
+	call := func(ctx context.Context) error {
+		req := mcp.CallToolRequest{}
+		req.Params.Name = tool
+		req.Params.Arguments = args
+		res, err := cl.CallTool(ctx, req)
+		if err != nil {
+			return err
+		}
+		if res.IsError {
+			return errors.New("tool error")
+		}
+		return nil
+	}
+	return call, func() { _ = cl.Close() }, nil
+}
+
+// restCaller posts body to /mcp/tools/call through toolbus.
+func restCaller(base string, body []byte, c int) caller {
+	hc := httpClient(c)
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/mcp/tools/call", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("x-litellm-key", benchKey)
+		req.Header.Set("Authorization", "Bearer bench-user")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+}

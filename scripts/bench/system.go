@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// system is toolbus in production shape: a nats-server process, an ingress
+// process, worker processes, and the upstreams they call.
+type system struct {
+	dir     string
+	bins    map[string]string
+	nats    *proc
+	natsURL string
+	fast    *proc // echo upstream, answers at once
+	fastURL string
+	slow    *proc // echo upstream with a 50 ms delay
+	slowURL string
+	ingress *proc
+	url     string
+	workers []*proc
+	pub     string
+	priv    string
+	cfgPath string
+}
+
+const benchKey = "sk-bench"
+
+func newSystem(ctx context.Context, dir string, slowConcurrency int) (*system, error) {
+	s := &system{dir: dir}
+	var err error
+	if s.bins, err = build(ctx, dir); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	natsCfg := filepath.Join(dir, "nats.conf")
+	conf := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream {\n  store_dir: %q\n}\n", port, filepath.Join(dir, "js"))
+	if err := os.WriteFile(natsCfg, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	if s.nats, err = start("nats-server", s.bins["nats-server"], nil, "-c", natsCfg); err != nil {
+		return nil, err
+	}
+	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	if err := waitTCP(fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second); err != nil {
+		return nil, err
+	}
+
+	if s.fast, s.fastURL, err = s.upstream("fast", "0s"); err != nil {
+		return nil, err
+	}
+	if s.slow, s.slowURL, err = s.upstream("slow", "50ms"); err != nil {
+		return nil, err
+	}
+	out, err := exec.Command(s.bins["worker"], "keygen").Output()
+	if err != nil {
+		return nil, fmt.Errorf("keygen: %w", err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		switch {
+		case strings.HasPrefix(f, "tbpk1."):
+			s.pub = f
+		case strings.HasPrefix(f, "tbsk1."):
+			s.priv = f
+		}
+	}
+	cfg := fmt.Sprintf(`general_settings:
+  master_key: %s
+mcp_servers:
+  fast:
+    url: %s
+    max_concurrency: 512
+  slow:
+    url: %s
+    max_concurrency: %d
+ingress:
+  max_body_bytes: 8388608
+worker:
+  max_concurrency: 1024
+jobs:
+  max_queued_per_key: 1000000
+`, benchKey, s.fastURL, s.slowURL, slowConcurrency)
+	s.cfgPath = filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	if err := s.addWorker(); err != nil {
+		return nil, err
+	}
+	s.ingress, err = start("ingress", s.bins["ingress"],
+		[]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PUBLIC_KEYS=" + s.pub, "TOOLBUS_LISTEN=127.0.0.1:0"},
+		"--config", s.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if s.url, err = s.ingress.waitURL("127.0.0.1", 30*time.Second); err != nil {
+		return nil, err
+	}
+	return s, s.waitWorkers(1)
+}
+
+func (s *system) upstream(name, delay string) (*proc, string, error) {
+	p, err := start("upstream-"+name, s.bins["worker"], nil, "demo-server", "--transport", "http", "--listen", "127.0.0.1:0", "--delay", delay)
+	if err != nil {
+		return nil, "", err
+	}
+	url, err := p.waitURL("/mcp", 10*time.Second)
+	return p, url, err
+}
+
+// addWorker starts one more worker process.
+func (s *system) addWorker() error {
+	w, err := start(fmt.Sprintf("worker-%d", len(s.workers)+1), s.bins["worker"],
+		[]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PRIVATE_KEYS=" + s.priv},
+		"--config", s.cfgPath)
+	if err != nil {
+		return err
+	}
+	s.workers = append(s.workers, w)
+	return nil
+}
+
+// waitWorkers waits until /readyz counts n workers.
+func (s *system) waitWorkers(n int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			var body struct{ Workers int }
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if body.Workers >= n {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%d workers never became ready", n)
+}
+
+// stopWorkers stops all but the first n workers.
+func (s *system) keepWorkers(n int) {
+	for len(s.workers) > n {
+		last := s.workers[len(s.workers)-1]
+		last.stop()
+		s.workers = s.workers[:len(s.workers)-1]
+	}
+}
+
+func (s *system) close() {
+	procs := []*proc{s.ingress}
+	procs = append(procs, s.workers...)
+	procs = append(procs, s.fast, s.slow, s.nats)
+	for _, p := range procs {
+		if p != nil {
+			p.stop()
+		}
+	}
+}
+
+// gateway returns the processes whose CPU is the gateway's cost.
+func (s *system) gateway() []*proc {
+	return append([]*proc{s.ingress, s.nats}, s.workers...)
+}
