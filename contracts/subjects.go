@@ -40,6 +40,10 @@ const (
 	// ResultsBucket is the JetStream object store for job results too large
 	// for a KV value.
 	ResultsBucket = "toolbus_results"
+	// KeysBucket is the JetStream KV bucket of gateway keys managed at run
+	// time (`ingress keys create|list|revoke`): key = hex SHA-256 of the
+	// gateway key, value = a ManagedKey.
+	KeysBucket = "toolbus_keys"
 )
 
 // maxServerNameLen bounds server names so that subjects stay short.

@@ -1,0 +1,31 @@
+package contracts
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TypeManagedKey is the type of a ManagedKey record.
+const TypeManagedKey = "toolbus.key.v1"
+
+// ManagedKey is a gateway key created at run time, stored in KeysBucket
+// under the hex SHA-256 of the key. It never holds the key itself.
+type ManagedKey struct {
+	Type      string    `json:"type"`
+	Name      string    `json:"name"`
+	Servers   []string  `json:"servers,omitempty"`
+	Tools     []string  `json:"tools,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DecodeManagedKey decodes a ManagedKey.
+func DecodeManagedKey(data []byte) (*ManagedKey, error) {
+	var k ManagedKey
+	if err := json.Unmarshal(data, &k); err != nil {
+		return nil, badMessage("%v", err)
+	}
+	if k.Type != TypeManagedKey || k.Name == "" || len(k.Name) > maxIDLen {
+		return nil, badMessage("not a managed key")
+	}
+	return &k, nil
+}
