@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
@@ -46,30 +47,39 @@ func (p *Principal) AllowsTool(server, tool string) bool {
 	return p.tools == nil || p.tools[server+"-"+tool]
 }
 
-// Keys is the set of configured gateway keys. It is read-only after New.
+// Keys is the set of gateway keys: the configured ones (fixed after New)
+// and the managed ones kept in step with the KeysBucket by Watch.
 type Keys struct {
-	byHash map[[sha256.Size]byte]*Principal
+	byHash map[[sha256.Size]byte]*Principal // configured
+
+	mu      sync.RWMutex
+	managed map[[sha256.Size]byte]*Principal
 }
 
 // New builds the key set from the configuration (keys are already hashed by
 // config.Normalize).
 func New(keys []config.Key) (*Keys, error) {
-	k := &Keys{byHash: make(map[[sha256.Size]byte]*Principal, len(keys))}
+	k := &Keys{byHash: make(map[[sha256.Size]byte]*Principal, len(keys)), managed: map[[sha256.Size]byte]*Principal{}}
 	for _, c := range keys {
 		raw, err := hex.DecodeString(c.KeySHA256)
 		if err != nil || len(raw) != sha256.Size {
 			return nil, contracts.NewError(contracts.CodeInvalidRequest, "key %q: key_sha256 is not a SHA-256 hex digest", c.Name)
 		}
-		p := &Principal{Name: c.Name, hash: [sha256.Size]byte(raw)}
-		if len(c.Servers) > 0 {
-			p.servers = toSet(c.Servers)
-		}
-		if len(c.Tools) > 0 {
-			p.tools = toSet(c.Tools)
-		}
+		p := newPrincipal(c.Name, [sha256.Size]byte(raw), c.Servers, c.Tools)
 		k.byHash[p.hash] = p
 	}
 	return k, nil
+}
+
+func newPrincipal(name string, hash [sha256.Size]byte, servers, tools []string) *Principal {
+	p := &Principal{Name: name, hash: hash}
+	if len(servers) > 0 {
+		p.servers = toSet(servers)
+	}
+	if len(tools) > 0 {
+		p.tools = toSet(tools)
+	}
+	return p
 }
 
 func toSet(items []string) map[string]bool {
@@ -97,6 +107,11 @@ func (k *Keys) Authenticate(h http.Header) (*Principal, *contracts.Error) {
 	}
 	sum := sha256.Sum256([]byte(presented))
 	p, ok := k.byHash[sum]
+	if !ok {
+		k.mu.RLock()
+		p, ok = k.managed[sum]
+		k.mu.RUnlock()
+	}
 	// The map finds the entry by hash; compare the whole digest once more in
 	// constant time so no code path branches on a partial match.
 	if !ok || subtle.ConstantTimeCompare(sum[:], p.hash[:]) != 1 {

@@ -1,0 +1,188 @@
+package auth
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+)
+
+// Managed keys live in the KeysBucket: created, listed and revoked at run
+// time (`ingress keys ...`), picked up by every ingress replica within a
+// moment through Watch, no restart needed. Only their SHA-256 is stored.
+
+// watchRetry is how long Watch waits before looking for the bucket again.
+const watchRetry = 2 * time.Second
+
+// Watch keeps the managed keys in step with the KeysBucket until ctx ends.
+// It waits for the bucket to exist (the first `keys create` makes it). A
+// managed key with the name of a configured key is ignored: names identify
+// owners, so two keys must never share one.
+func (k *Keys) Watch(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) {
+	configured := map[string]bool{}
+	for _, p := range k.byHash {
+		configured[p.Name] = true
+	}
+	for ctx.Err() == nil {
+		if err := k.watchOnce(ctx, js, configured, log); err != nil && ctx.Err() == nil {
+			log.Debug().Err(err).Msg("managed keys: watching again")
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(watchRetry):
+		}
+	}
+}
+
+func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured map[string]bool, log zerolog.Logger) error {
+	kv, err := js.KeyValue(ctx, contracts.KeysBucket)
+	if err != nil {
+		return err
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for entry := range w.Updates() {
+		if entry == nil {
+			continue // the initial values are in
+		}
+		raw, err := hex.DecodeString(entry.Key())
+		if err != nil || len(raw) != sha256.Size {
+			continue
+		}
+		hash := [sha256.Size]byte(raw)
+		if entry.Operation() != jetstream.KeyValuePut {
+			k.mu.Lock()
+			delete(k.managed, hash)
+			k.mu.Unlock()
+			continue
+		}
+		mk, err := contracts.DecodeManagedKey(entry.Value())
+		if err != nil {
+			log.Warn().Str("entry", entry.Key()[:12]).Msg("managed keys: unreadable entry ignored")
+			continue
+		}
+		if configured[mk.Name] {
+			log.Warn().Str("key", mk.Name).Msg("managed keys: a configured key has this name; ignored")
+			continue
+		}
+		k.mu.Lock()
+		k.managed[hash] = newPrincipal(mk.Name, hash, mk.Servers, mk.Tools)
+		k.mu.Unlock()
+	}
+	return errors.New("watch ended")
+}
+
+// bucket returns the KeysBucket, creating it when create is set.
+func bucket(ctx context.Context, js jetstream.JetStream, create bool, replicas int) (jetstream.KeyValue, error) {
+	if !create {
+		return js.KeyValue(ctx, contracts.KeysBucket)
+	}
+	return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: contracts.KeysBucket, History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+		Description: "toolbus managed gateway keys (SHA-256 only)",
+	})
+}
+
+// CreateKey makes a new random gateway key named name, stores its hash and
+// returns the key: the only time it is ever shown. Names are unique.
+func CreateKey(ctx context.Context, js jetstream.JetStream, replicas int, name string, servers, tools []string) (string, error) {
+	if name == "" {
+		return "", errors.New("a key needs a name")
+	}
+	kv, err := bucket(ctx, js, true, replicas)
+	if err != nil {
+		return "", err
+	}
+	existing, err := ListKeys(ctx, js)
+	if err != nil {
+		return "", err
+	}
+	if slices.ContainsFunc(existing, func(m contracts.ManagedKey) bool { return m.Name == name }) {
+		return "", fmt.Errorf("a key named %q exists; revoke it first", name)
+	}
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return "", err
+	}
+	key := "sk-tb-" + base64.RawURLEncoding.EncodeToString(secret)
+	rec, _ := json.Marshal(contracts.ManagedKey{
+		Type: contracts.TypeManagedKey, Name: name, Servers: servers, Tools: tools, CreatedAt: time.Now().UTC(),
+	})
+	if _, err := kv.Create(ctx, config.HashKey(key), rec); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// ListKeys returns the managed keys (never the keys themselves).
+func ListKeys(ctx context.Context, js jetstream.JetStream) ([]contracts.ManagedKey, error) {
+	kv, err := bucket(ctx, js, false, 0)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []contracts.ManagedKey
+	for h := range lister.Keys() {
+		entry, err := kv.Get(ctx, h)
+		if err != nil {
+			continue
+		}
+		if mk, err := contracts.DecodeManagedKey(entry.Value()); err == nil {
+			out = append(out, *mk)
+		}
+	}
+	slices.SortFunc(out, func(a, b contracts.ManagedKey) int { return cmp.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// RevokeKey deletes the managed key named name; every ingress stops
+// accepting it as soon as its watch sees the deletion.
+func RevokeKey(ctx context.Context, js jetstream.JetStream, name string) error {
+	kv, err := bucket(ctx, js, false, 0)
+	if err != nil {
+		return fmt.Errorf("no managed keys: %w", err)
+	}
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	found := false
+	for h := range lister.Keys() {
+		entry, err := kv.Get(ctx, h)
+		if err != nil {
+			continue
+		}
+		if mk, err := contracts.DecodeManagedKey(entry.Value()); err == nil && mk.Name == name {
+			if err := kv.Delete(ctx, h); err != nil {
+				return err
+			}
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("no managed key named %q", name)
+	}
+	return nil
+}
