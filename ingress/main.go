@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
@@ -34,7 +35,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
+	cmd := run
+	if len(os.Args) > 1 && os.Args[1] == "keys" {
+		cmd = func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+			return runKeys(ctx, args[1:], stdout, stderr, getenv)
+		}
+	}
+	if err := cmd(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "ingress:", err)
 		os.Exit(1)
 	}
@@ -100,8 +107,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 	if len(cfg.Keys) == 0 {
-		log.Warn().Msg("no gateway keys configured: every call will be refused (add general_settings.master_key or keys)")
+		log.Warn().Msg("no gateway keys configured: only managed keys (ingress keys create) will be accepted")
 	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); keys.Watch(watchCtx, js, log) }()
+	defer func() { stopWatch(); <-watchDone }()
 	d, err := dispatch.New(nc, sealer, base.With().Str("component", "dispatch").Logger())
 	if err != nil {
 		return err
