@@ -5,6 +5,7 @@ package deploy
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/worker/demoserver"
@@ -28,6 +31,7 @@ func startPermissionedNATS(t *testing.T) *server.Server {
 	t.Helper()
 	t.Setenv("TOOLBUS_INGRESS_NATS_PASSWORD", "ingress-pw")
 	t.Setenv("TOOLBUS_WORKER_NATS_PASSWORD", "worker-pw")
+	t.Setenv("TOOLBUS_ADMIN_NATS_PASSWORD", "admin-pw")
 	opts, err := server.ProcessConfigFile("nats/toolbus.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +205,40 @@ func TestNATSPermissions_EnoughForToolbus(t *testing.T) {
 	if list, _, cerr := store.List(ctx, owner, "", 10, ""); cerr != nil || len(list) != 2 {
 		t.Fatalf("list jobs: %d %v", len(list), cerr)
 	}
-	for name, p := range map[string]*permErrors{"ingress": ingressPerms, "worker": workerPerms} {
+	// Managed keys: the admin creates one, the ingress picks it up.
+	adminConn, adminPerms := connectAs(t, ns, "admin", "admin-pw")
+	adminJS, err := jetstream.New(adminConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingressJS, err := jetstream.New(ingressConn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); keys.Watch(watchCtx, ingressJS, log) }()
+	defer func() { stopWatch(); <-watchDone }()
+	managed, err := auth.CreateKey(ctx, adminJS, 1, "team-m", nil, nil)
+	if err != nil {
+		t.Fatalf("create key: %v (admin: %v)", err, adminPerms.errs)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := keys.Authenticate(http.Header{"X-Litellm-Key": {managed}}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ingress never saw the managed key (ingress: %v)", ingressPerms.errs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	for name, p := range map[string]*permErrors{"ingress": ingressPerms, "worker": workerPerms, "admin": adminPerms} {
 		p.mu.Lock()
 		errs := p.errs
 		p.mu.Unlock()
