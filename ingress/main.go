@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -171,22 +172,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 }
 
 func connectNATS(c config.NATS, log zerolog.Logger) (*nats.Conn, error) {
+	opts, err := natsOptions(c, log)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(c.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("NATS %s: %w", redactURL(c.URL), err)
+	}
+	return nc, nil
+}
+
+// natsOptions are the connection options for c: name, TLS, credentials, and
+// reconnecting forever.
+func natsOptions(c config.NATS, log zerolog.Logger) ([]nats.Option, error) {
 	name := c.Name
 	if name == "" {
 		name = "toolbus-ingress"
 	}
-	nc, err := nats.Connect(c.URL,
+	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn().AnErr("reason", err).Msg("NATS disconnected") }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") }),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("NATS %s: %w", c.URL, err)
 	}
-	return nc, nil
+	if c.TLS.Enabled() {
+		tlsConfig, err := c.TLS.Config()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tlsConfig))
+	}
+	if c.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	}
+	return opts, nil
 }
 
 func drainBounded(nc *nats.Conn, bound time.Duration, log zerolog.Logger) {
@@ -234,4 +256,13 @@ Try it - the demo server's whoami tool answers with the Authorization header it 
 
 Press Ctrl-C to stop.
 `, url, key, env.DemoURL)
+}
+
+// redactURL hides a password in a NATS URL, for error messages.
+func redactURL(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -83,10 +85,50 @@ type Key struct {
 	Tools []string `yaml:"tools"`
 }
 
-// NATS is how both processes reach the bus.
+// NATS is how both processes reach the bus. User and password, if any, go
+// in the URL (nats://user:password@host:4222).
 type NATS struct {
 	URL  string `yaml:"url"`
 	Name string `yaml:"name"`
+	// CredsFile is a NATS credentials file (JWT + nkey seed), for
+	// deployments with decentralised auth.
+	CredsFile string  `yaml:"creds_file"`
+	TLS       NATSTLS `yaml:"tls"`
+}
+
+// NATSTLS configures TLS to the NATS server: the CA that signed the server's
+// certificate, and a client certificate when the server verifies clients.
+type NATSTLS struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// Enabled reports whether any TLS setting is present.
+func (t NATSTLS) Enabled() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// Config builds the client TLS configuration (TLS 1.2 at least).
+func (t NATSTLS) Config() (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.tls.ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("nats.tls.ca_file: no PEM certificate in %s", t.CAFile)
+		}
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats.tls.cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // Seal holds the sealing keys in text form (see contracts.ParsePublicKey).
@@ -375,6 +417,9 @@ func (f *File) validate() error {
 				bad("%s.servers: unknown server %q", where, s)
 			}
 		}
+	}
+	if t := f.NATS.TLS; (t.CertFile == "") != (t.KeyFile == "") {
+		bad("nats.tls: cert_file and key_file go together")
 	}
 	if r := f.Jobs.Replicas; r != 1 && r != 3 && r != 5 {
 		bad("jobs.replicas: %d (want 1, 3 or 5)", r)
