@@ -36,6 +36,7 @@ const (
 	natsDrainTimeout  = 5 * time.Second
 	natsReconnectWait = time.Second
 	defaultNATSName   = "toolbus-worker"
+	serviceConnSuffix = "-service"
 )
 
 func main() {
@@ -95,13 +96,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			config.EnvSealPrivateKeys + " (generate a pair with: go run ./worker keygen)")
 	}
 
-	nc, err := connect(cfg, log)
+	nc, err := connect(cfg, log, "")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	// Requests come in on a connection of their own, so that a stopping
+	// worker knows when it has received its last one (pool.WithServiceConn).
+	svcNC, err := connect(cfg, log.With().Str("conn", "service").Logger(), serviceConnSuffix)
+	if err != nil {
+		return err
+	}
+	defer svcNC.Close()
 
-	p, err := pool.New(cfg, nc, contracts.NewOpener(keys...), log)
+	p, err := pool.New(cfg, nc, contracts.NewOpener(keys...), log, pool.WithServiceConn(svcNC))
 	if err != nil {
 		return err
 	}
@@ -113,13 +121,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for i, k := range keys {
 		ids[i] = k.ID()
 	}
-	log.Info().Str("nats", nc.ConnectedUrlRedacted()).Strs("seal_key_ids", ids).Msg("worker ready")
+	if nc.IsConnected() {
+		log.Info().Str("nats", nc.ConnectedUrlRedacted()).Strs("seal_key_ids", ids).Msg("worker ready")
+	} else {
+		log.Warn().Strs("seal_key_ids", ids).Msg("worker ready, waiting for NATS")
+	}
 
 	<-ctx.Done()
 	log.Info().Msg("stopping: draining in-flight calls")
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Worker.DrainTimeout.D()+stopMargin)
 	defer cancel()
 	stopErr := p.Stop(stopCtx)
+	svcNC.Close() // drained by Stop; replies went out on nc
 	drainNATS(nc, log)
 	if stopErr != nil {
 		log.Warn().Str("error", stopErr.Error()).Msg("stopped with errors")
@@ -153,16 +166,23 @@ func loadConfig(path, servers string, getenv func(string) string) (*config.File,
 	return cfg, nil
 }
 
-// connect dials NATS; once connected, the connection reconnects forever.
-func connect(cfg *config.File, log zerolog.Logger) (*nats.Conn, error) {
+// connect dials NATS (suffix is added to the connection's name). The
+// connection retries and reconnects forever: a worker may start before
+// NATS, and it survives NATS restarts and the loss of a cluster node (its
+// subscriptions are re-established by nats.go).
+func connect(cfg *config.File, log zerolog.Logger, suffix string) (*nats.Conn, error) {
 	name := cfg.NATS.Name
 	if name == "" {
 		name = defaultNATSName
 	}
 	nc, err := nats.Connect(cfg.NATS.URL,
-		nats.Name(name),
+		nats.Name(name+suffix),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(natsReconnectWait),
+		nats.RetryOnFailedConnect(true),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("NATS connected")
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			ev := log.Warn()
 			if err != nil {

@@ -11,11 +11,17 @@
 //     Options.StdioAuthEnv; also as structuredContent {"authorization": ...}.
 //   - slow {"ms": number}: sleeps; when the request carries a progress
 //     token it sends notifications/progress 0, 1, 2, 3 (total 4), one before
-//     each quarter of the sleep. It stops early with an error when the call
-//     is cancelled or the server closes.
+//     each quarter of the sleep, each followed by a log message
+//     (notifications/message, level info, "slow: step N of 4"). It stops
+//     early with an error when the call is cancelled or the server closes.
 //   - fail: returns isError=true with the text "demo failure".
 //   - big {"bytes": number}: returns one text content of that many 'x'
 //     bytes (at most MaxBigBytes, 16 MiB), for result size tests.
+//
+// Beyond tools, so that a whole server can be tested through a gateway: the
+// text resource demo://readme (ReadmeText), the resource template
+// demo://echo/{text} (reads as its text), the prompt greet {"name"} ("Hello,
+// <name>!"), and completion/complete for greet's name (CompletionNames).
 //
 // Transports: "http" (streamable HTTP at /mcp), "sse" (legacy SSE at /sse
 // with messages posted to /message) and "stdio". Every HTTP request is

@@ -154,8 +154,14 @@ func New(opts Options) *server.MCPServer {
 func newServer(opts Options, env toolEnv) *server.MCPServer {
 	s := server.NewMCPServer(ServerName, ServerVersion,
 		server.WithToolCapabilities(false),
+		server.WithResourceCapabilities(false, false),
+		server.WithPromptCapabilities(false),
+		server.WithCompletions(),
+		server.WithPromptCompletionProvider(completions{}),
+		server.WithLogging(),
 		server.WithRecovery(),
 	)
+	addResourcesAndPrompts(s)
 	t := tools{opts: opts, env: env, srv: s}
 	s.AddTool(mcp.NewTool(ToolEcho,
 		mcp.WithDescription("Returns the given text."),
@@ -165,7 +171,7 @@ func newServer(opts Options, env toolEnv) *server.MCPServer {
 		mcp.WithDescription("Returns the Authorization header the call arrived with."),
 	), opts.Calls.count(t.whoami))
 	s.AddTool(mcp.NewTool(ToolSlow,
-		mcp.WithDescription("Sleeps for ms milliseconds, reporting progress."),
+		mcp.WithDescription("Sleeps for ms milliseconds, reporting progress (and a log message per step) when asked for progress."),
 		mcp.WithNumber("ms", mcp.Required(), mcp.Description("Milliseconds to sleep.")),
 	), opts.Calls.count(t.slow))
 	s.AddTool(mcp.NewTool(ToolFail,
@@ -232,6 +238,12 @@ func (t tools) slow(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallTool
 				"progress":      i,
 				"total":         progressSteps,
 				"message":       fmt.Sprintf("step %d of %d", i+1, progressSteps),
+			})
+			// And a log message per step, for log relay tests.
+			_ = t.srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationMessage), map[string]any{
+				"level":  "info",
+				"logger": ServerName,
+				"data":   fmt.Sprintf("slow: step %d of %d", i+1, progressSteps),
 			})
 			if err := t.wait(ctx, d/progressSteps); err != nil {
 				return nil, fmt.Errorf("slow: %w", err)

@@ -21,6 +21,21 @@
 //  5. The upstream call runs within min(timeout_ms, the server's
 //     max_timeout); its failure is classified by package upstream.
 //
+// HandleRPC does the same for a relayed MCP request (contracts.RPCRequest:
+// ping, resources, prompts, completion), whose sealed token is bound to its
+// method; there is no tool filter. Upstream JSON-RPC errors are classified
+// for the relayed method (a missing resource is not_found, bad params
+// invalid_request).
+//
+// # Events and cancellation
+//
+// A CallRequest with EventsTo has the upstream's progress and log
+// notifications published there as contracts.CallEvents while it runs (at
+// most maxEventsPerCall; never onto a toolbus subject or a wildcard). Every
+// running call is registered by request id until it ends: Cancel (fed by
+// the pool from contracts.CancelSubject) cancels its context, which cancels
+// the upstream call, and the caller is answered cancelled.
+//
 // Every request is logged on one line with request_id, key_id, server, tool,
 // status, duration_ms and token_fp, and a reason for failures. Nothing of the
 // request's bytes and never the token are logged.

@@ -27,17 +27,23 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Publish sends a call's progress and log events to its EventsTo
+	// subject (the pool passes its NATS connection's Publish). nil: calls
+	// that ask for events run without them.
+	Publish func(subject string, data []byte) error
 }
 
 // Handler turns one request message into one reply message. It is safe for
 // concurrent use.
 type Handler struct {
-	file   *config.File
-	opener *contracts.Opener
-	replay *contracts.ReplayGuard
-	up     *upstream.Pool
-	log    zerolog.Logger
-	now    func() time.Time
+	file    *config.File
+	opener  *contracts.Opener
+	replay  *contracts.ReplayGuard
+	up      *upstream.Pool
+	log     zerolog.Logger
+	now     func() time.Time
+	publish func(subject string, data []byte) error
+	running *running
 }
 
 // New returns a Handler.
@@ -48,7 +54,10 @@ func New(c Config) *Handler {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Handler{file: c.File, opener: c.Opener, replay: c.Replay, up: c.Upstream, log: c.Logger, now: c.Now}
+	return &Handler{
+		file: c.File, opener: c.Opener, replay: c.Replay, up: c.Upstream, log: c.Logger, now: c.Now,
+		publish: c.Publish, running: newRunning(),
+	}
 }
 
 // maxLoggedFP bounds a token fingerprint taken from a message for logging.
@@ -109,6 +118,11 @@ func (h *Handler) HandleCall(ctx context.Context, subject, reply string, data []
 	}
 	o.requestID, o.keyID, o.tool, o.tokenFP = req.RequestID, req.KeyID, req.Tool, req.TokenFP
 
+	// A cancellation announced on contracts.CancelSubject(request id) ends
+	// the call (see Cancel).
+	ctx, cancelCall := context.WithCancelCause(ctx)
+	defer cancelCall(nil)
+	defer h.running.add(req.RequestID, cancelCall)()
 	result, e := h.call(ctx, o, req, subjectServer, subjectOK, reply)
 	o.err = e
 	return encodeCall(req.RequestID, result, e)
@@ -128,7 +142,11 @@ func (h *Handler) call(ctx context.Context, o *outcome, req *contracts.CallReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, boundTimeout(req.Timeout(), srv))
 	defer cancel()
-	result, err := h.up.CallTool(ctx, srv, token, req.Tool, req.Arguments)
+	result, err := h.up.CallTool(ctx, srv, token, req.Tool, req.Arguments, h.eventOptions(req)...)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrCallCancelled) && err != nil {
+		o.reason = "cancelled by the caller"
+		return nil, contracts.NewError(contracts.CodeCancelled, "the call was cancelled by its caller")
+	}
 	if err != nil {
 		return nil, h.upstreamError(o, err)
 	}

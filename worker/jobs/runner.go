@@ -278,7 +278,12 @@ func (r *Runner) consume(server string) {
 		r.markConsuming(server)
 		select {
 		case <-r.life.Done():
-			cc.Stop()
+			// Drain, not Stop: a job already delivered to this worker but
+			// not yet handed to the callback reaches it, which gives it
+			// back (nak) since the runner is stopping, so another worker
+			// takes it at once. Stop would drop it, leaving it to be
+			// redelivered only after the ack wait.
+			cc.Drain()
 			select {
 			case <-cc.Closed():
 			case <-time.After(consumeStopTimeout):

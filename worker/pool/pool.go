@@ -8,9 +8,11 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
@@ -46,6 +48,10 @@ type options struct {
 	queue     int // waiting requests per server; -1 means as many as the server's slots
 	queueWait time.Duration
 	noJobs    bool
+	svcConn   *nats.Conn
+	// breakerFailures 0 turns the circuit breakers off.
+	breakerFailures int
+	breakerCooldown time.Duration
 }
 
 // WithServers limits the pool to some servers, overriding worker.servers.
@@ -69,9 +75,31 @@ func WithUpstreamOptions(u upstream.Options) Option {
 // WithQueue bounds the requests that wait for a slot: at most depth per
 // server, each for at most wait, after which it is answered overloaded.
 // depth 0 answers overloaded as soon as every slot is busy. The default is
-// a depth equal to the server's max_concurrency and DefaultQueueWait.
+// a depth equal to the calls the worker can run on the server at once (the
+// server's max_concurrency, at most worker.max_concurrency) and
+// DefaultQueueWait.
 func WithQueue(depth int, wait time.Duration) Option {
 	return func(o *options) { o.queue, o.queueWait = depth, wait }
+}
+
+// WithServiceConn puts the worker's micro service - the call, list, rpc and
+// ping endpoints, where requests come in - on a connection of its own, which
+// must carry nothing else. Stop can then tell exactly when the endpoints have
+// handed on every request NATS delivered before they unsubscribed (the
+// connection has no subscription left), so that a rolling restart loses no
+// request. The pool does not close it. Default: the pool's connection, where
+// Stop can only wait for the server to process the unsubscriptions.
+func WithServiceConn(nc *nats.Conn) Option {
+	return func(o *options) { o.svcConn = nc }
+}
+
+// WithBreaker sets the per-server circuit breakers: after failures calls in
+// a row to one server fail upstream (upstream_error or upstream_timeout),
+// calls to it are refused at once for cooldown, then one probe call decides
+// whether it is back. failures 0 turns the breakers off. The default is
+// DefaultBreakerFailures and DefaultBreakerCooldown.
+func WithBreaker(failures int, cooldown time.Duration) Option {
+	return func(o *options) { o.breakerFailures, o.breakerCooldown = failures, cooldown }
 }
 
 // WithoutJobs leaves async jobs to other workers: the pool neither creates
@@ -88,9 +116,13 @@ func WithClock(now func() time.Time) Option {
 // Pool is a worker process's consumers: for each server it serves it takes
 // tools/call and tools/list requests from NATS in the workers' queue group,
 // runs them with bounded concurrency and replies, and runs the server's
-// async jobs within the same bounds. It answers pings too.
+// async jobs within the same bounds. It answers pings too. Requests come in
+// through a NATS micro service (ServiceName), so the workers are listed with
+// their endpoints and counters by `nats micro ls|info|stats`.
 type Pool struct {
 	nc      *nats.Conn
+	svcConn *nats.Conn    // the micro service's connection (nc by default)
+	svc     micro.Service // set by Start
 	log     zerolog.Logger
 	h       *handler.Handler
 	up      *upstream.Pool
@@ -118,7 +150,10 @@ type Pool struct {
 // New returns a Pool for cfg's servers (worker.servers if set, else all) on
 // nc, opening tokens with opener. Start it to take requests.
 func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.Logger, opts ...Option) (*Pool, error) {
-	o := options{servers: cfg.Worker.Servers, name: cfg.Worker.Name, now: time.Now, queue: -1, queueWait: DefaultQueueWait}
+	o := options{
+		servers: cfg.Worker.Servers, name: cfg.Worker.Name, now: time.Now, queue: -1, queueWait: DefaultQueueWait,
+		breakerFailures: DefaultBreakerFailures, breakerCooldown: DefaultBreakerCooldown,
+	}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -169,8 +204,12 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 	if globalSlots <= 0 {
 		globalSlots = config.DefaultWorkerConc
 	}
+	if o.svcConn == nil {
+		o.svcConn = nc
+	}
 	p := &Pool{
 		nc:        nc,
+		svcConn:   o.svcConn,
 		log:       log,
 		up:        up,
 		name:      o.name,
@@ -182,6 +221,7 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		inflight:  newTracker(),
 		h: handler.New(handler.Config{
 			File: cfg, Opener: opener, Upstream: up, Logger: log, Now: o.now,
+			Publish: nc.Publish, // call events (see rpc.go)
 		}),
 	}
 	if p.drain <= 0 {
@@ -205,9 +245,13 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		}
 		depth := o.queue
 		if depth < 0 {
-			depth = n
+			depth = min(n, globalSlots)
 		}
-		p.limits[s] = &limiter{slots: make(chan struct{}, n), queue: make(chan struct{}, depth)}
+		lim := &limiter{server: s, slots: make(chan struct{}, n), queue: make(chan struct{}, depth)}
+		if o.breakerFailures > 0 {
+			lim.breaker = newBreaker(o.breakerFailures, o.breakerCooldown, o.now)
+		}
+		p.limits[s] = lim
 	}
 	return p, nil
 }
@@ -225,10 +269,12 @@ func (p *Pool) JobsReady() <-chan struct{} {
 // Servers returns the servers the pool serves.
 func (p *Pool) Servers() []string { return slices.Clone(p.servers) }
 
-// Start subscribes to the call and list subjects of every served server (in
-// the workers' queue group) and to the ping subject, and returns once the
-// NATS server has registered them. ctx bounds Start only: calls do not end
-// with it (see Stop).
+// Start registers the worker's micro service (ServiceName) with an endpoint
+// for the call, list and rpc subjects of every served server (in the
+// workers' queue group) and for the ping subject, and returns once the NATS
+// server has registered them (at once if NATS is not connected yet: the
+// subscriptions are sent when it connects). ctx bounds Start only: calls do
+// not end with it (see Stop).
 func (p *Pool) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -238,29 +284,25 @@ func (p *Pool) Start(ctx context.Context) error {
 	p.started = true
 	p.callCtx, p.cancelCall = context.WithCancel(context.WithoutCancel(ctx))
 
-	ping, err := json.Marshal(contracts.PingResponse{Type: contracts.TypePingResponse, Worker: p.name, Servers: p.servers})
+	svc, err := micro.AddService(p.svcConn, p.serviceConfig())
 	if err != nil {
-		return err
+		return fmt.Errorf("worker pool: register the %s service: %w", ServiceName, err)
 	}
+	p.svc = svc
+	// subscribe makes a queue subscription an endpoint of the service (so it
+	// is counted in the service's stats and drained first by Stop); other
+	// subscriptions (every worker hears them) stay until running calls end.
 	subscribe := func(subject string, queue bool, cb nats.MsgHandler) error {
-		var sub *nats.Subscription
-		var err error
 		if queue {
-			sub, err = p.nc.QueueSubscribe(subject, contracts.WorkerQueueGroup, cb)
-		} else {
-			sub, err = p.nc.Subscribe(subject, cb)
+			return p.addEndpoint(svc, subject, cb)
 		}
+		sub, err := p.nc.Subscribe(subject, cb)
 		if err != nil {
 			return fmt.Errorf("worker pool: subscribe %s: %w", subject, err)
 		}
 		p.subs = append(p.subs, sub)
 		return nil
 	}
-	err = subscribe(contracts.PingSubject, false, func(m *nats.Msg) {
-		if m.Reply != "" {
-			_ = p.nc.Publish(m.Reply, ping)
-		}
-	})
 	for _, s := range p.servers {
 		if err != nil {
 			break
@@ -271,48 +313,85 @@ func (p *Pool) Start(ctx context.Context) error {
 		}
 	}
 	if err == nil {
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, flushTimeout)
-			defer cancel()
-		}
-		if err = p.nc.FlushWithContext(ctx); err != nil {
-			err = fmt.Errorf("worker pool: register subscriptions: %w", err)
-		}
+		err = p.subscribeRPC(subscribe) // the MCP endpoint's relay and call cancellation (rpc.go)
+	}
+	if err == nil {
+		// Last: a worker that answers pings (readiness) takes requests.
+		err = p.addPing(svc)
+	}
+	if err == nil {
+		err = p.flush(ctx)
 	}
 	if err == nil && p.jobs != nil {
 		err = p.jobs.Start()
 	}
 	if err != nil {
+		_ = svc.Stop()
 		for _, sub := range p.subs {
 			_ = sub.Unsubscribe()
 		}
 		p.subs = nil
 		return err
 	}
-	p.log.Info().Strs("servers", p.servers).Str("worker", p.name).Msg("worker pool started")
+	p.log.Info().Strs("servers", p.servers).Str("worker", p.name).Str("service", ServiceName).Msg("worker pool started")
+	return nil
+}
+
+// flush waits until the NATS server has registered the subscriptions, on
+// each connection that is connected.
+func (p *Pool) flush(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	conns := []*nats.Conn{p.nc}
+	if p.svcConn != p.nc {
+		conns = append(conns, p.svcConn)
+	}
+	for _, nc := range conns {
+		if !nc.IsConnected() {
+			continue
+		}
+		if err := nc.FlushWithContext(ctx); err != nil {
+			return fmt.Errorf("worker pool: register subscriptions: %w", err)
+		}
+	}
 	return nil
 }
 
 type handleFunc func(ctx context.Context, subject, reply string, data []byte) []byte
 
-// limiter is one server's call slots and the queue of requests waiting for
-// one.
+// limiter is one server's call slots, the queue of requests waiting for
+// one, and the server's circuit breaker.
 type limiter struct {
-	slots chan struct{}
-	queue chan struct{}
+	server     string
+	slots      chan struct{}
+	queue      chan struct{}
+	breaker    *breaker // nil: none
+	overloaded atomic.Uint64
 }
 
 // dispatch returns the subscription callback for one server's subject. NATS
 // runs a subscription's callbacks one at a time, so the callback never
-// blocks: with a free slot (in the server's and the process's limits) it
-// hands the request to a goroutine; otherwise, if the server's wait queue has
-// room, to a goroutine that waits up to queueWait for a slot; otherwise it
-// answers overloaded at once. Nothing queues without bound.
+// blocks: with the server's circuit open it answers upstream_error at once;
+// with a free slot (in the server's and the process's limits) it hands the
+// request to a goroutine; otherwise, if the server's wait queue has room, to
+// a goroutine that waits for a slot up to queueWait (and at most half the
+// request's budget); otherwise it answers overloaded at once. Nothing queues
+// without bound. An overloaded answer always means the request reached no
+// upstream.
 func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject func([]byte, *contracts.Error) []byte) nats.MsgHandler {
-	overloaded := func(m *nats.Msg) {
-		p.log.Warn().Str("server", server).Msg("overloaded: no free call slot")
-		p.respond(m.Reply, reject(m.Data, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server)), m.Data, reject)
+	overloaded := func(m *nats.Msg, e *contracts.Error) {
+		lim.overloaded.Add(1)
+		p.log.Warn().Str("server", server).Str("reason", e.Message).Msg("overloaded")
+		p.respond(m.Reply, reject(m.Data, e), m.Data, reject)
+	}
+	noSlot := func(m *nats.Msg) {
+		overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server))
+	}
+	circuitOpen := func(m *nats.Msg, left time.Duration) {
+		p.respond(m.Reply, reject(m.Data, lim.breaker.refusal(server, left)), m.Data, reject)
 	}
 	return func(m *nats.Msg) {
 		if m.Reply == "" {
@@ -320,17 +399,38 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			return
 		}
 		if !p.inflight.add() {
-			p.respond(m.Reply, reject(m.Data, contracts.NewError(contracts.CodeOverloaded, "worker shutting down")), m.Data, reject)
+			overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker shutting down"))
 			return
 		}
-		run := func() {
+		// An open circuit refuses before the request takes or waits for a slot.
+		if lim.breaker != nil {
+			if refused, left := lim.breaker.check(); refused {
+				p.inflight.done()
+				circuitOpen(m, left)
+				return
+			}
+		}
+		run := func(ctx context.Context) {
 			defer p.release(lim)
-			p.respond(m.Reply, handle(p.callCtx, m.Subject, m.Reply, m.Data), m.Data, reject)
+			probe := false
+			if lim.breaker != nil {
+				ok, isProbe, left := lim.breaker.admit()
+				if !ok {
+					circuitOpen(m, left)
+					return
+				}
+				probe = isProbe
+			}
+			resp := handle(ctx, m.Subject, m.Reply, m.Data)
+			if lim.breaker != nil {
+				p.breakerDone(server, lim.breaker, probe, replyOutcome(resp))
+			}
+			p.respond(m.Reply, resp, m.Data, reject)
 		}
 		if p.tryAcquire(lim) {
 			go func() {
 				defer p.inflight.done()
-				run()
+				run(p.callCtx)
 			}()
 			return
 		}
@@ -338,19 +438,58 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 		case lim.queue <- struct{}{}:
 		default:
 			p.inflight.done()
-			overloaded(m)
+			noSlot(m)
 			return
 		}
 		go func() {
 			defer p.inflight.done()
-			ok := p.waitAcquire(lim)
+			// The wait counts against the request's budget: it waits at
+			// most half of it, and runs with what is left, so that its
+			// answer still comes within the budget the ingress waits for.
+			received, wait := time.Now(), p.queueWait
+			budget := requestBudget(m.Data)
+			if budget > 0 {
+				wait = min(wait, budget/2)
+			}
+			ok := p.waitAcquire(lim, wait)
 			<-lim.queue
 			if !ok {
-				overloaded(m)
+				noSlot(m)
 				return
 			}
-			run()
+			ctx := p.callCtx
+			if budget > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, received.Add(budget))
+				defer cancel()
+			}
+			run(ctx)
 		}()
+	}
+}
+
+// requestBudget is a request's timeout_ms (every request type has one), or
+// 0 when it cannot be read. Only a request that has to wait for a slot is
+// decoded here.
+func requestBudget(data []byte) time.Duration {
+	var r struct {
+		TimeoutMS int64 `json:"timeout_ms"`
+	}
+	if json.Unmarshal(data, &r) != nil || r.TimeoutMS <= 0 {
+		return 0
+	}
+	return time.Duration(r.TimeoutMS) * time.Millisecond
+}
+
+// breakerDone records a call's outcome in the server's breaker and logs
+// the circuit opening and closing.
+func (p *Pool) breakerDone(server string, b *breaker, probe bool, o outcome) {
+	switch b.done(probe, o) {
+	case opened:
+		p.log.Warn().Str("server", server).Int("failures", b.failures).Dur("cooldown", b.cooldown).
+			Bool("probe", probe).Msg("circuit opened: calls to the server fail at once")
+	case closed:
+		p.log.Info().Str("server", server).Msg("circuit closed: the server answers again")
 	}
 }
 
@@ -371,10 +510,10 @@ func (p *Pool) tryAcquire(lim *limiter) bool {
 }
 
 // waitAcquire takes a server slot, then a process slot, waiting up to
-// queueWait. (Every holder of a process slot holds a server slot and is
+// wait. (Every holder of a process slot holds a server slot and is
 // running, so waiting in this order cannot deadlock.)
-func (p *Pool) waitAcquire(lim *limiter) bool {
-	timer := time.NewTimer(p.queueWait)
+func (p *Pool) waitAcquire(lim *limiter, wait time.Duration) bool {
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case lim.slots <- struct{}{}:
@@ -434,13 +573,16 @@ func (p *Pool) respond(reply string, resp, req []byte, reject func([]byte, *cont
 	}
 }
 
-// Stop shuts the pool down in two phases. First it drains its subscriptions,
-// so no new request reaches this worker (another worker in the queue group,
-// or a fast no_workers, answers it) while requests already received run.
-// Then it waits for running calls, up to worker.drain_timeout or ctx,
-// whichever ends first; calls still running are cancelled (their callers
-// get an error reply). Last it closes the upstream clients. It returns an
-// error when calls had to be cancelled. Stop is safe to call more than once.
+// Stop shuts the pool down in two phases. First it stops the micro service:
+// its endpoints unsubscribe (drain), so no new request reaches this worker
+// (NATS routes it to another worker of the queue group, or answers a fast
+// no_workers), and pings stop counting it; it waits until the endpoints have
+// handed on the requests already delivered, and stops taking jobs. Then it
+// waits for running calls, up to worker.drain_timeout or ctx, whichever ends
+// first; calls still running are cancelled (their callers get an error
+// reply). Last it closes the other subscriptions (call cancellations) and
+// the upstream clients. It returns an error when calls had to be cancelled.
+// Stop is safe to call more than once.
 func (p *Pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	if p.stopped {
@@ -448,7 +590,7 @@ func (p *Pool) Stop(ctx context.Context) error {
 		return nil
 	}
 	p.stopped = true
-	subs := p.subs
+	svc, subs := p.svc, p.subs
 	p.subs = nil
 	p.mu.Unlock()
 
@@ -464,18 +606,12 @@ func (p *Pool) Stop(ctx context.Context) error {
 	}
 
 	var errs []error
-	closed := make([]<-chan nats.SubStatus, len(subs))
-	for i, sub := range subs {
-		closed[i] = sub.StatusChanged(nats.SubscriptionClosed)
-		if err := sub.Drain(); err != nil {
-			_ = sub.Unsubscribe()
+	if svc != nil {
+		if err := svc.Stop(); err != nil {
+			p.log.Warn().Str("error", err.Error()).Msg("stopping the worker service")
 		}
-	}
-	for i, sub := range subs {
-		select {
-		case <-closed[i]:
-		case <-drainCtx.Done():
-			_ = sub.Unsubscribe()
+		if err := p.waitServiceDrained(drainCtx); err != nil {
+			p.log.Warn().Str("error", err.Error()).Msg("draining the worker service")
 		}
 	}
 
@@ -491,6 +627,9 @@ func (p *Pool) Stop(ctx context.Context) error {
 	}
 	if p.cancelCall != nil {
 		p.cancelCall()
+	}
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
 	}
 	errs = append(errs, <-jobsStopped)
 	errs = append(errs, p.up.Close())

@@ -19,7 +19,7 @@ import (
 // server's auth_env variable) when srv passes credentials through, and never
 // otherwise. Errors are *Error. ctx bounds the call; when it ends, the call
 // is cancelled upstream (stdio: notifications/cancelled; HTTP: the request is
-// aborted). See WithProgress for progress notifications.
+// aborted). See WithProgress and WithLogs for the upstream's notifications.
 func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts.Token, tool string, args json.RawMessage, opts ...CallOption) (json.RawMessage, error) {
 	var o callOptions
 	for _, opt := range opts {
@@ -37,6 +37,9 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 			progressToken, unregister := e.progress.register(o.progress)
 			defer unregister()
 			req.Params.Meta = &mcp.Meta{ProgressToken: progressToken}
+		}
+		if o.logs != nil {
+			defer e.progress.registerLogs(o.logs)()
 		}
 		res, err := e.c.CallTool(ctx, req)
 		if err != nil {

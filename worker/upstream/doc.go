@@ -46,6 +46,17 @@
 // only: a notification never reaches another client's (another user's)
 // call.
 //
+// A call made WithLogs receives the upstream's log notifications
+// (notifications/message). They name no request, so each reaches every call
+// then running on the same pooled client - always the same user's.
+//
+// # Relay
+//
+// Relay sends the other MCP requests a gateway relays (contracts.RPCMethods:
+// ping, resources, resource templates, prompts, completion) with the same
+// pooling and credentials, one page at a time, through mcp-go's typed
+// client methods (which add what the negotiated protocol needs).
+//
 // # HTTP
 //
 // All HTTP and SSE clients of a Pool share one transport (NewHTTPTransport:

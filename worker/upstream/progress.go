@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type CallOption func(*callOptions)
 
 type callOptions struct {
 	progress func(Progress)
+	logs     func(json.RawMessage)
 }
 
 // WithProgress asks the upstream for progress notifications (a progress
@@ -36,6 +38,19 @@ func WithProgress(fn func(Progress)) CallOption {
 	return func(o *callOptions) { o.progress = fn }
 }
 
+// WithLogs passes the params of every MCP log notification
+// (notifications/message) the upstream sends while the call runs to fn. Log
+// notifications name no request: each one reaches every call running at the
+// time on the same pooled client, which is always the same user's (clients
+// are never shared between credentials). fn runs on the transport's reader
+// and must return quickly; it is never called after CallTool has returned.
+func WithLogs(fn func(params json.RawMessage)) CallOption {
+	return func(o *callOptions) { o.logs = fn }
+}
+
+// maxLogParams bounds the params of one relayed log notification.
+const maxLogParams = 64 << 10
+
 // progressRoutes routes the progress notifications that arrive on one
 // pooled client to the calls that asked for them. A client is shared by the
 // concurrent calls of one user, so notifications are told apart by their
@@ -44,6 +59,7 @@ func WithProgress(fn func(Progress)) CallOption {
 type progressRoutes struct {
 	mu     sync.Mutex
 	routes map[string]func(Progress)
+	logs   map[uint64]func(json.RawMessage)
 }
 
 // progressSeq numbers progress tokens, unique within the process.
@@ -66,9 +82,30 @@ func (r *progressRoutes) register(fn func(Progress)) (string, func()) {
 	}
 }
 
+// registerLogs adds fn to the log listeners and returns a function that
+// removes it (after which fn is never called).
+func (r *progressRoutes) registerLogs(fn func(json.RawMessage)) func() {
+	id := progressSeq.Add(1)
+	r.mu.Lock()
+	if r.logs == nil {
+		r.logs = make(map[uint64]func(json.RawMessage))
+	}
+	r.logs[id] = fn
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.logs, id)
+		r.mu.Unlock()
+	}
+}
+
 // dispatch is the client's notification handler. The call's fn runs under
 // the lock, so that once unregister has returned it is not running.
 func (r *progressRoutes) dispatch(n mcp.JSONRPCNotification) {
+	if n.Method == string(mcp.MethodNotificationMessage) {
+		r.dispatchLog(n)
+		return
+	}
 	if n.Method != string(mcp.MethodNotificationProgress) {
 		return
 	}
@@ -94,5 +131,25 @@ func (r *progressRoutes) dispatch(n mcp.JSONRPCNotification) {
 	defer r.mu.Unlock()
 	if fn := r.routes[token]; fn != nil {
 		fn(p)
+	}
+}
+
+// dispatchLog passes a log notification's params to every log listener.
+func (r *progressRoutes) dispatchLog(n mcp.JSONRPCNotification) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.logs) == 0 {
+		return
+	}
+	p := n.Params
+	if len(p.Meta) == 0 {
+		p.Meta = nil // mcp-go decodes an absent _meta as {}; relay it as sent
+	}
+	params, err := json.Marshal(p)
+	if err != nil || len(params) > maxLogParams {
+		return
+	}
+	for _, fn := range r.logs {
+		fn(params)
 	}
 }

@@ -1,0 +1,216 @@
+package handler_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/handler"
+	"github.com/toolbus/toolbus/worker/internal/workertest"
+	"github.com/toolbus/toolbus/worker/upstream"
+)
+
+func (f *fixture) rpcRequest(t *testing.T, server, method, params, token, replyTo string) *contracts.RPCRequest {
+	t.Helper()
+	req := &contracts.RPCRequest{
+		Type: contracts.TypeRPCRequest, RequestID: fmt.Sprintf("rpc-%d", time.Now().UnixNano()), Server: server,
+		Method: method, KeyID: "team-a", TimeoutMS: 5000, ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli(),
+	}
+	if params != "" {
+		req.Params = json.RawMessage(params)
+	}
+	if token != "" {
+		s, err := f.keys.Sealer.Seal(token, req.Binding(replyTo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Token, req.TokenFP = s, contracts.Fingerprint(token)
+	}
+	return req
+}
+
+func (f *fixture) rpc(t *testing.T, subject string, req *contracts.RPCRequest) *contracts.RPCResponse {
+	t.Helper()
+	out := f.h.HandleRPC(workertest.Ctx(t), subject, reply, workertest.Encode(t, req))
+	if out == nil {
+		t.Fatal("no reply")
+	}
+	resp, err := contracts.DecodeRPCResponse(out)
+	if err != nil {
+		t.Fatalf("reply %s: %v", out, err)
+	}
+	return resp
+}
+
+func TestHandler_HandleRPC(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const token = "Bearer user-token-1"
+	subject := contracts.RPCSubject("demo")
+
+	resp := f.rpc(t, subject, f.rpcRequest(t, "demo", "resources/read", `{"uri":"`+demoserver.ResourceReadme+`"}`, token, reply))
+	if resp.Error != nil || !strings.Contains(string(resp.Result), "toolbus demo server") {
+		t.Fatalf("resources/read: %+v %s", resp.Error, resp.Result)
+	}
+	if got := f.demo.Recorder.Authorizations(); got[len(got)-1] != token {
+		t.Fatalf("the upstream saw %q", got[len(got)-1])
+	}
+	if resp := f.rpc(t, subject, f.rpcRequest(t, "demo", "ping", "", token, reply)); resp.Error != nil {
+		t.Fatalf("ping: %+v", resp.Error)
+	}
+	for _, tt := range []struct {
+		name    string
+		subject string
+		req     *contracts.RPCRequest
+		want    contracts.ErrorCode
+	}{
+		// mcp-go answers a missing resource with invalid params on the
+		// stateless protocol (not_found, -32002, on 2025-11-25 sessions).
+		{"a missing resource", subject, f.rpcRequest(t, "demo", "resources/read", `{"uri":"demo://nope"}`, token, reply), contracts.CodeInvalidRequest},
+		{"a missing prompt", subject, f.rpcRequest(t, "demo", "prompts/get", `{"name":"nope"}`, token, reply), contracts.CodeInvalidRequest},
+		{"params of the wrong shape", subject, f.rpcRequest(t, "demo", "prompts/get", `{"name":7}`, token, reply), contracts.CodeInvalidRequest},
+		{"sealed for another reply subject", subject, f.rpcRequest(t, "demo", "ping", "", token, "_INBOX.elsewhere"), contracts.CodeSealInvalid},
+		{"moved to another server's subject", contracts.RPCSubject("open"), f.rpcRequest(t, "demo", "ping", "", token, reply), contracts.CodeSealInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := f.rpc(t, tt.subject, tt.req); got.Error == nil || got.Error.Code != tt.want {
+				t.Fatalf("got %+v, want %s", got.Error, tt.want)
+			}
+		})
+	}
+	t.Run("sealed for another method", func(t *testing.T) {
+		req := f.rpcRequest(t, "demo", "prompts/list", "", token, reply)
+		req.Method = "resources/list"
+		if got := f.rpc(t, subject, req); got.Error == nil || got.Error.Code != contracts.CodeSealInvalid {
+			t.Fatalf("got %+v, want seal_invalid", got.Error)
+		}
+	})
+	t.Run("a method that is not relayed", func(t *testing.T) {
+		req := f.rpcRequest(t, "demo", "ping", "", "", reply)
+		req.Method = "tools/call"
+		out := f.h.HandleRPC(workertest.Ctx(t), subject, reply, workertest.Encode(t, req))
+		resp, err := contracts.DecodeRPCResponse(out)
+		if err != nil || resp.Error == nil || resp.Error.Code != contracts.CodeInvalidRequest {
+			t.Fatalf("got %s (%v), want invalid_request", out, err)
+		}
+	})
+}
+
+// eventsFixture is a handler whose events are recorded.
+type eventsFixture struct {
+	*fixture
+	mu     sync.Mutex
+	events map[string][]contracts.CallEvent // by subject
+}
+
+func newEventsFixture(t *testing.T) *eventsFixture {
+	f := &eventsFixture{fixture: newFixture(t), events: map[string][]contracts.CallEvent{}}
+	cfg := workertest.Config(t, map[string]*config.Server{"demo": {URL: f.demo.URL}}, config.Worker{})
+	up := upstream.New(upstream.Options{Logger: f.logs.Logger()})
+	t.Cleanup(func() { _ = up.Close() })
+	f.h = handler.New(handler.Config{
+		File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger(),
+		Publish: func(subject string, data []byte) error {
+			var ev contracts.CallEvent
+			if err := json.Unmarshal(data, &ev); err != nil {
+				t.Errorf("event %s: %v", data, err)
+			}
+			f.mu.Lock()
+			f.events[subject] = append(f.events[subject], ev)
+			f.mu.Unlock()
+			return nil
+		},
+	})
+	return f
+}
+
+func (f *eventsFixture) of(subject string) []contracts.CallEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]contracts.CallEvent(nil), f.events[subject]...)
+}
+
+// callWithEvents builds a slow call with EventsTo, sealed with it.
+func (f *eventsFixture) callWithEvents(t *testing.T, ms int, eventsTo string) *contracts.CallRequest {
+	t.Helper()
+	const token = "Bearer user-token-1"
+	req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: fmt.Sprintf(`{"ms":%d}`, ms), Token: token, Timeout: 30 * time.Second}, reply)
+	req.EventsTo = eventsTo
+	s, err := f.keys.Sealer.Seal(token, req.Binding(reply))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Token = s
+	return req
+}
+
+func TestHandler_CallEvents(t *testing.T) {
+	t.Parallel()
+	f := newEventsFixture(t)
+	req := f.callWithEvents(t, 200, "_INBOX.ingress.ev.1")
+	if resp := f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req)); resp.Error != nil {
+		t.Fatalf("call: %+v", resp.Error)
+	}
+	var progress, logs int
+	for _, ev := range f.of("_INBOX.ingress.ev.1") {
+		if ev.Type != contracts.TypeCallEvent || ev.RequestID != req.RequestID {
+			t.Fatalf("event %+v: want the call's type and request id", ev)
+		}
+		if ev.Progress != nil {
+			progress++
+		}
+		if len(ev.Log) > 0 {
+			logs++
+			if !strings.Contains(string(ev.Log), `"slow: step`) || strings.Contains(string(ev.Log), "_meta") {
+				t.Errorf("log %s: want the upstream's params as sent", ev.Log)
+			}
+		}
+	}
+	if progress < 3 || logs < 3 {
+		t.Fatalf("%d progress and %d log events, want at least 3 each", progress, logs)
+	}
+
+	t.Run("never onto a toolbus subject", func(t *testing.T) {
+		for _, subject := range []string{contracts.CancelSubject("x"), "_INBOX.*", "_INBOX.>"} {
+			req := f.callWithEvents(t, 50, subject)
+			if resp := f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req)); resp.Error != nil {
+				t.Fatalf("call: %+v", resp.Error)
+			}
+			if got := f.of(subject); len(got) > 0 {
+				t.Fatalf("events published on %s", subject)
+			}
+		}
+	})
+}
+
+func TestHandler_Cancel(t *testing.T) {
+	t.Parallel()
+	f := newEventsFixture(t)
+	req := f.callWithEvents(t, 20000, "")
+	done := make(chan *contracts.CallResponse, 1)
+	go func() { done <- f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req)) }()
+	workertest.WaitFor(t, "the call to run", func() bool { return f.h.Running() == 1 })
+	if f.h.Cancel("someone-else") {
+		t.Fatal("cancelled a call that does not run here")
+	}
+	if !f.h.Cancel(req.RequestID) {
+		t.Fatal("the running call was not found")
+	}
+	select {
+	case resp := <-done:
+		if resp.Error == nil || resp.Error.Code != contracts.CodeCancelled {
+			t.Fatalf("got %+v, want cancelled", resp.Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cancelled call did not end")
+	}
+	if n := f.h.Running(); n != 0 {
+		t.Fatalf("%d calls still registered", n)
+	}
+}

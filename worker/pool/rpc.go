@@ -1,0 +1,31 @@
+package pool
+
+import (
+	"github.com/nats-io/nats.go"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/worker/handler"
+)
+
+// subscribeRPC adds, for the MCP endpoint of the ingress, the relay of other
+// MCP requests (contracts.RPCSubject of every served server, in the
+// workers' queue group, within the same call slots as tools/call) and the
+// cancellation of running synchronous calls (contracts.AllCancelsSubject,
+// which every worker hears; the one running the call cancels it).
+func (p *Pool) subscribeRPC(subscribe func(subject string, queue bool, cb nats.MsgHandler) error) error {
+	for _, s := range p.servers {
+		if err := subscribe(contracts.RPCSubject(s), true, p.dispatch(s, p.limits[s], p.h.HandleRPC, handler.RejectRPC)); err != nil {
+			return err
+		}
+	}
+	return subscribe(contracts.AllCancelsSubject, false, p.onCallCancel)
+}
+
+// onCallCancel cancels the call a cancel subject names, if it runs here.
+// Job cancellations arrive on the same subjects and are ignored here (the
+// jobs runner has its own subscription).
+func (p *Pool) onCallCancel(m *nats.Msg) {
+	if id, ok := contracts.IDFromCancelSubject(m.Subject); ok {
+		p.h.Cancel(id)
+	}
+}
