@@ -31,6 +31,7 @@ import (
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/httpapi"
 	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/ingress/mcpserver"
 )
 
 func main() {
@@ -127,11 +128,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
+	catalog := dispatch.NewCatalog(d, cfg.Ingress.ListCacheTTL.D())
+	mcp, err := mcpserver.New(mcpserver.Options{
+		Config: cfg, Dispatcher: d, Catalog: catalog, Jobs: store, Conn: nc,
+		Logger: base.With().Str("component", "mcp").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	defer mcp.Close()
 	router := httpapi.New(httpapi.Options{
 		Config: cfg, Keys: keys, Dispatcher: d,
-		Catalog: dispatch.NewCatalog(d, cfg.Ingress.ListCacheTTL.D()),
+		Catalog: catalog,
 		Jobs:    store,
 		Logger:  log,
+		MCP:     mcp,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Ingress.Listen)
@@ -164,6 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	log.Info().Msg("shutting down: draining in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.ShutdownTimeout.D())
 	defer cancel()
+	mcp.Close() // legacy SSE streams end; Shutdown does not wait for them
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn().Err(err).Msg("shutdown did not finish in time")
 		_ = srv.Close()
@@ -195,6 +207,11 @@ func natsOptions(c config.NATS, log zerolog.Logger) ([]nats.Option, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+		// While disconnected, publishing fails at once instead of being
+		// buffered: a call answers 503 no_workers ("the message bus is
+		// unavailable") rather than waiting out its timeout, and /readyz
+		// reports not ready.
+		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn().AnErr("reason", err).Msg("NATS disconnected") }),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") }),
 	}
@@ -253,6 +270,9 @@ Try it - the demo server's whoami tool answers with the Authorization header it 
     -d '{"name": "whoami", "arguments": {}}'
 
   curl "%[1]s/mcp-rest/tools/list" -H "x-litellm-key: %[2]s"
+
+MCP clients: %[1]s/mcp (every server, tools named <server>-<tool>) or %[1]s/demo/mcp,
+with the header x-litellm-key: %[2]s (and the user's Authorization).
 
 Press Ctrl-C to stop.
 `, url, key, env.DemoURL)

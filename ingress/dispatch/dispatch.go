@@ -5,6 +5,11 @@
 // a reply subject per request, chosen before the user's token is sealed, so
 // that the seal binds the reply subject too and a captured request cannot be
 // replayed with its answer sent elsewhere.
+//
+// For the MCP endpoint it also relays other MCP requests (RPC, on
+// contracts.RPCSubject), subscribes a call's progress and log events for the
+// life of its request (OpenEvents, below the same inbox), and announces the
+// cancellation of a call (CancelCall, on contracts.CancelSubject).
 package dispatch
 
 import (
@@ -89,13 +94,17 @@ type Call struct {
 	Arguments json.RawMessage
 	Token     contracts.Token
 	Timeout   time.Duration
+	// EventsTo, if set, asks the worker to publish the upstream's progress
+	// and log notifications there (see OpenEvents); the seal binds it.
+	EventsTo string
 }
 
-// Call sends c to a worker of c.Server and returns the MCP CallToolResult.
-func (d *Dispatcher) Call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
+// call is one attempt of Call (retry.go).
+func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
 	req := contracts.CallRequest{
 		Type: contracts.TypeCallRequest, RequestID: requestID, Server: c.Server, Tool: c.Tool,
 		Arguments: c.Arguments, KeyID: c.KeyID, TimeoutMS: c.Timeout.Milliseconds(),
+		EventsTo: c.EventsTo,
 	}
 	wait := c.Timeout + replyGrace
 	req.ExpiresUnixMS = d.now().Add(wait + clockSkew).UnixMilli()
@@ -130,8 +139,8 @@ type List struct {
 	Timeout time.Duration
 }
 
-// List asks a worker of l.Server for the server's tools (a JSON array).
-func (d *Dispatcher) List(ctx context.Context, requestID string, l List) (json.RawMessage, *contracts.Error) {
+// list is one attempt of List (retry.go).
+func (d *Dispatcher) list(ctx context.Context, requestID string, l List) (json.RawMessage, *contracts.Error) {
 	req := contracts.ListRequest{
 		Type: contracts.TypeListRequest, RequestID: requestID, Server: l.Server,
 		KeyID: l.KeyID, TimeoutMS: l.Timeout.Milliseconds(),

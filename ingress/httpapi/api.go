@@ -23,6 +23,11 @@ type Options struct {
 	Catalog    *dispatch.Catalog
 	Jobs       *jobs.Store
 	Logger     zerolog.Logger
+	// MaxInFlight bounds the API requests served at once (see
+	// limitInFlight); 0 means DefaultMaxInFlight, < 0 no bound.
+	MaxInFlight int
+	// MCP, if set, is mounted behind the key middleware (see mcp.go).
+	MCP MCPEndpoint
 }
 
 // API holds the handlers' dependencies.
@@ -59,7 +64,16 @@ func New(o Options) http.Handler {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
 
-	api := r.Group("", limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Keys))
+	maxInFlight := o.MaxInFlight
+	if maxInFlight == 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
+	// Admin endpoints are not bounded by the in-flight limit: they must
+	// answer while the gateway is overloaded.
+	admin := r.Group("/admin", authenticate(o.Keys), requireAdmin())
+	admin.GET("/workers", a.adminWorkers)
+
+	api := r.Group("", limitInFlight(maxInFlight), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Keys))
 	api.POST("/mcp/tools/call", a.callTool)
 	api.POST("/mcp-rest/tools/call", a.callTool)
 	api.GET("/mcp/tools/list", a.listTools)
@@ -68,6 +82,7 @@ func New(o Options) http.Handler {
 	api.GET("/v1/calls", a.listCalls)
 	api.GET("/v1/calls/:id", a.getCall)
 	api.DELETE("/v1/calls/:id", a.cancelCall)
+	mountMCP(r, api, o)
 	return r
 }
 

@@ -1,6 +1,12 @@
 // Package httpapi is the ingress's HTTP API on Gin: the LiteLLM-compatible
 // REST endpoints (/mcp/tools/call, /mcp-rest/tools/call, /mcp/tools/list,
-// /mcp-rest/tools/list), health and readiness.
+// /mcp-rest/tools/list), health and readiness, and the admin view of the
+// worker pool (/admin/workers, for the master key).
+//
+// The API routes are bounded by the number of requests served at once
+// (Options.MaxInFlight): one more is answered 503 overloaded at once, so a
+// burst sheds load instead of piling up. Probes and admin routes are not
+// bounded, so they answer while the gateway is overloaded.
 //
 // Every response that is not a success is a JSON error body
 //

@@ -97,7 +97,7 @@ func accessLog(log zerolog.Logger) gin.HandlerFunc {
 		if p, ok := c.Get(ctxPrincipal); ok {
 			ev = ev.Str("key", p.(*auth.Principal).Name)
 		}
-		for _, k := range []string{"server", "tool", "token_fp", "job_id"} {
+		for _, k := range []string{"server", "tool", "token_fp", "job_id", "mcp_method"} {
 			if v := c.GetString("log." + k); v != "" {
 				ev = ev.Str(k, v)
 			}

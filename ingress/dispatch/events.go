@@ -1,0 +1,80 @@
+package dispatch
+
+import (
+	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/toolbus/toolbus/contracts"
+)
+
+// eventBuffer bounds the events of one call waiting to be read; more are
+// dropped by the NATS client (progress and logs are best effort).
+const eventBuffer = 256
+
+// Events is the subscription to one call's progress and log events (see
+// Call.EventsTo). It lives as long as the call's HTTP request: open it
+// before the call, close it after.
+type Events struct {
+	// Subject is where the worker publishes: put it in Call.EventsTo.
+	Subject   string
+	requestID string
+	sub       *nats.Subscription
+	ch        chan *nats.Msg
+}
+
+// OpenEvents subscribes to the events of the call requestID, on a subject
+// below the dispatcher's own inbox. The subscription is registered before
+// the call is published on the same connection, so no event is missed.
+func (d *Dispatcher) OpenEvents(requestID string) (*Events, error) {
+	e := &Events{Subject: d.inbox + ".ev." + requestID, requestID: requestID, ch: make(chan *nats.Msg, eventBuffer)}
+	sub, err := d.nc.ChanSubscribe(e.Subject, e.ch)
+	if err != nil {
+		return nil, err
+	}
+	e.sub = sub
+	return e, nil
+}
+
+// C delivers the raw event messages; decode each with Decode.
+func (e *Events) C() <-chan *nats.Msg { return e.ch }
+
+// Decode returns the call's event in m, or nil for anything else.
+func (e *Events) Decode(m *nats.Msg) *contracts.CallEvent {
+	var ev contracts.CallEvent
+	if json.Unmarshal(m.Data, &ev) != nil || ev.Type != contracts.TypeCallEvent || ev.RequestID != e.requestID {
+		return nil
+	}
+	if ev.Progress == nil && len(ev.Log) == 0 {
+		return nil
+	}
+	return &ev
+}
+
+// Pending returns the events already received and not yet read, without
+// waiting. Call it after the call's reply has arrived: the worker publishes
+// its events before its reply, and the client library queues them on this
+// subscription before it hands over the reply, so none is left behind.
+func (e *Events) Pending() []*contracts.CallEvent {
+	var out []*contracts.CallEvent
+	for {
+		select {
+		case m := <-e.ch:
+			if ev := e.Decode(m); ev != nil {
+				out = append(out, ev)
+			}
+		default:
+			return out
+		}
+	}
+}
+
+// Close ends the subscription.
+func (e *Events) Close() { _ = e.sub.Unsubscribe() }
+
+// CancelCall announces the cancellation of the synchronous call requestID
+// on contracts.CancelSubject: the worker running it cancels its upstream
+// call. Best effort, like every cancellation.
+func (d *Dispatcher) CancelCall(requestID string) error {
+	return d.nc.Publish(contracts.CancelSubject(requestID), nil)
+}

@@ -1,0 +1,52 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts"
+)
+
+// A worker answers overloaded only for a request that reached no upstream:
+// it had no free call slot (NATS picks a queue-group member at random, so
+// another worker may well have one), or it was stopping. Such a request is
+// sent once more, freshly sealed, while most of its budget is left; the
+// second answer stands. Nothing else is retried: any other failure may
+// have reached the MCP server, and a tool call is not idempotent.
+
+// Call sends c to a worker of c.Server and returns the MCP CallToolResult.
+// An overloaded answer that came back quickly is retried once (see above).
+func (d *Dispatcher) Call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
+	start := d.now()
+	res, err := d.call(ctx, requestID, c)
+	if left, ok := d.retryBudget(ctx, err, start, c.Timeout); ok {
+		d.log.Debug().Str("request_id", requestID).Str("server", c.Server).Msg("worker overloaded: trying another")
+		c.Timeout = left
+		res, err = d.call(ctx, requestID, c)
+	}
+	return res, err
+}
+
+// List asks a worker of l.Server for the server's tools (a JSON array). An
+// overloaded answer that came back quickly is retried once.
+func (d *Dispatcher) List(ctx context.Context, requestID string, l List) (json.RawMessage, *contracts.Error) {
+	start := d.now()
+	res, err := d.list(ctx, requestID, l)
+	if left, ok := d.retryBudget(ctx, err, start, l.Timeout); ok {
+		l.Timeout = left
+		res, err = d.list(ctx, requestID, l)
+	}
+	return res, err
+}
+
+// retryBudget reports whether a request that failed with err after
+// starting at start may be sent again, and with what timeout: only an
+// overloaded answer, with at least half of timeout left and ctx alive.
+func (d *Dispatcher) retryBudget(ctx context.Context, err *contracts.Error, start time.Time, timeout time.Duration) (time.Duration, bool) {
+	if err == nil || err.Code != contracts.CodeOverloaded || ctx.Err() != nil {
+		return 0, false
+	}
+	left := timeout - d.now().Sub(start)
+	return left, left >= timeout/2 && left > 0
+}

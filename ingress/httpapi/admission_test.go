@@ -1,0 +1,133 @@
+package httpapi_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/ingress/auth"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/httpapi"
+	"github.com/toolbus/toolbus/ingress/jobs"
+)
+
+// newLimitedIngress is one more ingress on the gateway that serves at most
+// maxInFlight API requests at once.
+func (g *gateway) newLimitedIngress(t *testing.T, maxInFlight int) string {
+	t.Helper()
+	log := zerolog.New(g.Logs)
+	keys, err := auth.New(g.Cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dispatch.New(g.Env.Conn, g.Env.Sealer, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	store, err := jobs.New(g.Env.Conn, g.Env.Sealer, g.Cfg.Jobs, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(httpapi.New(httpapi.Options{
+		Config: g.Cfg, Keys: keys, Dispatcher: d, Catalog: dispatch.NewCatalog(d, time.Minute),
+		Jobs: store, Logger: log, MaxInFlight: maxInFlight,
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func TestAdmission(t *testing.T) {
+	g := startGateway(t)
+	master := map[string]string{"x-litellm-key": masterKey}
+
+	t.Run("in-flight limit answers 503 overloaded at once", func(t *testing.T) {
+		url := g.newLimitedIngress(t, 1)
+		held := make(chan *response, 1)
+		go func() {
+			held <- doURL(t, url, http.MethodPost, "/mcp/tools/call", master, `{"name":"demo-slow","arguments":{"ms":1500}}`)
+		}()
+		// Wait (bounded) until the slow call holds the only slot: the demo
+		// server has received it.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var seen bool
+			for _, m := range g.Upstreams["demo"].Recorder.Values("Mcp-Method") {
+				seen = seen || m == "tools/call"
+			}
+			if seen {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the slow call never reached the upstream")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		start := time.Now()
+		resp := doURL(t, url, http.MethodPost, "/mcp/tools/call", master, `{"name":"demo-echo","arguments":{"text":"x"}}`)
+		if resp.Status != http.StatusServiceUnavailable || resp.errorCode(t) != "overloaded" || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("second call: %d %s (Retry-After %q)", resp.Status, resp.Body, resp.Header.Get("Retry-After"))
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("the refusal took %s", d)
+		}
+		// Probes and the admin endpoint are not limited.
+		if r := doURL(t, url, http.MethodGet, "/readyz", nil, ""); r.Status != http.StatusOK {
+			t.Errorf("readyz while full: %d %s", r.Status, r.Body)
+		}
+		if r := doURL(t, url, http.MethodGet, "/admin/workers", master, ""); r.Status != http.StatusOK {
+			t.Errorf("admin while full: %d %s", r.Status, r.Body)
+		}
+		if r := <-held; r.Status != http.StatusOK {
+			t.Errorf("the held call: %d %s", r.Status, r.Body)
+		}
+		if r := doURL(t, url, http.MethodPost, "/mcp/tools/call", master, `{"name":"demo-echo","arguments":{"text":"x"}}`); r.Status != http.StatusOK {
+			t.Errorf("call after the slot freed: %d %s", r.Status, r.Body)
+		}
+	})
+
+	t.Run("admin workers needs the master key", func(t *testing.T) {
+		if r := g.do(t, http.MethodGet, "/admin/workers", nil, ""); r.Status != http.StatusUnauthorized {
+			t.Errorf("no key: %d %s", r.Status, r.Body)
+		}
+		if r := g.do(t, http.MethodGet, "/admin/workers", map[string]string{"x-litellm-key": teamAKey}, ""); r.Status != http.StatusForbidden {
+			t.Errorf("team key: %d %s", r.Status, r.Body)
+		}
+	})
+
+	t.Run("admin workers lists the workers per server", func(t *testing.T) {
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { g.call(t, "", "demo-echo", `{"text":"x"}`) })
+		}
+		wg.Wait()
+		r := g.do(t, http.MethodGet, "/admin/workers", master, "")
+		if r.Status != http.StatusOK {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		body := r.json(t)
+		servers, _ := body["servers"].(map[string]any)
+		if body["count"] != float64(1) || servers["demo"] != float64(1) || servers["ghost"] != float64(0) {
+			t.Fatalf("admin workers: %s", r.Body)
+		}
+		workers, _ := body["workers"].([]any)
+		w, _ := workers[0].(map[string]any)
+		var served float64
+		for _, e := range w["endpoints"].([]any) {
+			ep := e.(map[string]any)
+			if ep["name"] == "call_demo" {
+				served = ep["requests"].(float64)
+				if ep["queue_group"] != "toolbus-workers" || ep["subject"] != "toolbus.v1.call.demo" {
+					t.Errorf("endpoint %v", ep)
+				}
+			}
+		}
+		if served < 3 {
+			t.Errorf("the worker served %v calls, want at least 3", served)
+		}
+	})
+}

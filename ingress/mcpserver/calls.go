@@ -1,0 +1,165 @@
+package mcpserver
+
+import (
+	"bytes"
+	"encoding/json"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+)
+
+// callParams are the params of tools/call.
+type callParams struct {
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+	// Task asks for the call to run as a task (MCP 2025-11-25).
+	Task json.RawMessage `json:"task"`
+	Meta *struct {
+		ProgressToken json.RawMessage `json:"progressToken"`
+	} `json:"_meta"`
+}
+
+// callTool answers tools/call: a synchronous call through a worker, with
+// the upstream's progress and log notifications relayed while it runs, or a
+// task (a durable job) when params.task is set.
+func (x *exchange) callTool(m *message) answer {
+	var p callParams
+	if e := asParams(m.Params, &p); e != nil {
+		return answer{err: e}
+	}
+	if p.Name == "" {
+		return answer{err: newRPCError(codeInvalidParams, "tools/call needs a tool name")}
+	}
+	args := bytes.TrimSpace(p.Arguments)
+	switch {
+	case len(args) == 0 || string(args) == "null":
+		args = []byte("{}")
+	case args[0] != '{':
+		return answer{err: newRPCError(codeInvalidParams, "arguments must be an object")}
+	}
+	srv, tool, cerr := x.resolve(p.Name)
+	if cerr != nil {
+		return answer{err: wireError(cerr, m.Method)}
+	}
+	x.c.Set("log.server", srv.Name)
+	x.c.Set("log.tool", tool)
+	token := x.token(srv)
+	x.c.Set("log.token_fp", token.Fingerprint())
+	call := dispatch.Call{
+		KeyID: x.p.Name, Server: srv.Name, Tool: tool, Arguments: args, Token: token, Timeout: x.timeout(srv),
+	}
+	if t := bytes.TrimSpace(p.Task); len(t) > 0 && string(t) != "null" {
+		return x.createTask(m, call)
+	}
+
+	id, release := x.s.acquireID(x.callID(m.ID))
+	defer release()
+	var progressToken json.RawMessage
+	if p.Meta != nil && validID(p.Meta.ProgressToken) {
+		progressToken = p.Meta.ProgressToken
+	}
+	var events *dispatch.Events
+	if x.emit != nil {
+		ev, err := x.s.d.OpenEvents(id)
+		if err != nil {
+			x.s.log.Warn().Err(err).Msg("call events not subscribed; the call runs without them")
+		} else {
+			defer ev.Close()
+			events, call.EventsTo = ev, ev.Subject
+		}
+	}
+
+	type outcome struct {
+		result json.RawMessage
+		err    *contracts.Error
+	}
+	done := make(chan outcome, 1)
+	ctx := requestCtx(x.c)
+	go func() { // owned: the loop below always waits for it
+		r, e := x.s.d.Call(ctx, id, call)
+		done <- outcome{r, e}
+	}()
+	var eventsC <-chan *nats.Msg
+	if events != nil {
+		eventsC = events.C()
+	}
+	for {
+		select {
+		case msg := <-eventsC:
+			if ev := events.Decode(msg); ev != nil {
+				x.relayEvent(ev, progressToken)
+			}
+		case o := <-done:
+			if events != nil {
+				for _, ev := range events.Pending() {
+					x.relayEvent(ev, progressToken)
+				}
+			}
+			if ctx.Err() != nil {
+				// The client went away: its answer can no longer be
+				// delivered (the endpoint does not resume streams), so the
+				// upstream call is cancelled rather than left running.
+				_ = x.s.d.CancelCall(id)
+			}
+			if o.err != nil {
+				return x.toolFailure(o.err, m.Method)
+			}
+			return answer{result: o.result}
+		}
+	}
+}
+
+// relayEvent sends a call event to the client: progress as
+// notifications/progress with the client's token (only if it gave one),
+// upstream log messages as notifications/message.
+func (x *exchange) relayEvent(ev *contracts.CallEvent, progressToken json.RawMessage) {
+	switch {
+	case ev.Progress != nil && progressToken != nil:
+		params := map[string]any{"progressToken": progressToken, "progress": ev.Progress.Progress}
+		if ev.Progress.Total != nil {
+			params["total"] = *ev.Progress.Total
+		}
+		if ev.Progress.Message != "" {
+			params["message"] = ev.Progress.Message
+		}
+		x.emit(encodeNotification("notifications/progress", params))
+	case len(ev.Log) > 0 && ev.Log[0] == '{':
+		x.emit(encodeNotification("notifications/message", ev.Log))
+	}
+}
+
+// toolFailure is the answer for a failed tool call. Protocol errors (an
+// unknown or forbidden tool, invalid arguments) are JSON-RPC errors; the
+// upstream refusing the user's credential is, on a per-server endpoint, an
+// HTTP 401 with its WWW-Authenticate challenge (while nothing was streamed
+// yet); every other failure (the upstream failed, timed out, no worker,
+// overloaded, cancelled; on /mcp, refused the credential) is a tool result
+// with isError set, so that the model sees it, with the toolbus error in
+// _meta.
+func (x *exchange) toolFailure(e *contracts.Error, method string) answer {
+	switch e.Code {
+	case contracts.CodeInvalidRequest, contracts.CodeUnknownTool, contracts.CodeForbidden,
+		contracts.CodeUnknownServer, contracts.CodeRequestTooLarge:
+		return answer{err: wireError(e, method)}
+	case contracts.CodeUpstreamUnauthorized:
+		if x.only != nil {
+			return x.failure(e, method)
+		}
+		// On the aggregated endpoint one server refusing the user's
+		// credential must not look like the whole endpoint refusing it: a
+		// tool error, with the challenge in _meta.
+	}
+	return answer{result: errorResult(e)}
+}
+
+// errorResult is a CallToolResult that reports e.
+func errorResult(e *contracts.Error) json.RawMessage {
+	out, _ := json.Marshal(map[string]any{
+		"content": []map[string]string{{"type": "text", "text": "toolbus: " + string(e.Code) + ": " + e.Message}},
+		"isError": true,
+		"_meta":   map[string]any{"io.toolbus/error": e},
+	})
+	return out
+}

@@ -1,0 +1,273 @@
+package mcpserver
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+)
+
+// request answers one JSON-RPC request.
+func (x *exchange) request(m *message) answer {
+	switch m.Method {
+	case "initialize":
+		return x.initialize(m)
+	case "ping":
+		if x.only == nil {
+			return answer{result: json.RawMessage("{}")}
+		}
+		return x.relay(m)
+	case "logging/setLevel":
+		// Upstream log messages are relayed as they come; the level is the
+		// client's to filter (it is not kept: the endpoint is stateless).
+		var p struct {
+			Level string `json:"level"`
+		}
+		if e := asParams(m.Params, &p); e != nil || p.Level == "" {
+			return answer{err: newRPCError(codeInvalidParams, "logging/setLevel needs a level")}
+		}
+		return answer{result: json.RawMessage("{}")}
+	case "tools/list":
+		return x.listTools(m)
+	case "tools/call":
+		return x.callTool(m)
+	case "tasks/get", "tasks/result", "tasks/list", "tasks/cancel":
+		return x.tasks(m)
+	}
+	if contracts.RPCMethodAllowed(m.Method) && x.only != nil {
+		return x.relay(m)
+	}
+	return answer{err: newRPCError(codeMethodNotFound, "method not found: "+clip(m.Method))}
+}
+
+// notification handles a client notification: notifications/cancelled
+// cancels the named call wherever it runs; others need nothing.
+func (x *exchange) notification(m *message) {
+	if m.Method != "notifications/cancelled" {
+		return
+	}
+	var p struct {
+		RequestID json.RawMessage `json:"requestId"`
+	}
+	if asParams(m.Params, &p) != nil || !validID(p.RequestID) {
+		return
+	}
+	id := x.callID(p.RequestID)
+	if err := x.s.d.CancelCall(id); err != nil {
+		x.s.log.Warn().Str("request_id", id).Err(err).Msg("cancellation not published")
+	}
+}
+
+// initialize answers the handshake: the negotiated version, the
+// capabilities of this endpoint and a session id.
+func (x *exchange) initialize(m *message) answer {
+	var p struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	_ = asParams(m.Params, &p)
+	version := protocolVersions[0]
+	if slices.Contains(protocolVersions, p.ProtocolVersion) {
+		version = p.ProtocolVersion
+	}
+	caps := map[string]any{
+		"tools":   map[string]any{"listChanged": false},
+		"logging": map[string]any{},
+	}
+	if x.s.jobs != nil {
+		caps["tasks"] = map[string]any{
+			"list": map[string]any{}, "cancel": map[string]any{},
+			"requests": map[string]any{"tools": map[string]any{"call": map[string]any{}}},
+		}
+	}
+	info := map[string]any{"name": ServerName, "version": x.s.version}
+	instructions := "toolbus gateway: the tools of every MCP server this key may use, named <server>" + ToolSeparator + "<tool>."
+	if x.only != nil {
+		caps["resources"] = map[string]any{}
+		caps["prompts"] = map[string]any{}
+		caps["completions"] = map[string]any{}
+		info["name"] = ServerName + "/" + x.only.Name
+		instructions = "toolbus gateway in front of the MCP server " + x.only.Name + "."
+		if x.only.Description != "" {
+			instructions += " " + x.only.Description
+		}
+	}
+	result, _ := json.Marshal(map[string]any{
+		"protocolVersion": version,
+		"capabilities":    caps,
+		"serverInfo":      info,
+		"instructions":    instructions,
+	})
+	if x.c.GetHeader(headerSessionID) == "" {
+		x.c.Header(headerSessionID, newSessionID())
+	}
+	return answer{result: result}
+}
+
+// servers returns the servers of the endpoint the key may use.
+func (x *exchange) servers() []*config.Server {
+	if x.only != nil {
+		return []*config.Server{x.only}
+	}
+	var out []*config.Server
+	for _, name := range x.s.cfg.ServerNames() {
+		if x.p.AllowsServer(name) {
+			out = append(out, x.s.cfg.MCPServers[name])
+		}
+	}
+	return out
+}
+
+// listTools answers tools/list: the tools of the endpoint's servers that
+// the server's filters and the key's allow-list let through, each server's
+// list from the workers (cached per server and user), named
+// <server>-<tool> on the aggregated endpoint. A server that cannot list
+// right now is left out (and logged); if every one fails, the request
+// fails. Every tool may be run as a task.
+func (x *exchange) listTools(m *message) answer {
+	servers := x.servers()
+	type outcome struct {
+		tools []json.RawMessage
+		err   *contracts.Error
+	}
+	outcomes := make([]outcome, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Go(func() {
+			tools, err := x.s.catalog.Tools(requestCtx(x.c), dispatch.List{
+				KeyID: x.p.Name, Server: srv.Name, Timeout: x.s.cfg.Ingress.ListTimeout.D(), Token: x.token(srv),
+			})
+			if err != nil {
+				outcomes[i].err = err
+				return
+			}
+			for _, t := range tools {
+				if !srv.ToolAllowed(t.Name) || !x.p.AllowsTool(srv.Name, t.Name) {
+					continue
+				}
+				if raw := x.publicTool(srv, t); raw != nil {
+					outcomes[i].tools = append(outcomes[i].tools, raw)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	all := []json.RawMessage{}
+	var failed []string
+	for i, o := range outcomes {
+		if o.err != nil {
+			failed = append(failed, servers[i].Name)
+			x.s.log.Warn().Str("server", servers[i].Name).Str("code", string(o.err.Code)).Str("key", x.p.Name).Msg("tools/list: a server could not list")
+			if x.only != nil {
+				return x.failure(o.err, m.Method)
+			}
+			continue
+		}
+		all = append(all, o.tools...)
+	}
+	if len(servers) > 0 && len(failed) == len(servers) {
+		e := contracts.NewError(contracts.CodeUpstreamError, "no server could list its tools: %s", strings.Join(failed, ", "))
+		return answer{err: wireError(e, m.Method)}
+	}
+	result, _ := json.Marshal(map[string]any{"tools": all})
+	return answer{result: result}
+}
+
+// publicTool is a listed tool as this endpoint shows it: renamed on the
+// aggregated endpoint, and runnable as a task.
+func (x *exchange) publicTool(srv *config.Server, t dispatch.Tool) json.RawMessage {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(t.Raw, &obj) != nil {
+		return nil
+	}
+	if x.only == nil {
+		name, _ := json.Marshal(srv.Name + ToolSeparator + t.Name)
+		obj["name"] = name
+	}
+	if x.s.jobs != nil {
+		var exec map[string]json.RawMessage
+		_ = json.Unmarshal(obj["execution"], &exec)
+		if exec == nil {
+			exec = map[string]json.RawMessage{}
+		}
+		if string(exec["taskSupport"]) != `"required"` {
+			exec["taskSupport"] = json.RawMessage(`"optional"`)
+		}
+		obj["execution"], _ = json.Marshal(exec)
+	}
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// failure is the answer for a toolbus error of a request other than a tool
+// call: the upstream refusing the user's credential is an HTTP 401 with its
+// challenge (while nothing was sent yet), anything else a JSON-RPC error.
+func (x *exchange) failure(e *contracts.Error, method string) answer {
+	a := answer{err: wireError(e, method)}
+	if e.Code == contracts.CodeUpstreamUnauthorized {
+		a.httpErr = e
+	}
+	return a
+}
+
+// resolve finds the server and tool a tools/call names and checks the key
+// may use them; on the aggregated endpoint the name is <server>-<tool>.
+func (x *exchange) resolve(name string) (*config.Server, string, *contracts.Error) {
+	if x.only != nil {
+		return x.only, name, x.checkTool(x.only, name, name)
+	}
+	for _, server := range x.s.serversByLength {
+		tool, ok := strings.CutPrefix(name, server+ToolSeparator)
+		if !ok || tool == "" || !x.p.AllowsServer(server) {
+			continue
+		}
+		srv := x.s.cfg.MCPServers[server]
+		return srv, tool, x.checkTool(srv, tool, name)
+	}
+	return nil, "", contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q: tools are named <server>%s<tool>", clip(name), ToolSeparator)
+}
+
+func (x *exchange) checkTool(srv *config.Server, tool, shown string) *contracts.Error {
+	if !srv.ToolAllowed(tool) || !x.p.AllowsTool(srv.Name, tool) {
+		// As for a tool that does not exist: a key learns nothing of tools
+		// it may not use.
+		return contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q", clip(shown))
+	}
+	return nil
+}
+
+// relay answers a request of contracts.RPCMethods on a per-server endpoint
+// by relaying it to the upstream through a worker.
+func (x *exchange) relay(m *message) answer {
+	params := m.Params
+	if len(params) == 0 || string(params) == "null" {
+		params = json.RawMessage("{}")
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(params, &obj) != nil {
+		return answer{err: newRPCError(codeInvalidParams, "params must be an object")}
+	}
+	result, err := x.s.d.RPC(requestCtx(x.c), dispatch.NewRequestID(), dispatch.RPC{
+		KeyID: x.p.Name, Server: x.only.Name, Method: m.Method, Params: params,
+		Token: x.token(x.only), Timeout: x.timeout(x.only),
+	})
+	if err != nil {
+		return x.failure(err, m.Method)
+	}
+	return answer{result: result}
+}
+
+// clip bounds a client-supplied string quoted in an error.
+func clip(s string) string {
+	const maxQuoted = 256
+	if len(s) > maxQuoted {
+		return strings.ToValidUTF8(s[:maxQuoted], "") + "…"
+	}
+	return s
+}

@@ -1,0 +1,201 @@
+package mcpserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/toolbus/toolbus/contracts"
+)
+
+// Streamable HTTP (MCP 2025-03-26 and later): every client message is one
+// POST. A request is answered in the POST's response: JSON, or an SSE
+// stream when there are notifications to send first (a tool call's
+// progress and log messages) and the client accepts one. Notifications and
+// responses from the client are acknowledged with 202. The endpoint keeps
+// no session state: any replica answers any request.
+
+const (
+	headerSessionID       = "Mcp-Session-Id"
+	headerProtocolVersion = "Mcp-Protocol-Version"
+)
+
+// postMCP serves POST /mcp and /:server/mcp.
+func (s *Server) postMCP(c *gin.Context) {
+	p := s.principal(c)
+	only, ok := s.endpoint(c, p)
+	if !ok {
+		return
+	}
+	msg, ok := s.readMessage(c)
+	if !ok {
+		return
+	}
+	if v := c.GetHeader(headerProtocolVersion); v != "" && !slices.Contains(protocolVersions, v) &&
+		msg.Method != "initialize" && msg.Method != "server/discover" {
+		s.abort(c, contracts.NewError(contracts.CodeInvalidRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(protocolVersions, ", ")))
+		return
+	}
+	x := &exchange{s: s, c: c, p: p, only: only, session: c.GetHeader(headerSessionID)}
+	logMethod(c, msg)
+	switch {
+	case msg.isNotification():
+		x.notification(msg)
+		writeStatus(c, http.StatusAccepted)
+		return
+	case msg.isResponse():
+		// An answer to a request of ours: the endpoint sends none.
+		writeStatus(c, http.StatusAccepted)
+		return
+	case !msg.isRequest() || !validID(msg.ID) || msg.JSONRPC != "2.0":
+		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeInvalidRequest, "not a JSON-RPC 2.0 request, notification or response")))
+		return
+	}
+	st := &stream{c: c, sse: acceptsSSE(c.Request)}
+	if st.sse {
+		x.emit = st.emit
+	}
+	ans := x.request(msg)
+	st.finish(s, msg.ID, ans)
+}
+
+// readMessage reads and parses the (size-limited) body as one JSON-RPC
+// message, writing the error response when it is not one.
+func (s *Server) readMessage(c *gin.Context) (*message, bool) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.abort(c, contracts.NewError(contracts.CodeRequestTooLarge, "the body is larger than %d bytes", tooLarge.Limit))
+		} else {
+			s.abort(c, contracts.NewError(contracts.CodeInvalidRequest, "reading the body failed"))
+		}
+		return nil, false
+	}
+	body := bytes.TrimSpace(buf.Bytes())
+	if len(body) > 0 && body[0] == '[' {
+		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeInvalidRequest, "JSON-RPC batches are not supported")))
+		return nil, false
+	}
+	var msg message
+	if err := json.Unmarshal(body, &msg); err != nil {
+		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeParseError, "the body is not a JSON-RPC message")))
+		return nil, false
+	}
+	return &msg, true
+}
+
+// acceptsSSE reports whether the client takes an SSE stream as the answer
+// to its POST.
+func acceptsSSE(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(mt, "text/event-stream") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// getMCP serves GET /mcp: the endpoint offers no standalone server-to-client
+// stream (it sends nothing outside of a request's answer), which MCP
+// answers with 405.
+func (s *Server) getMCP(c *gin.Context) {
+	if _, ok := s.endpoint(c, s.principal(c)); !ok {
+		return
+	}
+	c.Header("Allow", "POST, DELETE")
+	s.abort(c, contracts.NewError(contracts.CodeMethodNotAllowed, "this MCP endpoint offers no standalone SSE stream; POST requests to it"))
+}
+
+// deleteMCP serves DELETE /mcp: ending a session. There is no session
+// state to end, so it always succeeds.
+func (s *Server) deleteMCP(c *gin.Context) {
+	if _, ok := s.endpoint(c, s.principal(c)); !ok {
+		return
+	}
+	writeStatus(c, http.StatusOK)
+}
+
+// stream writes the answer of one POST: as JSON, or - once a notification
+// has been sent - as SSE events. Headers are written as late as possible,
+// so an answer that turns out to be an HTTP error (401 from the upstream)
+// can still be one.
+type stream struct {
+	c       *gin.Context
+	sse     bool
+	mu      sync.Mutex
+	started bool
+	broken  bool
+}
+
+// emit sends data as one SSE event, starting the stream if needed; false
+// when the client is gone.
+func (st *stream) emit(data []byte) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.broken {
+		return false
+	}
+	w := st.c.Writer
+	if !st.started {
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		st.started = true
+	}
+	if err := writeEvent(w, "message", data); err != nil {
+		st.broken = true
+		return false
+	}
+	w.Flush()
+	return true
+}
+
+// finish writes the answer to request id.
+func (st *stream) finish(s *Server, id json.RawMessage, ans answer) {
+	st.mu.Lock()
+	started := st.started
+	st.mu.Unlock()
+	if ans.httpErr != nil && !started {
+		s.abort(st.c, ans.httpErr)
+		return
+	}
+	body := encodeResponse(id, ans.result, ans.err)
+	if started {
+		st.emit(body)
+		return
+	}
+	st.c.Data(http.StatusOK, "application/json", body)
+}
+
+// writeEvent writes one SSE event. data is JSON, which has no raw newlines.
+func writeEvent(w io.Writer, event string, data []byte) error {
+	var b bytes.Buffer
+	b.Grow(len(data) + len(event) + 16)
+	b.WriteString("event: ")
+	b.WriteString(event)
+	b.WriteString("\ndata: ")
+	b.Write(data)
+	b.WriteString("\n\n")
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// logMethod adds the JSON-RPC method to the request's access log line.
+func logMethod(c *gin.Context, msg *message) {
+	if msg.Method != "" {
+		c.Set("log.mcp_method", clip(msg.Method))
+	}
+}
