@@ -178,6 +178,9 @@ func TestNATSPermissions_EnoughForToolbus(t *testing.T) {
 	if ws, err := d.Workers(ctx, 250*time.Millisecond); err != nil || len(ws) != 1 {
 		t.Fatalf("ping: %v %v", ws, err)
 	}
+	if ws, err := d.WorkerStats(ctx, 250*time.Millisecond); err != nil || len(ws) != 1 {
+		t.Fatalf("worker service stats (/admin/workers): %v %v", ws, err)
+	}
 
 	store, err := jobs.New(ingressConn, sealer, cfg.Jobs, log)
 	if err != nil {

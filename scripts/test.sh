@@ -20,3 +20,10 @@ echo "== fuzz (briefly)"
 fuzztime=${FUZZTIME:-10s}
 go test ./contracts -run '^$' -fuzz '^FuzzDecodeCallRequest$' -fuzztime "$fuzztime"
 go test ./contracts -run '^$' -fuzz '^FuzzOpen$' -fuzztime "$fuzztime"
+
+# The MCP conformance suite (installs Node 22 and the suite into a cache
+# directory on first use): in CI, or when asked for.
+if [ "${CI:-}" = "true" ] || [ "${CONFORMANCE:-}" = "1" ]; then
+  echo "== MCP conformance"
+  bash scripts/conformance.sh
+fi

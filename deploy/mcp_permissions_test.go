@@ -1,0 +1,178 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/auth"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/httpapi"
+	"github.com/toolbus/toolbus/ingress/mcpserver"
+	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/pool"
+)
+
+// The permissions are enough for the MCP endpoint: relayed resources,
+// call events and the cancellation of a sync call, and legacy SSE messages
+// handed from one ingress replica to another.
+func TestNATSPermissions_EnoughForMCP(t *testing.T) {
+	ns := startPermissionedNATS(t)
+	workerConn, workerPerms := connectAs(t, ns, "worker", "worker-pw")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	calls := &demoserver.Calls{}
+	up, err := demoserver.Start(ctx, demoserver.Options{Calls: calls}, demoserver.TransportHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close(context.Background())
+	cfg := &config.File{
+		MCPServers: map[string]*config.Server{"demo": {URL: up.URL}},
+		Keys:       []config.Key{{Name: "k", Key: "sk-k"}},
+	}
+	if err := cfg.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	key, err := contracts.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.Nop()
+	workers, err := pool.New(cfg, workerConn, contracts.NewOpener(key), log, pool.WithoutJobs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := workers.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer workers.Stop(context.Background())
+
+	// Two ingress replicas, each with its own ingress connection.
+	replica := func() (string, *permErrors) {
+		nc, perms := connectAs(t, ns, "ingress", "ingress-pw")
+		keys, err := auth.New(cfg.Keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := dispatch.New(nc, contracts.NewSealer(key.Public(), 0), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = d.Close() })
+		catalog := dispatch.NewCatalog(d, time.Minute)
+		m, err := mcpserver.New(mcpserver.Options{Config: cfg, Dispatcher: d, Catalog: catalog, Conn: nc, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(httpapi.New(httpapi.Options{Config: cfg, Keys: keys, Dispatcher: d, Catalog: catalog, Logger: log, MCP: m}))
+		t.Cleanup(func() { m.Close(); srv.Close() })
+		return srv.URL, perms
+	}
+	a, aPerms := replica()
+	b, bPerms := replica()
+	post := func(url, body string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("x-litellm-key", "sk-k")
+		req.Header.Set("Authorization", "Bearer permitted")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Session-Id", "s1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var sb strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			sb.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return resp.StatusCode, sb.String()
+	}
+
+	// A relayed resources/read.
+	if status, body := post(a+"/demo/mcp", `{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"`+demoserver.ResourceReadme+`"}}`); status != http.StatusOK || !strings.Contains(body, "toolbus demo server") {
+		t.Fatalf("resources/read: %d %s (ingress: %v, worker: %v)", status, body, aPerms.errs, workerPerms.errs)
+	}
+	// A call with progress events.
+	if status, body := post(a+"/demo/mcp", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"slow","arguments":{"ms":200},"_meta":{"progressToken":"p"}}}`); status != http.StatusOK || !strings.Contains(body, "notifications/progress") {
+		t.Fatalf("call with events: %d %s (worker: %v)", status, body, workerPerms.errs)
+	}
+	// A sync call cancelled from the other replica.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		post(a+"/demo/mcp", `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"slow","arguments":{"ms":20000}}}`)
+	}()
+	waitUntil(t, func() bool { return calls.Stats().Running == 1 })
+	if status, _ := post(b+"/demo/mcp", `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}}`); status != http.StatusAccepted {
+		t.Fatalf("cancel: %d", status)
+	}
+	waitUntil(t, func() bool { return calls.Stats().Cancelled == 1 })
+	<-done
+
+	// Legacy SSE: the stream on replica a, the message posted to replica b.
+	streamCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	req, _ := http.NewRequestWithContext(streamCtx, http.MethodGet, a+"/sse", nil)
+	req.Header.Set("x-litellm-key", "sk-k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	events := make(chan string, 8)
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				events <- string(buf[:n])
+			}
+			if err != nil {
+				close(events)
+				return
+			}
+		}
+	}()
+	first := <-events
+	_, endpoint, _ := strings.Cut(first, "data: ")
+	endpoint = strings.TrimSpace(endpoint)
+	if status, body := post(b+endpoint, `{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"demo-echo","arguments":{"text":"handed over"}}}`); status != http.StatusAccepted {
+		t.Fatalf("POST to the other replica: %d %s (ingress b: %v, ingress a: %v)", status, body, bPerms.errs, aPerms.errs)
+	}
+	select {
+	case ev := <-events:
+		var probe struct{}
+		_, data, _ := strings.Cut(ev, "data: ")
+		if !strings.Contains(ev, "handed over") || json.Unmarshal([]byte(strings.TrimSpace(data)), &probe) != nil {
+			t.Fatalf("stream got %q", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("the handed-over answer never reached the stream")
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
