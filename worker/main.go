@@ -175,7 +175,18 @@ func connect(cfg *config.File, log zerolog.Logger, suffix string) (*nats.Conn, e
 	if name == "" {
 		name = defaultNATSName
 	}
-	nc, err := nats.Connect(cfg.NATS.URL,
+	var secure []nats.Option
+	if cfg.NATS.TLS.Enabled() {
+		tlsConfig, err := cfg.NATS.TLS.Config()
+		if err != nil {
+			return nil, err
+		}
+		secure = append(secure, nats.Secure(tlsConfig))
+	}
+	if cfg.NATS.CredsFile != "" {
+		secure = append(secure, nats.UserCredentials(cfg.NATS.CredsFile))
+	}
+	nc, err := nats.Connect(cfg.NATS.URL, append(secure,
 		nats.Name(name+suffix),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(natsReconnectWait),
@@ -200,7 +211,7 @@ func connect(cfg *config.File, log zerolog.Logger, suffix string) (*nats.Conn, e
 			}
 			ev.Msg("NATS error")
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/internal/workertest"
@@ -155,5 +157,28 @@ worker:
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}
+	}
+}
+
+// The worker connects with the same TLS settings as the ingress: the CA to
+// trust and a client certificate for a server that verifies clients.
+func TestConnect_MutualTLS(t *testing.T) {
+	p := contractstest.WritePKI(t, t.TempDir())
+	url := contractstest.StartTLSNATS(t, p)
+	cfg := &config.File{NATS: config.NATS{URL: url, TLS: config.NATSTLS{CAFile: p.CA, CertFile: p.ClientCert, KeyFile: p.ClientKey}}}
+	nc, err := connect(cfg, zerolog.Nop(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not connected over mutual TLS: %v", nc.LastError())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !nc.TLSRequired() {
+		t.Fatal("connected without TLS")
 	}
 }
