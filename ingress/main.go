@@ -139,10 +139,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	defer mcp.Close()
 	router := httpapi.New(httpapi.Options{
 		Config: cfg, Keys: keys, Dispatcher: d,
-		Catalog: catalog,
-		Jobs:    store,
-		Logger:  log,
-		MCP:     mcp,
+		Catalog:     catalog,
+		Jobs:        store,
+		Logger:      log,
+		MaxInFlight: cfg.Ingress.MaxInFlight,
+		MCP:         mcp,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Ingress.Listen)

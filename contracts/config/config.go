@@ -155,6 +155,10 @@ type Ingress struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ShutdownTimeout bounds the drain of in-flight requests.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// MaxInFlight bounds the API requests one ingress serves at once; more
+	// are answered 503 overloaded at once. 0 means the default (1024), a
+	// negative value no bound.
+	MaxInFlight int `yaml:"max_in_flight"`
 }
 
 // Worker settings.
