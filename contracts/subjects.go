@@ -28,6 +28,11 @@ const (
 	// (no queue group) and cancels the job if it runs it.
 	AllCancelsSubject = cancelPrefix + "*"
 
+	// WorkerService is the NATS micro service name every worker registers
+	// under (`nats micro ls toolbus-worker`); its endpoints are the call,
+	// list and RPC subjects of each server it serves, and the ping subject.
+	WorkerService = "toolbus-worker"
+
 	// WorkerQueueGroup is the queue group every worker joins on every call and
 	// list subject, so that each request reaches exactly one worker.
 	WorkerQueueGroup = "toolbus-workers"

@@ -17,9 +17,9 @@ import (
 // ErrNotConnected means the ingress has no NATS connection right now.
 var ErrNotConnected = errors.New("not connected to NATS")
 
-// WorkerService is the NATS micro service name every worker registers
-// (worker/pool.ServiceName): `nats micro ls` lists the workers under it.
-const WorkerService = "toolbus-worker"
+// WorkerService is the NATS micro service name every worker registers:
+// `nats micro ls` lists the workers under it.
+const WorkerService = contracts.WorkerService
 
 // Workers pings every worker and gathers the answers that arrive within
 // wait (or until ctx ends).

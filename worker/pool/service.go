@@ -20,7 +20,7 @@ import (
 // can count the workers of each server ($SRV.STATS.toolbus-worker).
 const (
 	// ServiceName is the micro service name of every worker.
-	ServiceName = "toolbus-worker"
+	ServiceName = contracts.WorkerService
 	// ServiceVersion is the service's (semver) version: the wire contract's
 	// major version.
 	ServiceVersion = "1.0.0"
