@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -17,24 +16,24 @@ import (
 // only Stop makes a waiting callback give its job back.
 func (r *Runner) onMessage(server string) jetstream.MessageHandler {
 	return func(msg jetstream.Msg) {
-		if !r.callbacks.add() {
+		if !r.callbacks.Add() {
 			_ = msg.Nak()
 			return
 		}
-		defer r.callbacks.done()
+		defer r.callbacks.Done()
 
 		release, ok := r.waitSlot(server, msg)
 		if !ok {
 			_ = msg.Nak() // stopping: another worker takes it at once
 			return
 		}
-		if !r.runs.add() {
+		if !r.runs.Add() {
 			release()
 			_ = msg.Nak()
 			return
 		}
 		go func() {
-			defer r.runs.done()
+			defer r.runs.Done()
 			defer release()
 			r.handle(server, msg)
 		}()
@@ -64,56 +63,5 @@ func (r *Runner) waitSlot(server string, msg jetstream.Msg) (func(), bool) {
 func (r *Runner) waitFree(server string) {
 	if release, ok := r.acquire(r.life, server); ok {
 		release()
-	}
-}
-
-// tracker counts running work and lets Stop wait for it; once closed it
-// admits nothing new.
-type tracker struct {
-	mu     sync.Mutex
-	n      int
-	closed bool
-	idle   chan struct{} // closed when closed and n is 0
-}
-
-func newTracker() *tracker { return &tracker{idle: make(chan struct{})} }
-
-func (t *tracker) add() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return false
-	}
-	t.n++
-	return true
-}
-
-func (t *tracker) done() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.n--
-	if t.closed && t.n == 0 {
-		close(t.idle)
-	}
-}
-
-// closeAndWait stops admitting work and waits for what runs until ctx ends;
-// it returns how much still runs.
-func (t *tracker) closeAndWait(ctx context.Context) int {
-	t.mu.Lock()
-	if !t.closed {
-		t.closed = true
-		if t.n == 0 {
-			close(t.idle)
-		}
-	}
-	t.mu.Unlock()
-	select {
-	case <-t.idle:
-		return 0
-	case <-ctx.Done():
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		return t.n
 	}
 }

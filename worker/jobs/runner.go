@@ -14,6 +14,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/internal/lifecycle"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -86,9 +87,9 @@ type Runner struct {
 	readyMu   sync.Mutex
 	consuming map[string]bool
 
-	local       *registry // jobs running on this worker
-	callbacks   *tracker  // consumer callbacks in progress
-	runs        *tracker  // running jobs
+	local       *registry          // jobs running on this worker
+	callbacks   *lifecycle.Tracker // consumer callbacks in progress
+	runs        *lifecycle.Tracker // running jobs
 	supervisors sync.WaitGroup
 
 	mu        sync.Mutex
@@ -143,8 +144,8 @@ func New(c Config) (*Runner, error) {
 		ready:     make(chan struct{}),
 		consuming: make(map[string]bool),
 		local:     newRegistry(),
-		callbacks: newTracker(),
-		runs:      newTracker(),
+		callbacks: lifecycle.NewTracker(),
+		runs:      lifecycle.NewTracker(),
 	}
 	r.life, r.stopLife = context.WithCancel(context.Background())
 	r.runCtx, r.cancelRuns = context.WithCancelCause(context.Background())
@@ -329,14 +330,14 @@ func (r *Runner) Stop(ctx context.Context) error {
 
 	r.stopLife()
 	r.supervisors.Wait()
-	r.callbacks.closeAndWait(context.Background()) // they return at once once life has ended
+	r.callbacks.CloseAndWait(context.Background()) // they return at once once life has ended
 
 	var err error
-	if running := r.runs.closeAndWait(ctx); running > 0 {
+	if running := r.runs.CloseAndWait(ctx); running > 0 {
 		r.log.Warn().Int("jobs", running).Msg("drain timeout: cancelling running jobs; they go back to the queue")
 		err = fmt.Errorf("jobs: %d jobs still running at the drain timeout were put back in the queue", running)
 		r.cancelRuns(errStopping)
-		r.runs.closeAndWait(context.Background())
+		r.runs.CloseAndWait(context.Background())
 	}
 	r.cancelRuns(errStopping)
 	r.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/worker/handler"
+	"github.com/toolbus/toolbus/worker/internal/lifecycle"
 	"github.com/toolbus/toolbus/worker/jobs"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
@@ -139,7 +140,7 @@ type Pool struct {
 	// does not cut them; Stop cancels it when the drain timeout passes.
 	callCtx    context.Context
 	cancelCall context.CancelFunc
-	inflight   *tracker
+	inflight   *lifecycle.Tracker
 
 	mu      sync.Mutex
 	subs    []*nats.Subscription
@@ -218,7 +219,7 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		global:    make(chan struct{}, globalSlots),
 		limits:    make(map[string]*limiter, len(servers)),
 		queueWait: o.queueWait,
-		inflight:  newTracker(),
+		inflight:  lifecycle.NewTracker(),
 		h: handler.New(handler.Config{
 			File: cfg, Opener: opener, Upstream: up, Logger: log, Now: o.now,
 			Publish: nc.Publish, // call events (see rpc.go)
@@ -398,14 +399,14 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			p.log.Warn().Str("server", server).Str("subject", m.Subject).Msg("request without a reply subject ignored")
 			return
 		}
-		if !p.inflight.add() {
+		if !p.inflight.Add() {
 			overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker shutting down"))
 			return
 		}
 		// An open circuit refuses before the request takes or waits for a slot.
 		if lim.breaker != nil {
 			if refused, left := lim.breaker.check(); refused {
-				p.inflight.done()
+				p.inflight.Done()
 				circuitOpen(m, left)
 				return
 			}
@@ -429,7 +430,7 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 		}
 		if p.tryAcquire(lim) {
 			go func() {
-				defer p.inflight.done()
+				defer p.inflight.Done()
 				run(p.callCtx)
 			}()
 			return
@@ -437,12 +438,12 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 		select {
 		case lim.queue <- struct{}{}:
 		default:
-			p.inflight.done()
+			p.inflight.Done()
 			noSlot(m)
 			return
 		}
 		go func() {
-			defer p.inflight.done()
+			defer p.inflight.Done()
 			// The wait counts against the request's budget: it waits at
 			// most half of it, and runs with what is left, so that its
 			// answer still comes within the budget the ingress waits for.
@@ -615,14 +616,14 @@ func (p *Pool) Stop(ctx context.Context) error {
 		}
 	}
 
-	if running := p.inflight.closeAndWait(drainCtx); running > 0 {
+	if running := p.inflight.CloseAndWait(drainCtx); running > 0 {
 		p.log.Warn().Int("calls", running).Msg("drain timeout: cancelling running calls")
 		errs = append(errs, fmt.Errorf("worker pool: %d calls still running at the drain timeout were cancelled", running))
 		if p.cancelCall != nil {
 			p.cancelCall()
 		}
 		graceCtx, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)
-		p.inflight.closeAndWait(graceCtx)
+		p.inflight.CloseAndWait(graceCtx)
 		cancelGraceCtx()
 	}
 	if p.cancelCall != nil {
@@ -635,61 +636,10 @@ func (p *Pool) Stop(ctx context.Context) error {
 	errs = append(errs, p.up.Close())
 	// Closing the clients fails whatever still runs; wait for those replies.
 	graceCtx, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)
-	if running := p.inflight.closeAndWait(graceCtx); running > 0 {
+	if running := p.inflight.CloseAndWait(graceCtx); running > 0 {
 		p.log.Error().Int("calls", running).Msg("calls still running after the upstream clients closed")
 	}
 	cancelGraceCtx()
 	p.log.Info().Str("worker", p.name).Msg("worker pool stopped")
 	return errors.Join(errs...)
-}
-
-// tracker counts running calls and lets Stop wait for them; once closed it
-// admits none.
-type tracker struct {
-	mu     sync.Mutex
-	n      int
-	closed bool
-	idle   chan struct{} // closed when closed and n is 0
-}
-
-func newTracker() *tracker { return &tracker{idle: make(chan struct{})} }
-
-func (t *tracker) add() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return false
-	}
-	t.n++
-	return true
-}
-
-func (t *tracker) done() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.n--
-	if t.closed && t.n == 0 {
-		close(t.idle)
-	}
-}
-
-// closeAndWait stops admitting calls and waits for the running ones until
-// ctx ends; it returns how many are still running.
-func (t *tracker) closeAndWait(ctx context.Context) int {
-	t.mu.Lock()
-	if !t.closed {
-		t.closed = true
-		if t.n == 0 {
-			close(t.idle)
-		}
-	}
-	t.mu.Unlock()
-	select {
-	case <-t.idle:
-		return 0
-	case <-ctx.Done():
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		return t.n
-	}
 }
