@@ -21,8 +21,9 @@ import (
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
-// Timeout bounds every wait in the worker's tests.
-const Timeout = 10 * time.Second
+// Timeout bounds every wait in the worker's tests: generous, since the
+// suite runs with the race detector on two cores next to other packages.
+const Timeout = 30 * time.Second
 
 // Ctx returns a context that ends after Timeout or with the test.
 func Ctx(t testing.TB) context.Context {
