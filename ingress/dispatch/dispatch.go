@@ -101,34 +101,25 @@ type Call struct {
 
 // call is one attempt of Call (retry.go).
 func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
+	wait := c.Timeout + replyGrace
 	req := contracts.CallRequest{
 		Type: contracts.TypeCallRequest, RequestID: requestID, Server: c.Server, Tool: c.Tool,
 		Arguments: c.Arguments, KeyID: c.KeyID, TimeoutMS: c.Timeout.Milliseconds(),
-		EventsTo: c.EventsTo,
+		EventsTo: c.EventsTo, ExpiresUnixMS: d.expires(wait),
 	}
-	wait := c.Timeout + replyGrace
-	req.ExpiresUnixMS = d.now().Add(wait + clockSkew).UnixMilli()
-	reply := d.replySubject(requestID)
-	if !c.Token.IsZero() {
-		sealed, err := d.seal(c.Token, req.Binding(reply))
-		if err != nil {
-			return nil, err
-		}
-		req.Token, req.TokenFP = sealed, c.Token.Fingerprint()
+	var cerr *contracts.Error
+	if req.Token, req.TokenFP, cerr = d.sealFor(c.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
+		return nil, cerr
 	}
 	m, cerr := d.roundTrip(ctx, contracts.CallSubject(c.Server), requestID, &req, wait)
 	if cerr != nil {
 		return nil, cerr
 	}
 	resp, err := contracts.DecodeCallResponse(m.Data)
-	if err != nil || resp.RequestID != requestID {
-		d.log.Error().Str("request_id", requestID).Err(err).Msg("bad reply from worker")
-		return nil, contracts.NewError(contracts.CodeInternal, "a worker sent an unreadable reply")
+	if err != nil {
+		return nil, d.unreadable(requestID, err)
 	}
-	if resp.Error != nil {
-		return nil, resp.Error
-	}
-	return resp.Result, nil
+	return d.outcome(requestID, resp.RequestID, resp.Result, resp.Error)
 }
 
 // List is one tools/list.
@@ -141,33 +132,58 @@ type List struct {
 
 // list is one attempt of List (retry.go).
 func (d *Dispatcher) list(ctx context.Context, requestID string, l List) (json.RawMessage, *contracts.Error) {
+	wait := l.Timeout + replyGrace
 	req := contracts.ListRequest{
 		Type: contracts.TypeListRequest, RequestID: requestID, Server: l.Server,
-		KeyID: l.KeyID, TimeoutMS: l.Timeout.Milliseconds(),
+		KeyID: l.KeyID, TimeoutMS: l.Timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait),
 	}
-	wait := l.Timeout + replyGrace
-	req.ExpiresUnixMS = d.now().Add(wait + clockSkew).UnixMilli()
-	reply := d.replySubject(requestID)
-	if !l.Token.IsZero() {
-		sealed, err := d.seal(l.Token, req.Binding(reply))
-		if err != nil {
-			return nil, err
-		}
-		req.Token, req.TokenFP = sealed, l.Token.Fingerprint()
+	var cerr *contracts.Error
+	if req.Token, req.TokenFP, cerr = d.sealFor(l.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
+		return nil, cerr
 	}
 	m, cerr := d.roundTrip(ctx, contracts.ListSubject(l.Server), requestID, &req, wait)
 	if cerr != nil {
 		return nil, cerr
 	}
 	resp, err := contracts.DecodeListResponse(m.Data)
-	if err != nil || resp.RequestID != requestID {
-		d.log.Error().Str("request_id", requestID).Err(err).Msg("bad reply from worker")
-		return nil, contracts.NewError(contracts.CodeInternal, "a worker sent an unreadable reply")
+	if err != nil {
+		return nil, d.unreadable(requestID, err)
 	}
-	if resp.Error != nil {
-		return nil, resp.Error
+	return d.outcome(requestID, resp.RequestID, resp.Tools, resp.Error)
+}
+
+// expires is a request's seal expiry: the ingress's wait plus clock skew.
+func (d *Dispatcher) expires(wait time.Duration) int64 {
+	return d.now().Add(wait + clockSkew).UnixMilli()
+}
+
+// sealFor seals token to b; no token seals nothing.
+func (d *Dispatcher) sealFor(token contracts.Token, b contracts.Binding) (*contracts.Sealed, string, *contracts.Error) {
+	if token.IsZero() {
+		return nil, "", nil
 	}
-	return resp.Tools, nil
+	sealed, err := d.seal(token, b)
+	if err != nil {
+		return nil, "", err
+	}
+	return sealed, token.Fingerprint(), nil
+}
+
+// outcome checks a decoded reply answers requestID and returns its result
+// or its error.
+func (d *Dispatcher) outcome(requestID, answered string, result json.RawMessage, e *contracts.Error) (json.RawMessage, *contracts.Error) {
+	if answered != requestID {
+		return nil, d.unreadable(requestID, errors.New("reply for another request"))
+	}
+	if e != nil {
+		return nil, e
+	}
+	return result, nil
+}
+
+func (d *Dispatcher) unreadable(requestID string, err error) *contracts.Error {
+	d.log.Error().Str("request_id", requestID).Err(err).Msg("bad reply from worker")
+	return contracts.NewError(contracts.CodeInternal, "a worker sent an unreadable reply")
 }
 
 func (d *Dispatcher) replySubject(requestID string) string { return d.inbox + "." + requestID }

@@ -23,31 +23,22 @@ func (d *Dispatcher) RPC(ctx context.Context, requestID string, r RPC) (json.Raw
 	if !contracts.RPCMethodAllowed(r.Method) {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "method %q is not relayed", r.Method)
 	}
+	wait := r.Timeout + replyGrace
 	req := contracts.RPCRequest{
 		Type: contracts.TypeRPCRequest, RequestID: requestID, Server: r.Server, Method: r.Method,
-		Params: r.Params, KeyID: r.KeyID, TimeoutMS: r.Timeout.Milliseconds(),
+		Params: r.Params, KeyID: r.KeyID, TimeoutMS: r.Timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait),
 	}
-	wait := r.Timeout + replyGrace
-	req.ExpiresUnixMS = d.now().Add(wait + clockSkew).UnixMilli()
-	reply := d.replySubject(requestID)
-	if !r.Token.IsZero() {
-		sealed, err := d.seal(r.Token, req.Binding(reply))
-		if err != nil {
-			return nil, err
-		}
-		req.Token, req.TokenFP = sealed, r.Token.Fingerprint()
+	var cerr *contracts.Error
+	if req.Token, req.TokenFP, cerr = d.sealFor(r.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
+		return nil, cerr
 	}
 	m, cerr := d.roundTrip(ctx, contracts.RPCSubject(r.Server), requestID, &req, wait)
 	if cerr != nil {
 		return nil, cerr
 	}
 	resp, err := contracts.DecodeRPCResponse(m.Data)
-	if err != nil || resp.RequestID != requestID {
-		d.log.Error().Str("request_id", requestID).Err(err).Msg("bad reply from worker")
-		return nil, contracts.NewError(contracts.CodeInternal, "a worker sent an unreadable reply")
+	if err != nil {
+		return nil, d.unreadable(requestID, err)
 	}
-	if resp.Error != nil {
-		return nil, resp.Error
-	}
-	return resp.Result, nil
+	return d.outcome(requestID, resp.RequestID, resp.Result, resp.Error)
 }
