@@ -68,9 +68,16 @@ func ResultsConfig(j config.Jobs) jetstream.ObjectStoreConfig {
 	}
 }
 
+// MaxJobsInFlight bounds the jobs of one server delivered and not yet
+// acknowledged, over all workers together. Each worker already takes a job
+// only when it has a free call slot (its max_concurrency for the server), so
+// this is only a safety bound: it must not be the server's per-worker
+// max_concurrency, or N workers together would run no more than one does.
+const MaxJobsInFlight = 10000
+
 // ConsumerConfig is the configuration of server's durable jobs consumer.
-// maxConcurrency (the server's max_concurrency) bounds the jobs of server
-// delivered and not yet acknowledged, over all workers.
+// maxConcurrency (the server's max_concurrency per worker) is not a bound of
+// the consumer: see MaxJobsInFlight.
 func ConsumerConfig(server string, maxConcurrency int, j config.Jobs) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       contracts.JobsConsumer(server),
@@ -81,7 +88,7 @@ func ConsumerConfig(server string, maxConcurrency int, j config.Jobs) jetstream.
 		AckWait:       j.AckWait.D(),
 		// Unlimited: a job's attempts are bounded by its record.
 		MaxDeliver:    -1,
-		MaxAckPending: max(maxConcurrency, 1),
+		MaxAckPending: max(MaxJobsInFlight, maxConcurrency),
 	}
 }
 

@@ -764,7 +764,7 @@ func TestSetup(t *testing.T) {
 	}
 	cc := cons.CachedInfo().Config
 	if cc.Durable != contracts.JobsConsumer("demo") || cc.FilterSubject != contracts.ServerJobsSubject("demo") ||
-		cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != testJobs.AckWait.D() || cc.MaxDeliver != -1 || cc.MaxAckPending != 7 {
+		cc.AckPolicy != jetstream.AckExplicitPolicy || cc.AckWait != testJobs.AckWait.D() || cc.MaxDeliver != -1 || cc.MaxAckPending != jobs.MaxJobsInFlight {
 		t.Errorf("consumer config %+v", cc)
 	}
 	if _, err := e.js.Consumer(ctx, contracts.JobsStream, contracts.JobsConsumer("other")); !errors.Is(err, jetstream.ErrConsumerNotFound) {
