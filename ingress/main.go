@@ -43,6 +43,9 @@ func main() {
 			return runKeys(ctx, args[1:], stdout, stderr, getenv)
 		}
 	}
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		cmd = runHealthcheck
+	}
 	if err := cmd(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "ingress:", err)
 		os.Exit(1)

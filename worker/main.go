@@ -6,6 +6,7 @@
 //	worker --config FILE [--servers a,b]   run a worker
 //	worker keygen                          print a new sealing key pair
 //	worker demo-server [flags]             run the demo MCP server
+//	worker healthcheck URL                 exit 0 if URL answers 2xx (container healthchecks)
 package main
 
 import (
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return keygen(stdout)
 		case "demo-server":
 			return demoserver.Main(ctx, args[1:], stdout)
+		case "healthcheck":
+			return runHealthcheck(ctx, args[1:], stdout, stderr)
 		}
 	}
 
