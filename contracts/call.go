@@ -57,6 +57,11 @@ type CallRequest struct {
 	// and log notifications as CallEvents on this subject while the call
 	// runs. The seal binds it.
 	EventsTo string `json:"events_to,omitempty"`
+	// ClientRequests lists the requests (ClientRequestMethods) the caller's
+	// MCP client answers during the call: the worker relays the upstream's
+	// requests of those kinds as CallEvents on EventsTo, and declares only
+	// those capabilities to the upstream. Empty: the caller answers none.
+	ClientRequests []string `json:"client_requests,omitempty"`
 }
 
 // CallResponse is a worker's reply to a CallRequest: exactly one of Result
@@ -150,6 +155,14 @@ func (r *CallRequest) Validate() error {
 	}
 	if len(r.EventsTo) > maxSubjectLen {
 		return badMessage("events_to longer than %d bytes", maxSubjectLen)
+	}
+	for _, m := range r.ClientRequests {
+		if !ClientRequestAllowed(m) {
+			return badMessage("client request %q is not relayed", m)
+		}
+	}
+	if len(r.ClientRequests) > 0 && r.EventsTo == "" {
+		return badMessage("client_requests needs events_to")
 	}
 	return nil
 }

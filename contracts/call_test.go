@@ -63,6 +63,15 @@ func goldenMessages() map[string]any {
 			Type: TypeCallEvent, RequestID: "req-1",
 			Progress: &JobProgress{Progress: 1, Total: ptr(4.0), Message: "step 1"},
 		},
+		"call_event_request": &CallEvent{
+			Type: TypeCallEvent, RequestID: "req-1",
+			Request: &ClientRequest{ID: "Yx3kq0Zr5sT9vW2bC4dE6f", Method: "elicitation/create",
+				Params: json.RawMessage(`{"message":"Which project?","requestedSchema":{"type":"object"}}`)},
+		},
+		"client_answer": &ClientAnswer{
+			Type: TypeClientAnswer, RequestID: "req-1", ID: "Yx3kq0Zr5sT9vW2bC4dE6f", KeyID: "team-a",
+			TokenFP: "fp_0123456789ab", Result: json.RawMessage(`{"action":"accept","content":{"project":"TEST"}}`),
+		},
 		"list_response": &ListResponse{
 			Type: TypeListResponse, RequestID: "req-2",
 			Tools: json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`),
@@ -125,6 +134,9 @@ func TestDecode_GoldenRoundTrip(t *testing.T) {
 	}
 	if r, err := DecodeJobRecord(read("job_record")); err != nil || r.Status != JobRunning || r.Progress.Message != "importing" {
 		t.Fatalf("job_record: %+v, %v", r, err)
+	}
+	if r, err := DecodeClientAnswer(read("client_answer")); err != nil || r.KeyID != "team-a" || len(r.Result) == 0 {
+		t.Fatalf("client_answer: %+v, %v", r, err)
 	}
 }
 

@@ -97,12 +97,16 @@ func DecodeRPCResponse(data []byte) (*RPCResponse, error) {
 	return &r, nil
 }
 
-// CallEvent is a notification from the upstream during a call, published
-// on the call's EventsTo subject: a progress update or a log message.
+// CallEvent is a message from the upstream during a call, published on the
+// call's EventsTo subject: a progress update, a log message, or a request
+// to the client (see ClientRequest).
 type CallEvent struct {
 	Type      string       `json:"type"`
 	RequestID string       `json:"request_id"`
 	Progress  *JobProgress `json:"progress,omitempty"`
 	// Log is the params of an MCP notifications/message, as sent.
 	Log json.RawMessage `json:"log,omitempty"`
+	// Request asks the client something (sampling, elicitation); the
+	// worker waits for a ClientAnswer on AnswerSubject.
+	Request *ClientRequest `json:"request,omitempty"`
 }

@@ -97,6 +97,10 @@ type Call struct {
 	// EventsTo, if set, asks the worker to publish the upstream's progress
 	// and log notifications there (see OpenEvents); the seal binds it.
 	EventsTo string
+	// ClientRequests are the requests (contracts.ClientRequestMethods) the
+	// caller's MCP client answers during the call; they arrive as events
+	// and the answers go back with Answer. Needs EventsTo.
+	ClientRequests []string
 }
 
 // call is one attempt of Call (retry.go).
@@ -105,7 +109,7 @@ func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.R
 	req := contracts.CallRequest{
 		Type: contracts.TypeCallRequest, RequestID: requestID, Server: c.Server, Tool: c.Tool,
 		Arguments: c.Arguments, KeyID: c.KeyID, TimeoutMS: c.Timeout.Milliseconds(),
-		EventsTo: c.EventsTo, ExpiresUnixMS: d.expires(wait),
+		EventsTo: c.EventsTo, ClientRequests: c.ClientRequests, ExpiresUnixMS: d.expires(wait),
 	}
 	var cerr *contracts.Error
 	if req.Token, req.TokenFP, cerr = d.sealFor(c.Token, req.Binding(d.replySubject(requestID))); cerr != nil {

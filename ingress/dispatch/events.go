@@ -45,7 +45,10 @@ func (e *Events) Decode(m *nats.Msg) *contracts.CallEvent {
 	if json.Unmarshal(m.Data, &ev) != nil || ev.Type != contracts.TypeCallEvent || ev.RequestID != e.requestID {
 		return nil
 	}
-	if ev.Progress == nil && len(ev.Log) == 0 {
+	if ev.Progress == nil && len(ev.Log) == 0 && ev.Request == nil {
+		return nil
+	}
+	if r := ev.Request; r != nil && (!contracts.ValidClientRequestID(r.ID) || !contracts.ClientRequestAllowed(r.Method)) {
 		return nil
 	}
 	return &ev
@@ -77,4 +80,16 @@ func (e *Events) Close() { _ = e.sub.Unsubscribe() }
 // call. Best effort, like every cancellation.
 func (d *Dispatcher) CancelCall(requestID string) error {
 	return d.nc.Publish(contracts.CancelSubject(requestID), nil)
+}
+
+// Answer sends a client's answer to a request the upstream made during a
+// call (contracts.ClientAnswer, from a CallEvent's Request) to the worker
+// waiting for it, on whichever replica the call runs.
+func (d *Dispatcher) Answer(a *contracts.ClientAnswer) error {
+	a.Type = contracts.TypeClientAnswer
+	data, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return d.nc.Publish(contracts.AnswerSubject(a.RequestID, a.ID), data)
 }

@@ -68,6 +68,7 @@ func (x *exchange) callTool(m *message) answer {
 		} else {
 			defer ev.Close()
 			events, call.EventsTo = ev, ev.Subject
+			call.ClientRequests = sessionClientRequests(x.session)
 		}
 	}
 
@@ -89,12 +90,12 @@ func (x *exchange) callTool(m *message) answer {
 		select {
 		case msg := <-eventsC:
 			if ev := events.Decode(msg); ev != nil {
-				x.relayEvent(ev, progressToken)
+				x.relayEvent(ev, progressToken, srv.Name, id)
 			}
 		case o := <-done:
 			if events != nil {
 				for _, ev := range events.Pending() {
-					x.relayEvent(ev, progressToken)
+					x.relayEvent(ev, progressToken, srv.Name, id)
 				}
 			}
 			if ctx.Err() != nil {
@@ -111,11 +112,14 @@ func (x *exchange) callTool(m *message) answer {
 	}
 }
 
-// relayEvent sends a call event to the client: progress as
-// notifications/progress with the client's token (only if it gave one),
-// upstream log messages as notifications/message.
-func (x *exchange) relayEvent(ev *contracts.CallEvent, progressToken json.RawMessage) {
+// relayEvent sends an event of the call requestID on server to the client:
+// progress as notifications/progress with the client's token (only if it
+// gave one), upstream log messages as notifications/message, the
+// upstream's requests as requests (see relayClientRequest).
+func (x *exchange) relayEvent(ev *contracts.CallEvent, progressToken json.RawMessage, server, requestID string) {
 	switch {
+	case ev.Request != nil:
+		x.relayClientRequest(server, requestID, ev.Request)
 	case ev.Progress != nil && progressToken != nil:
 		params := map[string]any{"progressToken": progressToken, "progress": ev.Progress.Progress}
 		if ev.Progress.Total != nil {

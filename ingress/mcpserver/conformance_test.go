@@ -44,12 +44,8 @@ const conformanceDirEnv = "TOOLBUS_CONFORMANCE_DIR"
 // the client's own request, which crosses NATS only as toolbus messages that
 // do not exist (yet) in package contracts.
 var gatewayCannot = map[string]string{
-	"tools-call-sampling":          "sampling/createMessage: a request from the upstream to the client during a call",
-	"tools-call-elicitation":       "elicitation/create: a request from the upstream to the client during a call",
-	"elicitation-sep1034-defaults": "elicitation/create: a request from the upstream to the client during a call",
-	"elicitation-sep1330-enums":    "elicitation/create: a request from the upstream to the client during a call",
-	"resources-subscribe":          "resources/subscribe: a standing subscription whose updates reach the client outside any request",
-	"resources-unsubscribe":        "resources/unsubscribe: see resources-subscribe",
+	"resources-subscribe":   "resources/subscribe: a standing subscription whose updates reach the client outside any request",
+	"resources-unsubscribe": "resources/unsubscribe: see resources-subscribe",
 }
 
 // gatewayOpen are scenarios that pass directly but not yet through the

@@ -66,7 +66,8 @@ func (x *exchange) notification(m *message) {
 // capabilities of this endpoint and a session id.
 func (x *exchange) initialize(m *message) answer {
 	var p struct {
-		ProtocolVersion string `json:"protocolVersion"`
+		ProtocolVersion string          `json:"protocolVersion"`
+		Capabilities    json.RawMessage `json:"capabilities"`
 	}
 	_ = asParams(m.Params, &p)
 	version := protocolVersions[0]
@@ -102,7 +103,7 @@ func (x *exchange) initialize(m *message) answer {
 		"instructions":    instructions,
 	})
 	if x.c.GetHeader(headerSessionID) == "" {
-		x.c.Header(headerSessionID, newSessionID())
+		x.c.Header(headerSessionID, newSessionIDFor(p.Capabilities))
 	}
 	return answer{result: result}
 }

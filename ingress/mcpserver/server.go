@@ -2,7 +2,6 @@ package mcpserver
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -243,15 +242,6 @@ func (s *Server) acquireID(id string) (string, func()) {
 		delete(s.inflight, id)
 		s.inflightMu.Unlock()
 	}
-}
-
-// newSessionID returns an Mcp-Session-Id: 128 random bits. The endpoint
-// keeps nothing per session, so any replica accepts any id; it only scopes
-// the request ids of cancellable calls.
-func newSessionID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // requestCtx bounds the work of one request by its HTTP request.

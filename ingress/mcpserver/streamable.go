@@ -51,8 +51,8 @@ func (s *Server) postMCP(c *gin.Context) {
 		writeStatus(c, http.StatusAccepted)
 		return
 	case msg.isResponse():
-		// An answer to a request of ours: the endpoint sends none.
-		writeStatus(c, http.StatusAccepted)
+		// An answer to a request the upstream made during a call.
+		x.clientAnswer(msg)
 		return
 	case !msg.isRequest() || !validID(msg.ID) || msg.JSONRPC != "2.0":
 		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeInvalidRequest, "not a JSON-RPC 2.0 request, notification or response")))

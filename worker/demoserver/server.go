@@ -160,7 +160,9 @@ func newServer(opts Options, env toolEnv) *server.MCPServer {
 		server.WithPromptCompletionProvider(completions{}),
 		server.WithLogging(),
 		server.WithRecovery(),
+		server.WithElicitation(),
 	)
+	s.EnableSampling()
 	addResourcesAndPrompts(s)
 	t := tools{opts: opts, env: env, srv: s}
 	s.AddTool(mcp.NewTool(ToolEcho,
@@ -181,6 +183,7 @@ func newServer(opts Options, env toolEnv) *server.MCPServer {
 		mcp.WithDescription("Returns one text content of the given number of 'x' bytes (for result size tests)."),
 		mcp.WithNumber("bytes", mcp.Required(), mcp.Description("Bytes of text, at most 16 MiB.")),
 	), opts.Calls.count(t.big))
+	addAskTools(s, t)
 	return s
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/nats-io/nuid"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/worker/upstream"
@@ -95,9 +98,10 @@ func (h *Handler) Cancel(requestID string) bool {
 }
 
 // eventOptions returns the upstream call options that relay the upstream's
-// progress and log notifications as contracts.CallEvents on the request's
-// EventsTo subject, when it names a usable one.
-func (h *Handler) eventOptions(req *contracts.CallRequest) []upstream.CallOption {
+// progress and log notifications, and its requests to the client, as
+// contracts.CallEvents on the request's EventsTo subject, when it names a
+// usable one. token is the call's opened credential.
+func (h *Handler) eventOptions(req *contracts.CallRequest, token contracts.Token) []upstream.CallOption {
 	if req.EventsTo == "" || h.publish == nil || !validEventsSubject(req.EventsTo) {
 		return nil
 	}
@@ -114,13 +118,77 @@ func (h *Handler) eventOptions(req *contracts.CallRequest) []upstream.CallOption
 		// Best effort: a lost event must not fail the call.
 		_ = h.publish(req.EventsTo, data)
 	}
-	return []upstream.CallOption{
+	opts := []upstream.CallOption{
 		upstream.WithProgress(func(p upstream.Progress) {
 			publish(&contracts.CallEvent{Progress: &contracts.JobProgress{Progress: p.Progress, Total: p.Total, Message: p.Message}})
 		}),
 		upstream.WithLogs(func(params json.RawMessage) {
 			publish(&contracts.CallEvent{Log: params})
 		}),
+	}
+	if caps := clientCaps(req.ClientRequests); caps != 0 && h.subscribe != nil {
+		fp := token.Fingerprint()
+		if token.IsZero() {
+			fp = req.TokenFP // a server that takes no credential: nothing was sealed
+		}
+		opts = append(opts, upstream.WithClientRequests(caps, h.askClient(req, fp, publish)))
+	}
+	return opts
+}
+
+// clientCaps are the capabilities of a caller that answers methods.
+func clientCaps(methods []string) upstream.ClientCaps {
+	var caps upstream.ClientCaps
+	for _, m := range methods {
+		switch m {
+		case "sampling/createMessage":
+			caps |= upstream.CapSampling
+		case "elicitation/create":
+			caps |= upstream.CapElicitation
+		}
+	}
+	return caps
+}
+
+// errAnswerUnavailable is what the upstream hears when the client's answer
+// cannot be awaited.
+var errAnswerUnavailable = errors.New("toolbus: the gateway cannot wait for the client's answer")
+
+// askClient returns the function that relays one request of the upstream
+// to the caller's MCP client: a CallEvent with the request on EventsTo, then
+// the wait for a contracts.ClientAnswer on its own answer subject, bounded by
+// the call's context (and mcp-go's own limit on a request's handling). Only
+// an answer from the call's own gateway key and user credential
+// (fingerprint fp) is taken; others are dropped.
+func (h *Handler) askClient(req *contracts.CallRequest, fp string, publish func(*contracts.CallEvent)) upstream.ClientRequests {
+	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		id := nuid.Next()
+		answers := make(chan *contracts.ClientAnswer, 1)
+		unsubscribe, err := h.subscribe(contracts.AnswerSubject(req.RequestID, id), func(data []byte) {
+			a, err := contracts.DecodeClientAnswer(data)
+			if err != nil || a.RequestID != req.RequestID || a.ID != id || a.KeyID != req.KeyID || a.TokenFP != fp {
+				h.log.Warn().Str("request_id", req.RequestID).Str("method", method).Msg("client answer refused: malformed or not from the call's caller")
+				return
+			}
+			select {
+			case answers <- a:
+			default: // one answer per request
+			}
+		})
+		if err != nil {
+			return nil, errAnswerUnavailable
+		}
+		defer unsubscribe()
+		publish(&contracts.CallEvent{Request: &contracts.ClientRequest{ID: id, Method: method, Params: params}})
+		select {
+		case a := <-answers:
+			if a.Error != nil {
+				return nil, fmt.Errorf("the client answered with an error: %s", clip(a.Error.Message))
+			}
+			return a.Result, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 

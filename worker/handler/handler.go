@@ -31,19 +31,25 @@ type Config struct {
 	// subject (the pool passes its NATS connection's Publish). nil: calls
 	// that ask for events run without them.
 	Publish func(subject string, data []byte) error
+	// Subscribe receives the messages on subject until the returned
+	// function is called: the client's answers to the upstream's sampling
+	// and elicitation requests (the pool passes its NATS connection's).
+	// nil: such requests are refused.
+	Subscribe func(subject string, fn func(data []byte)) (unsubscribe func(), err error)
 }
 
 // Handler turns one request message into one reply message. It is safe for
 // concurrent use.
 type Handler struct {
-	file    *config.File
-	opener  *contracts.Opener
-	replay  *contracts.ReplayGuard
-	up      *upstream.Pool
-	log     zerolog.Logger
-	now     func() time.Time
-	publish func(subject string, data []byte) error
-	running *running
+	file      *config.File
+	opener    *contracts.Opener
+	replay    *contracts.ReplayGuard
+	up        *upstream.Pool
+	log       zerolog.Logger
+	now       func() time.Time
+	publish   func(subject string, data []byte) error
+	subscribe func(subject string, fn func(data []byte)) (func(), error)
+	running   *running
 }
 
 // New returns a Handler.
@@ -56,7 +62,7 @@ func New(c Config) *Handler {
 	}
 	return &Handler{
 		file: c.File, opener: c.Opener, replay: c.Replay, up: c.Upstream, log: c.Logger, now: c.Now,
-		publish: c.Publish, running: newRunning(),
+		publish: c.Publish, subscribe: c.Subscribe, running: newRunning(),
 	}
 }
 
@@ -142,7 +148,7 @@ func (h *Handler) call(ctx context.Context, o *outcome, req *contracts.CallReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, boundTimeout(req.Timeout(), srv))
 	defer cancel()
-	result, err := h.up.CallTool(ctx, srv, token, req.Tool, req.Arguments, h.eventOptions(req)...)
+	result, err := h.up.CallTool(ctx, srv, token, req.Tool, req.Arguments, h.eventOptions(req, token)...)
 	if cause := context.Cause(ctx); errors.Is(cause, ErrCallCancelled) && err != nil {
 		o.reason = "cancelled by the caller"
 		return nil, contracts.NewError(contracts.CodeCancelled, "the call was cancelled by its caller")

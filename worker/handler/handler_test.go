@@ -288,8 +288,8 @@ func TestHandler_HandleList(t *testing.T) {
 			t.Error("disallowed tool listed")
 		}
 	}
-	if len(tools) != 4 { // echo, whoami, slow, big
-		t.Errorf("got %d tools, want 4", len(tools))
+	if len(tools) != 6 { // echo, whoami, slow, big, ask, sample
+		t.Errorf("got %d tools, want 6", len(tools))
 	}
 
 	// Replayed on the call subject: a list seal does not open a call.

@@ -222,7 +222,8 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		inflight:  lifecycle.NewTracker(),
 		h: handler.New(handler.Config{
 			File: cfg, Opener: opener, Upstream: up, Logger: log, Now: o.now,
-			Publish: nc.Publish, // call events (see rpc.go)
+			Publish:   nc.Publish, // call events (see rpc.go)
+			Subscribe: subscribeFunc(nc),
 		}),
 	}
 	if p.drain <= 0 {

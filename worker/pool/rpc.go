@@ -29,3 +29,15 @@ func (p *Pool) onCallCancel(m *nats.Msg) {
 		p.h.Cancel(id)
 	}
 }
+
+// subscribeFunc returns the handler's Subscribe: a plain subscription on
+// nc, for the client's answers to an upstream's requests during a call.
+func subscribeFunc(nc *nats.Conn) func(string, func([]byte)) (func(), error) {
+	return func(subject string, fn func([]byte)) (func(), error) {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) { fn(m.Data) })
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = sub.Unsubscribe() }, nil
+	}
+}

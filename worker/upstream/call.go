@@ -25,8 +25,12 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var caps ClientCaps
+	if o.clientRequests != nil {
+		caps = o.caps
+	}
 	var out json.RawMessage
-	err := p.do(ctx, srv, token, func(ctx context.Context, e *entry) error {
+	err := p.do(ctx, srv, token, caps, func(ctx context.Context, e *entry) error {
 		// A fresh request: mcp-go drops the headers of one with Method set.
 		var req mcp.CallToolRequest
 		req.Params.Name = tool
@@ -40,6 +44,11 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 		}
 		if o.logs != nil {
 			defer e.progress.registerLogs(o.logs)()
+		}
+		if caps != 0 {
+			var unregister func()
+			ctx, unregister = e.clientReqs.register(ctx, o.clientRequests)
+			defer unregister()
 		}
 		res, err := e.c.CallTool(ctx, req)
 		if err != nil {
@@ -56,7 +65,7 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 // errors are as for CallTool.
 func (p *Pool) ListTools(ctx context.Context, srv *config.Server, token contracts.Token) (json.RawMessage, error) {
 	var out json.RawMessage
-	err := p.do(ctx, srv, token, func(ctx context.Context, e *entry) error {
+	err := p.do(ctx, srv, token, 0, func(ctx context.Context, e *entry) error {
 		res, err := e.c.ListTools(ctx, mcp.ListToolsRequest{})
 		if err != nil {
 			return err
@@ -76,10 +85,10 @@ func (p *Pool) ListTools(ctx context.Context, srv *config.Server, token contract
 // do runs fn with the pooled client of (srv, token). When the upstream has
 // ended the client's session (404), the client is replaced and fn runs once
 // more: the request was refused, not executed.
-func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token, fn func(context.Context, *entry) error) error {
+func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token, caps ClientCaps, fn func(context.Context, *entry) error) error {
 	cred := credential(srv, token)
 	for attempt := 1; ; attempt++ {
-		e, err := p.acquire(ctx, srv, cred)
+		e, err := p.acquire(ctx, srv, cred, caps)
 		if err != nil {
 			return err
 		}

@@ -110,6 +110,11 @@ type serverClients struct {
 type clientKey struct {
 	server string
 	cred   [sha256.Size]byte
+	// caps are the client capabilities the client declares: a call made by
+	// an MCP client that answers sampling or elicitation requests uses a
+	// client that declares them, every other call one that does not, so an
+	// upstream never asks a caller that cannot answer.
+	caps ClientCaps
 }
 
 // entry is one pooled client.
@@ -121,7 +126,10 @@ type entry struct {
 	c    *client.Client
 	// progress routes the client's progress notifications to its calls.
 	progress progressRoutes
-	err      error // connect failure; set before done is closed
+	// clientReqs routes the upstream's sampling and elicitation requests to
+	// its calls.
+	clientReqs clientRoutes
+	err        error // connect failure; set before done is closed
 
 	// Guarded by Pool.mu.
 	refs     int
@@ -199,8 +207,8 @@ func credential(srv *config.Server, token contracts.Token) contracts.Token {
 	return token
 }
 
-func keyOf(server string, cred contracts.Token) clientKey {
-	k := clientKey{server: server}
+func keyOf(server string, cred contracts.Token, caps ClientCaps) clientKey {
+	k := clientKey{server: server, caps: caps}
 	if !cred.IsZero() {
 		k.cred = sha256.Sum256([]byte(cred.Reveal()))
 	}
@@ -214,8 +222,8 @@ var (
 // acquire returns a connected client for (srv, cred), creating it if needed.
 // Concurrent first uses of one key create one client. The caller must
 // release the entry.
-func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.Token) (*entry, error) {
-	k := keyOf(srv.Name, cred)
+func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.Token, caps ClientCaps) (*entry, error) {
+	k := keyOf(srv.Name, cred, caps)
 	for attempt := 1; ; attempt++ {
 		p.mu.Lock()
 		if p.closed {
@@ -519,6 +527,13 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 		return nil, fmt.Errorf("server %q: unknown transport %q", srv.Name, srv.Transport)
 	}
 	var copts []client.ClientOption
+	handler := clientHandler{routes: &e.clientReqs}
+	if e.key.caps&CapSampling != 0 {
+		copts = append(copts, client.WithSamplingHandler(handler))
+	}
+	if e.key.caps&CapElicitation != 0 {
+		copts = append(copts, client.WithElicitationHandler(handler))
+	}
 	if p.opts.ProtocolVersion != "" {
 		copts = append(copts, client.WithProtocolVersion(p.opts.ProtocolVersion))
 	}

@@ -26,8 +26,10 @@ const maxProgressMessage = 1024
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	progress func(Progress)
-	logs     func(json.RawMessage)
+	progress       func(Progress)
+	logs           func(json.RawMessage)
+	clientRequests ClientRequests
+	caps           ClientCaps
 }
 
 // WithProgress asks the upstream for progress notifications (a progress

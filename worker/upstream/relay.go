@@ -28,7 +28,7 @@ func (p *Pool) Relay(ctx context.Context, srv *config.Server, token contracts.To
 		params = json.RawMessage("{}")
 	}
 	var out json.RawMessage
-	err := p.do(ctx, srv, token, func(ctx context.Context, e *entry) error {
+	err := p.do(ctx, srv, token, 0, func(ctx context.Context, e *entry) error {
 		res, err := relay(ctx, e.c, method, params)
 		if err != nil {
 			if wire := relayWire(err); wire != nil {
