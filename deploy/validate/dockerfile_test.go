@@ -318,4 +318,3 @@ func runBinary(t *testing.T, bin string, args ...string) (int, string) {
 		return 0, ""
 	}
 }
-
