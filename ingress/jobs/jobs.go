@@ -35,6 +35,11 @@ const (
 	MaxListLimit = 100
 	// maxIdempotencyKey bounds an Idempotency-Key header.
 	maxIdempotencyKey = 256
+	// capRecount is how long a key's count of jobs in the stream is used
+	// before it is read again (see checkCap).
+	capRecount = 100 * time.Millisecond
+	// maxCapCounts bounds the keys whose counts are kept.
+	maxCapCounts = 4096
 )
 
 // Store reads and writes jobs. Safe for concurrent use.
@@ -50,6 +55,17 @@ type Store struct {
 	kv     jetstream.KeyValue
 	obj    jetstream.ObjectStore
 	stream jetstream.Stream
+
+	countsMu sync.Mutex
+	counts   map[string]*keyCount // by key tag; see checkCap
+}
+
+// keyCount is what the Store knows of one key's jobs in the stream: n at
+// the count taken at, plus the jobs it has accepted since.
+type keyCount struct {
+	n     uint64
+	at    time.Time
+	added uint64
 }
 
 // New returns a Store on nc. The stream, bucket and object store are created
@@ -59,7 +75,7 @@ func New(nc *nats.Conn, sealer *contracts.Sealer, cfg config.Jobs, log zerolog.L
 	if err != nil {
 		return nil, err
 	}
-	return &Store{js: js, nc: nc, cfg: cfg, sealer: sealer, log: log, now: time.Now}, nil
+	return &Store{js: js, nc: nc, cfg: cfg, sealer: sealer, log: log, now: time.Now, counts: make(map[string]*keyCount)}, nil
 }
 
 // bind finds the jobs stream, bucket and object store.
@@ -200,9 +216,28 @@ func (s *Store) existing(ctx context.Context, kv jetstream.KeyValue, owner, idem
 }
 
 // checkCap refuses a submit when the key already has its maximum of jobs in
-// the stream (queued or running: the work queue holds a job until it is acked).
+// the stream (queued or running: the work queue holds a job until it is
+// acked). Counting them is a stream info request, which costs the NATS
+// server more than the submit itself; so a key's count is read again only
+// when it is older than capRecount or the key is past half its cap, and
+// otherwise the jobs this Store accepted since are added to it. A key far
+// from its cap costs one count per capRecount; near it, every submit counts
+// exactly. (Other ingress replicas' submits are seen at the next count:
+// they can overshoot the cap only by what they accept within capRecount
+// while this replica sees the key under half full.)
 func (s *Store) checkCap(ctx context.Context, stream jetstream.Stream, keyID string) *contracts.Error {
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(contracts.KeyJobsSubject(contracts.KeyTag(keyID))))
+	limit := uint64(s.cfg.MaxQueuedPerKey)
+	tag := contracts.KeyTag(keyID)
+	now := s.now()
+	s.countsMu.Lock()
+	if c := s.counts[tag]; c != nil && now.Sub(c.at) < capRecount && 2*(c.n+c.added) < limit {
+		c.added++
+		s.countsMu.Unlock()
+		return nil
+	}
+	s.countsMu.Unlock()
+
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(contracts.KeyJobsSubject(tag)))
 	if err != nil {
 		return s.busError(err)
 	}
@@ -210,9 +245,17 @@ func (s *Store) checkCap(ctx context.Context, stream jetstream.Stream, keyID str
 	for _, c := range info.State.Subjects {
 		n += c
 	}
-	if n >= uint64(s.cfg.MaxQueuedPerKey) {
+	s.countsMu.Lock()
+	defer s.countsMu.Unlock()
+	if _, ok := s.counts[tag]; !ok && len(s.counts) >= maxCapCounts {
+		clear(s.counts) // counts are cheap to take again
+	}
+	c := &keyCount{n: n, at: now}
+	s.counts[tag] = c
+	if n >= limit {
 		return contracts.NewError(contracts.CodeTooManyJobs, "this key has %d jobs queued or running, the most it may", n)
 	}
+	c.added = 1
 	return nil
 }
 

@@ -46,8 +46,10 @@ type result struct {
 // peak RSS of the given processes.
 func run(part, path string, c int, d time.Duration, call caller, s *system) result {
 	var gw []*proc
+	profiled := func() {}
 	if s != nil {
 		gw = s.gateway()
+		profiled = s.profile(fmt.Sprintf("%s-%s-c%d", part, path, c), d)
 	}
 	cpu0 := map[*proc]float64{}
 	for _, p := range gw {
@@ -101,6 +103,7 @@ func run(part, path string, c int, d time.Duration, call caller, s *system) resu
 	elapsed := time.Since(start)
 	close(stopSampling)
 	<-sampled
+	profiled()
 
 	var all []time.Duration
 	for _, l := range lat {

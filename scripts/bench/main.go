@@ -37,6 +37,7 @@ func mainErr() error {
 	partsFlag := flag.String("parts", "sync,async,scale,size", "which parts to run")
 	concFlag := flag.String("concurrency", "1,32,256", "concurrency levels of the sync part")
 	jsonOut := flag.String("json", "", "also write one JSON line per figure to this file (- for stdout)")
+	profileDir := flag.String("profile", "", "write CPU and allocation profiles of the ingress, a worker and nats-server for each measurement to this directory (builds with -tags pprof; profiling costs a few percent)")
 	flag.Parse()
 	parts := strings.Split(*partsFlag, ",")
 	var levels []int
@@ -55,7 +56,12 @@ func mainErr() error {
 	}
 	defer os.RemoveAll(dir)
 	fmt.Fprintf(os.Stderr, "building and starting toolbus (nats-server, ingress, worker, upstreams) in %s\n", dir)
-	s, err := newSystem(ctx, dir, slowSlots)
+	if *profileDir != "" {
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	s, err := newSystem(ctx, dir, slowSlots, *profileDir)
 	if err != nil {
 		return err
 	}
@@ -181,6 +187,7 @@ func benchAsync(s *system, d time.Duration, report func(result)) error {
 	var sampleWG sync.WaitGroup
 	deadline := time.Now().Add(d)
 	start := time.Now()
+	profiled := s.profile("async-submit-c32", d)
 	var wg sync.WaitGroup
 	var submitErrs int
 	for i := range c {
@@ -217,6 +224,9 @@ func benchAsync(s *system, d time.Duration, report func(result)) error {
 	}
 	wg.Wait()
 	submitted := time.Since(start)
+	profiled()
+	profiled = s.profile("async-complete", d)
+	defer profiled()
 	// Wait for every job to finish.
 	var last time.Time
 	for _, id := range ids {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,46 +13,54 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
 
-// proc is a child process whose output is captured and whose CPU and
-// memory the benchmark reads from /proc.
+// proc is a child process whose CPU and memory the benchmark reads from
+// /proc. Its output (one log line per request for the ingress and workers)
+// goes to a file, as it would to a log collector: the load generator shares
+// the machine and must not spend its CPU copying the gateway's logs.
 type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *lockedBuffer
-	exited chan struct{}
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	// pprofPort serves net/http/pprof (profiling builds only, see -profile); 0: none.
+	pprofPort int
+	exited    chan struct{}
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func start(name, bin string, env []string, args ...string) (*proc, error) {
-	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &lockedBuffer{}, exited: make(chan struct{})}
+func start(dir, name, bin string, env []string, args ...string) (*proc, error) {
+	p := &proc{name: name, cmd: exec.Command(bin, args...), logPath: filepath.Join(dir, name+".log"), exited: make(chan struct{})}
+	for _, e := range env {
+		if port, ok := strings.CutPrefix(e, pprofPortEnv+"="); ok {
+			p.pprofPort, _ = strconv.Atoi(port)
+		}
+	}
+	out, err := os.Create(p.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close() // the child has its own descriptor
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 	return p, nil
+}
+
+// output is the start of the process's output (enough for error messages
+// and the lines printed at start).
+func (p *proc) output() string {
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	b, _ := io.ReadAll(io.LimitReader(f, 64<<10))
+	return string(b)
 }
 
 // stop sends SIGTERM and waits up to 15 s, then kills.
@@ -76,18 +85,18 @@ var urlPattern = regexp.MustCompile(`http://127\.0\.0\.1:\d+[^\s"]*`)
 func (p *proc) waitURL(want string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		for _, m := range urlPattern.FindAllString(p.out.String(), -1) {
+		for _, m := range urlPattern.FindAllString(p.output(), -1) {
 			if strings.Contains(m, want) {
 				return m, nil
 			}
 		}
 		select {
 		case <-p.exited:
-			return "", fmt.Errorf("%s exited:\n%s", p.name, p.out.String())
+			return "", fmt.Errorf("%s exited:\n%s", p.name, p.output())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return "", fmt.Errorf("%s printed no URL in %s:\n%s", p.name, timeout, p.out.String())
+	return "", fmt.Errorf("%s printed no URL in %s:\n%s", p.name, timeout, p.output())
 }
 
 // cpuSeconds is the process's user+system CPU time so far.
@@ -133,8 +142,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// build compiles the binaries the benchmark runs.
-func build(ctx context.Context, dir string) (map[string]string, error) {
+// build compiles the binaries the benchmark runs; profiling builds the
+// ingress and worker with net/http/pprof (see ingress/pprof.go).
+func build(ctx context.Context, dir string, profiling bool) (map[string]string, error) {
 	bins := map[string]string{
 		"ingress":     "./ingress",
 		"worker":      "./worker",
@@ -143,7 +153,11 @@ func build(ctx context.Context, dir string) (map[string]string, error) {
 	out := map[string]string{}
 	for name, pkg := range bins {
 		path := filepath.Join(dir, name)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", path, pkg)
+		args := []string{"build", "-o", path}
+		if profiling && name != "nats-server" {
+			args = append(args, "-tags", "pprof")
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 		}

@@ -29,14 +29,18 @@ type system struct {
 	pub     string
 	priv    string
 	cfgPath string
+	// profileDir, if set, receives CPU and allocation profiles of each
+	// measured run (see profile.go).
+	profileDir string
+	natsProf   int // nats-server's prof_port when profiling
 }
 
 const benchKey = "sk-bench"
 
-func newSystem(ctx context.Context, dir string, slowConcurrency int) (*system, error) {
-	s := &system{dir: dir}
+func newSystem(ctx context.Context, dir string, slowConcurrency int, profileDir string) (*system, error) {
+	s := &system{dir: dir, profileDir: profileDir}
 	var err error
-	if s.bins, err = build(ctx, dir); err != nil {
+	if s.bins, err = build(ctx, dir, profileDir != ""); err != nil {
 		return nil, err
 	}
 	port, err := freePort()
@@ -45,10 +49,16 @@ func newSystem(ctx context.Context, dir string, slowConcurrency int) (*system, e
 	}
 	natsCfg := filepath.Join(dir, "nats.conf")
 	conf := fmt.Sprintf("listen: 127.0.0.1:%d\nmax_payload: 8MB\njetstream {\n  store_dir: %q\n}\n", port, filepath.Join(dir, "js"))
+	if profileDir != "" {
+		if s.natsProf, err = freePort(); err != nil {
+			return nil, err
+		}
+		conf += fmt.Sprintf("prof_port: %d\n", s.natsProf)
+	}
 	if err := os.WriteFile(natsCfg, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	if s.nats, err = start("nats-server", s.bins["nats-server"], nil, "-c", natsCfg); err != nil {
+	if s.nats, err = start(dir, "nats-server", s.bins["nats-server"], nil, "-c", natsCfg); err != nil {
 		return nil, err
 	}
 	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", port)
@@ -97,9 +107,11 @@ jobs:
 	if err := s.addWorker(); err != nil {
 		return nil, err
 	}
-	s.ingress, err = start("ingress", s.bins["ingress"],
-		[]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PUBLIC_KEYS=" + s.pub, "TOOLBUS_LISTEN=127.0.0.1:0"},
-		"--config", s.cfgPath)
+	env, err := s.pprofEnv([]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PUBLIC_KEYS=" + s.pub, "TOOLBUS_LISTEN=127.0.0.1:0"})
+	if err != nil {
+		return nil, err
+	}
+	s.ingress, err = start(dir, "ingress", s.bins["ingress"], env, "--config", s.cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +122,7 @@ jobs:
 }
 
 func (s *system) upstream(name, delay string) (*proc, string, error) {
-	p, err := start("upstream-"+name, s.bins["worker"], nil, "demo-server", "--transport", "http", "--listen", "127.0.0.1:0", "--delay", delay)
+	p, err := start(s.dir, "upstream-"+name, s.bins["worker"], nil, "demo-server", "--transport", "http", "--listen", "127.0.0.1:0", "--delay", delay)
 	if err != nil {
 		return nil, "", err
 	}
@@ -120,9 +132,11 @@ func (s *system) upstream(name, delay string) (*proc, string, error) {
 
 // addWorker starts one more worker process.
 func (s *system) addWorker() error {
-	w, err := start(fmt.Sprintf("worker-%d", len(s.workers)+1), s.bins["worker"],
-		[]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PRIVATE_KEYS=" + s.priv},
-		"--config", s.cfgPath)
+	env, err := s.pprofEnv([]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PRIVATE_KEYS=" + s.priv})
+	if err != nil {
+		return err
+	}
+	w, err := start(s.dir, fmt.Sprintf("worker-%d", len(s.workers)+1), s.bins["worker"], env, "--config", s.cfgPath)
 	if err != nil {
 		return err
 	}
@@ -171,4 +185,19 @@ func (s *system) close() {
 // gateway returns the processes whose CPU is the gateway's cost.
 func (s *system) gateway() []*proc {
 	return append([]*proc{s.ingress, s.nats}, s.workers...)
+}
+
+// pprofPortEnv names the port a profiling build serves net/http/pprof on.
+const pprofPortEnv = "TOOLBUS_PPROF_PORT"
+
+// pprofEnv adds a free pprof port to env when profiling.
+func (s *system) pprofEnv(env []string) ([]string, error) {
+	if s.profileDir == "" {
+		return env, nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return append(env, fmt.Sprintf("%s=%d", pprofPortEnv, port)), nil
 }

@@ -76,10 +76,12 @@
 // # Capacity and shutdown
 //
 // Jobs take the same per-server and process-wide call slots as synchronous
-// calls. The consumer's callback blocks while no slot is free, heart-beating
-// the message it holds, and asks for the next job only once a slot is free
-// again, so a worker at its limit holds at most one job it cannot start yet,
-// and never drops or naks one for lack of capacity.
+// calls. A worker asks the consumer for as many jobs as it has free slots
+// (at least one, at most 64 in one pull request) and starts them at once; a
+// job that finds no free slot (synchronous calls took it meanwhile) waits,
+// heart-beaten, until one frees. So a worker at its limit holds at most one
+// job it cannot start yet, leaves the others in the stream for workers with
+// free slots, and never drops or naks one for lack of capacity.
 //
 // Stop is two-phase: it stops taking jobs, waits for running jobs until its
 // context ends, then cancels those left, puts their records back to queued

@@ -27,13 +27,12 @@ const (
 	// while JetStream is not ready.
 	setupBackoffMin = 100 * time.Millisecond
 	setupBackoffMax = 5 * time.Second
-	// consumeStopTimeout bounds the wait for a stopped consumer to close.
-	consumeStopTimeout = 5 * time.Second
 )
 
 // AcquireFunc takes a call slot for server (the same slots synchronous calls
-// take), waiting until one is free or ctx ends. It returns the function that
-// gives the slot back, or false when ctx ended first.
+// take), waiting until one is free or ctx ends (with ctx already ended it
+// takes a slot only if one is free). It returns the function that gives the
+// slot back, or false when it got none.
 type AcquireFunc func(ctx context.Context, server string) (release func(), ok bool)
 
 // Config is what a Runner needs.
@@ -50,6 +49,10 @@ type Config struct {
 	Upstream *upstream.Pool
 	// Acquire takes a call slot; nil means jobs are not limited.
 	Acquire AcquireFunc
+	// Free reports how many call slots for server Acquire would give at
+	// once; the intake asks for that many jobs (see intake.go). nil means
+	// as many as one pull request takes.
+	Free func(server string) int
 	// Logger receives one line per job delivery and lifecycle events.
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
@@ -70,6 +73,9 @@ type Runner struct {
 	log     zerolog.Logger
 	now     func() time.Time
 	beat    time.Duration // heartbeat period: ack wait / 3
+
+	// freeSlots is Config.Free (nil: unlimited).
+	freeSlots func(server string) int
 
 	// life ends with Stop: supervisors stop and callbacks stop waiting.
 	life     context.Context
@@ -138,6 +144,7 @@ func New(c Config) (*Runner, error) {
 		opener:    c.Opener,
 		up:        c.Upstream,
 		acquire:   c.Acquire,
+		freeSlots: c.Free,
 		log:       c.Logger,
 		now:       c.Now,
 		beat:      max(j.AckWait.D()/3, 10*time.Millisecond),
@@ -251,25 +258,15 @@ func (r *Runner) stores() *Infra {
 func (r *Runner) consume(server string) {
 	limit := r.file.MCPServers[server].MaxConcurrency
 	for again := false; ; again = true {
-		var cc jetstream.ConsumeContext
+		var cons jetstream.Consumer
 		ok := r.retry("jobs consumer of "+server, func(ctx context.Context) error {
 			if again {
 				if err := r.setupInfra(ctx, true); err != nil {
 					return err
 				}
 			}
-			cons, err := r.js.CreateOrUpdateConsumer(ctx, contracts.JobsStream, ConsumerConfig(server, limit, r.jobs))
-			if err != nil {
-				return err
-			}
-			cc, err = cons.Consume(r.onMessage(server),
-				// One job at a time: the callback takes the next one only
-				// when it can start it (see onMessage).
-				jetstream.PullMaxMessages(1),
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					r.log.Debug().Str("server", server).Str("error", err.Error()).Msg("jobs consumer")
-				}),
-			)
+			var err error
+			cons, err = r.js.CreateOrUpdateConsumer(ctx, contracts.JobsStream, ConsumerConfig(server, limit, r.jobs))
 			return err
 		})
 		if !ok {
@@ -277,21 +274,17 @@ func (r *Runner) consume(server string) {
 		}
 		r.log.Info().Str("server", server).Str("consumer", contracts.JobsConsumer(server)).Msg("consuming jobs")
 		r.markConsuming(server)
+		began := time.Now()
+		err := r.pull(server, cons)
+		if r.life.Err() != nil {
+			return
+		}
+		r.log.Warn().Str("server", server).Str("error", err.Error()).Msg("jobs consumer ended; setting it up again")
+		// A consumer that fails at once is not set up again in a busy loop.
 		select {
 		case <-r.life.Done():
-			// Drain, not Stop: a job already delivered to this worker but
-			// not yet handed to the callback reaches it, which gives it
-			// back (nak) since the runner is stopping, so another worker
-			// takes it at once. Stop would drop it, leaving it to be
-			// redelivered only after the ack wait.
-			cc.Drain()
-			select {
-			case <-cc.Closed():
-			case <-time.After(consumeStopTimeout):
-			}
 			return
-		case <-cc.Closed():
-			r.log.Warn().Str("server", server).Msg("jobs consumer ended; setting it up again")
+		case <-time.After(setupBackoffMin - time.Since(began)):
 		}
 	}
 }

@@ -232,7 +232,7 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 	if !o.noJobs {
 		runner, err := jobs.New(jobs.Config{
 			File: cfg, Servers: servers, Conn: nc, Opener: opener, Upstream: up,
-			Acquire: p.acquireSlot, Logger: log, Now: o.now,
+			Acquire: p.acquireSlot, Free: p.freeSlots, Logger: log, Now: o.now,
 		})
 		if err != nil {
 			_ = up.Close()
@@ -535,10 +535,17 @@ func (p *Pool) waitAcquire(lim *limiter, wait time.Duration) bool {
 }
 
 // acquireSlot takes a server slot, then a process slot, for an async job,
-// waiting until both are free or ctx ends (jobs wait in JetStream, not
-// here: the consumer takes a job only when it can start it).
+// waiting until both are free or ctx ends; with ctx ended already it takes
+// them only if both are free. (Jobs wait in JetStream, not here: the
+// consumer asks for as many jobs as freeSlots says it can start.)
 func (p *Pool) acquireSlot(ctx context.Context, server string) (func(), bool) {
 	lim := p.limits[server]
+	if p.tryAcquire(lim) {
+		return func() { p.release(lim) }, true
+	}
+	if ctx.Err() != nil {
+		return nil, false
+	}
 	select {
 	case lim.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -551,6 +558,12 @@ func (p *Pool) acquireSlot(ctx context.Context, server string) (func(), bool) {
 		<-lim.slots
 		return nil, false
 	}
+}
+
+// freeSlots is how many calls on server could start now.
+func (p *Pool) freeSlots(server string) int {
+	lim := p.limits[server]
+	return max(0, min(cap(lim.slots)-len(lim.slots), cap(p.global)-len(p.global)))
 }
 
 func (p *Pool) release(lim *limiter) {
