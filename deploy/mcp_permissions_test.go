@@ -60,7 +60,7 @@ func TestNATSPermissions_EnoughForMCP(t *testing.T) {
 	// Two ingress replicas, each with its own ingress connection.
 	replica := func() (string, *permErrors) {
 		nc, perms := connectAs(t, ns, "ingress", "ingress-pw")
-		keys, err := auth.New(cfg.Keys)
+		keys, err := auth.New(cfg.Keys, cfg.Ingress.Separator())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -218,7 +218,7 @@ func TestNATSPermissions_EnoughForToolbus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := auth.New(nil)
+	keys, err := auth.New(nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

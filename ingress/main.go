@@ -32,6 +32,8 @@ import (
 	"github.com/toolbus/toolbus/ingress/httpapi"
 	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/ingress/mcpserver"
+	"github.com/toolbus/toolbus/ingress/metrics"
+	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 func main() {
@@ -80,6 +82,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 
+	// Metrics in a registry of this process's own; traces exported only
+	// when tracing is configured (worker/telemetry).
+	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.ServiceIngress)
+	if err != nil {
+		return err
+	}
+	if tracing.Enabled() {
+		telemetry.LogErrors(log)
+		log.Info().Str("endpoint", cfg.Tracing.Endpoint).Msg("tracing: exporting spans over OTLP/HTTP")
+	}
+	defer stopBounded(tracing.Shutdown, 5*time.Second, log, "tracing")
+
 	var (
 		nc     *nats.Conn
 		sealer *contracts.Sealer
@@ -87,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	)
 	if *dev {
 		var err error
-		if env, err = devmode.Start(ctx, cfg, base); err != nil {
+		if env, err = devmode.Start(ctx, cfg, base, devmode.WithTelemetry(reg, tracing.Tracer())); err != nil {
 			return err
 		}
 		defer stopBounded(env.Stop, 10*time.Second, log, "dev environment")
@@ -107,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer drainBounded(nc, 10*time.Second, log)
 	}
 
-	keys, err := auth.New(cfg.Keys)
+	keys, err := auth.New(cfg.Keys, cfg.Ingress.Separator())
 	if err != nil {
 		return err
 	}
@@ -122,7 +137,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); keys.Watch(watchCtx, js, log) }()
 	defer func() { stopWatch(); <-watchDone }()
-	d, err := dispatch.New(nc, sealer, base.With().Str("component", "dispatch").Logger())
+	im := metrics.New(reg, cfg)
+	d, err := dispatch.New(nc, sealer, base.With().Str("component", "dispatch").Logger(),
+		dispatch.WithMetrics(im), dispatch.WithTracer(tracing.Tracer()))
 	if err != nil {
 		return err
 	}
@@ -147,6 +164,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		Logger:      log,
 		MaxInFlight: cfg.Ingress.MaxInFlight,
 		MCP:         mcp,
+		// GET /metrics on the listen port; every request is measured and traced.
+		Metrics: im, MetricsHandler: telemetry.Handler(reg), Tracer: tracing.Tracer(),
 	})
 
 	ln, err := net.Listen("tcp", cfg.Ingress.Listen)

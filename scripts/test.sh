@@ -21,6 +21,12 @@ fuzztime=${FUZZTIME:-10s}
 go test ./contracts -run '^$' -fuzz '^FuzzDecodeCallRequest$' -fuzztime "$fuzztime"
 go test ./contracts -run '^$' -fuzz '^FuzzOpen$' -fuzztime "$fuzztime"
 
+# Deployment files (docker-compose.yml, deploy/k8s, deploy/Dockerfile):
+# validated by their own module, deploy/validate (compose-go, kustomize,
+# k8s.io/api, KEDA's CRD; see its doc.go).
+echo "== deploy/validate"
+(cd deploy/validate && go vet ./... && go test -count=1 -timeout 10m ./...)
+
 # The MCP conformance suite (installs Node 22 and the suite into a cache
 # directory on first use): in CI, or when asked for.
 if [ "${CI:-}" = "true" ] || [ "${CONFORMANCE:-}" = "1" ]; then

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,7 +29,9 @@ import (
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/worker/demoserver"
+	workermetrics "github.com/toolbus/toolbus/worker/metrics"
 	"github.com/toolbus/toolbus/worker/pool"
+	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Shutdown bounds beyond worker.drain_timeout.
@@ -38,6 +41,12 @@ const (
 	natsReconnectWait = time.Second
 	defaultNATSName   = "toolbus-worker"
 	serviceConnSuffix = "-service"
+)
+
+// Bounds of the metrics server's and the tracer's shutdown.
+const (
+	metricsShutdownTimeout = 5 * time.Second
+	tracingShutdownTimeout = 5 * time.Second
 )
 
 func main() {
@@ -112,9 +121,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer svcNC.Close()
 
-	p, err := pool.New(cfg, nc, contracts.NewOpener(keys...), log, pool.WithServiceConn(svcNC))
+	// Metrics in a registry of this process's own, served on
+	// worker.metrics_listen; traces exported only when tracing is configured.
+	reg := telemetry.NewRegistry()
+	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.ServiceWorker)
 	if err != nil {
 		return err
+	}
+	if tracing.Enabled() {
+		telemetry.LogErrors(log)
+		log.Info().Str("endpoint", cfg.Tracing.Endpoint).Msg("tracing: exporting spans over OTLP/HTTP")
+	}
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
+		defer cancel()
+		_ = tracing.Shutdown(shutdownCtx)
+	}()
+
+	p, err := pool.New(cfg, nc, contracts.NewOpener(keys...), log, pool.WithServiceConn(svcNC),
+		pool.WithTelemetry(workermetrics.New(reg, cfg), tracing.Tracer()))
+	if err != nil {
+		return err
+	}
+	var stopping atomic.Bool
+	if cfg.Worker.MetricsListen != "" {
+		ms, err := telemetry.Serve(cfg.Worker.MetricsListen, reg, func() error {
+			switch {
+			case stopping.Load():
+				return errors.New("stopping")
+			case !nc.IsConnected():
+				return errors.New("NATS not connected")
+			}
+			return nil
+		})
+		if err != nil {
+			_ = p.Stop(context.Background())
+			return fmt.Errorf("worker.metrics_listen: %w", err)
+		}
+		log.Info().Str("listen", "http://"+ms.Addr()).Msg("metrics: /metrics, /healthz, /readyz")
+		// Last to stop: scrapes see the drain.
+		defer func() {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)
+			defer cancel()
+			_ = ms.Shutdown(shutdownCtx)
+		}()
 	}
 	if err := p.Start(ctx); err != nil {
 		_ = p.Stop(context.Background())
@@ -131,6 +181,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	<-ctx.Done()
+	stopping.Store(true)
 	log.Info().Msg("stopping: draining in-flight calls")
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Worker.DrainTimeout.D()+stopMargin)
 	defer cancel()

@@ -24,6 +24,7 @@ type File struct {
 	Ingress         Ingress            `yaml:"ingress"`
 	Worker          Worker             `yaml:"worker"`
 	Jobs            Jobs               `yaml:"jobs"`
+	Tracing         Tracing            `yaml:"tracing"`
 }
 
 // GeneralSettings is LiteLLM's section; toolbus reads master_key only.
@@ -159,6 +160,11 @@ type Ingress struct {
 	// are answered 503 overloaded at once. 0 means the default (1024), a
 	// negative value no bound.
 	MaxInFlight int `yaml:"max_in_flight"`
+	// ToolSeparator joins a server and a tool name where tools of several
+	// servers meet: the aggregated /mcp endpoint, <server><sep><tool> names
+	// on the REST API and in keys' tool lists. Default "-", as LiteLLM's
+	// (whose MCP_TOOL_PREFIX_SEPARATOR variable also sets it).
+	ToolSeparator string `yaml:"tool_separator"`
 }
 
 // Worker settings.
@@ -175,6 +181,22 @@ type Worker struct {
 	MaxClients    int      `yaml:"max_clients"`
 	ClientIdleTTL Duration `yaml:"client_idle_ttl"`
 	MetricsListen string   `yaml:"metrics_listen"`
+}
+
+// Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
+// off unless an endpoint is set (here, in TOOLBUS_TRACING_ENDPOINT or in the
+// standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT).
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP traces URL
+	// (http://collector:4318/v1/traces; /v1/traces is added to a URL
+	// without a path).
+	Endpoint string `yaml:"endpoint"`
+	// SampleRatio is the share of new traces recorded, in (0, 1]; a
+	// caller's traceparent decides for its own trace. Default 1.
+	SampleRatio float64 `yaml:"sample_ratio"`
+	// ServiceName is the service.name of the spans; default toolbus-ingress
+	// or toolbus-worker.
+	ServiceName string `yaml:"service_name"`
 }
 
 // Jobs configures async jobs: the JetStream stream, KV bucket and object
@@ -218,6 +240,7 @@ const (
 	DefaultListTimeout     = 15 * time.Second
 	DefaultListCacheTTL    = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultToolSeparator   = "-"
 	DefaultWorkerConc      = 256
 	DefaultServerConc      = 64
 	DefaultDrainTimeout    = 30 * time.Second
@@ -311,6 +334,9 @@ func (f *File) applyDefaults() {
 	setDefault(&in.ListTimeout, DefaultListTimeout)
 	setDefault(&in.ListCacheTTL, DefaultListCacheTTL)
 	setDefault(&in.ShutdownTimeout, DefaultShutdownTimeout)
+	if in.ToolSeparator == "" {
+		in.ToolSeparator = DefaultToolSeparator
+	}
 	w := &f.Worker
 	if w.MaxConcurrency <= 0 {
 		w.MaxConcurrency = DefaultWorkerConc
@@ -321,6 +347,9 @@ func (f *File) applyDefaults() {
 	}
 	setDefault(&w.ClientIdleTTL, DefaultClientIdleTTL)
 	setDefault(&f.Seal.EpochTTL, contracts.DefaultEpochTTL)
+	if f.Tracing.SampleRatio == 0 {
+		f.Tracing.SampleRatio = 1
+	}
 	j := &f.Jobs
 	setDefault(&j.Retention, DefaultJobRetention)
 	if j.Replicas <= 0 {
@@ -370,6 +399,9 @@ func (f *File) hashKeys() {
 func (f *File) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if sep := f.Ingress.ToolSeparator; len(sep) > maxToolSeparator || strings.ContainsFunc(sep, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		bad("ingress.tool_separator: %q is not 1 to %d printable ASCII characters", sep, maxToolSeparator)
+	}
 	for _, name := range f.ServerNames() {
 		s := f.MCPServers[name]
 		if !contracts.ValidServerName(name) {
@@ -439,6 +471,14 @@ func (f *File) validate() error {
 			bad("worker.servers: unknown server %q", s)
 		}
 	}
+	if e := f.Tracing.Endpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tracing.endpoint: want an http(s) URL (OTLP over HTTP)")
+		}
+	}
+	if r := f.Tracing.SampleRatio; r <= 0 || r > 1 {
+		bad("tracing.sample_ratio: %v is not in (0, 1]", r)
+	}
 	return errors.Join(errs...)
 }
 
@@ -452,6 +492,18 @@ func validHash(h string) bool {
 		}
 	}
 	return true
+}
+
+// maxToolSeparator bounds ingress.tool_separator.
+const maxToolSeparator = 8
+
+// Separator is ToolSeparator, or the default when unset (a File not
+// normalized).
+func (in *Ingress) Separator() string {
+	if in.ToolSeparator == "" {
+		return DefaultToolSeparator
+	}
+	return in.ToolSeparator
 }
 
 // ServerNames returns the configured server names, sorted.

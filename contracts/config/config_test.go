@@ -87,6 +87,7 @@ mcp_servers:
   weird: {url: "http://x", transport: carrier-pigeon}
   envhttp: {url: "http://x", auth_env: TOKEN}
   noauth: {url: "http://x", auth: sometimes}
+ingress: {tool_separator: "a b"}
 keys:
   - name: a
     key_sha256: nothex
@@ -96,7 +97,7 @@ keys:
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost"} {
+	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost", "tool_separator"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
@@ -115,12 +116,13 @@ func TestApplyEnv(t *testing.T) {
 	env := map[string]string{
 		EnvListen: "127.0.0.1:9999", EnvNATSURL: "nats://127.0.0.1:1",
 		EnvSealPublicKeys: "tbpk1.a, tbpk1.b", EnvSealPrivateKeys + "_FILE": keyFile,
+		EnvToolSeparator: "__",
 	}
 	var f File
 	if err := f.ApplyEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
-	if f.Ingress.Listen != "127.0.0.1:9999" || f.NATS.URL != "nats://127.0.0.1:1" {
+	if f.Ingress.Listen != "127.0.0.1:9999" || f.NATS.URL != "nats://127.0.0.1:1" || f.Ingress.Separator() != "__" {
 		t.Fatalf("env not applied: %+v %+v", f.Ingress, f.NATS)
 	}
 	if strings.Join(f.Seal.PublicKeys, "|") != "tbpk1.a|tbpk1.b" || strings.Join(f.Seal.PrivateKeys, "|") != "tbsk1.a" {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/toolbus/toolbus/contracts"
@@ -17,6 +18,16 @@ const (
 	EnvSealPublicKeys  = "TOOLBUS_SEAL_PUBLIC_KEYS"
 	EnvSealPrivateKeys = "TOOLBUS_SEAL_PRIVATE_KEYS"
 	EnvMetricsListen   = "TOOLBUS_METRICS_LISTEN"
+	// EnvToolSeparator is LiteLLM's name for ingress.tool_separator.
+	EnvToolSeparator = "MCP_TOOL_PREFIX_SEPARATOR"
+	// EnvTracingEndpoint sets tracing.endpoint; the standard
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (a traces URL) and
+	// OTEL_EXPORTER_OTLP_ENDPOINT (a base URL, /v1/traces is added) are read
+	// when it is not set. OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
+	// turn tracing off; OTEL_SERVICE_NAME sets tracing.service_name and
+	// TOOLBUS_TRACING_SAMPLE_RATIO tracing.sample_ratio.
+	EnvTracingEndpoint    = "TOOLBUS_TRACING_ENDPOINT"
+	EnvTracingSampleRatio = "TOOLBUS_TRACING_SAMPLE_RATIO"
 )
 
 // ApplyEnv overrides the file with the environment. getenv is os.Getenv in
@@ -31,6 +42,12 @@ func (f *File) ApplyEnv(getenv func(string) string) error {
 	if v := getenv(EnvMetricsListen); v != "" {
 		f.Worker.MetricsListen = v
 	}
+	if v := getenv(EnvToolSeparator); v != "" {
+		f.Ingress.ToolSeparator = v
+	}
+	if err := f.Tracing.applyEnv(getenv); err != nil {
+		return err
+	}
 	pub, err := secretEnv(getenv, EnvSealPublicKeys)
 	if err != nil {
 		return err
@@ -44,6 +61,33 @@ func (f *File) ApplyEnv(getenv func(string) string) error {
 	}
 	if priv != "" {
 		f.Seal.PrivateKeys = splitList(priv)
+	}
+	return nil
+}
+
+// applyEnv reads the tracing variables (see EnvTracingEndpoint).
+func (t *Tracing) applyEnv(getenv func(string) string) error {
+	switch {
+	case getenv(EnvTracingEndpoint) != "":
+		t.Endpoint = getenv(EnvTracingEndpoint)
+	case t.Endpoint != "":
+	case getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "":
+		t.Endpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	case getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "":
+		t.Endpoint = strings.TrimSuffix(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "/") + "/v1/traces"
+	}
+	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") || strings.EqualFold(getenv("OTEL_TRACES_EXPORTER"), "none") {
+		t.Endpoint = ""
+	}
+	if v := getenv("OTEL_SERVICE_NAME"); v != "" {
+		t.ServiceName = v
+	}
+	if v := getenv(EnvTracingSampleRatio); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a number", EnvTracingSampleRatio, v)
+		}
+		t.SampleRatio = r
 	}
 	return nil
 }

@@ -31,7 +31,8 @@ type Principal struct {
 	Name    string
 	hash    [sha256.Size]byte
 	servers map[string]bool // nil: all
-	tools   map[string]bool // nil: all, as <server>-<tool>
+	tools   map[string]bool // nil: all, as <server><sep><tool>
+	sep     string          // the tool separator (ingress.tool_separator)
 }
 
 // AllowsServer reports whether the key may use server.
@@ -44,35 +45,40 @@ func (p *Principal) AllowsTool(server, tool string) bool {
 	if !p.AllowsServer(server) {
 		return false
 	}
-	return p.tools == nil || p.tools[server+"-"+tool]
+	return p.tools == nil || p.tools[server+p.sep+tool]
 }
 
 // Keys is the set of gateway keys: the configured ones (fixed after New)
 // and the managed ones kept in step with the KeysBucket by Watch.
 type Keys struct {
 	byHash map[[sha256.Size]byte]*Principal // configured
+	sep    string                           // the tool separator of keys' tool lists
 
 	mu      sync.RWMutex
 	managed map[[sha256.Size]byte]*Principal
 }
 
 // New builds the key set from the configuration (keys are already hashed by
-// config.Normalize).
-func New(keys []config.Key) (*Keys, error) {
-	k := &Keys{byHash: make(map[[sha256.Size]byte]*Principal, len(keys)), managed: map[[sha256.Size]byte]*Principal{}}
+// config.Normalize). Keys' tool lists name tools <server><toolSeparator><tool>
+// (ingress.tool_separator; "" means config.DefaultToolSeparator).
+func New(keys []config.Key, toolSeparator string) (*Keys, error) {
+	if toolSeparator == "" {
+		toolSeparator = config.DefaultToolSeparator
+	}
+	k := &Keys{byHash: make(map[[sha256.Size]byte]*Principal, len(keys)), sep: toolSeparator, managed: map[[sha256.Size]byte]*Principal{}}
 	for _, c := range keys {
 		raw, err := hex.DecodeString(c.KeySHA256)
 		if err != nil || len(raw) != sha256.Size {
 			return nil, contracts.NewError(contracts.CodeInvalidRequest, "key %q: key_sha256 is not a SHA-256 hex digest", c.Name)
 		}
-		p := newPrincipal(c.Name, [sha256.Size]byte(raw), c.Servers, c.Tools)
+		p := newPrincipal(c.Name, [sha256.Size]byte(raw), c.Servers, c.Tools, k.sep)
 		k.byHash[p.hash] = p
 	}
 	return k, nil
 }
 
-func newPrincipal(name string, hash [sha256.Size]byte, servers, tools []string) *Principal {
-	p := &Principal{Name: name, hash: hash}
+func newPrincipal(name string, hash [sha256.Size]byte, servers, tools []string, sep string) *Principal {
+	p := &Principal{Name: name, hash: hash, sep: sep}
 	if len(servers) > 0 {
 		p.servers = toSet(servers)
 	}

@@ -13,7 +13,7 @@ func testKeys(t *testing.T) *Keys {
 	k, err := New([]config.Key{
 		{Name: "all", KeySHA256: config.HashKey("sk-all")},
 		{Name: "jira-only", KeySHA256: config.HashKey("sk-jira"), Servers: []string{"jira"}, Tools: []string{"jira-create_issue"}},
-	})
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +73,23 @@ func TestPrincipal_Allows(t *testing.T) {
 }
 
 func BenchmarkKeys_Authenticate(b *testing.B) {
-	keys, _ := New([]config.Key{{Name: "k", KeySHA256: config.HashKey("sk-bench")}})
+	keys, _ := New([]config.Key{{Name: "k", KeySHA256: config.HashKey("sk-bench")}}, "")
 	h := http.Header{"X-Litellm-Key": {"sk-bench"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := keys.Authenticate(h); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestPrincipal_ToolSeparator(t *testing.T) {
+	k, err := New([]config.Key{{Name: "k", KeySHA256: config.HashKey("sk-k"), Tools: []string{"jira__create_issue"}}}, "__")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, e := k.Authenticate(http.Header{"X-Litellm-Key": []string{"sk-k"}})
+	if e != nil || !p.AllowsTool("jira", "create_issue") || p.AllowsTool("jira", "delete_issue") || p.AllowsTool("jira_", "create_issue") {
+		t.Fatalf("key with tools [jira__create_issue] and separator __: %+v", p)
 	}
 }

@@ -82,7 +82,7 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 			continue
 		}
 		k.mu.Lock()
-		k.managed[hash] = newPrincipal(mk.Name, hash, mk.Servers, mk.Tools)
+		k.managed[hash] = newPrincipal(mk.Name, hash, mk.Servers, mk.Tools, k.sep)
 		k.mu.Unlock()
 	}
 	return errors.New("watch ended")

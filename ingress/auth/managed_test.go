@@ -39,7 +39,7 @@ func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 	var replicas []*Keys
 	for range 2 {
-		k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}})
+		k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestManagedKeys_ConfiguredNameWins(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	k, _ := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}})
+	k, _ := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
 	wg.Go(func() { k.Watch(ctx, js, zerolog.Nop()) })
 	impostor, err := CreateKey(ctx, js, 1, "static", nil, nil)
 	if err != nil {

@@ -14,12 +14,15 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/worker/demoserver"
+	workermetrics "github.com/toolbus/toolbus/worker/metrics"
 	"github.com/toolbus/toolbus/worker/pool"
+	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Defaults of the embedded setup.
@@ -48,11 +51,29 @@ type Env struct {
 	workers  *pool.Pool
 }
 
+// Option adjusts the dev environment.
+type Option func(*options)
+
+type options struct {
+	metrics prometheus.Registerer
+	tracer  *telemetry.Tracer
+}
+
+// WithTelemetry registers the in-process workers' metrics in reg (nil: no
+// metrics) and records their spans with tracer (nil: none).
+func WithTelemetry(reg prometheus.Registerer, tracer *telemetry.Tracer) Option {
+	return func(o *options) { o.metrics, o.tracer = reg, tracer }
+}
+
 // Start brings everything up and completes cfg: it adds the demo server
 // (unless a server is already named "demo") and, if cfg has no keys, DevKey
 // as the master key; cfg is normalized again. log should carry no component
 // field: the workers add their own.
-func Start(ctx context.Context, cfg *config.File, log zerolog.Logger) (env *Env, err error) {
+func Start(ctx context.Context, cfg *config.File, log zerolog.Logger, opts ...Option) (env *Env, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	env = &Env{}
 	defer func() {
 		if err != nil {
@@ -104,7 +125,12 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger) (env *Env,
 		return env, err
 	}
 	env.Sealer = contracts.NewSealer(key.Public(), cfg.Seal.EpochTTL.D())
-	env.workers, err = pool.New(cfg, env.Conn, contracts.NewOpener(key), log.With().Str("component", "worker").Logger())
+	var wm *workermetrics.Metrics
+	if o.metrics != nil {
+		wm = workermetrics.New(o.metrics, cfg)
+	}
+	env.workers, err = pool.New(cfg, env.Conn, contracts.NewOpener(key), log.With().Str("component", "worker").Logger(),
+		pool.WithTelemetry(wm, o.tracer))
 	if err != nil {
 		return env, err
 	}

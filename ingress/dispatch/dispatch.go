@@ -16,14 +16,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/ingress/metrics"
+	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Timing allowances around the caller's budget.
@@ -48,15 +54,32 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	pending map[string]chan *nats.Msg
+
+	metrics *metrics.Metrics  // nil: none
+	tracer  *telemetry.Tracer // nil: no spans (a caller's trace context still goes on)
 }
+
+// Option adjusts a Dispatcher.
+type Option func(*Dispatcher)
+
+// WithMetrics records round trips, sealing failures and the tools calls
+// succeeded with in m.
+func WithMetrics(m *metrics.Metrics) Option { return func(d *Dispatcher) { d.metrics = m } }
+
+// WithTracer records a client span per round trip; its context goes to the
+// worker in the request's NATS headers.
+func WithTracer(t *telemetry.Tracer) Option { return func(d *Dispatcher) { d.tracer = t } }
 
 // New subscribes the reply inbox on nc. sealer may be nil only if no request
 // will ever carry a token (it is an error to send one then).
-func New(nc *nats.Conn, sealer *contracts.Sealer, log zerolog.Logger) (*Dispatcher, error) {
+func New(nc *nats.Conn, sealer *contracts.Sealer, log zerolog.Logger, opts ...Option) (*Dispatcher, error) {
 	d := &Dispatcher{
 		nc: nc, sealer: sealer, log: log, now: time.Now,
 		inbox:   nats.NewInbox(),
 		pending: make(map[string]chan *nats.Msg),
+	}
+	for _, opt := range opts {
+		opt(d)
 	}
 	sub, err := nc.Subscribe(d.inbox+".*", d.deliver)
 	if err != nil {
@@ -123,7 +146,11 @@ func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.R
 	if err != nil {
 		return nil, d.unreadable(requestID, err)
 	}
-	return d.outcome(requestID, resp.RequestID, resp.Result, resp.Error)
+	result, cerr := d.outcome(requestID, resp.RequestID, resp.Result, resp.Error)
+	if cerr == nil {
+		d.metrics.LearnTool(c.Server, c.Tool) // the tool exists: a bounded label value
+	}
+	return result, cerr
 }
 
 // List is one tools/list.
@@ -198,6 +225,7 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 	}
 	sealed, err := d.sealer.Seal(token.Reveal(), b)
 	if err != nil {
+		d.metrics.SealFailed()
 		d.log.Error().Err(err).Msg("sealing failed")
 		return nil, contracts.NewError(contracts.CodeInternal, "sealing the credential failed")
 	}
@@ -205,12 +233,62 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 }
 
 // roundTrip publishes msg on subject with the request's reply subject and
-// waits up to wait (and ctx) for the answer.
+// waits up to wait (and ctx) for the answer. The request's trace context
+// (the caller's, or the round trip's span) goes in its NATS headers.
 func (d *Dispatcher) roundTrip(ctx context.Context, subject, requestID string, msg any, wait time.Duration) (*nats.Msg, *contracts.Error) {
 	data, err := json.Marshal(msg)
 	if err != nil {
 		return nil, contracts.NewError(contracts.CodeInternal, "encoding the request failed")
 	}
+	op, server := subjectParts(subject)
+	ctx, span := d.tracer.Start(ctx, dispatchSpanName(op), trace.SpanKindClient)
+	start := time.Now()
+	m, result, cerr := d.exchange(ctx, subject, requestID, data, wait)
+	d.metrics.RoundTrip(op, server, result, time.Since(start))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.String("toolbus.request_id", requestID),
+			attribute.String("toolbus.round_trip", result),
+		)
+		if cerr != nil {
+			span.SetAttributes(attribute.String("toolbus.error_code", string(cerr.Code)))
+			span.SetStatus(codes.Error, string(cerr.Code))
+		}
+		span.End()
+	}
+	return m, cerr
+}
+
+// subjectParts returns the kind (call, list, rpc) and the server of a
+// toolbus request subject, without allocating.
+func subjectParts(subject string) (op, server string) {
+	rest, ok := strings.CutPrefix(subject, contracts.SubjectRoot+".")
+	if !ok {
+		return "", ""
+	}
+	op, server, _ = strings.Cut(rest, ".")
+	return op, server
+}
+
+// dispatchSpanName names the round trip's span, without allocating.
+func dispatchSpanName(op string) string {
+	switch op {
+	case "call":
+		return "toolbus.dispatch call"
+	case "list":
+		return "toolbus.dispatch list"
+	case "rpc":
+		return "toolbus.dispatch rpc"
+	default:
+		return "toolbus.dispatch"
+	}
+}
+
+// exchange publishes data and waits for the answer; result says how the
+// round trip ended (a metrics.Result value).
+func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, data []byte, wait time.Duration) (*nats.Msg, string, *contracts.Error) {
 	ch := make(chan *nats.Msg, 1)
 	d.mu.Lock()
 	d.pending[requestID] = ch
@@ -221,27 +299,29 @@ func (d *Dispatcher) roundTrip(ctx context.Context, subject, requestID string, m
 		d.mu.Unlock()
 	}()
 
-	if err := d.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: d.replySubject(requestID), Data: data}); err != nil {
+	out := &nats.Msg{Subject: subject, Reply: d.replySubject(requestID), Data: data}
+	out.Header = telemetry.InjectNATS(ctx, out.Header)
+	if err := d.nc.PublishMsg(out); err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) {
-			return nil, contracts.NewError(contracts.CodeRequestTooLarge, "the request exceeds the bus's message size limit")
+			return nil, metrics.ResultUnavailable, contracts.NewError(contracts.CodeRequestTooLarge, "the request exceeds the bus's message size limit")
 		}
-		return nil, contracts.NewError(contracts.CodeNoWorkers, "the message bus is unavailable")
+		return nil, metrics.ResultUnavailable, contracts.NewError(contracts.CodeNoWorkers, "the message bus is unavailable")
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case m := <-ch:
 		if isNoResponders(m) {
-			return nil, contracts.NewError(contracts.CodeNoWorkers, "no worker serves this server right now")
+			return nil, metrics.ResultNoWorkers, contracts.NewError(contracts.CodeNoWorkers, "no worker serves this server right now")
 		}
-		return m, nil
+		return m, metrics.ResultReply, nil
 	case <-timer.C:
-		return nil, contracts.NewError(contracts.CodeTimeout, "no answer from a worker within %s", wait.Round(time.Millisecond))
+		return nil, metrics.ResultTimeout, contracts.NewError(contracts.CodeTimeout, "no answer from a worker within %s", wait.Round(time.Millisecond))
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, contracts.NewError(contracts.CodeTimeout, "the request's deadline passed")
+			return nil, metrics.ResultCancelled, contracts.NewError(contracts.CodeTimeout, "the request's deadline passed")
 		}
-		return nil, contracts.NewError(contracts.CodeTimeout, "the caller went away")
+		return nil, metrics.ResultCancelled, contracts.NewError(contracts.CodeTimeout, "the caller went away")
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 func (g *gateway) newLimitedIngress(t *testing.T, maxInFlight int) string {
 	t.Helper()
 	log := zerolog.New(g.Logs)
-	keys, err := auth.New(g.Cfg.Keys)
+	keys, err := auth.New(g.Cfg.Keys, g.Cfg.Ingress.Separator())
 	if err != nil {
 		t.Fatal(err)
 	}

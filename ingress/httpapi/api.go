@@ -13,6 +13,8 @@ import (
 	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/ingress/metrics"
+	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Options are the API's dependencies.
@@ -28,6 +30,13 @@ type Options struct {
 	MaxInFlight int
 	// MCP, if set, is mounted behind the key middleware (see mcp.go).
 	MCP MCPEndpoint
+	// Metrics, if set, records every request (observe.go); MetricsHandler,
+	// if set, is served on GET /metrics without a key.
+	Metrics        *metrics.Metrics
+	MetricsHandler http.Handler
+	// Tracer, if set, records an ingress span per request; without it a
+	// caller's traceparent is still carried to the upstream.
+	Tracer *telemetry.Tracer
 }
 
 // API holds the handlers' dependencies.
@@ -59,10 +68,13 @@ func New(o Options) http.Handler {
 	r.NoMethod(func(c *gin.Context) {
 		abortWithError(c, contracts.NewError(contracts.CodeMethodNotAllowed, "method %s not allowed here", c.Request.Method))
 	})
-	r.Use(requestID(), accessLog(o.Logger), recovery(o.Logger), checkHeaders())
+	r.Use(requestID(), observe(o.Metrics, o.Tracer), accessLog(o.Logger), recovery(o.Logger), checkHeaders())
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)
+	if o.MetricsHandler != nil {
+		r.GET("/metrics", gin.WrapH(o.MetricsHandler))
+	}
 
 	maxInFlight := o.MaxInFlight
 	if maxInFlight == 0 {
@@ -73,7 +85,7 @@ func New(o Options) http.Handler {
 	admin := r.Group("/admin", authenticate(o.Keys), requireAdmin())
 	admin.GET("/workers", a.adminWorkers)
 
-	api := r.Group("", limitInFlight(maxInFlight), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Keys))
+	api := r.Group("", limitInFlight(maxInFlight, o.Metrics), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Keys))
 	api.POST("/mcp/tools/call", a.callTool)
 	api.POST("/mcp-rest/tools/call", a.callTool)
 	api.GET("/mcp/tools/list", a.listTools)

@@ -168,8 +168,8 @@ func (a *API) timeout(srv *config.Server, asked time.Duration) time.Duration {
 }
 
 // resolve finds the server and tool a call names, and checks the key may use
-// them. A name resolves as, in order: the tool of server_id; <server>-<tool>
-// for a configured server; a bare tool name that exactly one server the key
+// them. A name resolves as, in order: the tool of server_id;
+// <server><sep><tool> for a configured server (ingress.tool_separator); a bare tool name that exactly one server the key
 // may use has.
 func (a *API) resolve(c *gin.Context, p *auth.Principal, b *callBody) (*config.Server, string, *contracts.Error) {
 	if b.Server != "" {
@@ -180,7 +180,7 @@ func (a *API) resolve(c *gin.Context, p *auth.Principal, b *callBody) (*config.S
 		return srv, b.Name, a.checkTool(p, srv, b.Name)
 	}
 	for _, name := range a.serversByLength {
-		if tool, ok := strings.CutPrefix(b.Name, name+"-"); ok && tool != "" {
+		if tool, ok := strings.CutPrefix(b.Name, name+a.cfg.Ingress.Separator()); ok && tool != "" {
 			srv, err := a.server(p, name)
 			if err != nil {
 				return nil, "", err
@@ -207,7 +207,7 @@ func (a *API) resolve(c *gin.Context, p *auth.Principal, b *callBody) (*config.S
 			if !srv.ToolAllowed(t.Name) || !p.AllowsTool(name, t.Name) {
 				continue
 			}
-			available = append(available, name+"-"+t.Name)
+			available = append(available, name+a.cfg.Ingress.Separator()+t.Name)
 			if t.Name == b.Name {
 				found = append(found, srv)
 			}

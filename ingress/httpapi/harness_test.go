@@ -158,7 +158,7 @@ func startGateway(t *testing.T, changes ...func(*config.File)) *gateway {
 func (g *gateway) newIngress(t *testing.T) (http.Handler, string) {
 	t.Helper()
 	log := zerolog.New(g.Logs)
-	keys, err := auth.New(g.Cfg.Keys)
+	keys, err := auth.New(g.Cfg.Keys, g.Cfg.Ingress.Separator())
 	if err != nil {
 		t.Fatal(err)
 	}

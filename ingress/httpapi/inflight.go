@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"sync/atomic"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/ingress/metrics"
 )
 
 // DefaultMaxInFlight is how many API requests one ingress serves at once
@@ -14,16 +17,25 @@ const DefaultMaxInFlight = 1024
 // is answered 503 overloaded (retryable, with Retry-After) at once, before
 // its body is read: under a burst the ingress sheds load instead of letting
 // requests, goroutines and buffered bodies pile up, so its memory stays
-// bounded. max < 0 means no bound.
-func limitInFlight(max int) gin.HandlerFunc {
+// bounded. max < 0 means no bound. m counts the requests in flight and the
+// rejections.
+func limitInFlight(max int, m *metrics.Metrics) gin.HandlerFunc {
 	if max < 0 {
-		return func(c *gin.Context) { c.Next() }
+		var n atomic.Int64
+		m.SetInFlight(func() int { return int(n.Load()) })
+		return func(c *gin.Context) {
+			n.Add(1)
+			defer n.Add(-1)
+			c.Next()
+		}
 	}
 	slots := make(chan struct{}, max)
+	m.SetInFlight(func() int { return len(slots) })
 	return func(c *gin.Context) {
 		select {
 		case slots <- struct{}{}:
 		default:
+			m.Overloaded()
 			abortWithError(c, contracts.NewError(contracts.CodeOverloaded,
 				"the gateway is serving as many requests as it may (%d); retry shortly", max))
 			return

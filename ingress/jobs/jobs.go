@@ -23,6 +23,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Bounds.
@@ -184,7 +185,9 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 	}
 	msg, _ := json.Marshal(req)
 	subject := contracts.JobSubject(in.Server, contracts.KeyTag(in.KeyID))
-	if _, err := s.js.Publish(ctx, subject, msg, jetstream.WithMsgID(rec.ID)); err != nil {
+	// The caller's trace context goes with the job (worker/telemetry).
+	out := &nats.Msg{Subject: subject, Data: msg, Header: telemetry.InjectNATS(ctx, nil)}
+	if _, err := s.js.PublishMsg(ctx, out, jetstream.WithMsgID(rec.ID)); err != nil {
 		undo()
 		return nil, false, s.publishError(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
@@ -153,5 +155,34 @@ func TestMCP_ClientAnswerOnlyFromTheCaller(t *testing.T) {
 	}
 	if !strings.Contains(g.Logs.String(), "client answer refused") {
 		t.Fatal("the worker did not log the refused answers")
+	}
+}
+
+// ingress.tool_separator names the tools of the aggregated endpoint and of
+// the REST API, and keys' tool lists.
+func TestMCP_ToolSeparator(t *testing.T) {
+	g := startGateway(t, func(f *config.File) {
+		f.Ingress.ToolSeparator = "__"
+		f.Keys[1].Tools = []string{"demo__echo"}
+	})
+	ctx := testCtx(t)
+	c, _ := connect(t, g.URL+"/mcp", headers(teamAKey, userToken))
+	tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := names(tools.Tools); !slices.Equal(got, []string{"demo__echo"}) {
+		t.Fatalf("team-a sees %v, want [demo__echo]", got)
+	}
+	res, err := callTool(ctx, c, "demo__echo", map[string]any{"text": "hi"})
+	if err != nil || text(t, res) != "hi" {
+		t.Fatalf("demo__echo: %v %+v", err, res)
+	}
+	if _, err := callTool(ctx, c, "demo-echo", map[string]any{"text": "hi"}); err == nil {
+		t.Fatal("demo-echo resolved with separator __")
+	}
+	resp := post(t, g.URL+"/mcp/tools/call", headers(teamAKey, userToken), `{"name":"demo__echo","arguments":{"text":"rest"}}`)
+	if resp.Status != http.StatusOK || !strings.Contains(string(resp.Body), `"rest"`) {
+		t.Fatalf("REST demo__echo: %d %s", resp.Status, resp.Body)
 	}
 }

@@ -4,7 +4,7 @@
 // ingress → NATS → worker → upstream.
 //
 //	/mcp            streamable HTTP: the tools of every server the key may
-//	                use, named <server>-<tool> (ToolSeparator)
+//	                use, named <server>-<tool> (ingress.tool_separator)
 //	/<server>/mcp   streamable HTTP: one server under its own tool names, and
 //	                its resources, resource templates, prompts, completion
 //	                and ping, relayed (contracts.RPCSubject)

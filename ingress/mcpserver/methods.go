@@ -85,7 +85,7 @@ func (x *exchange) initialize(m *message) answer {
 		}
 	}
 	info := map[string]any{"name": ServerName, "version": x.s.version}
-	instructions := "toolbus gateway: the tools of every MCP server this key may use, named <server>" + ToolSeparator + "<tool>."
+	instructions := "toolbus gateway: the tools of every MCP server this key may use, named <server>" + x.s.cfg.Ingress.Separator() + "<tool>."
 	if x.only != nil {
 		caps["resources"] = map[string]any{}
 		caps["prompts"] = map[string]any{}
@@ -185,7 +185,7 @@ func (x *exchange) publicTool(srv *config.Server, t dispatch.Tool) json.RawMessa
 		return nil
 	}
 	if x.only == nil {
-		name, _ := json.Marshal(srv.Name + ToolSeparator + t.Name)
+		name, _ := json.Marshal(srv.Name + x.s.cfg.Ingress.Separator() + t.Name)
 		obj["name"] = name
 	}
 	if x.s.jobs != nil {
@@ -218,20 +218,21 @@ func (x *exchange) failure(e *contracts.Error, method string) answer {
 }
 
 // resolve finds the server and tool a tools/call names and checks the key
-// may use them; on the aggregated endpoint the name is <server>-<tool>.
+// may use them; on the aggregated endpoint the name is <server><sep><tool>
+// (ingress.tool_separator).
 func (x *exchange) resolve(name string) (*config.Server, string, *contracts.Error) {
 	if x.only != nil {
 		return x.only, name, x.checkTool(x.only, name, name)
 	}
 	for _, server := range x.s.serversByLength {
-		tool, ok := strings.CutPrefix(name, server+ToolSeparator)
+		tool, ok := strings.CutPrefix(name, server+x.s.cfg.Ingress.Separator())
 		if !ok || tool == "" || !x.p.AllowsServer(server) {
 			continue
 		}
 		srv := x.s.cfg.MCPServers[server]
 		return srv, tool, x.checkTool(srv, tool, name)
 	}
-	return nil, "", contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q: tools are named <server>%s<tool>", clip(name), ToolSeparator)
+	return nil, "", contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q: tools are named <server>%s<tool>", clip(name), x.s.cfg.Ingress.Separator())
 }
 
 func (x *exchange) checkTool(srv *config.Server, tool, shown string) *contracts.Error {

@@ -27,9 +27,6 @@ const (
 	// ServerName is the serverInfo.name of the aggregated endpoint; a
 	// per-server endpoint is ServerName + "/" + the server's name.
 	ServerName = "toolbus"
-	// ToolSeparator joins a server and a tool name on the aggregated
-	// endpoint: <server>-<tool>, as on the REST API and in key allow-lists.
-	ToolSeparator = "-"
 	// taskPollInterval is the poll interval tasks suggest, in ms.
 	taskPollInterval = 1000
 	// tasksPageSize is the size of a tasks/list page.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	workermetrics "github.com/toolbus/toolbus/worker/metrics"
+	"github.com/toolbus/toolbus/worker/telemetry"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -36,6 +38,10 @@ type Config struct {
 	// and elicitation requests (the pool passes its NATS connection's).
 	// nil: such requests are refused.
 	Subscribe func(subject string, fn func(data []byte)) (unsubscribe func(), err error)
+	// Metrics, if set, counts requests, upstream calls and sealed tokens
+	// refused; Tracer, if set, records a span per upstream call.
+	Metrics *workermetrics.Metrics
+	Tracer  *telemetry.Tracer
 }
 
 // Handler turns one request message into one reply message. It is safe for
@@ -50,6 +56,8 @@ type Handler struct {
 	publish   func(subject string, data []byte) error
 	subscribe func(subject string, fn func(data []byte)) (func(), error)
 	running   *running
+	metrics   *workermetrics.Metrics
+	tracer    *telemetry.Tracer
 }
 
 // New returns a Handler.
@@ -63,6 +71,7 @@ func New(c Config) *Handler {
 	return &Handler{
 		file: c.File, opener: c.Opener, replay: c.Replay, up: c.Upstream, log: c.Logger, now: c.Now,
 		publish: c.Publish, subscribe: c.Subscribe, running: newRunning(),
+		metrics: c.Metrics, tracer: c.Tracer,
 	}
 }
 
@@ -89,6 +98,11 @@ func (h *Handler) logOutcome(o *outcome) {
 	}
 	if len(o.tokenFP) > maxLoggedFP {
 		o.tokenFP = o.tokenFP[:maxLoggedFP]
+	}
+	if o.err != nil {
+		h.metrics.Request(o.op, o.server, o.tool, string(o.err.Code))
+	} else {
+		h.metrics.Request(o.op, o.server, o.tool, "")
 	}
 	ev = ev.Str("op", o.op).
 		Str("request_id", o.requestID).
@@ -134,7 +148,7 @@ func (h *Handler) HandleCall(ctx context.Context, subject, reply string, data []
 	return encodeCall(req.RequestID, result, e)
 }
 
-func (h *Handler) call(ctx context.Context, o *outcome, req *contracts.CallRequest, subjectServer string, subjectOK bool, reply string) (json.RawMessage, *contracts.Error) {
+func (h *Handler) call(ctx context.Context, o *outcome, req *contracts.CallRequest, subjectServer string, subjectOK bool, reply string) (_ json.RawMessage, e *contracts.Error) {
 	srv, e := h.server(o, req.Server, subjectServer, subjectOK, req.Token != nil)
 	if e != nil {
 		return nil, e
@@ -148,6 +162,8 @@ func (h *Handler) call(ctx context.Context, o *outcome, req *contracts.CallReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, boundTimeout(req.Timeout(), srv))
 	defer cancel()
+	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, contracts.OpCall, srv.Name, req.Tool)
+	defer func() { obs.End(e) }()
 	result, err := h.up.CallTool(ctx, srv, token, req.Tool, req.Arguments, h.eventOptions(req, token)...)
 	if cause := context.Cause(ctx); errors.Is(cause, ErrCallCancelled) && err != nil {
 		o.reason = "cancelled by the caller"
@@ -183,7 +199,7 @@ func (h *Handler) HandleList(ctx context.Context, subject, reply string, data []
 	return encodeList(req.RequestID, tools, e)
 }
 
-func (h *Handler) list(ctx context.Context, o *outcome, req *contracts.ListRequest, subjectServer string, subjectOK bool, reply string) (json.RawMessage, *contracts.Error) {
+func (h *Handler) list(ctx context.Context, o *outcome, req *contracts.ListRequest, subjectServer string, subjectOK bool, reply string) (_ json.RawMessage, e *contracts.Error) {
 	srv, e := h.server(o, req.Server, subjectServer, subjectOK, req.Token != nil)
 	if e != nil {
 		return nil, e
@@ -194,6 +210,8 @@ func (h *Handler) list(ctx context.Context, o *outcome, req *contracts.ListReque
 	}
 	ctx, cancel := context.WithTimeout(ctx, boundTimeout(req.Timeout(), srv))
 	defer cancel()
+	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, contracts.OpList, srv.Name, "")
+	defer func() { obs.End(e) }()
 	tools, err := h.up.ListTools(ctx, srv, token)
 	if err != nil {
 		return nil, h.upstreamError(o, err)
@@ -209,6 +227,7 @@ func (h *Handler) server(o *outcome, reqServer, subjectServer string, subjectOK,
 		o.server = reqServer
 		o.reason = "server field does not match the subject"
 		if sealed {
+			h.metrics.SealFailed(reqServer, o.reason)
 			return nil, contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: sent on another server's subject")
 		}
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "request sent on another server's subject")
@@ -235,6 +254,7 @@ func (h *Handler) open(o *outcome, srv *config.Server, sealed *contracts.Sealed,
 	}
 	if err != nil {
 		o.reason = sealReason(err)
+		h.metrics.SealFailed(srv.Name, o.reason)
 		return contracts.Token{}, contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: %s", o.reason)
 	}
 	token := contracts.NewToken(v)

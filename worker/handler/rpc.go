@@ -36,7 +36,7 @@ func (h *Handler) HandleRPC(ctx context.Context, subject, reply string, data []b
 	return encodeRPC(req.RequestID, result, e)
 }
 
-func (h *Handler) rpc(ctx context.Context, o *outcome, req *contracts.RPCRequest, subjectServer string, subjectOK bool, reply string) (json.RawMessage, *contracts.Error) {
+func (h *Handler) rpc(ctx context.Context, o *outcome, req *contracts.RPCRequest, subjectServer string, subjectOK bool, reply string) (_ json.RawMessage, e *contracts.Error) {
 	srv, e := h.server(o, req.Server, subjectServer, subjectOK, req.Token != nil)
 	if e != nil {
 		return nil, e
@@ -47,6 +47,8 @@ func (h *Handler) rpc(ctx context.Context, o *outcome, req *contracts.RPCRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, boundTimeout(req.Timeout(), srv))
 	defer cancel()
+	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, req.Method, srv.Name, "")
+	defer func() { obs.End(e) }()
 	result, err := h.up.Relay(ctx, srv, token, req.Method, req.Params)
 	if err != nil {
 		return nil, h.upstreamError(o, err)

@@ -30,6 +30,7 @@ type delivery struct {
 }
 
 func (r *Runner) logDelivery(d *delivery, ms float64) {
+	r.metrics.JobDelivery(d.server, d.status)
 	ev := r.log.Info()
 	switch d.status {
 	case string(contracts.JobFailed), logRetry, logInvalid, logNoRecord, logDeferred, logNotOwned, logLost:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/telemetry"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -63,6 +64,7 @@ func (r *Runner) handle(server string, msg jetstream.Msg) {
 
 	jobCtx, cancelJob := context.WithCancelCause(r.runCtx)
 	defer cancelJob(nil)
+	jobCtx = telemetry.ExtractNATS(jobCtx, msg.Headers()) // the submitter's trace
 	// Registered before the record says running, so that a cancellation
 	// announced after the ingress's write is never missed.
 	if !r.local.add(req.JobID, cancelJob) {
@@ -186,6 +188,7 @@ func (r *Runner) execute(jobCtx context.Context, cancelJob context.CancelCauseFu
 	hb := r.startHeartbeat(msg, st, cancelJob)
 	pw := r.startProgress(st, cancelJob)
 	ctx, cancel := context.WithTimeout(jobCtx, boundTimeout(req.Timeout(), srv))
+	ctx, obs := r.startJob(ctx, server, req.Tool, st.rec.CreatedAt) // telemetry.go
 	result, err := r.up.CallTool(ctx, srv, token, req.Tool, req.Arguments, upstream.WithProgress(pw.report))
 	cancel()
 	hb.stop()
@@ -200,6 +203,7 @@ func (r *Runner) execute(jobCtx context.Context, cancelJob context.CancelCauseFu
 		}
 		out.stopping = errors.Is(context.Cause(jobCtx), errStopping)
 	}
+	obs.End(out.err)
 	return out
 }
 
@@ -239,6 +243,7 @@ func (r *Runner) open(req *contracts.JobRequest, srv *config.Server, d *delivery
 	v, err := r.opener.Open(req.Token, req.Binding(), r.now())
 	if err != nil {
 		d.reason = sealReason(err)
+		r.metrics.SealFailed(req.Server, d.reason)
 		return contracts.Token{}, contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: %s", d.reason)
 	}
 	token := contracts.NewToken(v)

@@ -15,6 +15,8 @@ import (
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/worker/internal/lifecycle"
+	workermetrics "github.com/toolbus/toolbus/worker/metrics"
+	"github.com/toolbus/toolbus/worker/telemetry"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -57,6 +59,11 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics, if set, counts deliveries, upstream calls, queue time and
+	// pending jobs; Tracer, if set, records a job's queue wait and upstream
+	// call in the trace its submitter started (telemetry.go).
+	Metrics *workermetrics.Metrics
+	Tracer  *telemetry.Tracer
 }
 
 // Runner takes the jobs of its servers from JetStream and runs them. Start
@@ -73,6 +80,9 @@ type Runner struct {
 	log     zerolog.Logger
 	now     func() time.Time
 	beat    time.Duration // heartbeat period: ack wait / 3
+
+	metrics *workermetrics.Metrics // nil: none
+	tracer  *telemetry.Tracer      // nil: no spans
 
 	// freeSlots is Config.Free (nil: unlimited).
 	freeSlots func(server string) int
@@ -153,7 +163,10 @@ func New(c Config) (*Runner, error) {
 		local:     newRegistry(),
 		callbacks: lifecycle.NewTracker(),
 		runs:      lifecycle.NewTracker(),
+		metrics:   c.Metrics,
+		tracer:    c.Tracer,
 	}
+	c.Metrics.SetPending(r.pending)
 	r.life, r.stopLife = context.WithCancel(context.Background())
 	r.runCtx, r.cancelRuns = context.WithCancelCause(context.Background())
 	return r, nil

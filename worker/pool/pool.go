@@ -20,6 +20,8 @@ import (
 	"github.com/toolbus/toolbus/worker/handler"
 	"github.com/toolbus/toolbus/worker/internal/lifecycle"
 	"github.com/toolbus/toolbus/worker/jobs"
+	workermetrics "github.com/toolbus/toolbus/worker/metrics"
+	"github.com/toolbus/toolbus/worker/telemetry"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -53,6 +55,8 @@ type options struct {
 	// breakerFailures 0 turns the circuit breakers off.
 	breakerFailures int
 	breakerCooldown time.Duration
+	metrics         *workermetrics.Metrics // WithTelemetry
+	tracer          *telemetry.Tracer
 }
 
 // WithServers limits the pool to some servers, overriding worker.servers.
@@ -141,6 +145,10 @@ type Pool struct {
 	callCtx    context.Context
 	cancelCall context.CancelFunc
 	inflight   *lifecycle.Tracker
+	runners    *runners // the goroutines calls run on
+
+	metrics *workermetrics.Metrics // nil: none
+	tracer  *telemetry.Tracer      // nil: no spans
 
 	mu      sync.Mutex
 	subs    []*nats.Subscription
@@ -220,10 +228,14 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		limits:    make(map[string]*limiter, len(servers)),
 		queueWait: o.queueWait,
 		inflight:  lifecycle.NewTracker(),
+		runners:   newRunners(),
+		metrics:   o.metrics,
+		tracer:    o.tracer,
 		h: handler.New(handler.Config{
 			File: cfg, Opener: opener, Upstream: up, Logger: log, Now: o.now,
 			Publish:   nc.Publish, // call events (see rpc.go)
 			Subscribe: subscribeFunc(nc),
+			Metrics:   o.metrics, Tracer: o.tracer,
 		}),
 	}
 	if p.drain <= 0 {
@@ -233,6 +245,7 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		runner, err := jobs.New(jobs.Config{
 			File: cfg, Servers: servers, Conn: nc, Opener: opener, Upstream: up,
 			Acquire: p.acquireSlot, Free: p.freeSlots, Logger: log, Now: o.now,
+			Metrics: o.metrics, Tracer: o.tracer,
 		})
 		if err != nil {
 			_ = up.Close()
@@ -255,6 +268,7 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		}
 		p.limits[s] = lim
 	}
+	o.metrics.SetSlots(p.slotStats)
 	return p, nil
 }
 
@@ -384,15 +398,17 @@ type limiter struct {
 // without bound. An overloaded answer always means the request reached no
 // upstream.
 func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject func([]byte, *contracts.Error) []byte) nats.MsgHandler {
-	overloaded := func(m *nats.Msg, e *contracts.Error) {
+	overloaded := func(m *nats.Msg, e *contracts.Error, reason string) {
 		lim.overloaded.Add(1)
+		p.metrics.Overloaded(server, reason)
 		p.log.Warn().Str("server", server).Str("reason", e.Message).Msg("overloaded")
 		p.respond(m.Reply, reject(m.Data, e), m.Data, reject)
 	}
 	noSlot := func(m *nats.Msg) {
-		overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server))
+		overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server), workermetrics.RejectNoSlot)
 	}
 	circuitOpen := func(m *nats.Msg, left time.Duration) {
+		p.metrics.Overloaded(server, workermetrics.RejectCircuitOpen)
 		p.respond(m.Reply, reject(m.Data, lim.breaker.refusal(server, left)), m.Data, reject)
 	}
 	return func(m *nats.Msg) {
@@ -401,7 +417,7 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			return
 		}
 		if !p.inflight.Add() {
-			overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker shutting down"))
+			overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker shutting down"), workermetrics.RejectStopping)
 			return
 		}
 		// An open circuit refuses before the request takes or waits for a slot.
@@ -412,8 +428,13 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 				return
 			}
 		}
+		// The request's trace context (from its NATS headers), the
+		// worker's span and the wait for a slot (telemetry.go).
+		rt := p.startRequest(p.callCtx, m)
 		run := func(ctx context.Context) {
 			defer p.release(lim)
+			defer rt.end()
+			p.waited(&rt, server)
 			probe := false
 			if lim.breaker != nil {
 				ok, isProbe, left := lim.breaker.admit()
@@ -430,16 +451,18 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			p.respond(m.Reply, resp, m.Data, reject)
 		}
 		if p.tryAcquire(lim) {
-			go func() {
+			p.runners.run(func() {
 				defer p.inflight.Done()
-				run(p.callCtx)
-			}()
+				run(rt.ctx)
+			})
 			return
 		}
 		select {
 		case lim.queue <- struct{}{}:
 		default:
 			p.inflight.Done()
+			p.waited(&rt, server)
+			rt.end()
 			noSlot(m)
 			return
 		}
@@ -448,7 +471,7 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			// The wait counts against the request's budget: it waits at
 			// most half of it, and runs with what is left, so that its
 			// answer still comes within the budget the ingress waits for.
-			received, wait := time.Now(), p.queueWait
+			received, wait := rt.received, p.queueWait
 			budget := requestBudget(m.Data)
 			if budget > 0 {
 				wait = min(wait, budget/2)
@@ -456,10 +479,12 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			ok := p.waitAcquire(lim, wait)
 			<-lim.queue
 			if !ok {
+				p.waited(&rt, server)
+				rt.end()
 				noSlot(m)
 				return
 			}
-			ctx := p.callCtx
+			ctx := rt.ctx
 			if budget > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithDeadline(ctx, received.Add(budget))
@@ -653,6 +678,9 @@ func (p *Pool) Stop(ctx context.Context) error {
 	if running := p.inflight.CloseAndWait(graceCtx); running > 0 {
 		p.log.Error().Int("calls", running).Msg("calls still running after the upstream clients closed")
 	}
+	cancelGraceCtx()
+	graceCtx, cancelGraceCtx = context.WithTimeout(context.Background(), cancelGrace)
+	p.runners.stop(graceCtx)
 	cancelGraceCtx()
 	p.log.Info().Str("worker", p.name).Msg("worker pool stopped")
 	return errors.Join(errs...)

@@ -87,7 +87,7 @@ func (p *Pool) addEndpoint(svc micro.Service, subject string, cb nats.MsgHandler
 		meta["op"], meta["server"] = op, server
 	}
 	err := svc.AddEndpoint(endpointName(subject), micro.HandlerFunc(func(r micro.Request) {
-		cb(&nats.Msg{Subject: r.Subject(), Reply: r.Reply(), Data: r.Data()})
+		cb(&nats.Msg{Subject: r.Subject(), Reply: r.Reply(), Data: r.Data(), Header: nats.Header(r.Headers())}) // headers: the trace context
 	}), micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroup(contracts.WorkerQueueGroup), micro.WithEndpointMetadata(meta))
 	if err != nil {
 		return fmt.Errorf("worker pool: endpoint %s: %w", subject, err)

@@ -29,13 +29,18 @@ const (
 // WithClientRequests relays the upstream's sampling (if caps has
 // CapSampling) and elicitation (CapElicitation) requests made during the
 // call to fn. The call uses a pooled client that declares exactly those
-// capabilities to the upstream; without this option, one that declares
-// neither, so the upstream does not ask. A request is matched to its call by the
-// context mcp-go hands the handler (streamable HTTP carries the request on
-// the call's own response stream; the 2026 multi-round-trip protocol does it
-// within the call); where the transport cannot tell (SSE, stdio: one shared
-// stream), it goes to the call when exactly one call that takes requests
-// runs on the pooled client, and is refused when several do.
+// capabilities to the upstream (and speaks 2025-11-25, see newClient);
+// without this option, one that declares neither, so the upstream does not
+// ask.
+//
+// A request is matched to its call by the context mcp-go hands the handler
+// when the request arrives on the call's own response stream (streamable
+// HTTP elicitation) or within the call (the 2026 multi-round-trip
+// protocol). Where it arrives on a stream shared by the client's calls
+// (mcp-go servers send sampling on the standalone GET stream; SSE and stdio
+// have only one stream), it goes to the call when exactly one call that
+// takes requests runs on the pooled client, and is refused (ErrNoClient)
+// when several of the same user's calls run at once.
 func WithClientRequests(caps ClientCaps, fn ClientRequests) CallOption {
 	return func(o *callOptions) { o.caps, o.clientRequests = caps, fn }
 }

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // HTTP transport defaults.
@@ -68,9 +72,19 @@ func withChallenge(ctx context.Context, c *challenge) context.Context {
 
 // challengeRecorder wraps the shared transport and stores the
 // WWW-Authenticate header of every 401 in the request context's challenge.
+// It also sets the request's W3C traceparent (and tracestate) to the trace
+// context of the request's context - the upstream call's span, or the
+// caller's own trace context when tracing is off - so the MCP server sees
+// the trace it belongs to. Nothing else is added.
 type challengeRecorder struct{ base http.RoundTripper }
 
 func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if trace.SpanContextFromContext(req.Context()).IsValid() {
+		traced := *req // a RoundTripper must not change the caller's request
+		traced.Header = req.Header.Clone()
+		telemetry.InjectHTTP(req.Context(), traced.Header)
+		req = &traced
+	}
 	resp, err := rt.base.RoundTrip(req)
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok {

@@ -138,6 +138,10 @@ type entry struct {
 	closed   bool
 }
 
+// clientRequestsProtocol is the protocol version of the clients that relay
+// sampling and elicitation requests (see newClient).
+const clientRequestsProtocol = "2025-11-25"
+
 // New returns a Pool. Close it to stop its reaper and every client.
 func New(opts Options) *Pool {
 	if opts.MaxClients <= 0 {
@@ -495,11 +499,17 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 	var tr transport.Interface
 	switch srv.Transport {
 	case config.TransportHTTP:
-		t, err := transport.NewStreamableHTTP(srv.URL,
+		topts := []transport.StreamableHTTPCOption{
 			transport.WithHTTPBasicClient(p.httpClient),
 			transport.WithHTTPHeaders(headers),
 			transport.WithHTTPLogger(p.slog),
-		)
+		}
+		if e.key.caps&CapSampling != 0 {
+			// mcp-go servers send sampling requests only on the standalone
+			// GET stream, not on the call's own response stream.
+			topts = append(topts, transport.WithContinuousListening())
+		}
+		t, err := transport.NewStreamableHTTP(srv.URL, topts...)
 		if err != nil {
 			return nil, err
 		}
@@ -534,8 +544,15 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 	if e.key.caps&CapElicitation != 0 {
 		copts = append(copts, client.WithElicitationHandler(handler))
 	}
-	if p.opts.ProtocolVersion != "" {
+	switch {
+	case p.opts.ProtocolVersion != "":
 		copts = append(copts, client.WithProtocolVersion(p.opts.ProtocolVersion))
+	case e.key.caps != 0:
+		// The 2026-07-28 revision replaced requests from the server during
+		// a call by input_required results, and mcp-go servers refuse the
+		// old kind to a 2026 client. A 2025-11-25 client gets both: mcp-go
+		// turns a handler's input requests into requests to the client.
+		copts = append(copts, client.WithProtocolVersion(clientRequestsProtocol))
 	}
 	c := client.NewClient(tr, copts...)
 	c.OnNotification(e.progress.dispatch)
