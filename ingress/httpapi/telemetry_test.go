@@ -236,7 +236,15 @@ func TestTelemetry_JobMetricsAndTrace(t *testing.T) {
 	if st, _ := r.json(t)["status"].(string); st != "succeeded" {
 		t.Fatalf("job: %s", r.Body)
 	}
-	w := scrape(t, g.WorkerURL)
+	// The delivery is counted once the worker has settled it, which may be
+	// just after the record shows the job succeeded.
+	var w string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		w = scrape(t, g.WorkerURL)
+		if strings.Contains(w, `toolbus_worker_job_deliveries_total{outcome="succeeded",server="demo"} 1`) || time.Now().After(deadline) {
+			break
+		}
+	}
 	wantSeries(t, w, "toolbus_worker_job_deliveries_total", map[string]string{"server": "demo", "outcome": "succeeded"}, "1")
 	wantSeries(t, w, "toolbus_worker_upstream_duration_seconds_count", map[string]string{"op": "job", "server": "demo", "outcome": "ok"}, "1")
 	wantSeries(t, w, "toolbus_worker_queue_wait_seconds_count", map[string]string{"server": "demo", "kind": "job"}, "1")
