@@ -11,6 +11,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -37,9 +38,14 @@ type result struct {
 	IngressCPUs  float64 `json:"ingress_cpu_s,omitempty"`
 	WorkersCPUs  float64 `json:"workers_cpu_s,omitempty"`
 	NATSCPUs     float64 `json:"nats_cpu_s,omitempty"`
-	IngressRSSMB float64 `json:"ingress_peak_rss_mib,omitempty"`
-	WorkerRSSMB  float64 `json:"worker_peak_rss_mib,omitempty"`
-	Note         string  `json:"note,omitempty"`
+	// CPU per call of the load generator (this process: the callers,
+	// which share the machine) and of the upstream MCP servers, so that the
+	// direct and toolbus runs can be compared by what each side spends.
+	LoadGenCPUus  float64 `json:"loadgen_cpu_us_per_call,omitempty"`
+	UpstreamCPUus float64 `json:"upstream_cpu_us_per_call,omitempty"`
+	IngressRSSMB  float64 `json:"ingress_peak_rss_mib,omitempty"`
+	WorkerRSSMB   float64 `json:"worker_peak_rss_mib,omitempty"`
+	Note          string  `json:"note,omitempty"`
 }
 
 // run drives call from c goroutines for d and measures it, with the CPU and
@@ -52,9 +58,10 @@ func run(part, path string, c int, d time.Duration, call caller, s *system) resu
 		profiled = s.profile(fmt.Sprintf("%s-%s-c%d", part, path, c), d)
 	}
 	cpu0 := map[*proc]float64{}
-	for _, p := range gw {
+	for _, p := range append(gw, upstreams...) {
 		cpu0[p] = p.cpuSeconds()
 	}
+	self0 := selfCPUSeconds()
 	peak := map[*proc]int64{}
 	stopSampling := make(chan struct{})
 	sampled := make(chan struct{})
@@ -121,6 +128,14 @@ func run(part, path string, c int, d time.Duration, call caller, s *system) resu
 		CallsPerSec: float64(calls.Load()) / elapsed.Seconds(),
 		P50ms:       pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99),
 	}
+	if r.Calls > 0 {
+		r.LoadGenCPUus = (selfCPUSeconds() - self0) / float64(r.Calls) * 1e6
+		var up float64
+		for _, p := range upstreams {
+			up += p.cpuSeconds() - cpu0[p]
+		}
+		r.UpstreamCPUus = up / float64(r.Calls) * 1e6
+	}
 	if s != nil {
 		r.IngressCPUs = s.ingress.cpuSeconds() - cpu0[s.ingress]
 		r.NATSCPUs = s.nats.cpuSeconds() - cpu0[s.nats]
@@ -134,6 +149,18 @@ func run(part, path string, c int, d time.Duration, call caller, s *system) resu
 		}
 	}
 	return r
+}
+
+// upstreams are the upstream MCP server processes (set once they run).
+var upstreams []*proc
+
+// selfCPUSeconds is this process's user+system CPU time so far.
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // httpClient is a keep-alive client sized for c concurrent calls.

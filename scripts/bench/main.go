@@ -37,6 +37,7 @@ func mainErr() error {
 	partsFlag := flag.String("parts", "sync,async,scale,size", "which parts to run")
 	concFlag := flag.String("concurrency", "1,32,256", "concurrency levels of the sync part")
 	jsonOut := flag.String("json", "", "also write one JSON line per figure to this file (- for stdout)")
+	scaleLoad := flag.Float64("scale-load", 1, "callers per worker call slot in the scale part (see benchScale)")
 	profileDir := flag.String("profile", "", "write CPU and allocation profiles of the ingress, a worker and nats-server for each measurement to this directory (builds with -tags pprof; profiling costs a few percent)")
 	flag.Parse()
 	parts := strings.Split(*partsFlag, ",")
@@ -66,12 +67,13 @@ func mainErr() error {
 		return err
 	}
 	defer s.close()
+	upstreams = []*proc{s.fast, s.slow}
 
 	var results []result
 	report := func(r result) {
 		results = append(results, r)
-		fmt.Fprintf(os.Stderr, "  %-6s %-22s c=%-4d %8.0f calls/s  p50 %.3f ms  p99 %.3f ms  errors %d\n",
-			r.Part, r.Path, r.Concurrency, r.CallsPerSec, r.P50ms, r.P99ms, r.Errors)
+		fmt.Fprintf(os.Stderr, "  %-6s %-22s c=%-4d %8.0f calls/s  p50 %.3f ms  p99 %.3f ms  errors %d  CPU µs/call: gateway %.0f, load generator %.0f, upstream %.0f\n",
+			r.Part, r.Path, r.Concurrency, r.CallsPerSec, r.P50ms, r.P99ms, r.Errors, r.GatewayCPUus, r.LoadGenCPUus, r.UpstreamCPUus)
 	}
 	if slices.Contains(parts, "sync") {
 		if err := benchSync(ctx, s, levels, *duration, report); err != nil {
@@ -89,7 +91,7 @@ func mainErr() error {
 		}
 	}
 	if slices.Contains(parts, "scale") {
-		if err := benchScale(s, *duration, report); err != nil {
+		if err := benchScale(s, *duration, *scaleLoad, report); err != nil {
 			return err
 		}
 	}
@@ -254,10 +256,15 @@ func benchAsync(s *system, d time.Duration, report func(result)) error {
 }
 
 // benchScale measures throughput against the 50 ms upstream with 1, 2 and 4
-// workers, each allowed 16 concurrent calls on it (max_concurrency), with as
-// many callers as the workers have slots: throughput should grow with the
-// workers, since each adds capacity.
-func benchScale(s *system, d time.Duration, report func(result)) error {
+// workers, each allowed 16 concurrent calls on it (max_concurrency), with
+// load callers per slot of all the workers: throughput should grow with the
+// workers, since each adds capacity. With one caller per slot some slots
+// idle: a worker's queue group share is random, so at any moment some
+// workers have more calls than slots (the rest wait in their queue) while
+// others have fewer. Two callers per slot keep every worker's slots busy,
+// but a worker's wait queue (as deep as it has slots) then overflows now and
+// then: those calls are answered 503 overloaded, counted as errors.
+func benchScale(s *system, d time.Duration, load float64, report func(result)) error {
 	body := echoBody("slow", "hello")
 	for _, n := range []int{1, 2, 4} {
 		for len(s.workers) < n {
@@ -269,7 +276,7 @@ func benchScale(s *system, d time.Duration, report func(result)) error {
 		if err := s.waitWorkers(n); err != nil {
 			return err
 		}
-		c := slowSlots * n
+		c := max(1, int(load*float64(slowSlots*n)))
 		r := run("scale", fmt.Sprintf("%d worker(s), 50 ms upstream", n), c, d, restCaller(s.url, body, c), s)
 		report(r)
 	}
