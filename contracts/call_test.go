@@ -72,6 +72,13 @@ func goldenMessages() map[string]any {
 			Type: TypeClientAnswer, RequestID: "req-1", ID: "Yx3kq0Zr5sT9vW2bC4dE6f", KeyID: "team-a",
 			TokenFP: "fp_0123456789ab", Result: json.RawMessage(`{"action":"accept","content":{"project":"TEST"}}`),
 		},
+		"server_notification": &ServerNotification{
+			Type: TypeServerNotification, Server: "jira",
+			Method: "notifications/resources/updated", Params: json.RawMessage(`{"uri":"jira://issue/TEST-1"}`),
+		},
+		"unsubscribe": &Unsubscribe{
+			Type: TypeUnsubscribe, Server: "jira", Subscriber: "00112233445566778899aabbccddeeff", URI: "jira://issue/TEST-1",
+		},
 		"list_response": &ListResponse{
 			Type: TypeListResponse, RequestID: "req-2",
 			Tools: json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`),
@@ -134,6 +141,12 @@ func TestDecode_GoldenRoundTrip(t *testing.T) {
 	}
 	if r, err := DecodeJobRecord(read("job_record")); err != nil || r.Status != JobRunning || r.Progress.Message != "importing" {
 		t.Fatalf("job_record: %+v, %v", r, err)
+	}
+	if r, err := DecodeUnsubscribe(read("unsubscribe")); err != nil || r.URI != "jira://issue/TEST-1" {
+		t.Fatalf("unsubscribe: %+v, %v", r, err)
+	}
+	if r, err := DecodeServerNotification(read("server_notification")); err != nil || r.Server != "jira" {
+		t.Fatalf("server_notification: %+v, %v", r, err)
 	}
 	if r, err := DecodeClientAnswer(read("client_answer")); err != nil || r.KeyID != "team-a" || len(r.Result) == 0 {
 		t.Fatalf("client_answer: %+v, %v", r, err)

@@ -18,7 +18,7 @@ const (
 // refused by both sides.
 var RPCMethods = []string{
 	"ping",
-	"resources/list", "resources/read", "resources/templates/list",
+	"resources/list", "resources/read", "resources/templates/list", MethodSubscribe,
 	"prompts/list", "prompts/get",
 	"completion/complete",
 }

@@ -6,9 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
@@ -22,8 +26,9 @@ import (
 )
 
 // The permissions are enough for the MCP endpoint: relayed resources,
-// call events and the cancellation of a sync call, and legacy SSE messages
-// handed from one ingress replica to another.
+// call events and the cancellation of a sync call, legacy SSE messages
+// handed from one ingress replica to another, a client's answer to an
+// upstream's request, and resource subscriptions with their updates.
 func TestNATSPermissions_EnoughForMCP(t *testing.T) {
 	ns := startPermissionedNATS(t)
 	workerConn, workerPerms := connectAs(t, ns, "worker", "worker-pw")
@@ -164,6 +169,89 @@ func TestNATSPermissions_EnoughForMCP(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the handed-over answer never reached the stream")
 	}
+
+	// An elicitation during a call: the request reaches the client, its
+	// answer reaches the worker.
+	h := map[string]string{"x-litellm-key": "sk-k", "Authorization": "Bearer permitted"}
+	tr, err := transport.NewStreamableHTTP(a+"/demo/mcp", transport.WithHTTPHeaders(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	asker := mcpClient(ctx, t, client.NewClient(tr, client.WithElicitationHandler(acceptName{})))
+	var call mcp.CallToolRequest
+	call.Params.Name = demoserver.ToolAsk
+	if res, err := asker.CallTool(ctx, call); err != nil || len(res.Content) == 0 || res.Content[0].(mcp.TextContent).Text != "answer: Ada" {
+		t.Fatalf("ask: %v %+v (ingress: %v, worker: %v)", err, res, aPerms.errs, workerPerms.errs)
+	}
+
+	// A resource subscription made on replica a, its updates on a stream
+	// held by replica b, the unsubscription announced from replica a.
+	listenTr, err := transport.NewStreamableHTTP(b+"/demo/mcp", transport.WithHTTPHeaders(h), transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	listener := mcpClient(ctx, t, client.NewClient(listenTr))
+	var updates atomic.Int32
+	listener.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationResourceUpdated) {
+			updates.Add(1)
+		}
+	})
+	var sub mcp.SubscribeRequest
+	sub.Params.URI = demoserver.ResourceReadme
+	if err := asker.Subscribe(ctx, sub); err != nil {
+		t.Fatalf("subscribe: %v (worker: %v)", err, workerPerms.errs)
+	}
+	touch := mcp.CallToolRequest{}
+	touch.Params.Name = demoserver.ToolTouch
+	touch.Params.Arguments = map[string]any{"uri": demoserver.ResourceReadme}
+	waitUntil(t, func() bool {
+		if _, err := asker.CallTool(ctx, touch); err != nil {
+			t.Fatal(err)
+		}
+		return updates.Load() > 0
+	})
+	var unsub mcp.UnsubscribeRequest
+	unsub.Params.URI = demoserver.ResourceReadme
+	if err := asker.Unsubscribe(ctx, unsub); err != nil {
+		t.Fatalf("unsubscribe: %v", err)
+	}
+	waitUntil(t, func() bool {
+		res, err := asker.CallTool(ctx, touch)
+		return err == nil && res.Content[0].(mcp.TextContent).Text == "notified 0 subscriber(s)"
+	})
+	for _, p := range []*permErrors{aPerms, bPerms, workerPerms} {
+		p.mu.Lock()
+		errs := p.errs
+		p.mu.Unlock()
+		if len(errs) > 0 {
+			t.Fatalf("permission violations: %v", errs)
+		}
+	}
+}
+
+// acceptName answers every elicitation with the name Ada.
+type acceptName struct{}
+
+func (acceptName) Elicit(context.Context, mcp.ElicitationRequest) (*mcp.ElicitationResult, error) {
+	return &mcp.ElicitationResult{ElicitationResponse: mcp.ElicitationResponse{
+		Action: mcp.ElicitationResponseActionAccept, Content: map[string]any{"answer": "Ada"},
+	}}, nil
+}
+
+// mcpClient starts and initializes c, closed with the test.
+func mcpClient(ctx context.Context, t *testing.T, c *client.Client) *client.Client {
+	t.Helper()
+	t.Cleanup(func() { _ = c.Close() })
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var init mcp.InitializeRequest
+	init.Params.ClientInfo = mcp.Implementation{Name: "permissions-test", Version: "0"}
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func waitUntil(t *testing.T, cond func() bool) {

@@ -100,16 +100,20 @@ func TestNATSPermissions_RolesCannotCrossOver(t *testing.T) {
 	ingress, ingressPerms := connectAs(t, ns, "ingress", "ingress-pw")
 	worker, workerPerms := connectAs(t, ns, "worker", "worker-pw")
 
-	// An ingress credential cannot take work: no subscription to calls or jobs.
-	for _, subject := range []string{contracts.CallSubject("jira"), contracts.AllCallsSubject, contracts.ListSubject("jira"), contracts.AllJobsSubject, contracts.RPCSubject("jira")} {
+	// An ingress credential cannot take work: no subscription to calls or
+	// jobs, nor to the answers meant for workers.
+	for _, subject := range []string{contracts.CallSubject("jira"), contracts.AllCallsSubject, contracts.ListSubject("jira"), contracts.AllJobsSubject, contracts.RPCSubject("jira"),
+		contracts.AllAnswersSubject, contracts.UnsubscribeSubject("jira")} {
 		if _, err := ingress.SubscribeSync(subject); err != nil {
 			t.Fatal(err)
 		}
 		_ = ingress.Flush()
 		ingressPerms.waitFor(t, subject)
 	}
-	// A worker credential cannot send work: no publishing calls, jobs or cancels.
-	for _, subject := range []string{contracts.CallSubject("jira"), contracts.ListSubject("jira"), contracts.JobSubject("jira", "0011223344556677"), contracts.CancelSubject("abc"), contracts.RPCSubject("jira")} {
+	// A worker credential cannot send work: no publishing calls, jobs or
+	// cancels, nor forge a client's answer or an unsubscription.
+	for _, subject := range []string{contracts.CallSubject("jira"), contracts.ListSubject("jira"), contracts.JobSubject("jira", "0011223344556677"), contracts.CancelSubject("abc"), contracts.RPCSubject("jira"),
+		contracts.AnswerSubject("abc", "n1"), contracts.UnsubscribeSubject("jira")} {
 		if err := worker.Publish(subject, []byte("x")); err != nil {
 			t.Fatal(err)
 		}

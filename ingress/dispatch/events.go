@@ -93,3 +93,45 @@ func (d *Dispatcher) Answer(a *contracts.ClientAnswer) error {
 	}
 	return d.nc.Publish(contracts.AnswerSubject(a.RequestID, a.ID), data)
 }
+
+// Notifications is the subscription to one caller's notifications from one
+// server (contracts.NotifySubject): the resource updates of its
+// subscriptions, made through any replica and held by any worker. It lives
+// as long as the caller's standalone stream.
+type Notifications struct {
+	sub *nats.Subscription
+	ch  chan *nats.Msg
+}
+
+// Notifications subscribes to server's notifications for subscriber
+// (contracts.Subscriber). Updates beyond a buffer of eventBuffer waiting to
+// be read are dropped, as events are.
+func (d *Dispatcher) Notifications(server, subscriber string) (*Notifications, error) {
+	n := &Notifications{ch: make(chan *nats.Msg, eventBuffer)}
+	sub, err := d.nc.ChanSubscribe(contracts.NotifySubject(server, subscriber), n.ch)
+	if err != nil {
+		return nil, err
+	}
+	n.sub = sub
+	return n, nil
+}
+
+// C delivers the raw messages; decode each with
+// contracts.DecodeServerNotification.
+func (n *Notifications) C() <-chan *nats.Msg { return n.ch }
+
+// Close ends the subscription.
+func (n *Notifications) Close() { _ = n.sub.Unsubscribe() }
+
+// Unsubscribe announces the end of subscriber's subscription to the
+// resource uri of server to every worker of the server: the one holding it
+// ends it. Best effort, like a cancellation.
+func (d *Dispatcher) Unsubscribe(server, subscriber, uri string) error {
+	data, err := json.Marshal(contracts.Unsubscribe{
+		Type: contracts.TypeUnsubscribe, Server: server, Subscriber: subscriber, URI: uri,
+	})
+	if err != nil {
+		return err
+	}
+	return d.nc.Publish(contracts.UnsubscribeSubject(server), data)
+}

@@ -40,13 +40,10 @@ import (
 const conformanceDirEnv = "TOOLBUS_CONFORMANCE_DIR"
 
 // gatewayCannot are the scenarios that cannot pass through the gateway, and
-// why. Each needs the upstream to reach the client outside of the answer to
-// the client's own request, which crosses NATS only as toolbus messages that
-// do not exist (yet) in package contracts.
-var gatewayCannot = map[string]string{
-	"resources-subscribe":   "resources/subscribe: a standing subscription whose updates reach the client outside any request",
-	"resources-unsubscribe": "resources/unsubscribe: see resources-subscribe",
-}
+// why. None is left: sampling and elicitation cross NATS as client
+// requests and answers, resource subscriptions as subscriptions held by a
+// worker with their updates on the caller's notification subject.
+var gatewayCannot = map[string]string{}
 
 // gatewayOpen are scenarios that pass directly but not yet through the
 // gateway, for a reason not yet fixed. They are reported, not failed, so

@@ -174,7 +174,7 @@ func TestMCP_ServerEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(tools.Tools); !slices.Equal(got, []string{"ask", "big", "echo", "fail", "sample", "slow", "whoami"}) {
+	if got := names(tools.Tools); !slices.Equal(got, []string{"ask", "big", "echo", "fail", "sample", "slow", "touch", "whoami"}) {
 		t.Fatalf("tools %v, want the server's own names", got)
 	}
 	res, err := callTool(ctx, c, "echo", map[string]any{"text": "hi"})

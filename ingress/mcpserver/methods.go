@@ -37,6 +37,10 @@ func (x *exchange) request(m *message) answer {
 		return x.callTool(m)
 	case "tasks/get", "tasks/result", "tasks/list", "tasks/cancel":
 		return x.tasks(m)
+	case "resources/unsubscribe":
+		if x.only != nil {
+			return x.unsubscribe(m)
+		}
 	}
 	if contracts.RPCMethodAllowed(m.Method) && x.only != nil {
 		return x.relay(m)
@@ -87,7 +91,7 @@ func (x *exchange) initialize(m *message) answer {
 	info := map[string]any{"name": ServerName, "version": x.s.version}
 	instructions := "toolbus gateway: the tools of every MCP server this key may use, named <server>" + x.s.cfg.Ingress.Separator() + "<tool>."
 	if x.only != nil {
-		caps["resources"] = map[string]any{}
+		caps["resources"] = map[string]any{"subscribe": true}
 		caps["prompts"] = map[string]any{}
 		caps["completions"] = map[string]any{}
 		info["name"] = ServerName + "/" + x.only.Name

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -76,6 +77,12 @@ type Server struct {
 	inflight   map[string]bool // call request ids running on this replica
 
 	sse *sseHub
+
+	// listens counts the standalone streams (GET /<server>/mcp) open here;
+	// done ends them (Close).
+	listens   atomic.Int64
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns the MCP endpoint.
@@ -85,7 +92,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: o.Config, d: o.Dispatcher, catalog: o.Catalog, jobs: o.Jobs, log: o.Logger,
-		version: o.Version, inflight: make(map[string]bool),
+		version: o.Version, inflight: make(map[string]bool), done: make(chan struct{}),
 	}
 	if s.version == "" {
 		s.version = "dev"
@@ -107,24 +114,28 @@ func New(o Options) (*Server, error) {
 // the rest of the API does (JSON body, status mapping).
 //
 //	POST|GET|DELETE /mcp            streamable HTTP, every server's tools as <server>-<tool>
-//	POST|GET|DELETE /:server/mcp    streamable HTTP, one server: tools, resources, prompts, completion
+//	POST|GET|DELETE /:server/mcp    streamable HTTP, one server: tools, resources (and their
+//	                                subscriptions' updates on GET), prompts, completion
 //	GET /sse, POST /message         legacy HTTP+SSE, aggregated
 //	GET /:server/sse, POST /:server/message   legacy HTTP+SSE, one server
 func (s *Server) Mount(requests, streams gin.IRoutes, principal func(*gin.Context) *auth.Principal, abort func(*gin.Context, *contracts.Error)) {
 	s.principal, s.abort = principal, abort
 	for _, prefix := range []string{"", "/:server"} {
 		requests.POST(prefix+"/mcp", s.guard, s.postMCP)
-		requests.GET(prefix+"/mcp", s.guard, s.getMCP)
+		streams.GET(prefix+"/mcp", s.guard, s.getMCP)
 		requests.DELETE(prefix+"/mcp", s.guard, s.deleteMCP)
 		streams.GET(prefix+"/sse", s.guard, s.getSSE)
 		requests.POST(prefix+"/message", s.guard, s.postMessage)
 	}
 }
 
-// Close ends every legacy SSE stream this replica holds and stops taking
-// messages for them. Streamable HTTP requests are ordinary requests: the
-// HTTP server's Shutdown waits for them.
-func (s *Server) Close() { s.sse.close() }
+// Close ends every legacy SSE stream and standalone stream this replica
+// holds and stops taking messages for them. Other streamable HTTP requests
+// are ordinary requests: the HTTP server's Shutdown waits for them.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.done) })
+	s.sse.close()
+}
 
 // endpoint resolves the server of a /:server/... route (nil for the
 // aggregated routes), writing the error response when there is none the key

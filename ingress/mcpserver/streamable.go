@@ -106,17 +106,6 @@ func acceptsSSE(r *http.Request) bool {
 	return false
 }
 
-// getMCP serves GET /mcp: the endpoint offers no standalone server-to-client
-// stream (it sends nothing outside of a request's answer), which MCP
-// answers with 405.
-func (s *Server) getMCP(c *gin.Context) {
-	if _, ok := s.endpoint(c, s.principal(c)); !ok {
-		return
-	}
-	c.Header("Allow", "POST, DELETE")
-	s.abort(c, contracts.NewError(contracts.CodeMethodNotAllowed, "this MCP endpoint offers no standalone SSE stream; POST requests to it"))
-}
-
 // deleteMCP serves DELETE /mcp: ending a session. There is no session
 // state to end, so it always succeeds.
 func (s *Server) deleteMCP(c *gin.Context) {
@@ -146,20 +135,50 @@ func (st *stream) emit(data []byte) bool {
 	if st.broken {
 		return false
 	}
+	st.startLocked()
 	w := st.c.Writer
-	if !st.started {
-		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
-		w.WriteHeader(http.StatusOK)
-		st.started = true
-	}
 	if err := writeEvent(w, "message", data); err != nil {
 		st.broken = true
 		return false
 	}
 	w.Flush()
+	return true
+}
+
+// start sends the stream's headers now.
+func (st *stream) start() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.startLocked()
+	st.c.Writer.Flush()
+}
+
+func (st *stream) startLocked() {
+	if st.started {
+		return
+	}
+	h := st.c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	st.c.Writer.WriteHeader(http.StatusOK)
+	st.started = true
+}
+
+// comment sends an SSE comment (a keep-alive); false when the client is
+// gone.
+func (st *stream) comment(text string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.broken {
+		return false
+	}
+	st.startLocked()
+	if _, err := st.c.Writer.WriteString(": " + text + "\n\n"); err != nil {
+		st.broken = true
+		return false
+	}
+	st.c.Writer.Flush()
 	return true
 }
 

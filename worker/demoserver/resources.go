@@ -16,7 +16,7 @@ const (
 	// ResourceReadme is a static text resource.
 	ResourceReadme = "demo://readme"
 	// ReadmeText is its content.
-	ReadmeText = "toolbus demo server: tools echo, whoami, slow, fail, big; this resource; the template demo://echo/{text}; the prompt greet."
+	ReadmeText = "toolbus demo server: tools echo, whoami, slow, fail, big, ask, sample, touch; this resource (subscribable); the template demo://echo/{text}; the prompt greet."
 	// ResourceEchoTemplate is a resource template: demo://echo/{text}
 	// reads as text.
 	ResourceEchoTemplate = "demo://echo/{text}"

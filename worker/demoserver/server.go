@@ -69,6 +69,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Calls, when set, counts the tool calls the server runs.
 	Calls *Calls
+	// Subscriptions, when set, holds the server's resource subscriptions
+	// (one server's only).
+	Subscriptions *Subscriptions
 }
 
 // Calls counts the tool calls of a demo server: how many ran, how many at
@@ -152,9 +155,14 @@ func New(opts Options) *server.MCPServer {
 }
 
 func newServer(opts Options, env toolEnv) *server.MCPServer {
+	subs := opts.Subscriptions
+	if subs == nil {
+		subs = &Subscriptions{}
+	}
 	s := server.NewMCPServer(ServerName, ServerVersion,
 		server.WithToolCapabilities(false),
-		server.WithResourceCapabilities(false, false),
+		server.WithResourceCapabilities(true, false),
+		server.WithHooks(subs.hooks()),
 		server.WithPromptCapabilities(false),
 		server.WithCompletions(),
 		server.WithPromptCompletionProvider(completions{}),
@@ -184,6 +192,11 @@ func newServer(opts Options, env toolEnv) *server.MCPServer {
 		mcp.WithNumber("bytes", mcp.Required(), mcp.Description("Bytes of text, at most 16 MiB.")),
 	), opts.Calls.count(t.big))
 	addAskTools(s, t)
+	subs.srv = s
+	s.AddTool(mcp.NewTool(ToolTouch,
+		mcp.WithDescription("Announces that a resource changed: its subscribers get notifications/resources/updated."),
+		mcp.WithString("uri", mcp.Required(), mcp.Description("The resource's URI.")),
+	), opts.Calls.count(subs.touch))
 	return s
 }
 

@@ -288,8 +288,8 @@ func TestHandler_HandleList(t *testing.T) {
 			t.Error("disallowed tool listed")
 		}
 	}
-	if len(tools) != 6 { // echo, whoami, slow, big, ask, sample
-		t.Errorf("got %d tools, want 6", len(tools))
+	if len(tools) != 7 { // echo, whoami, slow, big, ask, sample, touch
+		t.Errorf("got %d tools, want 7", len(tools))
 	}
 
 	// Replayed on the call subject: a list seal does not open a call.

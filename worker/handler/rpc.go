@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
 )
 
 // HandleRPC handles an RPCRequest (a relayed ping, resources, prompts or
@@ -49,6 +50,9 @@ func (h *Handler) rpc(ctx context.Context, o *outcome, req *contracts.RPCRequest
 	defer cancel()
 	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, req.Method, srv.Name, "")
 	defer func() { obs.End(e) }()
+	if req.Method == contracts.MethodSubscribe {
+		return h.subscribeResource(ctx, o, srv, req, token)
+	}
 	result, err := h.up.Relay(ctx, srv, token, req.Method, req.Params)
 	if err != nil {
 		return nil, h.upstreamError(o, err)
@@ -71,4 +75,24 @@ func encodeRPC(requestID string, result json.RawMessage, e *contracts.Error) []b
 		resp.Result = result
 	}
 	return mustEncode(resp, requestID, contracts.TypeRPCResponse)
+}
+
+// subscribeResource makes a resource subscription for the request's caller (its
+// gateway key and credential fingerprint) on this worker's client of srv;
+// the upstream's updates go to contracts.NotifySubject(server, subscriber).
+func (h *Handler) subscribeResource(ctx context.Context, o *outcome, srv *config.Server, req *contracts.RPCRequest, token contracts.Token) (json.RawMessage, *contracts.Error) {
+	var p struct {
+		URI string `json:"uri"`
+	}
+	if json.Unmarshal(req.Params, &p) != nil || p.URI == "" {
+		return nil, contracts.NewError(contracts.CodeInvalidRequest, "resources/subscribe needs a uri")
+	}
+	fp := token.Fingerprint()
+	if token.IsZero() {
+		fp = req.TokenFP
+	}
+	if err := h.up.Subscribe(ctx, srv, token, contracts.Subscriber(req.KeyID, fp), p.URI); err != nil {
+		return nil, h.upstreamError(o, err)
+	}
+	return json.RawMessage(`{}`), nil
 }

@@ -207,6 +207,7 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		}
 	}
 	uo.Logger = log
+	uo.Notify = notifyFunc(nc, log)
 	up := upstream.New(uo)
 
 	globalSlots := cfg.Worker.MaxConcurrency

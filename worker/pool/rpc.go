@@ -1,7 +1,10 @@
 package pool
 
 import (
+	"encoding/json"
+
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/worker/handler"
@@ -18,7 +21,43 @@ func (p *Pool) subscribeRPC(subscribe func(subject string, queue bool, cb nats.M
 			return err
 		}
 	}
+	if err := subscribe(contracts.AllUnsubscribesSubject, false, p.onUnsubscribe); err != nil {
+		return err
+	}
 	return subscribe(contracts.AllCancelsSubject, false, p.onCallCancel)
+}
+
+// onUnsubscribe ends a resource subscription if this worker holds it. Every
+// worker hears it (no queue group): the subscription lives on the one
+// whose client made it.
+func (p *Pool) onUnsubscribe(m *nats.Msg) {
+	u, err := contracts.DecodeUnsubscribe(m.Data)
+	if err != nil {
+		return
+	}
+	if server, ok := contracts.ServerFromUnsubscribeSubject(m.Subject); !ok || server != u.Server {
+		return
+	}
+	if p.up.Unsubscribe(u.Server, u.Subscriber, u.URI) {
+		p.log.Debug().Str("server", u.Server).Msg("resource subscription ended")
+	}
+}
+
+// notifyFunc returns the upstream pool's Notify: each resource update goes
+// to the subscriber's notification subject, best effort.
+func notifyFunc(nc *nats.Conn, log zerolog.Logger) func(server, subscriber string, params json.RawMessage) {
+	return func(server, subscriber string, params json.RawMessage) {
+		data, err := json.Marshal(contracts.ServerNotification{
+			Type: contracts.TypeServerNotification, Server: server,
+			Method: "notifications/resources/updated", Params: params,
+		})
+		if err == nil {
+			err = nc.Publish(contracts.NotifySubject(server, subscriber), data)
+		}
+		if err != nil {
+			log.Warn().Str("server", server).Err(err).Msg("resource update not published")
+		}
+	}
 }
 
 // onCallCancel cancels the call a cancel subject names, if it runs here.

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,10 @@ type Options struct {
 	// default (the stateless 2026-07-28 revision, falling back to
 	// 2025-11-25 sessions).
 	ProtocolVersion string
+	// Notify receives the upstream's notifications/resources/updated params
+	// for each subscriber of the resource (see Subscribe). It runs on the
+	// transport's reader and must return quickly; nil drops them.
+	Notify func(server, subscriber string, params json.RawMessage)
 	// ClientName and ClientVersion identify toolbus to MCP servers.
 	ClientName, ClientVersion string
 	// Logger receives pool events and mcp-go's own logs.
@@ -96,6 +101,9 @@ type Pool struct {
 	reaperDone chan struct{}
 
 	connects, connectFailures, evictions atomic.Uint64
+
+	subsMu sync.Mutex
+	subs   map[subKey]*entry // resource subscriptions (subscribe.go)
 }
 
 // serverClients is one server's clients, most recently used first.
@@ -129,7 +137,9 @@ type entry struct {
 	// clientReqs routes the upstream's sampling and elicitation requests to
 	// its calls.
 	clientReqs clientRoutes
-	err        error // connect failure; set before done is closed
+	// subs are the resource subscriptions made on the client.
+	subs entrySubs
+	err  error // connect failure; set before done is closed
 
 	// Guarded by Pool.mu.
 	refs     int
@@ -175,6 +185,7 @@ func New(opts Options) *Pool {
 		ctx:        ctx,
 		cancel:     cancel,
 		servers:    make(map[string]*serverClients),
+		subs:       make(map[subKey]*entry),
 		stopReaper: make(chan struct{}),
 		reaperDone: make(chan struct{}),
 	}
@@ -504,9 +515,10 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 			transport.WithHTTPHeaders(headers),
 			transport.WithHTTPLogger(p.slog),
 		}
-		if e.key.caps&CapSampling != 0 {
+		if e.key.caps&(CapSampling|capListen) != 0 {
 			// mcp-go servers send sampling requests only on the standalone
-			// GET stream, not on the call's own response stream.
+			// GET stream, not on the call's own response stream; resource
+			// updates come there too.
 			topts = append(topts, transport.WithContinuousListening())
 		}
 		t, err := transport.NewStreamableHTTP(srv.URL, topts...)
@@ -555,7 +567,13 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 		copts = append(copts, client.WithProtocolVersion(clientRequestsProtocol))
 	}
 	c := client.NewClient(tr, copts...)
-	c.OnNotification(e.progress.dispatch)
+	c.OnNotification(func(n mcp.JSONRPCNotification) {
+		if n.Method == string(mcp.MethodNotificationResourceUpdated) {
+			p.notifyResource(e, n)
+			return
+		}
+		e.progress.dispatch(n)
+	})
 	// An SSE client whose stream broke can never answer again: take it out
 	// of the pool and fail its waiting calls now rather than at their
 	// deadlines.

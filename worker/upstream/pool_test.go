@@ -547,7 +547,7 @@ func TestPool_Results(t *testing.T) {
 				names = append(names, tool.Name)
 			}
 			slices.Sort(names)
-			if want := []string{demoserver.ToolAsk, demoserver.ToolBig, demoserver.ToolEcho, demoserver.ToolSample, demoserver.ToolSlow, demoserver.ToolWhoami}; !slices.Equal(names, want) {
+			if want := []string{demoserver.ToolAsk, demoserver.ToolBig, demoserver.ToolEcho, demoserver.ToolSample, demoserver.ToolSlow, demoserver.ToolTouch, demoserver.ToolWhoami}; !slices.Equal(names, want) {
 				t.Errorf("tools = %v, want %v", names, want)
 			}
 		})
