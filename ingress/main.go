@@ -16,6 +16,7 @@ import (
 	neturl "net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -301,11 +302,18 @@ Press Ctrl-C to stop.
 `, url, key, env.DemoURL)
 }
 
-// redactURL hides a password in a NATS URL, for error messages.
+// redactURL hides the passwords in a NATS URL list (nats.go takes several,
+// comma-separated), for error messages.
 func redactURL(raw string) string {
-	u, err := neturl.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)" // it may hold a password
+		case u.User != nil:
+			parts[i] = u.Redacted()
+		}
 	}
-	return u.Redacted()
+	return strings.Join(parts, ",")
 }
