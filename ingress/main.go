@@ -47,7 +47,9 @@ func main() {
 		}
 	}
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		cmd = runHealthcheck
+		cmd = func(ctx context.Context, args []string, stdout, stderr io.Writer, _ func(string) string) error {
+			return telemetry.Healthcheck(ctx, "ingress", "http://127.0.0.1:4000/readyz", args[1:], stdout, stderr)
+		}
 	}
 	if err := cmd(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "ingress:", err)

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case "demo-server":
 			return demoserver.Main(ctx, args[1:], stdout)
 		case "healthcheck":
-			return runHealthcheck(ctx, args[1:], stdout, stderr)
+			return telemetry.Healthcheck(ctx, "worker", "http://127.0.0.1:9090/healthz", args[1:], stdout, stderr)
 		}
 	}
 

@@ -143,7 +143,7 @@ func freePort() (int, error) {
 }
 
 // build compiles the binaries the benchmark runs; profiling builds the
-// ingress and worker with net/http/pprof (see ingress/pprof.go).
+// ingress and worker with net/http/pprof (see worker/telemetry/pprof.go).
 func build(ctx context.Context, dir string, profiling bool) (map[string]string, error) {
 	bins := map[string]string{
 		"ingress":     "./ingress",

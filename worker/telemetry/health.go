@@ -1,4 +1,4 @@
-package main
+package telemetry
 
 import (
 	"context"
@@ -11,25 +11,25 @@ import (
 	"time"
 )
 
-// healthcheckUsage documents `worker healthcheck`.
-const healthcheckUsage = `usage: worker healthcheck [--timeout 3s] URL
+// Healthcheck is the `<binary> healthcheck [--timeout 3s] URL` command of
+// both binaries (args after the command's name): it GETs URL and succeeds
+// on a 2xx answer — the container healthcheck of an image without a shell
+// (distroless). example is a URL the binary serves, for the usage text.
+func Healthcheck(ctx context.Context, binary, example string, args []string, stdout, stderr io.Writer) error {
+	usage := fmt.Sprintf(`usage: %s healthcheck [--timeout 3s] URL
 
 GETs URL and exits 0 on a 2xx answer, 1 otherwise: the container
 healthcheck of an image without a shell (distroless), e.g.
-  ["CMD", "/toolbus", "healthcheck", "http://127.0.0.1:9090/healthz"]`
-
-// runHealthcheck is the `worker healthcheck URL` command. args excludes
-// the command name.
-func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+  ["CMD", "/toolbus", "healthcheck", %q]`, binary, example)
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), healthcheckUsage) }
+	fs.Usage = func() { fmt.Fprintln(fs.Output(), usage) }
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer's status line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New(healthcheckUsage)
+		return errors.New(usage)
 	}
 	return probeURL(ctx, fs.Arg(0), *timeout, stdout)
 }

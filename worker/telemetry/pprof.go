@@ -1,6 +1,6 @@
 //go:build pprof
 
-package main
+package telemetry
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 
 // A binary built with -tags pprof (scripts/bench -profile builds them so)
 // serves net/http/pprof on 127.0.0.1:$TOOLBUS_PPROF_PORT when that is set.
-// Release builds contain none of this.
+// Both binaries import this package; release builds contain none of this.
 func init() {
 	if port := os.Getenv("TOOLBUS_PPROF_PORT"); port != "" {
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", port))
