@@ -70,7 +70,23 @@ type Server struct {
 	MaxTimeout Duration `yaml:"max_timeout"`
 	// MaxConcurrency bounds the calls one worker process runs on this server at once.
 	MaxConcurrency int `yaml:"max_concurrency"`
+	// ProtocolVersion is the MCP revision the workers speak to the server:
+	// a revision ("2025-11-25", the default, as LiteLLM negotiates), or
+	// "latest" to negotiate the newest one mcp-go knows (2026-07-28).
+	ProtocolVersion string `yaml:"protocol_version"`
 }
+
+// Upstream protocol versions.
+const (
+	// DefaultUpstreamProtocol is what workers speak to an MCP server unless
+	// its protocol_version says otherwise: the revision every current
+	// server speaks, which also carries the server's requests to the client
+	// during a call (sampling, elicitation). The 2026-07-28 revision costs
+	// mcp-go's client extra JSON passes on every call.
+	DefaultUpstreamProtocol = "2025-11-25"
+	// ProtocolLatest asks for the newest revision the client knows.
+	ProtocolLatest = "latest"
+)
 
 // Key is a gateway key (toolbus's keys section).
 type Key struct {
@@ -318,6 +334,9 @@ func (f *File) applyDefaults() {
 		if s.MaxConcurrency <= 0 {
 			s.MaxConcurrency = DefaultServerConc
 		}
+		if s.ProtocolVersion == "" {
+			s.ProtocolVersion = DefaultUpstreamProtocol
+		}
 	}
 	if f.NATS.URL == "" {
 		f.NATS.URL = DefaultNATSURL
@@ -422,6 +441,9 @@ func (f *File) validate() error {
 		default:
 			bad("mcp_servers.%s.transport: %q is not http, sse or stdio", name, s.Transport)
 		}
+		if v := s.ProtocolVersion; v != ProtocolLatest && !validRevision(v) {
+			bad("mcp_servers.%s.protocol_version: %q is not a revision (YYYY-MM-DD) or latest", name, v)
+		}
 		if s.Auth != AuthPassthrough && s.Auth != AuthNone {
 			bad("mcp_servers.%s.auth: %q is not passthrough or none", name, s.Auth)
 		}
@@ -492,6 +514,12 @@ func validHash(h string) bool {
 		}
 	}
 	return true
+}
+
+// validRevision reports whether v looks like an MCP revision, YYYY-MM-DD.
+func validRevision(v string) bool {
+	_, err := time.Parse(time.DateOnly, v)
+	return err == nil
 }
 
 // maxToolSeparator bounds ingress.tool_separator.

@@ -56,7 +56,7 @@ func TestAdmission(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			var seen bool
-			for _, m := range g.Upstreams["demo"].Recorder.Values("Mcp-Method") {
+			for _, m := range g.Upstreams["demo"].Recorder.RPCMethods() {
 				seen = seen || m == "tools/call"
 			}
 			if seen {

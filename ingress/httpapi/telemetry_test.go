@@ -257,9 +257,9 @@ func TestTelemetry_JobMetricsAndTrace(t *testing.T) {
 
 func upstreamTraceparents(env *devmode.Env) []string {
 	var out []string
-	for _, h := range env.Demo.Recorder.Requests() {
-		if h.Get("Mcp-Method") == "tools/call" {
-			out = append(out, h.Get("Traceparent"))
+	for _, r := range env.Demo.Recorder.Entries() {
+		if r.RPCMethod == "tools/call" {
+			out = append(out, r.Header.Get("Traceparent"))
 		}
 	}
 	return out

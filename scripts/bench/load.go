@@ -17,6 +17,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolbus/toolbus/contracts/config"
 )
 
 // caller makes one call; it returns an error for anything but success.
@@ -174,13 +176,16 @@ func httpClient(c int) *http.Client {
 }
 
 // directCaller calls tool on the upstream at url with one shared mcp-go
-// client, as an application without toolbus would.
+// client, as an application without toolbus would, speaking the protocol
+// revision toolbus's workers speak to it (config.DefaultUpstreamProtocol),
+// so that both sides pay the same client costs.
 func directCaller(ctx context.Context, url, tool string, args map[string]any, c int, headers map[string]string) (caller, func(), error) {
-	cl, err := client.NewStreamableHttpClient(url,
+	tr, err := transport.NewStreamableHTTP(url,
 		transport.WithHTTPBasicClient(httpClient(c)), transport.WithHTTPHeaders(headers))
 	if err != nil {
 		return nil, nil, err
 	}
+	cl := client.NewClient(tr, client.WithProtocolVersion(config.DefaultUpstreamProtocol))
 	if err := cl.Start(ctx); err != nil {
 		return nil, nil, err
 	}

@@ -36,8 +36,24 @@ func addAskTools(s *server.MCPServer, t tools) {
 	), t.opts.Calls.count(t.sample))
 }
 
-func (t tools) ask(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+// sessionLacks reports whether the calling client speaks a protocol with
+// sessions and did not declare the capability (has says whether caps has
+// it): a server must not send it such a request, which would wait for an
+// answer that never comes. A 2026 client gets an input_required result,
+// which it answers or refuses itself.
+func sessionLacks(ctx context.Context, has func(mcp.ClientCapabilities) bool) bool {
+	if mcp.IsModernProtocol(server.RequestProtocolVersion(ctx)) {
+		return false
+	}
+	ci, ok := server.ClientSessionFromContext(ctx).(server.SessionWithClientInfo)
+	return ok && !has(ci.GetClientCapabilities())
+}
+
+func (t tools) ask(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	answer := server.ElicitationResponse(req.Params.InputResponses, inputKey)
+	if answer == nil && sessionLacks(ctx, func(c mcp.ClientCapabilities) bool { return c.Elicitation != nil }) {
+		return mcp.NewToolResultError("ask needs a client that supports elicitation"), nil
+	}
 	if answer == nil {
 		return server.NewInputRequestBuilder("").Elicit(inputKey, mcp.ElicitationParams{
 			Message: req.GetString("question", "What is your name?"),
@@ -55,12 +71,15 @@ func (t tools) ask(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolRes
 	return mcp.NewToolResultText(fmt.Sprintf("answer: %v", content["answer"])), nil
 }
 
-func (t tools) sample(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+func (t tools) sample(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	prompt, err := req.RequireString("prompt")
 	if err != nil {
 		return mcp.NewToolResultError(err.Error()), nil
 	}
 	answer := server.SamplingResponse(req.Params.InputResponses, inputKey)
+	if answer == nil && sessionLacks(ctx, func(c mcp.ClientCapabilities) bool { return c.Sampling != nil }) {
+		return mcp.NewToolResultError("sample needs a client that supports sampling"), nil
+	}
 	if answer == nil {
 		return server.NewInputRequestBuilder("").Sample(inputKey, mcp.CreateMessageParams{
 			Messages:  []mcp.SamplingMessage{{Role: mcp.RoleUser, Content: mcp.NewTextContent(prompt)}},

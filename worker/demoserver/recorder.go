@@ -1,6 +1,9 @@
 package demoserver
 
 import (
+	"bytes"
+	"errors"
+	"io"
 	"net/http"
 	"sync"
 )
@@ -10,6 +13,9 @@ type RecordedRequest struct {
 	Method        string
 	Path          string
 	Authorization string
+	// RPCMethod is the JSON-RPC method of a POST body that names one early
+	// (in its first bytes, as MCP clients write it), else "".
+	RPCMethod string
 	// Header is a copy of the full request header map.
 	Header http.Header
 }
@@ -33,6 +39,7 @@ func (r *Recorder) record(req *http.Request) {
 		Method:        req.Method,
 		Path:          req.URL.Path,
 		Authorization: req.Header.Get("Authorization"),
+		RPCMethod:     PeekRPCMethod(req),
 		Header:        req.Header.Clone(),
 	}
 	r.mu.Lock()
@@ -43,6 +50,40 @@ func (r *Recorder) record(req *http.Request) {
 	r.mu.Unlock()
 }
 
+// peekLen is how much of a body peekRPCMethod looks at.
+const peekLen = 256
+
+// PeekRPCMethod returns the JSON-RPC method of a POST, read from the first
+// bytes of its body (which it puts back), or "": cheap enough for a server
+// that is also the benchmark's upstream. MCP clients write "method" early.
+func PeekRPCMethod(req *http.Request) string {
+	if req.Method != http.MethodPost || req.Body == nil {
+		return ""
+	}
+	head := make([]byte, peekLen)
+	n, err := io.ReadFull(req.Body, head)
+	head = head[:n]
+	req.Body = readCloser{io.MultiReader(bytes.NewReader(head), req.Body), req.Body}
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return ""
+	}
+	_, rest, ok := bytes.Cut(head, []byte(`"method":"`))
+	if !ok {
+		return ""
+	}
+	method, _, ok := bytes.Cut(rest, []byte(`"`))
+	if !ok {
+		return ""
+	}
+	return string(method)
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
 // Entries returns every recorded request, oldest first.
 func (r *Recorder) Entries() []RecordedRequest {
 	r.mu.Lock()
@@ -51,6 +92,18 @@ func (r *Recorder) Entries() []RecordedRequest {
 	for i, rec := range r.reqs {
 		rec.Header = rec.Header.Clone()
 		out[i] = rec
+	}
+	return out
+}
+
+// RPCMethods returns each recorded request's JSON-RPC method ("" when none
+// was seen), oldest first.
+func (r *Recorder) RPCMethods() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, len(r.reqs))
+	for i, rec := range r.reqs {
+		out[i] = rec.RPCMethod
 	}
 	return out
 }

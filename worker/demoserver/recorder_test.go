@@ -1,8 +1,10 @@
 package demoserver
 
 import (
+	"io"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -22,5 +24,19 @@ func TestRecorder_KeepsTheLatestOnly(t *testing.T) {
 		if cur, _ := strconv.Atoi(got[i]); cur != prev+1 {
 			t.Fatalf("out of order at %d: %s after %s", i, got[i], got[i-1])
 		}
+	}
+}
+
+func TestRecorder_RPCMethodKeepsTheBody(t *testing.T) {
+	var r Recorder
+	body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"` + strings.Repeat("x", 1000) + `"}}}`
+	req := httptest.NewRequest("POST", "/mcp", strings.NewReader(body))
+	r.record(req)
+	rest, err := io.ReadAll(req.Body)
+	if err != nil || string(rest) != body {
+		t.Fatalf("the body after recording: %d bytes, %v; want it unchanged", len(rest), err)
+	}
+	if got := r.Entries()[0].RPCMethod; got != "tools/call" {
+		t.Fatalf("RPCMethod %q, want tools/call", got)
 	}
 }

@@ -70,9 +70,10 @@ func TestHandler_HandleRPC(t *testing.T) {
 		req     *contracts.RPCRequest
 		want    contracts.ErrorCode
 	}{
-		// mcp-go answers a missing resource with invalid params on the
-		// stateless protocol (not_found, -32002, on 2025-11-25 sessions).
-		{"a missing resource", subject, f.rpcRequest(t, "demo", "resources/read", `{"uri":"demo://nope"}`, token, reply), contracts.CodeInvalidRequest},
+		// mcp-go answers a missing resource with -32002 on 2025-11-25
+		// sessions (the default upstream protocol), with invalid params on
+		// the stateless 2026 revision.
+		{"a missing resource", subject, f.rpcRequest(t, "demo", "resources/read", `{"uri":"demo://nope"}`, token, reply), contracts.CodeNotFound},
 		{"a missing prompt", subject, f.rpcRequest(t, "demo", "prompts/get", `{"name":"nope"}`, token, reply), contracts.CodeInvalidRequest},
 		{"params of the wrong shape", subject, f.rpcRequest(t, "demo", "prompts/get", `{"name":7}`, token, reply), contracts.CodeInvalidRequest},
 		{"sealed for another reply subject", subject, f.rpcRequest(t, "demo", "ping", "", token, "_INBOX.elsewhere"), contracts.CodeSealInvalid},

@@ -54,9 +54,10 @@ type Options struct {
 	// BaseEnv is the environment stdio servers start with, before their
 	// configured env and credential; nil means InheritedEnv(os.Environ()).
 	BaseEnv []string
-	// ProtocolVersion pins the MCP protocol version; empty means mcp-go's
-	// default (the stateless 2026-07-28 revision, falling back to
-	// 2025-11-25 sessions).
+	// ProtocolVersion pins the MCP protocol version of servers whose
+	// protocol_version is empty; empty here too means mcp-go's default
+	// (the stateless 2026-07-28 revision, falling back to 2025-11-25
+	// sessions), as does config.ProtocolLatest.
 	ProtocolVersion string
 	// Notify receives the upstream's notifications/resources/updated params
 	// for each subscriber of the resource (see Subscribe). It runs on the
@@ -556,9 +557,16 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 	if e.key.caps&CapElicitation != 0 {
 		copts = append(copts, client.WithElicitationHandler(handler))
 	}
+	version := p.opts.ProtocolVersion
+	if srv.ProtocolVersion != "" {
+		version = srv.ProtocolVersion
+	}
 	switch {
-	case p.opts.ProtocolVersion != "":
-		copts = append(copts, client.WithProtocolVersion(p.opts.ProtocolVersion))
+	case version == config.ProtocolLatest:
+		// mcp-go negotiates its newest revision; a handler's input
+		// requests reach the call's client requests within the call.
+	case version != "":
+		copts = append(copts, client.WithProtocolVersion(version))
 	case e.key.caps != 0:
 		// The 2026-07-28 revision replaced requests from the server during
 		// a call by input_required results, and mcp-go servers refuse the

@@ -47,7 +47,7 @@ func StartUpstream(t testing.TB, opts demoserver.Options) *Upstream {
 
 func (u *Upstream) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Mcp-Method") == "tools/call" {
+		if demoserver.PeekRPCMethod(r) == "tools/call" {
 			u.mu.Lock()
 			u.requests++
 			fail := u.failNext > 0

@@ -227,7 +227,7 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 
 // UpstreamSawCall reports whether the demo server received a tools/call.
 func UpstreamSawCall(run *demoserver.Running) bool {
-	for _, m := range run.Recorder.Values("Mcp-Method") {
+	for _, m := range run.Recorder.RPCMethods() {
 		if m == "tools/call" {
 			return true
 		}
