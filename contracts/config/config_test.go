@@ -87,6 +87,7 @@ mcp_servers:
   weird: {url: "http://x", transport: carrier-pigeon}
   envhttp: {url: "http://x", auth_env: TOKEN}
   noauth: {url: "http://x", auth: sometimes}
+  oldproto: {url: "http://x", protocol_version: "v1"}
 ingress: {tool_separator: "a b"}
 keys:
   - name: a
@@ -97,7 +98,7 @@ keys:
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost", "tool_separator"} {
+	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost", "tool_separator", "oldproto.protocol_version"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
