@@ -53,7 +53,8 @@ type Dispatcher struct {
 	sub   *nats.Subscription
 
 	mu      sync.Mutex
-	pending map[string]chan *nats.Msg
+	pending map[string]chan *nats.Msg // replies, by request id
+	events  map[string]chan *nats.Msg // call events (OpenEvents), by request id
 
 	metrics *metrics.Metrics  // nil: none
 	tracer  *telemetry.Tracer // nil: no spans (a caller's trace context still goes on)
@@ -77,11 +78,15 @@ func New(nc *nats.Conn, sealer *contracts.Sealer, log zerolog.Logger, opts ...Op
 		nc: nc, sealer: sealer, log: log, now: time.Now,
 		inbox:   nats.NewInbox(),
 		pending: make(map[string]chan *nats.Msg),
+		events:  make(map[string]chan *nats.Msg),
 	}
 	for _, opt := range opts {
 		opt(d)
 	}
-	sub, err := nc.Subscribe(d.inbox+".*", d.deliver)
+	// One subscription for replies (<inbox>.<id>) and call events
+	// (<inbox>.ev.<id>): one callback sees both in the order they arrived,
+	// so a call's events are queued before its reply is handed over.
+	sub, err := nc.Subscribe(d.inbox+".>", d.deliver)
 	if err != nil {
 		return nil, err
 	}
@@ -97,14 +102,18 @@ func New(nc *nats.Conn, sealer *contracts.Sealer, log zerolog.Logger, opts ...Op
 func (d *Dispatcher) Close() error { return d.sub.Unsubscribe() }
 
 func (d *Dispatcher) deliver(m *nats.Msg) {
-	id := m.Subject[len(d.inbox)+1:]
+	rest := m.Subject[len(d.inbox)+1:]
+	routes := d.pending
+	if id, ok := strings.CutPrefix(rest, eventsToken); ok {
+		rest, routes = id, d.events
+	}
 	d.mu.Lock()
-	ch, ok := d.pending[id]
+	ch, ok := routes[rest]
 	d.mu.Unlock()
 	if ok {
 		select {
 		case ch <- m:
-		default: // a duplicate reply; the first one won
+		default: // a duplicate reply (the first one won), or events nobody reads
 		}
 	}
 }

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/json"
+	"errors"
 
 	"github.com/nats-io/nats.go"
 
@@ -9,8 +10,12 @@ import (
 )
 
 // eventBuffer bounds the events of one call waiting to be read; more are
-// dropped by the NATS client (progress and logs are best effort).
+// dropped (progress and logs are best effort).
 const eventBuffer = 256
+
+// eventsToken starts the subject token of a call's events below the
+// dispatcher's inbox: <inbox>.ev.<request id>.
+const eventsToken = "ev."
 
 // Events is the subscription to one call's progress and log events (see
 // Call.EventsTo). It lives as long as the call's HTTP request: open it
@@ -19,20 +24,23 @@ type Events struct {
 	// Subject is where the worker publishes: put it in Call.EventsTo.
 	Subject   string
 	requestID string
-	sub       *nats.Subscription
+	d         *Dispatcher
 	ch        chan *nats.Msg
 }
 
-// OpenEvents subscribes to the events of the call requestID, on a subject
-// below the dispatcher's own inbox. The subscription is registered before
-// the call is published on the same connection, so no event is missed.
+// OpenEvents registers for the events of the call requestID, on a subject
+// below the dispatcher's own inbox, which its one inbox subscription
+// already covers: no subscription per call. Register before the call is
+// published, so no event is missed. A request id has one registration at a
+// time.
 func (d *Dispatcher) OpenEvents(requestID string) (*Events, error) {
-	e := &Events{Subject: d.inbox + ".ev." + requestID, requestID: requestID, ch: make(chan *nats.Msg, eventBuffer)}
-	sub, err := d.nc.ChanSubscribe(e.Subject, e.ch)
-	if err != nil {
-		return nil, err
+	e := &Events{Subject: d.inbox + "." + eventsToken + requestID, requestID: requestID, d: d, ch: make(chan *nats.Msg, eventBuffer)}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, taken := d.events[requestID]; taken {
+		return nil, errors.New("dispatch: events of this request are already open")
 	}
-	e.sub = sub
+	d.events[requestID] = e.ch
 	return e, nil
 }
 
@@ -56,8 +64,8 @@ func (e *Events) Decode(m *nats.Msg) *contracts.CallEvent {
 
 // Pending returns the events already received and not yet read, without
 // waiting. Call it after the call's reply has arrived: the worker publishes
-// its events before its reply, and the client library queues them on this
-// subscription before it hands over the reply, so none is left behind.
+// its events before its reply, and the dispatcher's inbox callback queues
+// them here before it hands over the reply, so none is left behind.
 func (e *Events) Pending() []*contracts.CallEvent {
 	var out []*contracts.CallEvent
 	for {
@@ -72,8 +80,14 @@ func (e *Events) Pending() []*contracts.CallEvent {
 	}
 }
 
-// Close ends the subscription.
-func (e *Events) Close() { _ = e.sub.Unsubscribe() }
+// Close ends the registration; later events of the call are dropped.
+func (e *Events) Close() {
+	e.d.mu.Lock()
+	if e.d.events[e.requestID] == e.ch {
+		delete(e.d.events, e.requestID)
+	}
+	e.d.mu.Unlock()
+}
 
 // CancelCall announces the cancellation of the synchronous call requestID
 // on contracts.CancelSubject: the worker running it cancels its upstream
