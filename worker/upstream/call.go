@@ -1,9 +1,12 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -50,6 +53,11 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 			ctx, unregister = e.clientReqs.register(ctx, o.clientRequests)
 			defer unregister()
 		}
+		if srv.Transport == config.TransportHTTP && !mcp.IsModernProtocol(e.c.ProtocolVersion()) {
+			res, err := callRaw(ctx, e, &req.Params)
+			out = res
+			return err
+		}
 		res, err := e.c.CallTool(ctx, req)
 		if err != nil {
 			return err
@@ -58,6 +66,40 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 		return err
 	})
 	return out, err
+}
+
+// rawCallSeq numbers the requests callRaw sends: string ids, which cannot
+// collide with the mcp-go client's own numeric ones on the same session.
+var rawCallSeq atomic.Uint64
+
+// callRaw sends a tools/call on e's streamable HTTP transport itself and
+// returns the result object exactly as the upstream sent it. mcp-go's
+// client would decode it into a CallToolResult for toolbus to encode again
+// (two JSON passes per call, which also reorder it and add fields); on a
+// 2025-11-25 session the client adds nothing else to the request. The
+// transport still carries the session, the credential, the progress and
+// log notifications and the upstream's requests to the client, and an
+// ended context still aborts the request.
+func callRaw(ctx context.Context, e *entry, params *mcp.CallToolParams) (json.RawMessage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, transport.NewError(err)
+	}
+	resp, err := e.c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		ID:      mcp.NewRequestId("toolbus-" + strconv.FormatUint(rawCallSeq.Add(1), 10)),
+		Method:  string(mcp.MethodToolsCall),
+		Params:  params,
+	})
+	if err != nil {
+		return nil, transport.NewError(err)
+	}
+	if resp.Error != nil {
+		return nil, resp.Error.AsError()
+	}
+	if result := bytes.TrimSpace(resp.Result); len(result) == 0 || result[0] != '{' {
+		return nil, errors.New("the tools/call result is not a JSON object")
+	}
+	return resp.Result, nil
 }
 
 // ListTools returns srv's tools, as a JSON array of MCP Tool objects, that

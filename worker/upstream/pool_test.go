@@ -810,17 +810,29 @@ func TestPool_CallTool_Progress(t *testing.T) {
 			wg.Wait()
 			mu.Lock()
 			defer mu.Unlock()
+			// The last notification may be dispatched after the answer, when
+			// it is dropped: the call has returned. On 2025-11-25 sessions
+			// mcp-go's server queues a session's notifications in one channel
+			// that every running call's response stream reads, so with
+			// concurrent calls one may also go out on a stream that is ending,
+			// and be lost: a call then sees a gap, never another call's step
+			// out of order.
+			least := 3
+			if v.protocol == legacyProtocol {
+				least = 2
+			}
 			for i, ps := range got {
-				// The last notification may be dispatched after the answer,
-				// when it is dropped: the call has returned.
-				if len(ps) < 3 || len(ps) > 4 {
+				if len(ps) < least || len(ps) > 4 {
 					t.Errorf("call %d got %d notifications: %+v", i, len(ps), ps)
 					continue
 				}
-				for step, pr := range ps {
-					if pr.Progress != float64(step) || pr.Total == nil || *pr.Total != 4 || pr.Message != fmt.Sprintf("step %d of 4", step+1) {
-						t.Errorf("call %d notification %d: %+v", i, step, pr)
+				last := -1.0
+				for n, pr := range ps {
+					step := int(pr.Progress)
+					if pr.Progress <= last || pr.Total == nil || *pr.Total != 4 || pr.Message != fmt.Sprintf("step %d of 4", step+1) {
+						t.Errorf("call %d notification %d: %+v", i, n, pr)
 					}
+					last = pr.Progress
 				}
 			}
 			if st := p.Stats(); st.Clients != 1 {
