@@ -286,7 +286,7 @@ func printBanner(w io.Writer, url string, env *devmode.Env) {
 
   ingress     %[1]s
   gateway key %[2]s
-  demo server %[3]s (tools: echo, whoami, slow, fail, big)
+  demo server %[3]s (tools: echo, whoami, slow, fail, big, ask, sample, touch)
 
 Try it - the demo server's whoami tool answers with the Authorization header it received:
 

@@ -92,7 +92,7 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger, opts ...Op
 		cfg.MCPServers = map[string]*config.Server{}
 	}
 	if _, taken := cfg.MCPServers[DemoServer]; !taken {
-		cfg.MCPServers[DemoServer] = &config.Server{URL: env.DemoURL, Description: "toolbus demo server (echo, whoami, slow, fail, big)"}
+		cfg.MCPServers[DemoServer] = &config.Server{URL: env.DemoURL, Description: "toolbus demo server (echo, whoami, slow, fail, big, ask, sample, touch)"}
 	}
 	if len(cfg.Keys) == 0 {
 		cfg.GeneralSettings.MasterKey = DevKey
