@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"encoding/json"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,14 +21,9 @@ import (
 // kept in an ingress. A caller with no stream open misses the updates sent
 // meanwhile (MCP makes no promise to replay them).
 
-// Limits of standalone streams.
-const (
-	// maxListens bounds the standalone streams one replica holds.
-	maxListens = 10000
-	// listenKeepAlive is how often an idle standalone stream gets an SSE
-	// comment, so proxies do not cut it.
-	listenKeepAlive = 25 * time.Second
-)
+// maxListens bounds the standalone streams one replica holds (idle ones
+// get an SSE comment every sseKeepAlive, as legacy SSE streams do).
+const maxListens = 10000
 
 // subscriber names the caller of x on server x.only.
 func (x *exchange) subscriber() string {
@@ -84,9 +80,12 @@ func (s *Server) getMCP(c *gin.Context) {
 	}
 	defer updates.Close()
 
+	// A long-lived stream: the server's write timeout, meant for requests,
+	// must not cut it (keep-alives show a dead client instead).
+	_ = http.NewResponseController(c.Writer).SetWriteDeadline(time.Time{})
 	st := &stream{c: c, sse: true}
 	st.start()
-	keepAlive := time.NewTicker(listenKeepAlive)
+	keepAlive := time.NewTicker(sseKeepAlive)
 	defer keepAlive.Stop()
 	ctx := requestCtx(c)
 	for {
