@@ -7,9 +7,12 @@
 // replayed with its answer sent elsewhere.
 //
 // For the MCP endpoint it also relays other MCP requests (RPC, on
-// contracts.RPCSubject), subscribes a call's progress and log events for the
-// life of its request (OpenEvents, below the same inbox), and announces the
-// cancellation of a call (CancelCall, on contracts.CancelSubject).
+// contracts.RPCSubject), receives a call's events for the life of its
+// request (OpenEvents, below the same inbox and through the same
+// subscription), sends MCP clients' answers to the upstream's requests
+// (Answer), subscribes callers' resource updates (Notifications), and
+// announces the cancellation of a call (CancelCall) and of a resource
+// subscription (Unsubscribe).
 package dispatch
 
 import (
@@ -133,6 +136,20 @@ type Call struct {
 	// caller's MCP client answers during the call; they arrive as events
 	// and the answers go back with Answer. Needs EventsTo.
 	ClientRequests []string
+	// Events and OnEvent, when both are set (Events from OpenEvents, its
+	// Subject in EventsTo), have the call's events handed to OnEvent while
+	// Call waits for the reply, on Call's own goroutine, so that no other
+	// goroutine is needed to relay them. Events still unread when the
+	// reply arrives stay in Events: read them with Pending.
+	Events  *Events
+	OnEvent func(*contracts.CallEvent)
+}
+
+// eventSink is where a round trip hands the call's events while it waits
+// (the zero value: nowhere).
+type eventSink struct {
+	events *Events
+	fn     func(*contracts.CallEvent)
 }
 
 // call is one attempt of Call (retry.go).
@@ -147,7 +164,7 @@ func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.R
 	if req.Token, req.TokenFP, cerr = d.sealFor(c.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
 		return nil, cerr
 	}
-	m, cerr := d.roundTrip(ctx, contracts.CallSubject(c.Server), requestID, &req, wait)
+	m, cerr := d.roundTrip(ctx, contracts.CallSubject(c.Server), requestID, &req, wait, eventSink{c.Events, c.OnEvent})
 	if cerr != nil {
 		return nil, cerr
 	}
@@ -181,7 +198,7 @@ func (d *Dispatcher) list(ctx context.Context, requestID string, l List) (json.R
 	if req.Token, req.TokenFP, cerr = d.sealFor(l.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
 		return nil, cerr
 	}
-	m, cerr := d.roundTrip(ctx, contracts.ListSubject(l.Server), requestID, &req, wait)
+	m, cerr := d.roundTrip(ctx, contracts.ListSubject(l.Server), requestID, &req, wait, eventSink{})
 	if cerr != nil {
 		return nil, cerr
 	}
@@ -244,7 +261,7 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 // roundTrip publishes msg on subject with the request's reply subject and
 // waits up to wait (and ctx) for the answer. The request's trace context
 // (the caller's, or the round trip's span) goes in its NATS headers.
-func (d *Dispatcher) roundTrip(ctx context.Context, subject, requestID string, msg any, wait time.Duration) (*nats.Msg, *contracts.Error) {
+func (d *Dispatcher) roundTrip(ctx context.Context, subject, requestID string, msg any, wait time.Duration, sink eventSink) (*nats.Msg, *contracts.Error) {
 	data, err := json.Marshal(msg)
 	if err != nil {
 		return nil, contracts.NewError(contracts.CodeInternal, "encoding the request failed")
@@ -252,7 +269,7 @@ func (d *Dispatcher) roundTrip(ctx context.Context, subject, requestID string, m
 	op, server := subjectParts(subject)
 	ctx, span := d.tracer.Start(ctx, dispatchSpanName(op), trace.SpanKindClient)
 	start := time.Now()
-	m, result, cerr := d.exchange(ctx, subject, requestID, data, wait)
+	m, result, cerr := d.exchange(ctx, subject, requestID, data, wait, sink)
 	d.metrics.RoundTrip(op, server, result, time.Since(start))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -295,9 +312,10 @@ func dispatchSpanName(op string) string {
 	}
 }
 
-// exchange publishes data and waits for the answer; result says how the
-// round trip ended (a metrics.Result value).
-func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, data []byte, wait time.Duration) (*nats.Msg, string, *contracts.Error) {
+// exchange publishes data and waits for the answer, handing the call's
+// events to sink meanwhile; result says how the round trip ended (a
+// metrics.Result value).
+func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, data []byte, wait time.Duration, sink eventSink) (*nats.Msg, string, *contracts.Error) {
 	ch := make(chan *nats.Msg, 1)
 	d.mu.Lock()
 	d.pending[requestID] = ch
@@ -318,19 +336,29 @@ func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, da
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	select {
-	case m := <-ch:
-		if isNoResponders(m) {
-			return nil, metrics.ResultNoWorkers, contracts.NewError(contracts.CodeNoWorkers, "no worker serves this server right now")
+	var events <-chan *nats.Msg
+	if sink.events != nil && sink.fn != nil {
+		events = sink.events.ch
+	}
+	for {
+		select {
+		case m := <-ch:
+			if isNoResponders(m) {
+				return nil, metrics.ResultNoWorkers, contracts.NewError(contracts.CodeNoWorkers, "no worker serves this server right now")
+			}
+			return m, metrics.ResultReply, nil
+		case m := <-events:
+			if ev := sink.events.Decode(m); ev != nil {
+				sink.fn(ev)
+			}
+		case <-timer.C:
+			return nil, metrics.ResultTimeout, contracts.NewError(contracts.CodeTimeout, "no answer from a worker within %s", wait.Round(time.Millisecond))
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, metrics.ResultCancelled, contracts.NewError(contracts.CodeTimeout, "the request's deadline passed")
+			}
+			return nil, metrics.ResultCancelled, contracts.NewError(contracts.CodeTimeout, "the caller went away")
 		}
-		return m, metrics.ResultReply, nil
-	case <-timer.C:
-		return nil, metrics.ResultTimeout, contracts.NewError(contracts.CodeTimeout, "no answer from a worker within %s", wait.Round(time.Millisecond))
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, metrics.ResultCancelled, contracts.NewError(contracts.CodeTimeout, "the request's deadline passed")
-		}
-		return nil, metrics.ResultCancelled, contracts.NewError(contracts.CodeTimeout, "the caller went away")
 	}
 }
 

@@ -32,7 +32,7 @@ func (d *Dispatcher) RPC(ctx context.Context, requestID string, r RPC) (json.Raw
 	if req.Token, req.TokenFP, cerr = d.sealFor(r.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
 		return nil, cerr
 	}
-	m, cerr := d.roundTrip(ctx, contracts.RPCSubject(r.Server), requestID, &req, wait)
+	m, cerr := d.roundTrip(ctx, contracts.RPCSubject(r.Server), requestID, &req, wait, eventSink{})
 	if cerr != nil {
 		return nil, cerr
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 )
@@ -60,6 +58,7 @@ func (x *exchange) callTool(m *message) answer {
 	if p.Meta != nil && validID(p.Meta.ProgressToken) {
 		progressToken = p.Meta.ProgressToken
 	}
+	relay := func(ev *contracts.CallEvent) { x.relayEvent(ev, progressToken, srv.Name, id) }
 	var events *dispatch.Events
 	if x.emit != nil {
 		ev, err := x.s.d.OpenEvents(id)
@@ -68,48 +67,28 @@ func (x *exchange) callTool(m *message) answer {
 		} else {
 			defer ev.Close()
 			events, call.EventsTo = ev, ev.Subject
+			call.Events, call.OnEvent = ev, relay // relayed on this goroutine while Call waits
 			call.ClientRequests = sessionClientRequests(x.session)
 		}
 	}
 
-	type outcome struct {
-		result json.RawMessage
-		err    *contracts.Error
-	}
-	done := make(chan outcome, 1)
 	ctx := requestCtx(x.c)
-	go func() { // owned: the loop below always waits for it
-		r, e := x.s.d.Call(ctx, id, call)
-		done <- outcome{r, e}
-	}()
-	var eventsC <-chan *nats.Msg
+	result, cerr := x.s.d.Call(ctx, id, call)
 	if events != nil {
-		eventsC = events.C()
-	}
-	for {
-		select {
-		case msg := <-eventsC:
-			if ev := events.Decode(msg); ev != nil {
-				x.relayEvent(ev, progressToken, srv.Name, id)
-			}
-		case o := <-done:
-			if events != nil {
-				for _, ev := range events.Pending() {
-					x.relayEvent(ev, progressToken, srv.Name, id)
-				}
-			}
-			if ctx.Err() != nil {
-				// The client went away: its answer can no longer be
-				// delivered (the endpoint does not resume streams), so the
-				// upstream call is cancelled rather than left running.
-				_ = x.s.d.CancelCall(id)
-			}
-			if o.err != nil {
-				return x.toolFailure(o.err, m.Method)
-			}
-			return answer{result: o.result}
+		for _, ev := range events.Pending() {
+			relay(ev)
 		}
 	}
+	if ctx.Err() != nil {
+		// The client went away: its answer can no longer be delivered (the
+		// endpoint does not resume streams), so the upstream call is
+		// cancelled rather than left running.
+		_ = x.s.d.CancelCall(id)
+	}
+	if cerr != nil {
+		return x.toolFailure(cerr, m.Method)
+	}
+	return answer{result: result}
 }
 
 // relayEvent sends an event of the call requestID on server to the client:

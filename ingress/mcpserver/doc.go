@@ -27,11 +27,13 @@
 //
 // A tools/call goes through dispatch.Dispatcher.Call. When the client takes
 // an SSE answer, the call names an events subject below the dispatcher's
-// inbox (dispatch.OpenEvents), subscribed for the life of the HTTP request:
+// inbox (dispatch.OpenEvents), registered for the life of the HTTP request:
 // the worker publishes the upstream's progress and log notifications there
-// (contracts.CallEvent), and they reach the client as notifications/progress
+// (contracts.CallEvent), and Call hands them to the request's goroutine
+// while it waits, which sends them to the client as notifications/progress
 // (with the client's progressToken) and notifications/message before the
-// result. The toolbus request id of a call is derived from the key, the
+// result; requests from the upstream to the client arrive the same way
+// (clientreq.go). The toolbus request id of a call is derived from the key, the
 // user's token fingerprint, the endpoint, the session and the JSON-RPC id,
 // so a notifications/cancelled arriving on any replica names the same id and
 // is published on contracts.CancelSubject: the worker running the call
