@@ -20,12 +20,6 @@ import (
 // TypeClientAnswer is the type of a ClientAnswer.
 const TypeClientAnswer = "toolbus.client.answer.v1"
 
-// answerPrefix is the root of the answer subjects.
-const answerPrefix = SubjectRoot + ".answer."
-
-// AllAnswersSubject matches every answer subject (permissions).
-const AllAnswersSubject = answerPrefix + ">"
-
 // ClientRequestMethods are the MCP requests an upstream may send to the
 // client during a call, relayed through the gateway.
 var ClientRequestMethods = []string{"sampling/createMessage", "elicitation/create"}
@@ -64,10 +58,6 @@ type RPCError struct {
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data,omitempty"`
 }
-
-// AnswerSubject is the subject the answer to the client request id of the
-// call requestID is published on.
-func AnswerSubject(requestID, id string) string { return answerPrefix + requestID + "." + id }
 
 // ValidClientRequestID reports whether id may be a ClientRequest's ID (a
 // subject token).

@@ -19,17 +19,6 @@ const (
 	TypeUnsubscribe        = "toolbus.unsubscribe.v1"
 )
 
-const (
-	notifyPrefix      = SubjectRoot + ".notify."
-	unsubscribePrefix = SubjectRoot + ".unsubscribe."
-
-	// AllNotifySubject matches every notification subject (permissions).
-	AllNotifySubject = notifyPrefix + ">"
-	// AllUnsubscribesSubject matches every server's unsubscribe subject;
-	// every worker listens, without a queue group.
-	AllUnsubscribesSubject = unsubscribePrefix + "*"
-)
-
 // MethodSubscribe is the relayed resources/subscribe.
 const MethodSubscribe = "resources/subscribe"
 
@@ -37,21 +26,6 @@ const MethodSubscribe = "resources/subscribe"
 // gateway key and the fingerprint of the user credential the subscription
 // was made with (as Owner, a subject token).
 func Subscriber(keyID, tokenFP string) string { return Owner(keyID, tokenFP) }
-
-// NotifySubject is where server's notifications for subscriber go.
-func NotifySubject(server, subscriber string) string {
-	return notifyPrefix + server + "." + subscriber
-}
-
-// UnsubscribeSubject is where unsubscriptions from server's resources are
-// announced.
-func UnsubscribeSubject(server string) string { return unsubscribePrefix + server }
-
-// ServerFromUnsubscribeSubject returns the server an unsubscribe subject
-// names.
-func ServerFromUnsubscribeSubject(subject string) (string, bool) {
-	return serverFrom(subject, unsubscribePrefix)
-}
 
 // ServerNotification is a notification of server for one subscriber:
 // Method and Params as the upstream sent them.

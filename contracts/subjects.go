@@ -14,6 +14,10 @@ const (
 	jobsPrefix   = SubjectRoot + ".jobs."
 	cancelPrefix = SubjectRoot + ".cancel."
 
+	answerPrefix      = SubjectRoot + ".answer."
+	notifyPrefix      = SubjectRoot + ".notify."
+	unsubscribePrefix = SubjectRoot + ".unsubscribe."
+
 	// AllCallsSubject matches the synchronous tools/call subject of every server.
 	AllCallsSubject = callPrefix + "*"
 	// AllListsSubject matches the tools/list subject of every server.
@@ -27,6 +31,15 @@ const (
 	// AllCancelsSubject matches every job cancellation; every worker listens
 	// (no queue group) and cancels the job if it runs it.
 	AllCancelsSubject = cancelPrefix + "*"
+
+	// AllAnswersSubject matches every answer subject (see AnswerSubject).
+	AllAnswersSubject = answerPrefix + ">"
+	// AllNotifySubject matches every notification subject (see
+	// NotifySubject).
+	AllNotifySubject = notifyPrefix + ">"
+	// AllUnsubscribesSubject matches every server's unsubscribe subject;
+	// every worker listens, without a queue group.
+	AllUnsubscribesSubject = unsubscribePrefix + "*"
 
 	// WorkerService is the NATS micro service name every worker registers
 	// under (`nats micro ls toolbus-worker`); its endpoints are the call,
@@ -177,4 +190,25 @@ func ValidServerName(name string) bool {
 		}
 	}
 	return true
+}
+
+// AnswerSubject is the subject an MCP client's answer to the upstream's
+// request id, made during the call requestID, is published on (see
+// ClientAnswer).
+func AnswerSubject(requestID, id string) string { return answerPrefix + requestID + "." + id }
+
+// NotifySubject is where server's notifications for subscriber go (see
+// ServerNotification).
+func NotifySubject(server, subscriber string) string {
+	return notifyPrefix + server + "." + subscriber
+}
+
+// UnsubscribeSubject is where unsubscriptions from server's resources are
+// announced (see Unsubscribe).
+func UnsubscribeSubject(server string) string { return unsubscribePrefix + server }
+
+// ServerFromUnsubscribeSubject returns the server an unsubscribe subject
+// names.
+func ServerFromUnsubscribeSubject(subject string) (string, bool) {
+	return serverFrom(subject, unsubscribePrefix)
 }
