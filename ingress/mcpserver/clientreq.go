@@ -97,10 +97,13 @@ func (x *exchange) relayClientRequest(server, requestID string, r *contracts.Cli
 	if err == nil && x.emit != nil && x.emit(data) {
 		return
 	}
-	_ = x.s.d.Answer(&contracts.ClientAnswer{
+	err = x.s.d.Answer(&contracts.ClientAnswer{
 		RequestID: requestID, ID: r.ID, KeyID: x.p.Name, TokenFP: x.tokenFP(server),
 		Error: &contracts.RPCError{Code: codeInternalError, Message: "the MCP client can no longer be reached"},
 	})
+	if err != nil { // the worker waits until the call's deadline instead
+		x.s.log.Warn().Err(err).Str("request_id", requestID).Msg("client request: the refusal could not be sent")
+	}
 }
 
 // tokenFP is the fingerprint of the caller's credential for server.

@@ -317,16 +317,7 @@ func (s *Server) postMessage(c *gin.Context) {
 	}
 	x := &exchange{s: s, c: c, p: p, only: only, session: id}
 	logMethod(c, msg)
-	switch {
-	case msg.isNotification():
-		x.notification(msg)
-		writeStatus(c, http.StatusAccepted)
-		return
-	case msg.isResponse():
-		writeStatus(c, http.StatusAccepted)
-		return
-	case !msg.isRequest() || !validID(msg.ID) || msg.JSONRPC != "2.0":
-		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeInvalidRequest, "not a JSON-RPC 2.0 request, notification or response")))
+	if x.nonRequest(msg) {
 		return
 	}
 	send := func(data []byte) bool {

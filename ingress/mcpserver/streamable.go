@@ -45,17 +45,7 @@ func (s *Server) postMCP(c *gin.Context) {
 	}
 	x := &exchange{s: s, c: c, p: p, only: only, session: c.GetHeader(headerSessionID)}
 	logMethod(c, msg)
-	switch {
-	case msg.isNotification():
-		x.notification(msg)
-		writeStatus(c, http.StatusAccepted)
-		return
-	case msg.isResponse():
-		// An answer to a request the upstream made during a call.
-		x.clientAnswer(msg)
-		return
-	case !msg.isRequest() || !validID(msg.ID) || msg.JSONRPC != "2.0":
-		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeInvalidRequest, "not a JSON-RPC 2.0 request, notification or response")))
+	if x.nonRequest(msg) {
 		return
 	}
 	st := &stream{c: c, sse: acceptsSSE(c.Request)}
@@ -64,6 +54,25 @@ func (s *Server) postMCP(c *gin.Context) {
 	}
 	ans := x.request(msg)
 	st.finish(s, msg.ID, ans)
+}
+
+// nonRequest answers a message that is not a request - a notification, a
+// client's answer to a request relayed from the upstream (clientAnswer),
+// or no valid JSON-RPC message - and reports whether it did. Both
+// transports take client messages this way.
+func (x *exchange) nonRequest(msg *message) bool {
+	switch {
+	case msg.isNotification():
+		x.notification(msg)
+		writeStatus(x.c, http.StatusAccepted)
+	case msg.isResponse():
+		x.clientAnswer(msg)
+	case !msg.isRequest() || !validID(msg.ID) || msg.JSONRPC != "2.0":
+		x.c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeInvalidRequest, "not a JSON-RPC 2.0 request, notification or response")))
+	default:
+		return false
+	}
+	return true
 }
 
 // readMessage reads and parses the (size-limited) body as one JSON-RPC

@@ -27,7 +27,7 @@ const maxListens = 10000
 
 // subscriber names the caller of x on server x.only.
 func (x *exchange) subscriber() string {
-	return contracts.Subscriber(x.p.Name, x.token(x.only).Fingerprint())
+	return contracts.Subscriber(x.p.Name, x.tokenFP(x.only.Name))
 }
 
 // unsubscribe answers resources/unsubscribe.

@@ -17,10 +17,9 @@ const ToolTouch = "touch"
 // ids. Its zero value is ready to use; set Options.Subscriptions to watch
 // them from a test.
 type Subscriptions struct {
-	mu     sync.Mutex
-	byURI  map[string]map[string]bool
-	srv    *server.MCPServer
-	active int // subscriptions held now
+	mu    sync.Mutex
+	byURI map[string]map[string]bool
+	srv   *server.MCPServer
 }
 
 // Subscribed returns how many resource subscriptions the server holds (for
@@ -28,7 +27,11 @@ type Subscriptions struct {
 func (s *Subscriptions) Subscribed() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.active
+	n := 0
+	for _, sessions := range s.byURI {
+		n += len(sessions)
+	}
+	return n
 }
 
 func (s *Subscriptions) hooks() *server.Hooks {
@@ -47,10 +50,7 @@ func (s *Subscriptions) hooks() *server.Hooks {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, sessions := range s.byURI {
-			if sessions[cs.SessionID()] {
-				delete(sessions, cs.SessionID())
-				s.active--
-			}
+			delete(sessions, cs.SessionID())
 		}
 	})
 	return h
@@ -65,13 +65,10 @@ func (s *Subscriptions) set(uri, session string, on bool) {
 	if s.byURI[uri] == nil {
 		s.byURI[uri] = make(map[string]bool)
 	}
-	switch had := s.byURI[uri][session]; {
-	case on && !had:
+	if on {
 		s.byURI[uri][session] = true
-		s.active++
-	case !on && had:
+	} else {
 		delete(s.byURI[uri], session)
-		s.active--
 	}
 }
 

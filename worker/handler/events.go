@@ -127,13 +127,19 @@ func (h *Handler) eventOptions(req *contracts.CallRequest, token contracts.Token
 		}),
 	}
 	if caps := clientCaps(req.ClientRequests); caps != 0 && h.subscribe != nil {
-		fp := token.Fingerprint()
-		if token.IsZero() {
-			fp = req.TokenFP // a server that takes no credential: nothing was sealed
-		}
-		opts = append(opts, upstream.WithClientRequests(caps, h.askClient(req, fp, publish)))
+		opts = append(opts, upstream.WithClientRequests(caps, h.askClient(req, callerFP(token, req.TokenFP), publish)))
 	}
 	return opts
+}
+
+// callerFP is the fingerprint of the caller's credential: the opened
+// token's, or for a server that takes no credential (nothing was sealed,
+// nothing opened) the one the ingress named in the request.
+func callerFP(token contracts.Token, requestFP string) string {
+	if token.IsZero() {
+		return requestFP
+	}
+	return token.Fingerprint()
 }
 
 // clientCaps are the capabilities of a caller that answers methods.

@@ -87,11 +87,7 @@ func (h *Handler) subscribeResource(ctx context.Context, o *outcome, srv *config
 	if json.Unmarshal(req.Params, &p) != nil || p.URI == "" {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "resources/subscribe needs a uri")
 	}
-	fp := token.Fingerprint()
-	if token.IsZero() {
-		fp = req.TokenFP
-	}
-	if err := h.up.Subscribe(ctx, srv, token, contracts.Subscriber(req.KeyID, fp), p.URI); err != nil {
+	if err := h.up.Subscribe(ctx, srv, token, contracts.Subscriber(req.KeyID, callerFP(token, req.TokenFP)), p.URI); err != nil {
 		return nil, h.upstreamError(o, err)
 	}
 	return json.RawMessage(`{}`), nil
