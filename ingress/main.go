@@ -27,6 +27,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/dispatch"
@@ -34,7 +35,6 @@ import (
 	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/ingress/mcpserver"
 	"github.com/toolbus/toolbus/ingress/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 func main() {

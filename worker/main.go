@@ -28,10 +28,10 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
 	"github.com/toolbus/toolbus/worker/pool"
-	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Shutdown bounds beyond worker.drain_timeout.

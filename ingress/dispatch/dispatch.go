@@ -31,8 +31,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Timing allowances around the caller's budget.

@@ -10,11 +10,11 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/ingress/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Options are the API's dependencies.

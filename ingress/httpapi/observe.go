@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // observe records each request's metrics and its ingress span. It takes the

@@ -19,13 +19,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/httpapi"
 	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/ingress/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // Secrets the telemetry tests send and then look for everywhere.

@@ -23,7 +23,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
-	"github.com/toolbus/toolbus/worker/telemetry"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 )
 
 // Bounds.

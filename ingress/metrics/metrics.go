@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/toolbus/toolbus/contracts/config"
-	"github.com/toolbus/toolbus/worker/telemetry"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 )
 
 // Round-trip results (the result label of toolbus_ingress_nats_round_trip_seconds).

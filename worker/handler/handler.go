@@ -10,8 +10,8 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 

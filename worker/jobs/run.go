@@ -10,7 +10,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
-	"github.com/toolbus/toolbus/worker/telemetry"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 

@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/worker/telemetry"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 )
 
 // UpstreamObs is one upstream call being observed: its latency and error

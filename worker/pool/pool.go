@@ -17,11 +17,11 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/worker/handler"
 	"github.com/toolbus/toolbus/worker/internal/lifecycle"
 	"github.com/toolbus/toolbus/worker/jobs"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 

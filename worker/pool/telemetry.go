@@ -10,8 +10,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
-	"github.com/toolbus/toolbus/worker/telemetry"
 )
 
 // WithTelemetry records the pool's metrics in m (requests, upstream calls,

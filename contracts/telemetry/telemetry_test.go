@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/contracts/config"
-	"github.com/toolbus/toolbus/worker/telemetry"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 )
 
 const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -5,9 +5,9 @@
 // (OTLP over HTTP, off by default), W3C trace-context propagation through
 // HTTP and NATS headers, and the worker's metrics HTTP server.
 //
-// It lives under worker/ because the ingress already imports worker packages
-// for its in-process dev mode; it imports nothing of either side but the
-// shared configuration.
+// It lives under contracts/, beside the wire contract, because both
+// binaries import it; it imports nothing of either side but the shared
+// configuration.
 //
 // Nothing here puts a secret anywhere: label values are route templates,
 // configured server names, known tool names and error codes; span attributes
