@@ -1,0 +1,32 @@
+package contractstest
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// WaitTimeout bounds every wait in the tests: generous, since the whole
+// suite runs at once with the race detector on two cores.
+const WaitTimeout = 30 * time.Second
+
+// Ctx returns a context that ends after WaitTimeout or with the test.
+func Ctx(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), WaitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Eventually polls cond every few milliseconds until it holds, and fails
+// the test naming what never happened if WaitTimeout passes first.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(WaitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", WaitTimeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
