@@ -10,9 +10,9 @@ func benchCallRequest(b *testing.B) (*CallRequest, []byte) {
 	b.Helper()
 	_, sealer, _ := newTestKeys(b)
 	req := &CallRequest{
-		Type: TypeCallRequest, RequestID: "GNHTKyA357k0WcRrj0BYt2", Server: "jira", Tool: "create_issue",
-		Arguments: json.RawMessage(`{"summary":"New ticket","project":"TEST"}`), KeyID: "team-a",
-		TimeoutMS: 30000, ExpiresUnixMS: time.Now().Add(time.Minute).UnixMilli(), TokenFP: "fp_0123456789ab",
+		RequestHeader: RequestHeader{Type: TypeCallRequest, RequestID: "GNHTKyA357k0WcRrj0BYt2", Server: "jira", KeyID: "team-a",
+			TimeoutMS: 30000, ExpiresUnixMS: time.Now().Add(time.Minute).UnixMilli(), TokenFP: "fp_0123456789ab"},
+		Tool: "create_issue", Arguments: json.RawMessage(`{"summary":"New ticket","project":"TEST"}`),
 	}
 	sealed, err := sealer.Seal("Bearer user-token-5678", req.Binding("_INBOX.abc.GNHTKyA357k0WcRrj0BYt2"))
 	if err != nil {
@@ -51,8 +51,8 @@ func BenchmarkDecodeCallRequest(b *testing.B) {
 
 // BenchmarkDecodeCallResponse is the ingress's per-call reply decoding.
 func BenchmarkDecodeCallResponse(b *testing.B) {
-	data, _ := json.Marshal(CallResponse{Type: TypeCallResponse, RequestID: "GNHTKyA357k0WcRrj0BYt2",
-		Result: json.RawMessage(`{"content":[{"type":"text","text":"hello"}],"isError":false}`)})
+	data, _ := json.Marshal(NewCallResponse("GNHTKyA357k0WcRrj0BYt2",
+		json.RawMessage(`{"content":[{"type":"text","text":"hello"}],"isError":false}`), nil))
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := DecodeCallResponse(data); err != nil {

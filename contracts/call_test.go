@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,29 +24,23 @@ func goldenMessages() map[string]any {
 		Nonce:      bytes.Repeat([]byte{2}, sealNonceSize),
 		Ciphertext: bytes.Repeat([]byte{3}, 40),
 	}
+	hdr := func(typ, id string, timeoutMS int64) RequestHeader {
+		return RequestHeader{Type: typ, RequestID: id, Server: "jira", KeyID: "team-a", TimeoutMS: timeoutMS,
+			ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab"}
+	}
 	return map[string]any{
 		"call_request": &CallRequest{
-			Type: TypeCallRequest, RequestID: "req-1", Server: "jira", Tool: "create_issue",
-			Arguments: json.RawMessage(`{"summary":"New ticket"}`), KeyID: "team-a",
-			TimeoutMS: 30000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
+			RequestHeader: hdr(TypeCallRequest, "req-1", 30000), Tool: "create_issue",
+			Arguments: json.RawMessage(`{"summary":"New ticket"}`),
 		},
-		"call_response_result": &CallResponse{
-			Type: TypeCallResponse, RequestID: "req-1",
-			Result: json.RawMessage(`{"content":[{"type":"text","text":"ok"}]}`),
-		},
-		"call_response_error": &CallResponse{
-			Type: TypeCallResponse, RequestID: "req-1",
-			Error: &Error{Code: CodeUpstreamUnauthorized, Message: "upstream rejected the credential",
-				WWWAuthenticate: `Bearer realm="jira"`},
-		},
-		"list_request": &ListRequest{
-			Type: TypeListRequest, RequestID: "req-2", Server: "jira", KeyID: "team-a",
-			TimeoutMS: 10000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
-		},
+		"call_response_result": NewCallResponse("req-1", json.RawMessage(`{"content":[{"type":"text","text":"ok"}]}`), nil),
+		"call_response_error": NewCallResponse("req-1", nil,
+			&Error{Code: CodeUpstreamUnauthorized, Message: "upstream rejected the credential",
+				WWWAuthenticate: `Bearer realm="jira"`}),
+		"list_request": &ListRequest{RequestHeader: hdr(TypeListRequest, "req-2", 10000)},
 		"job_request": &JobRequest{
-			Type: TypeJobRequest, JobID: "0194f0a1b2c3d4e5f60718293a4b", Owner: "00112233445566778899aabbccddeeff",
-			Server: "jira", Tool: "bulk_import", Arguments: json.RawMessage(`{"project":"TEST"}`), KeyID: "team-a",
-			TimeoutMS: 600000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
+			RequestHeader: hdr(TypeJobRequest, "0194f0a1b2c3d4e5f60718293a4b", 600000),
+			Owner:         "00112233445566778899aabbccddeeff", Tool: "bulk_import", Arguments: json.RawMessage(`{"project":"TEST"}`),
 		},
 		"job_record": &JobRecord{
 			Type: TypeJobRecord, ID: "0194f0a1b2c3d4e5f60718293a4b", Owner: "00112233445566778899aabbccddeeff",
@@ -55,10 +50,10 @@ func goldenMessages() map[string]any {
 			IdempotencyKey: "ffeeddccbbaa99887766554433221100",
 		},
 		"rpc_request": &RPCRequest{
-			Type: TypeRPCRequest, RequestID: "req-3", Server: "jira", Method: "resources/read",
-			Params: json.RawMessage(`{"uri":"jira://issue/TEST-1"}`), KeyID: "team-a",
-			TimeoutMS: 10000, ExpiresUnixMS: 1798761600000, Token: sealed, TokenFP: "fp_0123456789ab",
+			RequestHeader: hdr(TypeRPCRequest, "req-3", 10000), Method: "resources/read",
+			Params: json.RawMessage(`{"uri":"jira://issue/TEST-1"}`),
 		},
+		"rpc_response": NewRPCResponse("req-3", json.RawMessage(`{"contents":[{"uri":"jira://issue/TEST-1","text":"TEST-1"}]}`), nil),
 		"call_event": &CallEvent{
 			Type: TypeCallEvent, RequestID: "req-1",
 			Progress: &JobProgress{Progress: 1, Total: ptr(4.0), Message: "step 1"},
@@ -79,15 +74,21 @@ func goldenMessages() map[string]any {
 		"unsubscribe": &Unsubscribe{
 			Type: TypeUnsubscribe, Server: "jira", Subscriber: "00112233445566778899aabbccddeeff", URI: "jira://issue/TEST-1",
 		},
-		"list_response": &ListResponse{
-			Type: TypeListResponse, RequestID: "req-2",
-			Tools: json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`),
+		"list_response": NewListResponse("req-2", json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`), nil),
+		"ping_response": &PingResponse{Type: TypePingResponse, Worker: "worker-1", Servers: []string{"github", "jira"}},
+		"managed_key": &ManagedKey{
+			Type: TypeManagedKey, Name: "team-c", Servers: []string{"jira"}, Tools: []string{"jira-create_issue"},
+			CreatedAt: time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC),
 		},
 	}
 }
 
 func ptr[T any](v T) *T { return &v }
 
+// TestMessages_Golden compares each message's encoding with its golden file
+// as JSON values (members and values, not their order): a message's
+// members are where its embedded header puts them, and a JSON reader does
+// not see the order. -update writes the files that are missing or differ.
 func TestMessages_Golden(t *testing.T) {
 	for name, msg := range goldenMessages() {
 		t.Run(name, func(t *testing.T) {
@@ -97,19 +98,59 @@ func TestMessages_Golden(t *testing.T) {
 			}
 			got = append(got, '\n')
 			path := filepath.Join("testdata", name+".json")
-			if *update {
+			want, err := os.ReadFile(path)
+			if *update && (err != nil || !sameJSON(t, got, want)) {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)
 				}
+				want, err = got, nil
 			}
-			want, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatalf("%v (run go test ./contracts -update to create it)", err)
 			}
-			if !bytes.Equal(got, want) {
+			if !sameJSON(t, got, want) {
 				t.Fatalf("wire encoding changed:\n got: %s\nwant: %s", got, want)
 			}
 		})
+	}
+}
+
+// sameJSON reports whether a and b encode the same JSON value.
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var av, bv any
+	if err := json.Unmarshal(a, &av); err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	if err := json.Unmarshal(b, &bv); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return reflect.DeepEqual(av, bv)
+}
+
+// TestMessages_EveryTypeHasAGoldenFile: each message type constant has a
+// golden message of its type.
+func TestMessages_EveryTypeHasAGoldenFile(t *testing.T) {
+	seen := map[string]bool{}
+	for _, msg := range goldenMessages() {
+		data, err := json.Marshal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Type string }
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		seen[m.Type] = true
+	}
+	for _, typ := range []string{
+		TypeCallRequest, TypeCallResponse, TypeListRequest, TypeListResponse, TypeRPCRequest, TypeRPCResponse,
+		TypeCallEvent, TypeClientAnswer, TypeJobRequest, TypeJobRecord, TypeServerNotification, TypeUnsubscribe,
+		TypePingResponse, TypeManagedKey,
+	} {
+		if !seen[typ] {
+			t.Errorf("no golden message of type %s", typ)
+		}
 	}
 }
 
@@ -136,11 +177,20 @@ func TestDecode_GoldenRoundTrip(t *testing.T) {
 	if r, err := DecodeListResponse(read("list_response")); err != nil || len(r.Tools) == 0 {
 		t.Fatalf("list_response: %+v, %v", r, err)
 	}
-	if r, err := DecodeJobRequest(read("job_request")); err != nil || r.Binding().ReplyTo != JobKey(r.Owner, r.JobID) {
+	if r, err := DecodeJobRequest(read("job_request")); err != nil || r.JobID() != "0194f0a1b2c3d4e5f60718293a4b" || r.Binding().ReplyTo != JobKey(r.Owner, r.JobID()) {
 		t.Fatalf("job_request: %+v, %v", r, err)
 	}
 	if r, err := DecodeJobRecord(read("job_record")); err != nil || r.Status != JobRunning || r.Progress.Message != "importing" {
 		t.Fatalf("job_record: %+v, %v", r, err)
+	}
+	if r, err := DecodeRPCResponse(read("rpc_response")); err != nil || r.RequestID != "req-3" || len(r.Result) == 0 {
+		t.Fatalf("rpc_response: %+v, %v", r, err)
+	}
+	if r, err := DecodeRPCRequest(read("rpc_request")); err != nil || r.Method != "resources/read" || r.Binding("x").Op != "resources/read" {
+		t.Fatalf("rpc_request: %+v, %v", r, err)
+	}
+	if r, err := DecodeManagedKey(read("managed_key")); err != nil || r.Name != "team-c" {
+		t.Fatalf("managed_key: %+v, %v", r, err)
 	}
 	if r, err := DecodeUnsubscribe(read("unsubscribe")); err != nil || r.URI != "jira://issue/TEST-1" {
 		t.Fatalf("unsubscribe: %+v, %v", r, err)
@@ -217,15 +267,39 @@ func TestSubjects(t *testing.T) {
 	if got := CallSubject("jira"); got != "toolbus.v1.call.jira" {
 		t.Fatalf("CallSubject = %q", got)
 	}
-	if s, ok := ServerFromCallSubject(CallSubject("my-server_1")); !ok || s != "my-server_1" {
-		t.Fatalf("ServerFromCallSubject = %q, %v", s, ok)
-	}
-	if _, ok := ServerFromCallSubject(ListSubject("jira")); ok {
-		t.Fatal("a list subject parsed as a call subject")
-	}
 	for _, bad := range []string{"", "a.b", "a b", "*", ">", strings.Repeat("x", 65), "ünï"} {
 		if ValidServerName(bad) {
 			t.Errorf("ValidServerName(%q) = true", bad)
+		}
+	}
+}
+
+func TestParseSubject(t *testing.T) {
+	jobID := "0194f0a1b2c3d4e5f60718293a4b"
+	for _, tt := range []struct {
+		subject string
+		want    Subject
+	}{
+		{CallSubject("my-server_1"), Subject{Kind: SubjectCall, Server: "my-server_1"}},
+		{ListSubject("jira"), Subject{Kind: SubjectList, Server: "jira"}},
+		{RPCSubject("jira"), Subject{Kind: SubjectRPC, Server: "jira"}},
+		{JobSubject("jira", KeyTag("team-a")), Subject{Kind: SubjectJob, Server: "jira", KeyTag: KeyTag("team-a")}},
+		{CancelSubject(jobID), Subject{Kind: SubjectCancel, ID: jobID}},
+		{CancelSubject("GNHTKyA357k0WcRrj0BYt2"), Subject{Kind: SubjectCancel, ID: "GNHTKyA357k0WcRrj0BYt2"}},
+		{UnsubscribeSubject("jira"), Subject{Kind: SubjectUnsubscribe, Server: "jira"}},
+	} {
+		if got, ok := ParseSubject(tt.subject); !ok || got != tt.want {
+			t.Errorf("ParseSubject(%q) = %+v, %v; want %+v", tt.subject, got, ok, tt.want)
+		}
+	}
+	for _, bad := range []string{
+		"", "toolbus.v1", "toolbus.v1.call", "toolbus.v1.call.", "toolbus.v1.call.a.b", "toolbus.v1.call.*",
+		"toolbus.v2.call.jira", "other.v1.call.jira", "toolbus.v1.ping", PingSubject, AllCallsSubject,
+		"toolbus.v1.jobs.jira", "toolbus.v1.jobs.jira.*", "toolbus.v1.jobs.jira.a.b", CancelSubject("../x"),
+		"toolbus.v1.cancel.>", AnswerSubject("r", "n"), NotifySubject("jira", "s"),
+	} {
+		if got, ok := ParseSubject(bad); ok {
+			t.Errorf("ParseSubject(%q) = %+v, want refused", bad, got)
 		}
 	}
 }

@@ -80,63 +80,74 @@ const MaxJobResultBytes = 8 << 20
 
 // JobRequest is the message in the jobs stream. It carries everything a
 // worker needs; the sealed token in it is bound to the job's record key.
+//
+// Its header's RequestID is the job id, which travels as "job_id" (there is
+// no "request_id" member): MarshalJSON and UnmarshalJSON rename it, so the
+// header stays one struct for every request and the wire stays as it was.
 type JobRequest struct {
-	Type          string          `json:"type"`
-	JobID         string          `json:"job_id"`
-	Owner         string          `json:"owner"`
-	Server        string          `json:"server"`
-	Tool          string          `json:"tool"`
-	Arguments     json.RawMessage `json:"arguments,omitempty"`
-	KeyID         string          `json:"key_id"`
-	TimeoutMS     int64           `json:"timeout_ms"`
-	ExpiresUnixMS int64           `json:"expires_unix_ms"`
-	Token         *Sealed         `json:"token,omitempty"`
-	TokenFP       string          `json:"token_fp,omitempty"`
+	RequestHeader
+	Owner     string          `json:"owner"`
+	Tool      string          `json:"tool"`
+	Arguments json.RawMessage `json:"arguments,omitempty"`
 }
 
-// Timeout returns TimeoutMS as a duration.
-func (r *JobRequest) Timeout() time.Duration { return time.Duration(r.TimeoutMS) * time.Millisecond }
+// jobRequestFields is JobRequest without its JSON methods.
+type jobRequestFields JobRequest
 
-// Expires returns ExpiresUnixMS as a time: the job must start before it.
-func (r *JobRequest) Expires() time.Time { return time.UnixMilli(r.ExpiresUnixMS) }
+// jobRequestWire is a JobRequest's encoding: the header's request id is
+// job_id. Its own RequestID, shallower than the header's, hides that one
+// from encoding/json; it is always empty, so it is never encoded, and a
+// request_id member in a message is ignored as before.
+type jobRequestWire struct {
+	JobID     string `json:"job_id"`
+	RequestID string `json:"request_id,omitempty"`
+	jobRequestFields
+}
+
+// MarshalJSON encodes the request with its id as job_id.
+func (r JobRequest) MarshalJSON() ([]byte, error) {
+	w := jobRequestWire{JobID: r.RequestID, jobRequestFields: jobRequestFields(r)}
+	return json.Marshal(&w)
+}
+
+// UnmarshalJSON decodes a request whose id is job_id.
+func (r *JobRequest) UnmarshalJSON(data []byte) error {
+	var w jobRequestWire
+	err := json.Unmarshal(data, &w)
+	*r = JobRequest(w.jobRequestFields)
+	r.RequestID = w.JobID
+	return err
+}
+
+// JobID returns the job's id (the header's RequestID).
+func (r *JobRequest) JobID() string { return r.RequestID }
 
 // RecordKey is the KV key of the job's record.
-func (r *JobRequest) RecordKey() string { return JobKey(r.Owner, r.JobID) }
+func (r *JobRequest) RecordKey() string { return JobKey(r.Owner, r.RequestID) }
 
 // Binding is what the job's sealed token is bound to: the job, its server
 // and tool, its gateway key, and its record (where the answer goes).
 func (r *JobRequest) Binding() Binding {
-	return Binding{Op: OpJob, RequestID: r.JobID, Server: r.Server, Tool: r.Tool, KeyID: r.KeyID, ReplyTo: r.RecordKey(), Expires: r.Expires()}
+	return r.binding(OpJob, r.Tool, r.RecordKey(), "")
 }
 
 // DecodeJobRequest decodes and validates a JobRequest.
-func DecodeJobRequest(data []byte) (*JobRequest, error) {
-	var r JobRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
+func DecodeJobRequest(data []byte) (*JobRequest, error) { return decodeValid[JobRequest](data) }
+
+// Validate checks the fields a worker relies on.
+func (r *JobRequest) Validate() error {
+	if err := r.RequestHeader.Validate(TypeJobRequest); err != nil {
+		return err
 	}
-	if r.Type != TypeJobRequest {
-		return nil, badMessage("type %q, want %q", r.Type, TypeJobRequest)
+	switch {
+	case !ValidJobID(r.RequestID):
+		return badMessage("invalid job_id")
+	case !validOwner(r.Owner):
+		return badMessage("invalid owner")
+	case r.ExpiresUnixMS <= 0:
+		return badMessage("expires_unix_ms must be positive")
 	}
-	if !ValidJobID(r.JobID) {
-		return nil, badMessage("invalid job_id")
-	}
-	if !validOwner(r.Owner) {
-		return nil, badMessage("invalid owner")
-	}
-	if r.ExpiresUnixMS <= 0 {
-		return nil, badMessage("expires_unix_ms must be positive")
-	}
-	if err := validateCommon(r.JobID, r.Server, r.KeyID, r.TimeoutMS, r.ExpiresUnixMS, r.Token); err != nil {
-		return nil, err
-	}
-	if r.Tool == "" || len(r.Tool) > maxToolNameLen {
-		return nil, badMessage("tool name must be 1 to %d bytes", maxToolNameLen)
-	}
-	if len(r.Arguments) > 0 && !isJSONObject(r.Arguments) {
-		return nil, badMessage("arguments must be a JSON object")
-	}
-	return &r, nil
+	return validateTool(r.Tool, r.Arguments)
 }
 
 // JobProgress is the latest MCP progress notification of a running job.

@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 )
@@ -58,13 +59,35 @@ func TestOwner_SeparatesKeysAndUsers(t *testing.T) {
 
 func TestJobSubjects(t *testing.T) {
 	s := JobSubject("jira", KeyTag("team-a"))
-	if server, ok := ServerFromJobSubject(s); !ok || server != "jira" {
-		t.Fatalf("%s -> %q %v", s, server, ok)
+	if got, ok := ParseSubject(s); !ok || got.Kind != SubjectJob || got.Server != "jira" {
+		t.Fatalf("%s -> %+v %v", s, got, ok)
 	}
-	if id, ok := JobIDFromCancelSubject(CancelSubject("0194f0a1b2c3d4e5f60718293a4b")); !ok || id != "0194f0a1b2c3d4e5f60718293a4b" {
+	if got, ok := ParseSubject(CancelSubject("0194f0a1b2c3d4e5f60718293a4b")); !ok || got.Kind != SubjectCancel || !ValidJobID(got.ID) {
 		t.Fatal("cancel subject")
 	}
-	if _, ok := JobIDFromCancelSubject(CancelSubject("../x")); ok {
-		t.Fatal("bad job id accepted")
+	if got, ok := ParseSubject(CancelSubject("call-id")); !ok || ValidJobID(got.ID) {
+		t.Fatal("a call's cancel subject names a job")
+	}
+}
+
+func TestJobRequest_WireNamesTheJobIDOnly(t *testing.T) {
+	req := &JobRequest{RequestHeader: RequestHeader{Type: TypeJobRequest, RequestID: "0194f0a1b2c3d4e5f60718293a4b"}}
+	data, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["request_id"]; ok || m["job_id"] != "0194f0a1b2c3d4e5f60718293a4b" {
+		t.Fatalf("encoded %s: want job_id and no request_id", data)
+	}
+	var back JobRequest
+	if err := json.Unmarshal([]byte(`{"job_id":"j1","request_id":"r1","owner":"o"}`), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.JobID() != "j1" || back.Owner != "o" {
+		t.Fatalf("decoded %+v: want job id j1", back)
 	}
 }

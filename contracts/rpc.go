@@ -3,7 +3,6 @@ package contracts
 import (
 	"encoding/json"
 	"slices"
-	"time"
 )
 
 // Relayed MCP requests beyond tools: what an MCP client connected to
@@ -29,73 +28,59 @@ func RPCMethodAllowed(method string) bool { return slices.Contains(RPCMethods, m
 // RPCRequest relays one MCP request to a server. Its sealed token's binding
 // has Op = Method.
 type RPCRequest struct {
-	Type          string          `json:"type"`
-	RequestID     string          `json:"request_id"`
-	Server        string          `json:"server"`
-	Method        string          `json:"method"`
-	Params        json.RawMessage `json:"params,omitempty"`
-	KeyID         string          `json:"key_id"`
-	TimeoutMS     int64           `json:"timeout_ms"`
-	ExpiresUnixMS int64           `json:"expires_unix_ms"`
-	Token         *Sealed         `json:"token,omitempty"`
-	TokenFP       string          `json:"token_fp,omitempty"`
+	RequestHeader
+	Method string          `json:"method"`
+	Params json.RawMessage `json:"params,omitempty"`
 }
 
 // RPCResponse is the answer: exactly one of Result (the MCP result object)
 // and Error.
 type RPCResponse struct {
-	Type      string          `json:"type"`
-	RequestID string          `json:"request_id"`
-	Result    json.RawMessage `json:"result,omitempty"`
-	Error     *Error          `json:"error,omitempty"`
+	ReplyHeader
+	Result json.RawMessage `json:"result,omitempty"`
 }
-
-// Timeout returns TimeoutMS as a duration.
-func (r *RPCRequest) Timeout() time.Duration { return time.Duration(r.TimeoutMS) * time.Millisecond }
-
-// Expires returns ExpiresUnixMS as a time.
-func (r *RPCRequest) Expires() time.Time { return time.UnixMilli(r.ExpiresUnixMS) }
 
 // Binding is what the request's sealed token must be bound to.
 func (r *RPCRequest) Binding(replyTo string) Binding {
-	return Binding{Op: r.Method, RequestID: r.RequestID, Server: r.Server, KeyID: r.KeyID, ReplyTo: replyTo, Expires: r.Expires()}
+	return r.binding(r.Method, "", replyTo, "")
 }
 
 // DecodeRPCRequest decodes and validates an RPCRequest.
-func DecodeRPCRequest(data []byte) (*RPCRequest, error) {
-	var r RPCRequest
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if r.Type != TypeRPCRequest {
-		return nil, badMessage("type %q, want %q", r.Type, TypeRPCRequest)
+func DecodeRPCRequest(data []byte) (*RPCRequest, error) { return decodeValid[RPCRequest](data) }
+
+// Validate checks the fields a worker relies on.
+func (r *RPCRequest) Validate() error {
+	if err := r.RequestHeader.Validate(TypeRPCRequest); err != nil {
+		return err
 	}
 	if !RPCMethodAllowed(r.Method) {
-		return nil, badMessage("method %q is not relayed", r.Method)
+		return badMessage("method %q is not relayed", r.Method)
 	}
 	if len(r.Params) > 0 && !isJSONObject(r.Params) {
-		return nil, badMessage("params must be a JSON object")
+		return badMessage("params must be a JSON object")
 	}
-	if err := validateCommon(r.RequestID, r.Server, r.KeyID, r.TimeoutMS, r.ExpiresUnixMS, r.Token); err != nil {
-		return nil, err
+	return nil
+}
+
+// NewRPCResponse is the reply to request requestID: e when set, else result.
+func NewRPCResponse(requestID string, result json.RawMessage, e *Error) *RPCResponse {
+	r := &RPCResponse{ReplyHeader: ReplyHeader{Type: TypeRPCResponse, RequestID: requestID, Error: e}}
+	if e == nil {
+		r.Result = result
 	}
-	return &r, nil
+	return r
+}
+
+// Payload returns Result.
+func (r *RPCResponse) Payload() json.RawMessage { return r.Result }
+
+// Validate checks the reply's type and that it has exactly one outcome.
+func (r *RPCResponse) Validate() error {
+	return r.ReplyHeader.Validate(TypeRPCResponse, len(r.Result) > 0)
 }
 
 // DecodeRPCResponse decodes and validates an RPCResponse.
-func DecodeRPCResponse(data []byte) (*RPCResponse, error) {
-	var r RPCResponse
-	if err := decode(data, &r); err != nil {
-		return nil, err
-	}
-	if r.Type != TypeRPCResponse {
-		return nil, badMessage("type %q, want %q", r.Type, TypeRPCResponse)
-	}
-	if err := validateOutcome(len(r.Result) > 0, r.Error); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
+func DecodeRPCResponse(data []byte) (*RPCResponse, error) { return decodeValid[RPCResponse](data) }
 
 // CallEvent is a message from the upstream during a call, published on the
 // call's EventsTo subject: a progress update, a log message, or a request

@@ -74,11 +74,6 @@ func CallSubject(server string) string { return callPrefix + server }
 // prompts, completion, ping; see RPCMethods) are relayed on.
 func RPCSubject(server string) string { return rpcPrefix + server }
 
-// ServerFromRPCSubject returns the server an RPC subject addresses.
-func ServerFromRPCSubject(subject string) (string, bool) {
-	return serverFrom(subject, rpcPrefix)
-}
-
 // ListSubject is the subject a tools/list for server is sent on.
 func ListSubject(server string) string { return listPrefix + server }
 
@@ -94,32 +89,12 @@ func ServerJobsSubject(server string) string { return jobsPrefix + server + ".*"
 // KeyJobsSubject matches every job of one gateway key, on any server.
 func KeyJobsSubject(keyTag string) string { return jobsPrefix + "*." + keyTag }
 
-// ServerFromJobSubject returns the server a job subject addresses.
-func ServerFromJobSubject(subject string) (string, bool) {
-	rest, ok := strings.CutPrefix(subject, jobsPrefix)
-	if !ok {
-		return "", false
-	}
-	server, _, ok := strings.Cut(rest, ".")
-	if !ok || !ValidServerName(server) {
-		return "", false
-	}
-	return server, true
-}
-
 // JobsConsumer is the durable pull consumer of server's jobs, shared by
 // every worker that serves server.
 func JobsConsumer(server string) string { return "toolbus-jobs-" + server }
 
 // CancelSubject is where the cancellation of job id is announced.
 func CancelSubject(jobID string) string { return cancelPrefix + jobID }
-
-// IDFromCancelSubject returns the job id or call request id a cancel
-// subject names.
-func IDFromCancelSubject(subject string) (string, bool) {
-	id, ok := strings.CutPrefix(subject, cancelPrefix)
-	return id, ok && validToken(id)
-}
 
 // validToken reports whether s is 1 to 128 of [A-Za-z0-9_-]: a request or
 // job id usable as one subject token.
@@ -136,12 +111,6 @@ func validToken(s string) bool {
 	return true
 }
 
-// JobIDFromCancelSubject returns the job a cancel subject names.
-func JobIDFromCancelSubject(subject string) (string, bool) {
-	id, ok := strings.CutPrefix(subject, cancelPrefix)
-	return id, ok && ValidJobID(id)
-}
-
 // JobKey is the KV key of a job record. The owner is part of the key, so a
 // caller can only ever address its own jobs.
 func JobKey(owner, jobID string) string { return "job." + owner + "." + jobID }
@@ -155,24 +124,6 @@ func IdempotencyKey(owner, idemHash string) string { return "idem." + owner + ".
 
 // ResultObject is the object store name of a job's result.
 func ResultObject(owner, jobID string) string { return owner + "." + jobID }
-
-// ServerFromCallSubject returns the server a call subject addresses.
-func ServerFromCallSubject(subject string) (string, bool) {
-	return serverFrom(subject, callPrefix)
-}
-
-// ServerFromListSubject returns the server a list subject addresses.
-func ServerFromListSubject(subject string) (string, bool) {
-	return serverFrom(subject, listPrefix)
-}
-
-func serverFrom(subject, prefix string) (string, bool) {
-	server, ok := strings.CutPrefix(subject, prefix)
-	if !ok || !ValidServerName(server) {
-		return "", false
-	}
-	return server, true
-}
 
 // ValidServerName reports whether name can name a server: 1 to 64 characters
 // from [A-Za-z0-9_-]. The set keeps a name usable as one NATS subject token,
@@ -207,8 +158,54 @@ func NotifySubject(server, subscriber string) string {
 // announced (see Unsubscribe).
 func UnsubscribeSubject(server string) string { return unsubscribePrefix + server }
 
-// ServerFromUnsubscribeSubject returns the server an unsubscribe subject
-// names.
-func ServerFromUnsubscribeSubject(subject string) (string, bool) {
-	return serverFrom(subject, unsubscribePrefix)
+// SubjectKind is what a toolbus subject carries: the subject's first token
+// after SubjectRoot, so it doubles as a short label ("call", "list", ...).
+type SubjectKind string
+
+// The kinds of subject ParseSubject knows.
+const (
+	SubjectCall        SubjectKind = "call"        // CallSubject
+	SubjectList        SubjectKind = "list"        // ListSubject
+	SubjectRPC         SubjectKind = "rpc"         // RPCSubject
+	SubjectJob         SubjectKind = "jobs"        // JobSubject
+	SubjectCancel      SubjectKind = "cancel"      // CancelSubject
+	SubjectUnsubscribe SubjectKind = "unsubscribe" // UnsubscribeSubject
+)
+
+// Subject is a parsed toolbus subject.
+type Subject struct {
+	Kind SubjectKind
+	// Server is the server a call, list, rpc, job or unsubscribe subject
+	// addresses.
+	Server string
+	// KeyTag is a job subject's gateway key tag (see KeyTag).
+	KeyTag string
+	// ID is the job or call request id a cancel subject names (a subject
+	// token; whether it is a job id is ValidJobID's to say).
+	ID string
+}
+
+// ParseSubject is the inverse of the subject builders above for the
+// subjects a worker receives requests on: it returns the kind and the
+// server (or id) of subject, and false for anything else - another prefix,
+// an invalid server name or id, a wildcard. It does not allocate.
+func ParseSubject(subject string) (Subject, bool) {
+	rest, ok := strings.CutPrefix(subject, SubjectRoot+".")
+	if !ok {
+		return Subject{}, false
+	}
+	kind, rest, _ := strings.Cut(rest, ".")
+	s := Subject{Kind: SubjectKind(kind)}
+	switch s.Kind {
+	case SubjectCall, SubjectList, SubjectRPC, SubjectUnsubscribe:
+		s.Server = rest
+		return s, ValidServerName(rest)
+	case SubjectJob:
+		s.Server, s.KeyTag, ok = strings.Cut(rest, ".")
+		return s, ok && ValidServerName(s.Server) && validToken(s.KeyTag)
+	case SubjectCancel:
+		s.ID = rest
+		return s, validToken(rest)
+	}
+	return Subject{}, false
 }

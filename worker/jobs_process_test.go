@@ -37,13 +37,13 @@ func buildWorker(t *testing.T) string {
 // workerProcess is a worker binary running.
 type workerProcess struct {
 	cmd    *exec.Cmd
-	stderr *workertest.LogBuffer
+	stderr *contractstest.LogBuffer
 	exited chan struct{}
 }
 
 func startWorker(t *testing.T, bin string, env []string, args ...string) *workerProcess {
 	t.Helper()
-	p := &workerProcess{cmd: exec.Command(bin, args...), stderr: &workertest.LogBuffer{}, exited: make(chan struct{})}
+	p := &workerProcess{cmd: exec.Command(bin, args...), stderr: &contractstest.LogBuffer{}, exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -209,7 +209,7 @@ func TestProcesses_JobsSurviveAKilledWorker(t *testing.T) {
 		})
 	}
 	s.waitAll(t, "every job to run", keys, func(r *contracts.JobRecord) bool { return r.Status == contracts.JobRunning })
-	workertest.WaitFor(t, "every job's upstream call", func() bool { return s.up.Stats().Running == n })
+	contractstest.Eventually(t, "every job's upstream call", func() bool { return s.up.Stats().Running == n })
 	w1.kill(t)
 
 	recs := s.waitAll(t, "every job to end", keys, func(r *contracts.JobRecord) bool { return r.Status.Terminal() })

@@ -107,12 +107,12 @@ worker:
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr workertest.LogBuffer
+	var stderr contractstest.LogBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"--config", path, "--servers", "demo"}, &bytes.Buffer{}, &stderr) }()
 
 	nc := n.Connect(t)
-	workertest.WaitFor(t, "the worker to answer pings", func() bool {
+	contractstest.Eventually(t, "the worker to answer pings", func() bool {
 		m, err := nc.Request(contracts.PingSubject, nil, 100*time.Millisecond)
 		return err == nil && strings.Contains(string(m.Data), `"demo"`) && !strings.Contains(string(m.Data), "unused")
 	})
@@ -128,7 +128,7 @@ worker:
 	if err := nc.PublishRequest(contracts.CallSubject("demo"), inbox, workertest.Encode(t, req)); err != nil {
 		t.Fatal(err)
 	}
-	m, err := sub.NextMsgWithContext(workertest.Ctx(t))
+	m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ worker:
 		if err != nil {
 			t.Errorf("run: %v", err)
 		}
-	case <-time.After(workertest.Timeout):
+	case <-time.After(contractstest.WaitTimeout):
 		t.Fatal("run did not return after cancel")
 	}
 	logs := stderr.String()

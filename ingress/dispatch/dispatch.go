@@ -154,25 +154,12 @@ type eventSink struct {
 
 // call is one attempt of Call (retry.go).
 func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
-	wait := c.Timeout + replyGrace
-	req := contracts.CallRequest{
-		Type: contracts.TypeCallRequest, RequestID: requestID, Server: c.Server, Tool: c.Tool,
-		Arguments: c.Arguments, KeyID: c.KeyID, TimeoutMS: c.Timeout.Milliseconds(),
-		EventsTo: c.EventsTo, ClientRequests: c.ClientRequests, ExpiresUnixMS: d.expires(wait),
-	}
-	var cerr *contracts.Error
-	if req.Token, req.TokenFP, cerr = d.sealFor(c.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
-		return nil, cerr
-	}
-	m, cerr := d.roundTrip(ctx, contracts.CallSubject(c.Server), requestID, &req, wait, eventSink{c.Events, c.OnEvent})
-	if cerr != nil {
-		return nil, cerr
-	}
-	resp, err := contracts.DecodeCallResponse(m.Data)
-	if err != nil {
-		return nil, d.unreadable(requestID, err)
-	}
-	result, cerr := d.outcome(requestID, resp.RequestID, resp.Result, resp.Error)
+	req := &contracts.CallRequest{Tool: c.Tool, Arguments: c.Arguments, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
+	var resp contracts.CallResponse
+	result, cerr := d.roundTrip(ctx, trip{
+		subject: contracts.CallSubject(c.Server), typ: contracts.TypeCallRequest, requestID: requestID,
+		keyID: c.KeyID, server: c.Server, token: c.Token, timeout: c.Timeout, sink: eventSink{c.Events, c.OnEvent},
+	}, req, &resp)
 	if cerr == nil {
 		d.metrics.LearnTool(c.Server, c.Tool) // the tool exists: a bounded label value
 	}
@@ -189,53 +176,16 @@ type List struct {
 
 // list is one attempt of List (retry.go).
 func (d *Dispatcher) list(ctx context.Context, requestID string, l List) (json.RawMessage, *contracts.Error) {
-	wait := l.Timeout + replyGrace
-	req := contracts.ListRequest{
-		Type: contracts.TypeListRequest, RequestID: requestID, Server: l.Server,
-		KeyID: l.KeyID, TimeoutMS: l.Timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait),
-	}
-	var cerr *contracts.Error
-	if req.Token, req.TokenFP, cerr = d.sealFor(l.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
-		return nil, cerr
-	}
-	m, cerr := d.roundTrip(ctx, contracts.ListSubject(l.Server), requestID, &req, wait, eventSink{})
-	if cerr != nil {
-		return nil, cerr
-	}
-	resp, err := contracts.DecodeListResponse(m.Data)
-	if err != nil {
-		return nil, d.unreadable(requestID, err)
-	}
-	return d.outcome(requestID, resp.RequestID, resp.Tools, resp.Error)
+	var resp contracts.ListResponse
+	return d.roundTrip(ctx, trip{
+		subject: contracts.ListSubject(l.Server), typ: contracts.TypeListRequest, requestID: requestID,
+		keyID: l.KeyID, server: l.Server, token: l.Token, timeout: l.Timeout,
+	}, &contracts.ListRequest{}, &resp)
 }
 
 // expires is a request's seal expiry: the ingress's wait plus clock skew.
 func (d *Dispatcher) expires(wait time.Duration) int64 {
 	return d.now().Add(wait + clockSkew).UnixMilli()
-}
-
-// sealFor seals token to b; no token seals nothing.
-func (d *Dispatcher) sealFor(token contracts.Token, b contracts.Binding) (*contracts.Sealed, string, *contracts.Error) {
-	if token.IsZero() {
-		return nil, "", nil
-	}
-	sealed, err := d.seal(token, b)
-	if err != nil {
-		return nil, "", err
-	}
-	return sealed, token.Fingerprint(), nil
-}
-
-// outcome checks a decoded reply answers requestID and returns its result
-// or its error.
-func (d *Dispatcher) outcome(requestID, answered string, result json.RawMessage, e *contracts.Error) (json.RawMessage, *contracts.Error) {
-	if answered != requestID {
-		return nil, d.unreadable(requestID, errors.New("reply for another request"))
-	}
-	if e != nil {
-		return nil, e
-	}
-	return result, nil
 }
 
 func (d *Dispatcher) unreadable(requestID string, err error) *contracts.Error {
@@ -258,24 +208,74 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 	return sealed, nil
 }
 
-// roundTrip publishes msg on subject with the request's reply subject and
-// waits up to wait (and ctx) for the answer. The request's trace context
+// trip is what a round trip needs besides the message: where it goes, the
+// header's common fields and where the call's events go while it waits.
+type trip struct {
+	subject, typ, requestID string
+	keyID, server           string
+	token                   contracts.Token // the zero Token seals nothing
+	timeout                 time.Duration
+	sink                    eventSink
+}
+
+// request is a request message whose sealed token is bound to its reply
+// subject (every request a round trip sends).
+type request interface {
+	contracts.Request
+	Binding(replyTo string) contracts.Binding
+}
+
+// roundTrip is the one round trip of every request kind. It fills req's
+// header from t, seals t.token to req's binding (its reply subject
+// included), publishes req on t.subject and waits up to the budget plus
+// replyGrace (and ctx) for the answer, which it decodes into reply; it
+// returns the reply's payload, or its error. The request's trace context
 // (the caller's, or the round trip's span) goes in its NATS headers.
-func (d *Dispatcher) roundTrip(ctx context.Context, subject, requestID string, msg any, wait time.Duration, sink eventSink) (*nats.Msg, *contracts.Error) {
-	data, err := json.Marshal(msg)
+func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply contracts.Reply) (json.RawMessage, *contracts.Error) {
+	wait := t.timeout + replyGrace
+	h := req.Header()
+	*h = contracts.RequestHeader{
+		Type: t.typ, RequestID: t.requestID, Server: t.server, KeyID: t.keyID,
+		TimeoutMS: t.timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait),
+	}
+	if !t.token.IsZero() {
+		sealed, cerr := d.seal(t.token, req.Binding(d.replySubject(t.requestID)))
+		if cerr != nil {
+			return nil, cerr
+		}
+		h.Token, h.TokenFP = sealed, t.token.Fingerprint()
+	}
+	data, err := json.Marshal(req)
 	if err != nil {
 		return nil, contracts.NewError(contracts.CodeInternal, "encoding the request failed")
 	}
-	op, server := subjectParts(subject)
-	ctx, span := d.tracer.Start(ctx, dispatchSpanName(op), trace.SpanKindClient)
+	m, cerr := d.traced(ctx, t, data, wait)
+	if cerr != nil {
+		return nil, cerr
+	}
+	if err := contracts.DecodeReply(m.Data, reply); err != nil {
+		return nil, d.unreadable(t.requestID, err)
+	}
+	if rh := reply.Reply(); rh.RequestID != t.requestID {
+		return nil, d.unreadable(t.requestID, errors.New("reply for another request"))
+	} else if rh.Error != nil {
+		return nil, rh.Error
+	}
+	return reply.Payload(), nil
+}
+
+// traced is exchange inside the round trip's span and metrics.
+func (d *Dispatcher) traced(ctx context.Context, t trip, data []byte, wait time.Duration) (*nats.Msg, *contracts.Error) {
+	sub, _ := contracts.ParseSubject(t.subject)
+	ctx, span := d.tracer.Start(ctx, dispatchSpanName(sub.Kind), trace.SpanKindClient)
 	start := time.Now()
-	m, result, cerr := d.exchange(ctx, subject, requestID, data, wait, sink)
-	d.metrics.RoundTrip(op, server, result, time.Since(start))
+	m, result, cerr := d.exchange(ctx, t.subject, t.requestID, data, wait, t.sink)
+	d.metrics.RoundTrip(string(sub.Kind), sub.Server, result, time.Since(start))
 	if span.IsRecording() {
 		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.destination.name", subject),
-			attribute.String("toolbus.request_id", requestID),
+			attribute.String("messaging.destination.name", t.subject),
+			attribute.String("toolbus.request_id", t.requestID),
 			attribute.String("toolbus.round_trip", result),
 		)
 		if cerr != nil {
@@ -287,25 +287,14 @@ func (d *Dispatcher) roundTrip(ctx context.Context, subject, requestID string, m
 	return m, cerr
 }
 
-// subjectParts returns the kind (call, list, rpc) and the server of a
-// toolbus request subject, without allocating.
-func subjectParts(subject string) (op, server string) {
-	rest, ok := strings.CutPrefix(subject, contracts.SubjectRoot+".")
-	if !ok {
-		return "", ""
-	}
-	op, server, _ = strings.Cut(rest, ".")
-	return op, server
-}
-
 // dispatchSpanName names the round trip's span, without allocating.
-func dispatchSpanName(op string) string {
-	switch op {
-	case "call":
+func dispatchSpanName(kind contracts.SubjectKind) string {
+	switch kind {
+	case contracts.SubjectCall:
 		return "toolbus.dispatch call"
-	case "list":
+	case contracts.SubjectList:
 		return "toolbus.dispatch list"
-	case "rpc":
+	case contracts.SubjectRPC:
 		return "toolbus.dispatch rpc"
 	default:
 		return "toolbus.dispatch"

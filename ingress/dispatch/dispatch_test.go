@@ -57,7 +57,7 @@ func TestDispatcher_SealBindsTheReplySubject(t *testing.T) {
 			return
 		}
 		opened <- token
-		resp, _ := json.Marshal(contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: req.RequestID, Result: json.RawMessage(`{"content":[]}`)})
+		resp, _ := json.Marshal(contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"content":[]}`), nil))
 		_ = m.Respond(resp)
 	})
 	if err != nil {
@@ -103,7 +103,7 @@ func TestDispatcher_TimeoutWhenWorkerIsSilent(t *testing.T) {
 func TestDispatcher_RejectsForeignReply(t *testing.T) {
 	d, nc, _ := newDispatcher(t)
 	sub, err := nc.Subscribe(contracts.CallSubject("liar"), func(m *nats.Msg) {
-		resp, _ := json.Marshal(contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: "someone-else", Result: json.RawMessage(`{}`)})
+		resp, _ := json.Marshal(contracts.NewCallResponse("someone-else", json.RawMessage(`{}`), nil))
 		_ = m.Respond(resp)
 	})
 	if err != nil {

@@ -18,24 +18,29 @@ import (
 // Call sends c to a worker of c.Server and returns the MCP CallToolResult.
 // An overloaded answer that came back quickly is retried once (see above).
 func (d *Dispatcher) Call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
-	start := d.now()
-	res, err := d.call(ctx, requestID, c)
-	if left, ok := d.retryBudget(ctx, err, start, c.Timeout); ok {
-		d.log.Debug().Str("request_id", requestID).Str("server", c.Server).Msg("worker overloaded: trying another")
-		c.Timeout = left
-		res, err = d.call(ctx, requestID, c)
-	}
-	return res, err
+	return d.retrying(ctx, requestID, c.Server, c.Timeout, func(timeout time.Duration) (json.RawMessage, *contracts.Error) {
+		c.Timeout = timeout
+		return d.call(ctx, requestID, c)
+	})
 }
 
 // List asks a worker of l.Server for the server's tools (a JSON array). An
 // overloaded answer that came back quickly is retried once.
 func (d *Dispatcher) List(ctx context.Context, requestID string, l List) (json.RawMessage, *contracts.Error) {
+	return d.retrying(ctx, requestID, l.Server, l.Timeout, func(timeout time.Duration) (json.RawMessage, *contracts.Error) {
+		l.Timeout = timeout
+		return d.list(ctx, requestID, l)
+	})
+}
+
+// retrying runs attempt with timeout, and once more with what is left of
+// it when retryBudget allows.
+func (d *Dispatcher) retrying(ctx context.Context, requestID, server string, timeout time.Duration, attempt func(time.Duration) (json.RawMessage, *contracts.Error)) (json.RawMessage, *contracts.Error) {
 	start := d.now()
-	res, err := d.list(ctx, requestID, l)
-	if left, ok := d.retryBudget(ctx, err, start, l.Timeout); ok {
-		l.Timeout = left
-		res, err = d.list(ctx, requestID, l)
+	res, err := attempt(timeout)
+	if left, ok := d.retryBudget(ctx, err, start, timeout); ok {
+		d.log.Debug().Str("request_id", requestID).Str("server", server).Msg("worker overloaded: trying another")
+		res, err = attempt(left)
 	}
 	return res, err
 }

@@ -31,11 +31,7 @@ func standIn(t *testing.T, nc *nats.Conn, opener *contracts.Opener, server strin
 		seen = append(seen, string(req.Token.Ciphertext))
 		n := len(seen)
 		mu.Unlock()
-		resp := contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: req.RequestID, Error: answer(n)}
-		if resp.Error == nil {
-			resp.Result = json.RawMessage(`{"content":[]}`)
-		}
-		data, _ := json.Marshal(resp)
+		data, _ := json.Marshal(contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"content":[]}`), answer(n)))
 		_ = m.Respond(data)
 	})
 	if err != nil {

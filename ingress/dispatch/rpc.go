@@ -23,22 +23,9 @@ func (d *Dispatcher) RPC(ctx context.Context, requestID string, r RPC) (json.Raw
 	if !contracts.RPCMethodAllowed(r.Method) {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "method %q is not relayed", r.Method)
 	}
-	wait := r.Timeout + replyGrace
-	req := contracts.RPCRequest{
-		Type: contracts.TypeRPCRequest, RequestID: requestID, Server: r.Server, Method: r.Method,
-		Params: r.Params, KeyID: r.KeyID, TimeoutMS: r.Timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait),
-	}
-	var cerr *contracts.Error
-	if req.Token, req.TokenFP, cerr = d.sealFor(r.Token, req.Binding(d.replySubject(requestID))); cerr != nil {
-		return nil, cerr
-	}
-	m, cerr := d.roundTrip(ctx, contracts.RPCSubject(r.Server), requestID, &req, wait, eventSink{})
-	if cerr != nil {
-		return nil, cerr
-	}
-	resp, err := contracts.DecodeRPCResponse(m.Data)
-	if err != nil {
-		return nil, d.unreadable(requestID, err)
-	}
-	return d.outcome(requestID, resp.RequestID, resp.Result, resp.Error)
+	var resp contracts.RPCResponse
+	return d.roundTrip(ctx, trip{
+		subject: contracts.RPCSubject(r.Server), typ: contracts.TypeRPCRequest, requestID: requestID,
+		keyID: r.KeyID, server: r.Server, token: r.Token, timeout: r.Timeout,
+	}, &contracts.RPCRequest{Method: r.Method, Params: r.Params}, &resp)
 }

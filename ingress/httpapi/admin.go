@@ -77,9 +77,9 @@ func (a *API) adminWorkers(c *gin.Context) {
 				Requests: e.NumRequests, Errors: e.NumErrors, AvgHandover: e.AverageProcessingTime.String(),
 				Data: e.Data,
 			})
-			if server, ok := contracts.ServerFromCallSubject(e.Subject); ok {
-				w.Servers = append(w.Servers, server)
-				perServer[server]++
+			if sub, ok := contracts.ParseSubject(e.Subject); ok && sub.Kind == contracts.SubjectCall {
+				w.Servers = append(w.Servers, sub.Server)
+				perServer[sub.Server]++
 			}
 		}
 		workers = append(workers, w)

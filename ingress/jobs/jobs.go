@@ -170,9 +170,11 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 	}
 
 	req := &contracts.JobRequest{
-		Type: contracts.TypeJobRequest, JobID: rec.ID, Owner: in.Owner, Server: in.Server, Tool: in.Tool,
-		Arguments: in.Arguments, KeyID: in.KeyID, TimeoutMS: in.Timeout.Milliseconds(),
-		ExpiresUnixMS: now.Add(s.tokenLifetime(in.Timeout)).UnixMilli(),
+		RequestHeader: contracts.RequestHeader{
+			Type: contracts.TypeJobRequest, RequestID: rec.ID, Server: in.Server, KeyID: in.KeyID,
+			TimeoutMS: in.Timeout.Milliseconds(), ExpiresUnixMS: now.Add(s.tokenLifetime(in.Timeout)).UnixMilli(),
+		},
+		Owner: in.Owner, Tool: in.Tool, Arguments: in.Arguments,
 	}
 	if !in.Token.IsZero() {
 		sealed, err := s.sealer.Seal(in.Token.Reveal(), req.Binding())

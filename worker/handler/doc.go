@@ -1,31 +1,30 @@
-// Package handler turns one toolbus request message into one reply: it
-// checks the request against the subject it arrived on and the worker's
-// configuration, opens the sealed user token, calls the upstream MCP server
-// through an upstream.Pool within the request's timeout, and encodes the
-// contracts response.
+// Package handler runs one synchronous toolbus request: a tools/call, a
+// tools/list or a relayed MCP request (contracts.RPCRequest: ping,
+// resources, prompts, completion). Each kind is an Op in one table (Ops):
+// its subject, its message, how it runs and its reply.
 //
-// Order of checks for a tools/call (tools/list is the same without the tool):
+// The pool decodes a request once (Op.Decode: the message and, when it does
+// not validate, why), hands it to Handle, and encodes the reply once
+// (Request.Encode) from what Handle returns: the reply's payload or a
+// classified *contracts.Error. Nothing reads a reply's bytes again.
 //
-//  1. The message decodes and validates (contracts.DecodeCallRequest);
-//     otherwise invalid_request, or no reply at all when no request_id can
-//     be salvaged.
-//  2. The server is the one the subject names: a request whose server field
-//     names another server was moved (seal_invalid when it carries a sealed
-//     token, invalid_request otherwise).
-//  3. The server is configured (unknown_server) and allows the tool
-//     (forbidden).
-//  4. For auth passthrough servers, the sealed token opens for exactly this
-//     request (its binding is rebuilt from the message and its reply
-//     subject), is unexpired, and was not seen before by this worker;
-//     otherwise seal_invalid. auth none servers never open it.
-//  5. The upstream call runs within min(timeout_ms, the server's
-//     max_timeout); its failure is classified by package upstream.
+// Handle:
 //
-// HandleRPC does the same for a relayed MCP request (contracts.RPCRequest:
-// ping, resources, prompts, completion), whose sealed token is bound to its
-// method; there is no tool filter. Upstream JSON-RPC errors are classified
-// for the relayed method (a missing resource is not_found, bad params
-// invalid_request).
+//  1. A message that does not decode or validate is answered
+//     invalid_request, or not at all when it names no usable request_id.
+//  2. The request is admitted (package worker/internal/admit, the same
+//     admission async jobs pass): its subject, its server, its tool (for a
+//     call), its sealed token opened for exactly this request and not
+//     replayed, its budget bounded by the server's max_timeout.
+//  3. The upstream call runs within that budget; its failure is classified
+//     by package upstream. Upstream JSON-RPC errors of a relayed request are
+//     classified for its method (a missing resource is not_found, bad
+//     params invalid_request).
+//
+// A panic while handling a request is recovered: the caller gets internal,
+// the panic is logged (its type, or the runtime's text, and the stack; never
+// a value that may hold what an upstream sent), and the worker keeps
+// serving.
 //
 // # Events and cancellation
 //

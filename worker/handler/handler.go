@@ -11,6 +11,7 @@ import (
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/telemetry"
+	"github.com/toolbus/toolbus/worker/internal/admit"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
@@ -44,12 +45,11 @@ type Config struct {
 	Tracer  *telemetry.Tracer
 }
 
-// Handler turns one request message into one reply message. It is safe for
-// concurrent use.
+// Handler handles requests: each one is admitted (package admit), sent
+// upstream, and its outcome returned as a result and a classified error.
+// It is safe for concurrent use.
 type Handler struct {
-	file      *config.File
-	opener    *contracts.Opener
-	replay    *contracts.ReplayGuard
+	admit     *admit.Admitter
 	up        *upstream.Pool
 	log       zerolog.Logger
 	now       func() time.Time
@@ -69,214 +69,221 @@ func New(c Config) *Handler {
 		c.Now = time.Now
 	}
 	return &Handler{
-		file: c.File, opener: c.Opener, replay: c.Replay, up: c.Upstream, log: c.Logger, now: c.Now,
+		admit: &admit.Admitter{File: c.File, Opener: c.Opener, Replay: c.Replay, Metrics: c.Metrics, Now: c.Now},
+		up:    c.Upstream, log: c.Logger, now: c.Now,
 		publish: c.Publish, subscribe: c.Subscribe, running: newRunning(),
 		metrics: c.Metrics, tracer: c.Tracer,
 	}
 }
 
-// maxLoggedFP bounds a token fingerprint taken from a message for logging.
-const maxLoggedFP = 32
-
-// outcome is what one request's log line reports.
-type outcome struct {
-	op, requestID, keyID, server, tool, tokenFP string
-	start                                       time.Time
-	err                                         *contracts.Error
-	reason                                      string // why, for logs only (never a secret)
+// Op is one kind of synchronous request: its subject, how its message
+// decodes, how it runs and what its reply is.
+type Op struct {
+	// Kind is the kind of subject it arrives on.
+	Kind contracts.SubjectKind
+	// Subject is its subject for a server.
+	Subject func(server string) string
+	// message returns an empty request message to decode into.
+	message func() contracts.Request
+	// name is the op in logs and metrics (the RPC's method).
+	name func(contracts.Request) string
+	// run admits the decoded request and calls the upstream.
+	run func(h *Handler, ctx context.Context, in *Request, o *outcome) (json.RawMessage, *contracts.Error)
+	// reply is its reply message.
+	reply func(requestID string, payload json.RawMessage, e *contracts.Error) contracts.Reply
 }
 
-func (h *Handler) logOutcome(o *outcome) {
-	ev := h.log.Info()
-	status := "ok"
-	if o.err != nil {
-		status = string(o.err.Code)
-		ev = h.log.Warn()
-		if o.err.Code == contracts.CodeUnknownTool || o.err.Code == contracts.CodeUpstreamUnauthorized || o.err.Code == contracts.CodeForbidden {
-			ev = h.log.Info()
-		}
+// The ops: tools/call, tools/list and the relayed MCP requests.
+var (
+	CallOp = &Op{
+		Kind: contracts.SubjectCall, Subject: contracts.CallSubject,
+		message: func() contracts.Request { return new(contracts.CallRequest) },
+		name:    func(contracts.Request) string { return contracts.OpCall },
+		run:     (*Handler).call,
+		reply: func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
+			return contracts.NewCallResponse(id, p, e)
+		},
 	}
-	if len(o.tokenFP) > maxLoggedFP {
-		o.tokenFP = o.tokenFP[:maxLoggedFP]
+	ListOp = &Op{
+		Kind: contracts.SubjectList, Subject: contracts.ListSubject,
+		message: func() contracts.Request { return new(contracts.ListRequest) },
+		name:    func(contracts.Request) string { return contracts.OpList },
+		run:     (*Handler).list,
+		reply: func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
+			return contracts.NewListResponse(id, p, e)
+		},
 	}
-	if o.err != nil {
-		h.metrics.Request(o.op, o.server, o.tool, string(o.err.Code))
-	} else {
-		h.metrics.Request(o.op, o.server, o.tool, "")
+	RPCOp = &Op{
+		Kind: contracts.SubjectRPC, Subject: contracts.RPCSubject,
+		message: func() contracts.Request { return new(contracts.RPCRequest) },
+		name:    rpcName,
+		run:     (*Handler).rpc,
+		reply: func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
+			return contracts.NewRPCResponse(id, p, e)
+		},
 	}
-	ev = ev.Str("op", o.op).
-		Str("request_id", o.requestID).
-		Str("key_id", o.keyID).
-		Str("server", o.server).
-		Str("tool", o.tool).
-		Str("status", status).
-		Float64("duration_ms", float64(h.now().Sub(o.start).Microseconds())/1000).
-		Str("token_fp", o.tokenFP)
-	if o.reason != "" {
-		ev = ev.Str("reason", o.reason)
-	}
-	ev.Msg("request")
+)
+
+// Ops is every op, in the order the pool subscribes them.
+var Ops = []*Op{CallOp, ListOp, RPCOp}
+
+// Request is one request as it arrived, decoded once.
+type Request struct {
+	Op *Op
+	// Subject and Reply are the subjects it arrived on and is answered on.
+	Subject, Reply string
+	// Msg is what decoded, even when Err is set.
+	Msg contracts.Request
+	// Err is why the message does not decode or validate; nil when it does.
+	Err error
 }
 
-// HandleCall handles a CallRequest received on subject with reply subject
-// reply, and returns the encoded CallResponse, or nil when the message is too
-// malformed to answer (no request id). ctx bounds the call further.
-func (h *Handler) HandleCall(ctx context.Context, subject, reply string, data []byte) []byte {
-	o := &outcome{op: contracts.OpCall, start: h.now()}
+// Decode decodes data, a request of op's kind that arrived on subject with
+// reply subject reply.
+func (op *Op) Decode(subject, reply string, data []byte) *Request {
+	in := &Request{Op: op, Subject: subject, Reply: reply, Msg: op.message()}
+	in.Err = contracts.DecodeRequest(data, in.Msg)
+	return in
+}
+
+// maxRequestID matches the contracts limit on request ids.
+const maxRequestID = 128
+
+// ID is the request id the reply goes to: "" when the message names none
+// usable, and then there is no reply.
+func (in *Request) ID() string {
+	if id := in.Msg.Header().RequestID; len(id) <= maxRequestID {
+		return id
+	}
+	return ""
+}
+
+// Budget is the request's timeout, 0 when it names none.
+func (in *Request) Budget() time.Duration {
+	return max(in.Msg.Header().Timeout(), 0)
+}
+
+// Encode returns the reply carrying payload, or e when set; nil when the
+// request has no id to answer to. This is the one place a reply is encoded.
+func (in *Request) Encode(payload json.RawMessage, e *contracts.Error) []byte {
+	id := in.ID()
+	if id == "" {
+		return nil
+	}
+	b, err := json.Marshal(in.Op.reply(id, payload, e))
+	if err == nil {
+		return b
+	}
+	// Only an invalid result from upstream fails to encode.
+	b, _ = json.Marshal(in.Op.reply(id, nil, contracts.NewError(contracts.CodeUpstreamError, "the MCP server's answer could not be encoded")))
+	return b
+}
+
+// errPanicked is the error of a request whose handling panicked.
+func errPanicked() *contracts.Error {
+	return contracts.NewError(contracts.CodeInternal, "the worker failed while handling the request")
+}
+
+// Handle runs the request and returns the payload of its reply (the
+// CallToolResult, the tools, the RPC's result) or the classified error.
+// ctx bounds the request further. A panic while handling it is recovered:
+// the caller gets internal, and the worker keeps serving.
+func (h *Handler) Handle(ctx context.Context, in *Request) (payload json.RawMessage, e *contracts.Error) {
+	hdr := in.Msg.Header()
+	o := &outcome{op: in.Op.name(in.Msg), start: h.now(), requestID: in.ID(), keyID: hdr.KeyID, tokenFP: hdr.TokenFP, server: hdr.Server}
+	if sub, ok := contracts.ParseSubject(in.Subject); ok {
+		o.server = sub.Server
+	}
 	defer h.logOutcome(o)
-	subjectServer, subjectOK := contracts.ServerFromCallSubject(subject)
-	o.server = subjectServer
-
-	req, err := contracts.DecodeCallRequest(data)
-	if err != nil {
-		o.requestID = salvageRequestID(data)
-		o.err, o.reason = contracts.NewError(contracts.CodeInvalidRequest, "malformed call request"), clip(err.Error())
-		if o.requestID == "" {
-			return nil
-		}
-		return encodeCall(o.requestID, nil, o.err)
+	if in.Err != nil {
+		o.err, o.reason = contracts.NewError(contracts.CodeInvalidRequest, "malformed %s request", in.Op.Kind), clip(in.Err.Error())
+		return nil, o.err
 	}
-	o.requestID, o.keyID, o.tool, o.tokenFP = req.RequestID, req.KeyID, req.Tool, req.TokenFP
-
-	// A cancellation announced on contracts.CancelSubject(request id) ends
-	// the call (see Cancel).
-	ctx, cancelCall := context.WithCancelCause(ctx)
-	defer cancelCall(nil)
-	defer h.running.add(req.RequestID, cancelCall)()
-	result, e := h.call(ctx, o, req, subjectServer, subjectOK, reply)
+	defer func() {
+		if v := recover(); v != nil {
+			h.logPanic(o, v)
+			payload, e = nil, errPanicked()
+			o.err, o.reason = e, "panic"
+		}
+	}()
+	payload, e = in.Op.run(h, ctx, in, o)
 	o.err = e
-	return encodeCall(req.RequestID, result, e)
+	return payload, e
 }
 
-func (h *Handler) call(ctx context.Context, o *outcome, req *contracts.CallRequest, subjectServer string, subjectOK bool, reply string) (_ json.RawMessage, e *contracts.Error) {
-	srv, e := h.server(o, req.Server, subjectServer, subjectOK, req.Token != nil)
-	if e != nil {
-		return nil, e
+// admitRequest runs the admission of the request; its refusal is the request's
+// error and reason.
+func (h *Handler) admitRequest(o *outcome, in *Request, tool string, binding contracts.Binding) (admit.Admitted, *contracts.Error) {
+	a, refusal := h.admit.Admit(admit.Request{Header: in.Msg.Header(), Kind: in.Op.Kind, Subject: in.Subject, Tool: tool, Binding: binding})
+	if refusal != nil {
+		if refusal.Reason == "server field does not match the subject" {
+			o.server = in.Msg.Header().Server
+		}
+		o.reason = refusal.Reason
+		return a, refusal.Err
 	}
-	if !srv.ToolAllowed(req.Tool) {
-		return nil, contracts.NewError(contracts.CodeForbidden, "tool %q is not allowed on server %q", req.Tool, srv.Name)
+	if !a.Token.IsZero() {
+		o.tokenFP = a.Token.Fingerprint()
 	}
-	token, e := h.open(o, srv, req.Token, req.Binding(reply), req.Expires())
-	if e != nil {
-		return nil, e
-	}
-	ctx, cancel := context.WithTimeout(ctx, boundTimeout(req.Timeout(), srv))
+	return a, nil
+}
+
+// upstream runs one upstream call of op on server within timeout,
+// observed (metrics, span): its observation ends with the call's error, or
+// with internal when the call panics.
+func (h *Handler) upstream(ctx context.Context, o *outcome, op, server, tool string, timeout time.Duration,
+	call func(ctx context.Context) (json.RawMessage, error)) (_ json.RawMessage, e *contracts.Error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, contracts.OpCall, srv.Name, req.Tool)
+	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, op, server, tool)
+	e = errPanicked() // what the observation records if call panics
 	defer func() { obs.End(e) }()
-	result, err := h.up.CallTool(ctx, srv, token, req.Tool, req.Arguments, h.eventOptions(req, token)...)
-	if cause := context.Cause(ctx); errors.Is(cause, ErrCallCancelled) && err != nil {
-		o.reason = "cancelled by the caller"
-		return nil, contracts.NewError(contracts.CodeCancelled, "the call was cancelled by its caller")
-	}
+	result, err := call(ctx)
 	if err != nil {
 		return nil, h.upstreamError(o, err)
 	}
 	return result, nil
 }
 
-// HandleList handles a ListRequest as HandleCall handles a CallRequest, and
-// returns the encoded ListResponse (or nil).
-func (h *Handler) HandleList(ctx context.Context, subject, reply string, data []byte) []byte {
-	o := &outcome{op: contracts.OpList, start: h.now()}
-	defer h.logOutcome(o)
-	subjectServer, subjectOK := contracts.ServerFromListSubject(subject)
-	o.server = subjectServer
-
-	req, err := contracts.DecodeListRequest(data)
-	if err != nil {
-		o.requestID = salvageRequestID(data)
-		o.err, o.reason = contracts.NewError(contracts.CodeInvalidRequest, "malformed list request"), clip(err.Error())
-		if o.requestID == "" {
-			return nil
-		}
-		return encodeList(o.requestID, nil, o.err)
-	}
-	o.requestID, o.keyID, o.tokenFP = req.RequestID, req.KeyID, req.TokenFP
-
-	tools, e := h.list(ctx, o, req, subjectServer, subjectOK, reply)
-	o.err = e
-	return encodeList(req.RequestID, tools, e)
-}
-
-func (h *Handler) list(ctx context.Context, o *outcome, req *contracts.ListRequest, subjectServer string, subjectOK bool, reply string) (_ json.RawMessage, e *contracts.Error) {
-	srv, e := h.server(o, req.Server, subjectServer, subjectOK, req.Token != nil)
+func (h *Handler) call(ctx context.Context, in *Request, o *outcome) (json.RawMessage, *contracts.Error) {
+	req := in.Msg.(*contracts.CallRequest)
+	o.tool = req.Tool
+	// A cancellation announced on contracts.CancelSubject(request id) ends
+	// the call (see Cancel).
+	ctx, cancelCall := context.WithCancelCause(ctx)
+	defer cancelCall(nil)
+	defer h.running.add(req.RequestID, cancelCall)()
+	a, e := h.admitRequest(o, in, req.Tool, req.Binding(in.Reply))
 	if e != nil {
 		return nil, e
 	}
-	token, e := h.open(o, srv, req.Token, req.Binding(reply), req.Expires())
+	result, e := h.upstream(ctx, o, contracts.OpCall, a.Server.Name, req.Tool, a.Timeout, func(ctx context.Context) (json.RawMessage, error) {
+		return h.up.CallTool(ctx, a.Server, a.Token, req.Tool, req.Arguments, h.eventOptions(req, a.Token)...)
+	})
+	if e != nil && errors.Is(context.Cause(ctx), ErrCallCancelled) {
+		o.reason = "cancelled by the caller"
+		return nil, contracts.NewError(contracts.CodeCancelled, "the call was cancelled by its caller")
+	}
+	return result, e
+}
+
+func (h *Handler) list(ctx context.Context, in *Request, o *outcome) (json.RawMessage, *contracts.Error) {
+	req := in.Msg.(*contracts.ListRequest)
+	a, e := h.admitRequest(o, in, "", req.Binding(in.Reply))
 	if e != nil {
 		return nil, e
 	}
-	ctx, cancel := context.WithTimeout(ctx, boundTimeout(req.Timeout(), srv))
-	defer cancel()
-	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, contracts.OpList, srv.Name, "")
-	defer func() { obs.End(e) }()
-	tools, err := h.up.ListTools(ctx, srv, token)
-	if err != nil {
-		return nil, h.upstreamError(o, err)
-	}
-	return tools, nil
+	return h.upstream(ctx, o, contracts.OpList, a.Server.Name, "", a.Timeout, func(ctx context.Context) (json.RawMessage, error) {
+		return h.up.ListTools(ctx, a.Server, a.Token)
+	})
 }
 
-// server resolves the server a request addresses. The subject decides: a
-// message whose server field names another server was moved to this subject
-// (or forged), which with a sealed token is an attempt to redirect it.
-func (h *Handler) server(o *outcome, reqServer, subjectServer string, subjectOK, sealed bool) (*config.Server, *contracts.Error) {
-	if !subjectOK || reqServer != subjectServer {
-		o.server = reqServer
-		o.reason = "server field does not match the subject"
-		if sealed {
-			h.metrics.SealFailed(reqServer, o.reason)
-			return nil, contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: sent on another server's subject")
-		}
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "request sent on another server's subject")
-	}
-	srv := h.file.MCPServers[reqServer]
-	if srv == nil {
-		return nil, contracts.NewError(contracts.CodeUnknownServer, "no server %q on this worker", reqServer)
-	}
-	return srv, nil
-}
-
-// open returns the user's credential for srv: none for auth none servers
-// (the sealed field is not even opened) or requests without one; otherwise
-// the opened token, which must match binding, be unexpired and be new to
-// this worker.
-func (h *Handler) open(o *outcome, srv *config.Server, sealed *contracts.Sealed, binding contracts.Binding, expires time.Time) (contracts.Token, *contracts.Error) {
-	if srv.Auth == config.AuthNone || sealed == nil {
-		return contracts.Token{}, nil
-	}
-	now := h.now()
-	v, err := h.opener.Open(sealed, binding, now)
-	if err == nil {
-		err = h.replay.Check(sealed, expires, now)
-	}
-	if err != nil {
-		o.reason = sealReason(err)
-		h.metrics.SealFailed(srv.Name, o.reason)
-		return contracts.Token{}, contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: %s", o.reason)
-	}
-	token := contracts.NewToken(v)
-	o.tokenFP = token.Fingerprint()
-	return token, nil
-}
-
-// sealReason names why a sealed token was refused, without detail.
-func sealReason(err error) string {
-	switch {
-	case errors.Is(err, contracts.ErrSealExpired):
-		return "expired"
-	case errors.Is(err, contracts.ErrSealReplayed):
-		return "replayed"
-	case errors.Is(err, contracts.ErrSealUnknownKey):
-		return "unknown key"
-	default:
-		return "does not open for this request"
-	}
-}
-
+// upstreamError classifies an upstream call's failure. A *contracts.Error
+// is the handler's own refusal, made inside the call.
 func (h *Handler) upstreamError(o *outcome, err error) *contracts.Error {
+	if ce, ok := err.(*contracts.Error); ok {
+		return ce
+	}
 	var ue *upstream.Error
 	if errors.As(err, &ue) {
 		o.reason = ue.Detail
@@ -287,34 +294,6 @@ func (h *Handler) upstreamError(o *outcome, err error) *contracts.Error {
 	return upstream.Classify(err, "")
 }
 
-// boundTimeout is the request's timeout within the server's maximum.
-func boundTimeout(requested time.Duration, srv *config.Server) time.Duration {
-	if limit := srv.MaxTimeout.D(); limit > 0 && requested > limit {
-		return limit
-	}
-	return requested
-}
-
-// RejectCall returns a CallResponse carrying e for the request in data, or
-// nil when data has no request id to answer to. The pool uses it to refuse
-// work it has no room for.
-func RejectCall(data []byte, e *contracts.Error) []byte {
-	id := salvageRequestID(data)
-	if id == "" {
-		return nil
-	}
-	return encodeCall(id, nil, e)
-}
-
-// RejectList is RejectCall for a ListRequest.
-func RejectList(data []byte, e *contracts.Error) []byte {
-	id := salvageRequestID(data)
-	if id == "" {
-		return nil
-	}
-	return encodeList(id, nil, e)
-}
-
 // clip bounds a decoding error's text for the log.
 func clip(s string) string {
 	const maxReason = 200
@@ -322,50 +301,4 @@ func clip(s string) string {
 		return s[:maxReason]
 	}
 	return s
-}
-
-// maxRequestID matches the contracts limit on request ids.
-const maxRequestID = 128
-
-// salvageRequestID returns the request_id of a message that failed to
-// decode or validate, if it has a usable one.
-func salvageRequestID(data []byte) string {
-	var probe struct {
-		RequestID string `json:"request_id"`
-	}
-	if json.Unmarshal(data, &probe) != nil || len(probe.RequestID) > maxRequestID {
-		return ""
-	}
-	return probe.RequestID
-}
-
-func encodeCall(requestID string, result json.RawMessage, e *contracts.Error) []byte {
-	resp := contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: requestID, Error: e}
-	if e == nil {
-		resp.Result = result
-	}
-	return mustEncode(resp, requestID, contracts.TypeCallResponse)
-}
-
-func encodeList(requestID string, tools json.RawMessage, e *contracts.Error) []byte {
-	resp := contracts.ListResponse{Type: contracts.TypeListResponse, RequestID: requestID, Error: e}
-	if e == nil {
-		resp.Tools = tools
-	}
-	return mustEncode(resp, requestID, contracts.TypeListResponse)
-}
-
-// mustEncode encodes a response. Only an invalid result from upstream could
-// fail; the caller then gets an upstream_error instead.
-func mustEncode(v any, requestID, typ string) []byte {
-	b, err := json.Marshal(v)
-	if err == nil {
-		return b
-	}
-	b, _ = json.Marshal(struct {
-		Type      string           `json:"type"`
-		RequestID string           `json:"request_id"`
-		Error     *contracts.Error `json:"error"`
-	}{typ, requestID, contracts.NewError(contracts.CodeUpstreamError, "the MCP server's answer could not be encoded")})
-	return b
 }

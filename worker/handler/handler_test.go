@@ -8,6 +8,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/handler"
 	"github.com/toolbus/toolbus/worker/internal/workertest"
@@ -19,29 +20,38 @@ const reply = "_INBOX.test-reply"
 type fixture struct {
 	h    *handler.Handler
 	keys workertest.Keys
-	logs *workertest.LogBuffer
+	logs *contractstest.LogBuffer
 	demo *demoserver.Running
 	now  time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{keys: workertest.NewKeys(t), logs: &workertest.LogBuffer{}}
+	f := &fixture{keys: workertest.NewKeys(t), logs: &contractstest.LogBuffer{}}
 	f.demo = workertest.StartDemo(t, demoserver.Options{}, demoserver.TransportHTTP)
 	cfg := workertest.Config(t, map[string]*config.Server{
 		"demo":    {URL: f.demo.URL, DisallowedTools: []string{demoserver.ToolFail}},
 		"open":    {URL: f.demo.URL, Auth: config.AuthNone},
 		"limited": {URL: f.demo.URL, Timeout: config.Duration(50 * time.Millisecond), MaxTimeout: config.Duration(100 * time.Millisecond)},
 	}, config.Worker{})
-	up := upstream.New(upstream.Options{Logger: f.logs.Logger()})
+	up := upstream.New(upstream.Options{Logger: f.logs.Logger("worker")})
 	t.Cleanup(func() { _ = up.Close() })
-	f.h = handler.New(handler.Config{File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger()})
+	f.h = handler.New(handler.Config{File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger("worker")})
 	return f
+}
+
+// serve does what the pool does with a request of op received on subject:
+// decode it, handle it and encode the reply (nil: none).
+func (f *fixture) serve(t *testing.T, op *handler.Op, subject string, data []byte) []byte {
+	t.Helper()
+	in := op.Decode(subject, reply, data)
+	payload, e := f.h.Handle(contractstest.Ctx(t), in)
+	return in.Encode(payload, e)
 }
 
 func (f *fixture) call(t *testing.T, subject string, data []byte) *contracts.CallResponse {
 	t.Helper()
-	out := f.h.HandleCall(workertest.Ctx(t), subject, reply, data)
+	out := f.serve(t, handler.CallOp, subject, data)
 	if out == nil {
 		t.Fatal("no reply")
 	}
@@ -230,7 +240,7 @@ func TestHandler_HandleCall(t *testing.T) {
 	})
 
 	t.Run("malformed", func(t *testing.T) {
-		if out := f.h.HandleCall(workertest.Ctx(t), contracts.CallSubject("demo"), reply, []byte(`{"type":`)); out != nil {
+		if out := f.serve(t, handler.CallOp, contracts.CallSubject("demo"), []byte(`{"type":`)); out != nil {
 			t.Errorf("reply to a message without request id: %s", out)
 		}
 		resp := f.call(t, contracts.CallSubject("demo"), []byte(`{"type":"toolbus.call.request.v1","request_id":"r1","server":"demo"}`))
@@ -271,7 +281,7 @@ func TestHandler_HandleList(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	req := f.keys.ListRequest(t, "demo", "Bearer x", reply)
-	out := f.h.HandleList(workertest.Ctx(t), contracts.ListSubject("demo"), reply, workertest.Encode(t, req))
+	out := f.serve(t, handler.ListOp, contracts.ListSubject("demo"), workertest.Encode(t, req))
 	resp, err := contracts.DecodeListResponse(out)
 	if err != nil {
 		t.Fatalf("reply %s: %v", out, err)
@@ -293,24 +303,32 @@ func TestHandler_HandleList(t *testing.T) {
 	}
 
 	// Replayed on the call subject: a list seal does not open a call.
-	call := &contracts.CallRequest{
-		Type: contracts.TypeCallRequest, RequestID: req.RequestID, Server: "demo", Tool: "whoami",
-		KeyID: req.KeyID, TimeoutMS: 1000, ExpiresUnixMS: req.ExpiresUnixMS, Token: req.Token,
-	}
+	call := &contracts.CallRequest{RequestHeader: req.RequestHeader, Tool: "whoami"}
+	call.Type, call.TimeoutMS = contracts.TypeCallRequest, 1000
 	if got := code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, call))); got != contracts.CodeSealInvalid {
 		t.Errorf("list seal used for a call: code = %q, want seal_invalid", got)
 	}
 }
 
-func TestReject(t *testing.T) {
+func TestRequest_Encode(t *testing.T) {
 	t.Parallel()
 	e := contracts.NewError(contracts.CodeOverloaded, "busy")
-	out := handler.RejectCall([]byte(`{"request_id":"r9","type":"x"}`), e)
+	// Refused before it is handled: the request id of a message that does
+	// not validate is still answered.
+	in := handler.CallOp.Decode(contracts.CallSubject("demo"), reply, []byte(`{"request_id":"r9","type":"x","timeout_ms":"soon"}`))
+	if in.Err == nil {
+		t.Fatal("an invalid message decoded")
+	}
+	out := in.Encode(nil, e)
 	resp, err := contracts.DecodeCallResponse(out)
 	if err != nil || resp.RequestID != "r9" || resp.Error.Code != contracts.CodeOverloaded || !resp.Error.Retryable {
-		t.Errorf("RejectCall = %s, %v", out, err)
+		t.Errorf("Encode = %s, %v", out, err)
 	}
-	if out := handler.RejectList([]byte(`nope`), e); out != nil {
-		t.Errorf("RejectList without request id = %s", out)
+	if out := handler.ListOp.Decode(contracts.ListSubject("demo"), reply, []byte(`nope`)).Encode(nil, e); out != nil {
+		t.Errorf("a reply without request id: %s", out)
+	}
+	in = handler.RPCOp.Decode(contracts.RPCSubject("demo"), reply, []byte(`{"request_id":"r8"}`))
+	if out := in.Encode(json.RawMessage(`{"not json`), nil); !strings.Contains(string(out), string(contracts.CodeUpstreamError)) {
+		t.Errorf("an answer that does not encode: %s, want upstream_error", out)
 	}
 }

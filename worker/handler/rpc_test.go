@@ -10,6 +10,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/handler"
 	"github.com/toolbus/toolbus/worker/internal/workertest"
@@ -19,8 +20,9 @@ import (
 func (f *fixture) rpcRequest(t *testing.T, server, method, params, token, replyTo string) *contracts.RPCRequest {
 	t.Helper()
 	req := &contracts.RPCRequest{
-		Type: contracts.TypeRPCRequest, RequestID: fmt.Sprintf("rpc-%d", time.Now().UnixNano()), Server: server,
-		Method: method, KeyID: "team-a", TimeoutMS: 5000, ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli(),
+		RequestHeader: contracts.RequestHeader{Type: contracts.TypeRPCRequest, RequestID: fmt.Sprintf("rpc-%d", time.Now().UnixNano()), Server: server,
+			KeyID: "team-a", TimeoutMS: 5000, ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli()},
+		Method: method,
 	}
 	if params != "" {
 		req.Params = json.RawMessage(params)
@@ -37,7 +39,7 @@ func (f *fixture) rpcRequest(t *testing.T, server, method, params, token, replyT
 
 func (f *fixture) rpc(t *testing.T, subject string, req *contracts.RPCRequest) *contracts.RPCResponse {
 	t.Helper()
-	out := f.h.HandleRPC(workertest.Ctx(t), subject, reply, workertest.Encode(t, req))
+	out := f.serve(t, handler.RPCOp, subject, workertest.Encode(t, req))
 	if out == nil {
 		t.Fatal("no reply")
 	}
@@ -95,7 +97,7 @@ func TestHandler_HandleRPC(t *testing.T) {
 	t.Run("a method that is not relayed", func(t *testing.T) {
 		req := f.rpcRequest(t, "demo", "ping", "", "", reply)
 		req.Method = "tools/call"
-		out := f.h.HandleRPC(workertest.Ctx(t), subject, reply, workertest.Encode(t, req))
+		out := f.serve(t, handler.RPCOp, subject, workertest.Encode(t, req))
 		resp, err := contracts.DecodeRPCResponse(out)
 		if err != nil || resp.Error == nil || resp.Error.Code != contracts.CodeInvalidRequest {
 			t.Fatalf("got %s (%v), want invalid_request", out, err)
@@ -113,10 +115,10 @@ type eventsFixture struct {
 func newEventsFixture(t *testing.T) *eventsFixture {
 	f := &eventsFixture{fixture: newFixture(t), events: map[string][]contracts.CallEvent{}}
 	cfg := workertest.Config(t, map[string]*config.Server{"demo": {URL: f.demo.URL}}, config.Worker{})
-	up := upstream.New(upstream.Options{Logger: f.logs.Logger()})
+	up := upstream.New(upstream.Options{Logger: f.logs.Logger("worker")})
 	t.Cleanup(func() { _ = up.Close() })
 	f.h = handler.New(handler.Config{
-		File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger(),
+		File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger("worker"),
 		Publish: func(subject string, data []byte) error {
 			var ev contracts.CallEvent
 			if err := json.Unmarshal(data, &ev); err != nil {
@@ -196,7 +198,7 @@ func TestHandler_Cancel(t *testing.T) {
 	req := f.callWithEvents(t, 20000, "")
 	done := make(chan *contracts.CallResponse, 1)
 	go func() { done <- f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req)) }()
-	workertest.WaitFor(t, "the call to run", func() bool { return f.h.Running() == 1 })
+	contractstest.Eventually(t, "the call to run", func() bool { return f.h.Running() == 1 })
 	if f.h.Cancel("someone-else") {
 		t.Fatal("cancelled a call that does not run here")
 	}

@@ -61,11 +61,11 @@ func (g *registry) cancel(id string, cause error) bool {
 // hears it, and the one running the job cancels it. The ingress has already
 // moved the record to cancelled; the cancelled attempt leaves it so.
 func (r *Runner) onCancel(m *nats.Msg) {
-	id, ok := contracts.JobIDFromCancelSubject(m.Subject)
-	if !ok {
+	sub, ok := contracts.ParseSubject(m.Subject)
+	if !ok || sub.Kind != contracts.SubjectCancel || !contracts.ValidJobID(sub.ID) {
 		return
 	}
-	if r.local.cancel(id, errCancelled) {
-		r.log.Debug().Str("job_id", id).Msg("job cancellation received")
+	if r.local.cancel(sub.ID, errCancelled) {
+		r.log.Debug().Str("job_id", sub.ID).Msg("job cancellation received")
 	}
 }

@@ -64,21 +64,21 @@ func (r *Runner) pull(server string, cons jetstream.Consumer) error {
 // (nak) instead, so another worker takes it at once.
 func (r *Runner) start(server string, msg jetstream.Msg, ctx context.Context) bool {
 	if r.life.Err() != nil || !r.callbacks.Add() {
-		_ = msg.Nak()
+		r.settle(msg, settleGiveBack(), nil)
 		return true
 	}
 	defer r.callbacks.Done()
 	release, ok := r.acquire(ctx, server)
 	if !ok {
 		if r.life.Err() != nil {
-			_ = msg.Nak()
+			r.settle(msg, settleGiveBack(), nil)
 			return true
 		}
 		return false
 	}
 	if !r.runs.Add() {
 		release()
-		_ = msg.Nak()
+		r.settle(msg, settleGiveBack(), nil)
 		return true
 	}
 	go func() {

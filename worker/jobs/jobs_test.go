@@ -73,7 +73,7 @@ func setup(t *testing.T, adjust func(*config.File)) *env {
 	}
 	// The ingress binds to what the workers create; creating it here too
 	// (idempotently) lets tests queue jobs before any worker runs.
-	if e.infra, err = jobs.Setup(workertest.Ctx(t), e.js, e.cfg.Jobs); err != nil {
+	if e.infra, err = jobs.Setup(contractstest.Ctx(t), e.js, e.cfg.Jobs); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -82,30 +82,30 @@ func setup(t *testing.T, adjust func(*config.File)) *env {
 // worker is a running pool.
 type worker struct {
 	pool *pool.Pool
-	logs *workertest.LogBuffer
+	logs *contractstest.LogBuffer
 }
 
 // startWorker starts a worker pool and waits until it consumes jobs. It is
 // stopped when the test ends.
 func (e *env) startWorker(t *testing.T, name string, opts ...pool.Option) *worker {
 	t.Helper()
-	w := &worker{logs: &workertest.LogBuffer{}}
+	w := &worker{logs: &contractstest.LogBuffer{}}
 	var err error
-	w.pool, err = pool.New(e.cfg, e.nats.Connect(t), e.keys.Opener, w.logs.Logger(), append([]pool.Option{pool.WithName(name)}, opts...)...)
+	w.pool, err = pool.New(e.cfg, e.nats.Connect(t), e.keys.Opener, w.logs.Logger("worker"), append([]pool.Option{pool.WithName(name)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.pool.Start(workertest.Ctx(t)); err != nil {
+	if err := w.pool.Start(contractstest.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), workertest.Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
 		defer cancel()
 		_ = w.pool.Stop(ctx)
 	})
 	select {
 	case <-w.pool.JobsReady():
-	case <-workertest.Ctx(t).Done():
+	case <-contractstest.Ctx(t).Done():
 		t.Fatalf("worker %s never consumed jobs:\n%s", name, w.logs)
 	}
 	return w
@@ -130,7 +130,7 @@ func (e *env) result(t *testing.T, rec *contracts.JobRecord) json.RawMessage {
 	if rec.ResultObject == "" {
 		return rec.Result
 	}
-	data, err := e.infra.Results.GetBytes(workertest.Ctx(t), rec.ResultObject)
+	data, err := e.infra.Results.GetBytes(contractstest.Ctx(t), rec.ResultObject)
 	if err != nil {
 		t.Fatalf("result object %s: %v", rec.ResultObject, err)
 	}
@@ -148,7 +148,7 @@ func wantFailed(t *testing.T, rec *contracts.JobRecord, code contracts.ErrorCode
 }
 
 // logLines returns the job log lines of jobID.
-func logLines(t *testing.T, logs *workertest.LogBuffer, jobID string) []map[string]any {
+func logLines(t *testing.T, logs *contractstest.LogBuffer, jobID string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range logs.Lines(t) {
@@ -178,7 +178,7 @@ func TestJobs_SucceedsWithTheCallersToken(t *testing.T) {
 	}
 	workertest.Drained(t, e.js, "demo")
 
-	lines := logLines(t, w.logs, req.JobID)
+	lines := logLines(t, w.logs, req.JobID())
 	if len(lines) != 1 {
 		t.Fatalf("log lines of the job: %v", lines)
 	}
@@ -236,7 +236,7 @@ func TestJobs_Cancel(t *testing.T) {
 		if n := e.up.Stats().Requests; n != 0 {
 			t.Errorf("the upstream saw %d calls", n)
 		}
-		if l := logLines(t, w.logs, req.JobID); len(l) != 1 || l[0]["status"] != "skipped" {
+		if l := logLines(t, w.logs, req.JobID()); len(l) != 1 || l[0]["status"] != "skipped" {
 			t.Errorf("log %v", l)
 		}
 	})
@@ -254,10 +254,10 @@ func TestJobs_Cancel(t *testing.T) {
 			w := e.startWorker(t, "w1")
 			req, key := e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":20000}`, Timeout: 30 * time.Second})
 			workertest.WaitRecord(t, e.infra.Records, key, "running", func(r *contracts.JobRecord) bool { return r.Status == contracts.JobRunning })
-			workertest.WaitFor(t, "the upstream call", func() bool { return e.up.Stats().Running == 1 })
+			contractstest.Eventually(t, "the upstream call", func() bool { return e.up.Stats().Running == 1 })
 
 			workertest.CancelJob(t, e.js, e.infra.Records, key, tt.announce)
-			workertest.WaitFor(t, "the upstream call to be cancelled", func() bool {
+			contractstest.Eventually(t, "the upstream call to be cancelled", func() bool {
 				s := e.up.Stats()
 				return s.Running == 0 && s.Cancelled == 1
 			})
@@ -266,8 +266,8 @@ func TestJobs_Cancel(t *testing.T) {
 			if rec.Status != contracts.JobCancelled || rec.Result != nil || rec.Attempts != 1 || rec.Error.Code != contracts.CodeCancelled {
 				t.Errorf("record %+v", rec)
 			}
-			workertest.WaitFor(t, "the job's log line", func() bool { return len(logLines(t, w.logs, req.JobID)) == 1 })
-			if l := logLines(t, w.logs, req.JobID)[0]; l["status"] != "cancelled" {
+			contractstest.Eventually(t, "the job's log line", func() bool { return len(logLines(t, w.logs, req.JobID())) == 1 })
+			if l := logLines(t, w.logs, req.JobID())[0]; l["status"] != "cancelled" {
 				t.Errorf("log %v", l)
 			}
 		})
@@ -285,10 +285,10 @@ func TestJobs_RedeliveredJobs(t *testing.T) {
 		_, rev := workertest.Record(t, e.infra.Records, key)
 
 		// The same message again (as after a lost ack), past the duplicate window.
-		if _, err := e.js.Publish(workertest.Ctx(t), contracts.JobSubject("demo", contracts.KeyTag(req.KeyID)), workertest.Encode(t, req)); err != nil {
+		if _, err := e.js.Publish(contractstest.Ctx(t), contracts.JobSubject("demo", contracts.KeyTag(req.KeyID)), workertest.Encode(t, req)); err != nil {
 			t.Fatal(err)
 		}
-		workertest.WaitFor(t, "the second delivery to be skipped", func() bool { return len(logLines(t, w.logs, req.JobID)) == 2 })
+		contractstest.Eventually(t, "the second delivery to be skipped", func() bool { return len(logLines(t, w.logs, req.JobID())) == 2 })
 		workertest.Drained(t, e.js, "demo")
 		if _, rev2 := workertest.Record(t, e.infra.Records, key); rev2 != rev {
 			t.Error("the record changed")
@@ -346,9 +346,9 @@ func TestJobs_Retries(t *testing.T) {
 			t.Errorf("record %+v", rec)
 		}
 		// The log line follows the record.
-		workertest.WaitFor(t, "the last attempt's log line", func() bool { return len(logLines(t, w.logs, req.JobID)) == 3 })
+		contractstest.Eventually(t, "the last attempt's log line", func() bool { return len(logLines(t, w.logs, req.JobID())) == 3 })
 		var statuses []string
-		for _, l := range logLines(t, w.logs, req.JobID) {
+		for _, l := range logLines(t, w.logs, req.JobID()) {
 			statuses = append(statuses, fmt.Sprintf("%v/%v/%v", l["attempt"], l["status"], l["code"]))
 		}
 		if want := "1/retry/upstream_error 2/retry/upstream_error 3/succeeded/<nil>"; strings.Join(statuses, " ") != want {
@@ -435,7 +435,7 @@ func TestJobs_SealIsBoundToTheJob(t *testing.T) {
 		}, ""},
 		{"another owner", func(r *contracts.JobRequest) { r.Owner = contracts.Owner("team-b", "") }, ""},
 		{"another gateway key", func(r *contracts.JobRequest) { r.KeyID = "team-b" }, ""},
-		{"another job", func(r *contracts.JobRequest) { r.JobID = contracts.NewJobID(time.Now()) }, ""},
+		{"another job", func(r *contracts.JobRequest) { r.RequestID = contracts.NewJobID(time.Now()) }, ""},
 		{"another expiry", func(r *contracts.JobRequest) { r.ExpiresUnixMS += 60_000 }, ""},
 		{"tampered", func(r *contracts.JobRequest) {
 			sealed := *r.Token
@@ -540,11 +540,11 @@ func TestJobs_Stop(t *testing.T) {
 	t.Parallel()
 	t.Run("running jobs finish", func(t *testing.T) {
 		t.Parallel()
-		e := setup(t, func(f *config.File) { f.Worker.DrainTimeout = config.Duration(workertest.Timeout) })
+		e := setup(t, func(f *config.File) { f.Worker.DrainTimeout = config.Duration(contractstest.WaitTimeout) })
 		w := e.startWorker(t, "w1")
 		_, key := e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":800}`})
-		workertest.WaitFor(t, "the upstream call", func() bool { return e.up.Stats().Running == 1 })
-		if err := w.pool.Stop(workertest.Ctx(t)); err != nil {
+		contractstest.Eventually(t, "the upstream call", func() bool { return e.up.Stats().Running == 1 })
+		if err := w.pool.Stop(contractstest.Ctx(t)); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
 		// Stop returned after the job ended and was recorded.
@@ -567,8 +567,8 @@ func TestJobs_Stop(t *testing.T) {
 		})
 		w := e.startWorker(t, "w1")
 		_, key := e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":1500}`})
-		workertest.WaitFor(t, "the upstream call", func() bool { return e.up.Stats().Running == 1 })
-		if err := w.pool.Stop(workertest.Ctx(t)); err == nil {
+		contractstest.Eventually(t, "the upstream call", func() bool { return e.up.Stats().Running == 1 })
+		if err := w.pool.Stop(contractstest.Ctx(t)); err == nil {
 			t.Error("Stop returned nil although it gave a job back")
 		}
 		rec, _ := workertest.Record(t, e.infra.Records, key)
@@ -625,10 +625,10 @@ func TestJobs_DedicatedPools(t *testing.T) {
 	}{{demoJobs, demoWorker, otherWorker}, {otherJobs, otherWorker, demoWorker}} {
 		for _, req := range c.jobs {
 			e.terminal(t, req.RecordKey())
-			workertest.WaitFor(t, "the job's log line", func() bool {
-				return len(logLines(t, c.runs.logs, req.JobID))+len(logLines(t, c.not.logs, req.JobID)) > 0
+			contractstest.Eventually(t, "the job's log line", func() bool {
+				return len(logLines(t, c.runs.logs, req.JobID()))+len(logLines(t, c.not.logs, req.JobID())) > 0
 			})
-			if len(logLines(t, c.runs.logs, req.JobID)) != 1 || len(logLines(t, c.not.logs, req.JobID)) != 0 {
+			if len(logLines(t, c.runs.logs, req.JobID())) != 1 || len(logLines(t, c.not.logs, req.JobID())) != 0 {
 				t.Errorf("job of %s not run by its dedicated worker", req.Server)
 			}
 		}
@@ -698,13 +698,13 @@ func TestJobs_TokenNeverLeaks(t *testing.T) {
 	bus.Flush(t)
 
 	// Every record as stored.
-	lister, err := e.infra.Records.ListKeys(workertest.Ctx(t))
+	lister, err := e.infra.Records.ListKeys(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for key := range lister.Keys() {
-		entry, err := e.infra.Records.Get(workertest.Ctx(t), key)
+		entry, err := e.infra.Records.Get(contractstest.Ctx(t), key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -739,7 +739,7 @@ func TestSetup(t *testing.T) {
 		f.Jobs.Retention = config.Duration(time.Hour)
 		f.MCPServers["demo"].MaxConcurrency = 7
 	})
-	ctx := workertest.Ctx(t)
+	ctx := contractstest.Ctx(t)
 	info, err := e.infra.Stream.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -816,7 +816,7 @@ func TestJobs_WaitingForASlot(t *testing.T) {
 			t.Parallel()
 			e := setup(t, func(f *config.File) {
 				f.Worker.MaxConcurrency = 1
-				f.Worker.DrainTimeout = config.Duration(workertest.Timeout)
+				f.Worker.DrainTimeout = config.Duration(contractstest.WaitTimeout)
 			})
 			w1 := e.startWorker(t, "w1")
 			// A synchronous call holds the only slot, for several ack waits.
@@ -829,14 +829,14 @@ func TestJobs_WaitingForASlot(t *testing.T) {
 			if err := e.nc.PublishRequest(contracts.CallSubject("demo"), inbox, workertest.Encode(t, call)); err != nil {
 				t.Fatal(err)
 			}
-			workertest.WaitFor(t, "the synchronous call", func() bool { return e.up.Stats().Running == 1 })
+			contractstest.Eventually(t, "the synchronous call", func() bool { return e.up.Stats().Running == 1 })
 			req, key := e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"waited"}`})
-			workertest.WaitFor(t, "w1 to hold the job", func() bool {
-				c, err := e.js.Consumer(workertest.Ctx(t), contracts.JobsStream, contracts.JobsConsumer("demo"))
+			contractstest.Eventually(t, "w1 to hold the job", func() bool {
+				c, err := e.js.Consumer(contractstest.Ctx(t), contracts.JobsStream, contracts.JobsConsumer("demo"))
 				if err != nil {
 					return false
 				}
-				info, err := c.Info(workertest.Ctx(t))
+				info, err := c.Info(contractstest.Ctx(t))
 				return err == nil && info.NumAckPending == 1
 			})
 
@@ -844,7 +844,7 @@ func TestJobs_WaitingForASlot(t *testing.T) {
 			stopped := make(chan error, 1)
 			if stop {
 				runner = e.startWorker(t, "w2")
-				go func() { stopped <- w1.pool.Stop(workertest.Ctx(t)) }()
+				go func() { stopped <- w1.pool.Stop(contractstest.Ctx(t)) }()
 			}
 			rec := e.terminal(t, key)
 			if stop {
@@ -857,14 +857,14 @@ func TestJobs_WaitingForASlot(t *testing.T) {
 			if rec.Status != contracts.JobSucceeded || rec.Attempts != 1 {
 				t.Errorf("record %+v", rec)
 			}
-			workertest.WaitFor(t, "the job's log line", func() bool { return len(logLines(t, runner.logs, req.JobID)) > 0 })
-			if l := logLines(t, runner.logs, req.JobID); len(l) != 1 || l[0]["status"] != "succeeded" {
+			contractstest.Eventually(t, "the job's log line", func() bool { return len(logLines(t, runner.logs, req.JobID())) > 0 })
+			if l := logLines(t, runner.logs, req.JobID()); len(l) != 1 || l[0]["status"] != "succeeded" {
 				t.Errorf("deliveries of the job: %v, want one", l)
 			}
-			if stop && len(logLines(t, w1.logs, req.JobID)) != 0 {
+			if stop && len(logLines(t, w1.logs, req.JobID())) != 0 {
 				t.Error("w1 ran the job it gave back")
 			}
-			m, err := sub.NextMsgWithContext(workertest.Ctx(t))
+			m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -893,20 +893,20 @@ func TestJobs_UnusableMessagesAreTerminated(t *testing.T) {
 			}
 			w := e.startWorker(t, "w1", opts...)
 			subject := contracts.JobSubject("demo", contracts.KeyTag("team-a"))
-			if _, err := e.js.Publish(workertest.Ctx(t), subject, []byte(`{"type":"toolbus.job.request.v1","job_id":"nope"}`)); err != nil {
+			if _, err := e.js.Publish(contractstest.Ctx(t), subject, []byte(`{"type":"toolbus.job.request.v1","job_id":"nope"}`)); err != nil {
 				t.Fatal(err)
 			}
 			req, _ := e.keys.JobRequest(t, workertest.Job{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`, Expires: time.Now().Add(time.Hour)})
 			workertest.PublishJob(t, e.js, req, subject)
-			workertest.WaitFor(t, "both to be logged", func() bool {
-				return strings.Contains(w.logs.String(), `"status":"invalid"`) && len(logLines(t, w.logs, req.JobID)) > 0
+			contractstest.Eventually(t, "both to be logged", func() bool {
+				return strings.Contains(w.logs.String(), `"status":"invalid"`) && len(logLines(t, w.logs, req.JobID())) > 0
 			})
 			want := "deferred"
 			if late {
 				want = "no_record"
 				workertest.Drained(t, e.js, "demo")
 			}
-			if l := logLines(t, w.logs, req.JobID); l[0]["status"] != want {
+			if l := logLines(t, w.logs, req.JobID()); l[0]["status"] != want {
 				t.Errorf("a message without a record: %v, want %s", l, want)
 			}
 			if n := e.up.Stats().Requests; n != 0 {

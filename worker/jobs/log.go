@@ -1,6 +1,9 @@
 package jobs
 
-import "github.com/toolbus/toolbus/contracts"
+import (
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/worker/internal/panics"
+)
 
 // Statuses of a delivery in the log (the status field). The job states are
 // logged as themselves; the others say what happened to a delivery that
@@ -54,4 +57,9 @@ func (r *Runner) logDelivery(d *delivery, ms float64) {
 		ev = ev.Str("reason", d.reason)
 	}
 	ev.Msg("job")
+}
+
+// logPanic logs a panic recovered while handling the delivery d.
+func (r *Runner) logPanic(d *delivery, v any) {
+	panics.Log(r.log.Error().Str("job_id", d.jobID).Str("server", d.server).Str("tool", d.tool).Int("attempt", d.attempt), v)
 }

@@ -42,7 +42,7 @@ func (r *Runner) storeResult(ctx context.Context, infra *Infra, req *contracts.J
 		return storedResult{}, contracts.NewError(contracts.CodeResultTooLarge,
 			"the result (%d bytes) exceeds the limit of %d bytes", size, contracts.MaxJobResultBytes), nil
 	}
-	name := ResultName(req.Owner, req.JobID, attempt)
+	name := ResultName(req.Owner, req.JobID(), attempt)
 	meta := jetstream.ObjectMeta{
 		Name: name,
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(defaultChunkSize, maxPayload/2))},

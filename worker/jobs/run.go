@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/telemetry"
+	"github.com/toolbus/toolbus/worker/internal/admit"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -45,19 +45,33 @@ type outcome struct {
 	stopping bool                   // cancelled because the worker stops
 }
 
-// handle decides one delivery and, when the job is to run, runs it.
+// handle decides one delivery, runs the job when it is to run, and
+// settles the message as the delivery decided.
 func (r *Runner) handle(server string, msg jetstream.Msg) {
 	start := time.Now()
 	d := &delivery{server: server}
 	defer func() { r.logDelivery(d, float64(time.Since(start).Microseconds())/1000) }()
+	r.settle(msg, r.deliver(server, msg, d), d)
+}
 
+// deliver decides one delivery and, when the job is to run, runs it and
+// records its outcome; it returns what becomes of the message. A panic is
+// recovered: in the job's run it fails the job as internal (execute); in
+// the bookkeeping around it the message comes back later.
+func (r *Runner) deliver(server string, msg jetstream.Msg, d *delivery) (s settlement) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.logPanic(d, v)
+			d.status, d.reason = logDeferred, "panic"
+			s = settleRetry(retryDelay)
+		}
+	}()
 	req, err := contracts.DecodeJobRequest(msg.Data())
 	if err != nil {
 		d.status, d.reason = logInvalid, clip(err.Error())
-		_ = msg.TermWithReason("malformed job request")
-		return
+		return settleDrop("malformed job request")
 	}
-	d.jobID, d.keyID, d.tool, d.tokenFP = req.JobID, req.KeyID, req.Tool, req.TokenFP
+	d.jobID, d.keyID, d.tool, d.tokenFP = req.JobID(), req.KeyID, req.Tool, req.TokenFP
 	infra := r.stores() // set: consuming starts after Setup
 
 	jobCtx, cancelJob := context.WithCancelCause(r.runCtx)
@@ -65,31 +79,31 @@ func (r *Runner) handle(server string, msg jetstream.Msg) {
 	jobCtx = telemetry.ExtractNATS(jobCtx, msg.Headers()) // the submitter's trace
 	// Registered before the record says running, so that a cancellation
 	// announced after the ingress's write is never missed.
-	if !r.local.add(req.JobID, cancelJob) {
+	if !r.local.add(req.JobID(), cancelJob) {
 		d.status = logDuplicate // the attempt running here acks for both
-		return
+		return settleKeep()
 	}
-	defer r.local.remove(req.JobID)
+	defer r.local.remove(req.JobID())
 
-	st, giveUp := r.claim(msg, req, infra.Records, d)
+	st, giveUp, s := r.claim(msg, req, infra.Records, d)
 	if st == nil {
-		return
+		return s
 	}
 	d.attempt = st.attempt
 	var out outcome
 	if giveUp {
 		out.err = gaveUp(st.attempt)
 	} else {
-		out = r.execute(jobCtx, cancelJob, msg, req, server, st, d)
+		out = r.execute(jobCtx, cancelJob, msg, req, st, d)
 	}
-	r.finish(msg, req, infra, st, out, d)
+	return r.finish(req, infra, st, out, d)
 }
 
 // claim reads the job's record and decides: it returns the record moved to
-// running for this attempt, or nil when the job is not to run here (the
-// message has then been settled as the record says). giveUp means the
-// attempt must only fail the job: it has no attempt left.
-func (r *Runner) claim(msg jetstream.Msg, req *contracts.JobRequest, kv jetstream.KeyValue, d *delivery) (*jobState, bool) {
+// running for this attempt, or nil and what becomes of the message when the
+// job is not to run here. giveUp means the attempt must only fail the job:
+// it has no attempt left.
+func (r *Runner) claim(msg jetstream.Msg, req *contracts.JobRequest, kv jetstream.KeyValue, d *delivery) (*jobState, bool, settlement) {
 	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
 	defer cancel()
 	key := req.RecordKey()
@@ -99,17 +113,14 @@ func (r *Runner) claim(msg jetstream.Msg, req *contracts.JobRequest, kv jetstrea
 		if errors.Is(err, errNoRecord) {
 			if meta, merr := msg.Metadata(); merr == nil && r.now().Sub(meta.Timestamp) < missingRecordGrace {
 				d.status, d.reason = logDeferred, "no job record yet"
-				_ = msg.NakWithDelay(retryDelay)
-				return nil, false
+				return nil, false, settleRetry(retryDelay)
 			}
 			d.status, d.reason = logNoRecord, "no job record (its retention passed, or it was never written)"
-			_ = msg.TermWithReason("no job record")
-			return nil, false
+			return nil, false, settleDrop("no job record")
 		}
 		if err != nil {
 			d.status, d.reason = logDeferred, clip(err.Error())
-			_ = msg.NakWithDelay(retryDelay)
-			return nil, false
+			return nil, false, settleRetry(retryDelay)
 		}
 		d.attempt = rec.Attempts
 		now := r.now()
@@ -118,8 +129,7 @@ func (r *Runner) claim(msg jetstream.Msg, req *contracts.JobRequest, kv jetstrea
 		switch {
 		case rec.Status.Terminal():
 			d.status, d.reason = logSkipped, "job already "+string(rec.Status)
-			r.ack(msg, d)
-			return nil, false
+			return nil, false, settleDone()
 		case rec.Status == contracts.JobRunning:
 			// Not running here (it would be registered): the worker that
 			// ran it was lost, and that attempt counts.
@@ -149,48 +159,60 @@ func (r *Runner) claim(msg jetstream.Msg, req *contracts.JobRequest, kv jetstrea
 		}
 		if err != nil {
 			d.status, d.reason = logDeferred, clip(err.Error())
-			_ = msg.NakWithDelay(retryDelay)
-			return nil, false
+			return nil, false, settleRetry(retryDelay)
 		}
 		switch next.Status {
 		case contracts.JobRunning:
-			return &jobState{kv: kv, key: key, attempt: next.Attempts, rec: next, rev: newRev}, giveUp
+			return &jobState{kv: kv, key: key, attempt: next.Attempts, rec: next, rev: newRev}, giveUp, settlement{}
 		case contracts.JobQueued:
 			d.reason = "attempt lost with its worker"
 			continue // decide again on the queued record
 		default:
 			d.status, d.err = string(next.Status), next.Error
-			r.ack(msg, d)
-			return nil, false
+			return nil, false, settleDone()
 		}
 	}
 	d.status, d.reason = logDeferred, errConflict.Error()
-	_ = msg.NakWithDelay(retryDelay)
-	return nil, false
+	return nil, false, settleRetry(retryDelay)
 }
 
-// execute runs a claimed job: it checks the message against its subject,
-// its record and the server, opens the token and calls the upstream, with
-// a heartbeat and progress reports while the call runs.
-func (r *Runner) execute(jobCtx context.Context, cancelJob context.CancelCauseFunc, msg jetstream.Msg, req *contracts.JobRequest, server string, st *jobState, d *delivery) outcome {
-	srv := r.file.MCPServers[server]
-	if e, reason := check(req, msg.Subject(), &st.rec, srv); e != nil {
+// execute runs a claimed job: the message must be the job its record
+// describes and pass the worker's admission (package admit: its subject,
+// server and tool, its sealed token opened for exactly this job; no replay
+// guard, since a redelivered job legitimately opens its token again); then
+// it calls the upstream, with a heartbeat and progress reports while the
+// call runs. A panic fails the job as internal.
+func (r *Runner) execute(jobCtx context.Context, cancelJob context.CancelCauseFunc, msg jetstream.Msg, req *contracts.JobRequest, st *jobState, d *delivery) (out outcome) {
+	if e, reason := matchRecord(req, &st.rec); e != nil {
 		d.reason = reason
 		return outcome{err: e}
 	}
-	token, e := r.open(req, srv, d)
-	if e != nil {
-		return outcome{err: e}
+	a, refusal := r.admit.Admit(admit.Request{Header: &req.RequestHeader, Kind: contracts.SubjectJob, Subject: msg.Subject(), Tool: req.Tool, Binding: req.Binding()})
+	if refusal != nil {
+		d.reason = refusal.Reason
+		return outcome{err: refusal.Err}
+	}
+	if !a.Token.IsZero() {
+		d.tokenFP = a.Token.Fingerprint()
 	}
 
 	hb := r.startHeartbeat(msg, st, cancelJob)
+	defer hb.stop()
 	pw := r.startProgress(st, cancelJob)
-	ctx, cancel := context.WithTimeout(jobCtx, boundTimeout(req.Timeout(), srv))
-	ctx, obs := r.startJob(ctx, server, req.Tool, st.rec.CreatedAt) // telemetry.go
-	result, err := r.up.CallTool(ctx, srv, token, req.Tool, req.Arguments, upstream.WithProgress(pw.report))
-	cancel()
-	hb.stop()
-	out := outcome{result: result, progress: pw.end()}
+	defer func() { out.progress = pw.end() }()
+	defer func() {
+		if v := recover(); v != nil {
+			r.logPanic(d, v)
+			out, d.reason = outcome{err: errPanicked()}, "panic"
+		}
+	}()
+	ctx, cancel := context.WithTimeout(jobCtx, a.Timeout)
+	defer cancel()
+	ctx, obs := r.startJob(ctx, req.Server, req.Tool, st.rec.CreatedAt) // telemetry.go
+	out.err = errPanicked()                                             // what the observation records if the call panics
+	defer func() { obs.End(out.err) }()
+	result, err := r.up.CallTool(ctx, a.Server, a.Token, req.Tool, req.Arguments, upstream.WithProgress(pw.report))
+	out = outcome{result: result}
 	if err != nil {
 		out.result = nil
 		var ue *upstream.Error
@@ -201,58 +223,30 @@ func (r *Runner) execute(jobCtx context.Context, cancelJob context.CancelCauseFu
 		}
 		out.stopping = errors.Is(context.Cause(jobCtx), errStopping)
 	}
-	obs.End(out.err)
 	return out
 }
 
-// check verifies that the message is the job its record describes, on its
-// own server's subject, for a tool the server allows.
-func check(req *contracts.JobRequest, subject string, rec *contracts.JobRecord, srv *config.Server) (*contracts.Error, string) {
-	refuse := func(reason string) (*contracts.Error, string) {
-		if req.Token != nil {
-			return contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: %s", reason), reason
-		}
-		return contracts.NewError(contracts.CodeInvalidRequest, "job refused: %s", reason), reason
-	}
-	subjectServer, ok := contracts.ServerFromJobSubject(subject)
-	if !ok || subjectServer != req.Server {
-		return refuse("sent on another server's subject")
-	}
-	if rec.ID != req.JobID || rec.Owner != req.Owner || rec.Server != req.Server || rec.Tool != req.Tool || rec.KeyID != req.KeyID {
-		return refuse("the message does not match its job record")
-	}
-	if srv == nil {
-		return contracts.NewError(contracts.CodeUnknownServer, "no server %q on this worker", req.Server), "unknown server"
-	}
-	if !srv.ToolAllowed(req.Tool) {
-		return contracts.NewError(contracts.CodeForbidden, "tool %q is not allowed on server %q", req.Tool, srv.Name), "tool not allowed"
-	}
-	return nil, ""
+// errPanicked is the error of a job whose run panicked.
+func errPanicked() *contracts.Error {
+	return contracts.NewError(contracts.CodeInternal, "the worker failed while running the job")
 }
 
-// open returns the user's credential for srv: none for auth none servers
-// (the sealed field is not even opened) and jobs without one; otherwise the
-// token opened for exactly this job. There is no replay guard: a
-// redelivered job legitimately opens its token again.
-func (r *Runner) open(req *contracts.JobRequest, srv *config.Server, d *delivery) (contracts.Token, *contracts.Error) {
-	if srv.Auth == config.AuthNone || req.Token == nil {
-		return contracts.Token{}, nil
+// matchRecord verifies that the message is the job its record describes.
+func matchRecord(req *contracts.JobRequest, rec *contracts.JobRecord) (*contracts.Error, string) {
+	if rec.ID == req.JobID() && rec.Owner == req.Owner && rec.Server == req.Server && rec.Tool == req.Tool && rec.KeyID == req.KeyID {
+		return nil, ""
 	}
-	v, err := r.opener.Open(req.Token, req.Binding(), r.now())
-	if err != nil {
-		d.reason = sealReason(err)
-		r.metrics.SealFailed(req.Server, d.reason)
-		return contracts.Token{}, contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: %s", d.reason)
+	const reason = "the message does not match its job record"
+	if req.Token != nil {
+		return contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: %s", reason), reason
 	}
-	token := contracts.NewToken(v)
-	d.tokenFP = token.Fingerprint()
-	return token, nil
+	return contracts.NewError(contracts.CodeInvalidRequest, "job refused: %s", reason), reason
 }
 
-// finish records the outcome, then settles the message: ack for a final
-// state, nak with the backoff delay for a retry, nak at once for a job
-// given back because the worker stops.
-func (r *Runner) finish(msg jetstream.Msg, req *contracts.JobRequest, infra *Infra, st *jobState, out outcome, d *delivery) {
+// finish records the outcome and returns what becomes of the message: done
+// for a final state, a retry after the backoff delay for a retryable
+// failure, given back at once for a job cancelled because the worker stops.
+func (r *Runner) finish(req *contracts.JobRequest, infra *Infra, st *jobState, out outcome, d *delivery) settlement {
 	timeout := finishTimeout
 	if out.stopping {
 		timeout = stopWriteTimeout // do not hold up the worker's exit
@@ -267,14 +261,13 @@ func (r *Runner) finish(msg jetstream.Msg, req *contracts.JobRequest, infra *Inf
 		switch {
 		case err != nil:
 			d.status, d.reason = logDeferred, "record not written: "+clip(err.Error())
-			_ = msg.Nak()
+			return settleGiveBack()
 		case owned:
 			d.status, d.reason = logRequeued, "the worker is stopping"
-			_ = msg.Nak()
+			return settleGiveBack()
 		default:
-			r.settle(ctx, msg, infra, cur, "", d)
+			return r.notOwned(ctx, infra, cur, "", d)
 		}
-		return
 	}
 
 	var res storedResult
@@ -286,8 +279,7 @@ func (r *Runner) finish(msg jetstream.Msg, req *contracts.JobRequest, infra *Inf
 			// The result is lost: leave the record running; the job runs
 			// again when its message comes back.
 			d.status, d.reason = logDeferred, "result not stored: "+clip(err.Error())
-			_ = msg.NakWithDelay(retryDelay)
-			return
+			return settleRetry(retryDelay)
 		}
 		out.err = e
 	}
@@ -319,21 +311,18 @@ func (r *Runner) finish(msg jetstream.Msg, req *contracts.JobRequest, infra *Inf
 	if err != nil {
 		// The job runs again when its message comes back.
 		d.status, d.reason = logDeferred, "record not written: "+clip(err.Error())
-		_ = msg.NakWithDelay(retryDelay)
-		return
+		return settleRetry(retryDelay)
 	}
 	if !owned {
-		r.settle(ctx, msg, infra, cur, res.object, d)
-		return
+		return r.notOwned(ctx, infra, cur, res.object, d)
 	}
 	d.err = out.err
 	if status == contracts.JobQueued {
 		d.status = logRetry
-		_ = msg.NakWithDelay(r.backoff(st.attempt))
-		return
+		return settleRetry(r.backoff(st.attempt))
 	}
 	d.status = string(status)
-	r.ack(msg, d)
+	return settleDone()
 }
 
 // write is jobState.update, retried while the store is unavailable.
@@ -351,34 +340,24 @@ func (r *Runner) write(ctx context.Context, st *jobState, change func(*contracts
 	}
 }
 
-// settle handles an outcome that could not be recorded because the record
-// stopped being this attempt's: a cancelled job is acked (its stored result
-// removed), a record gone terminates the message, and a job another
+// notOwned decides an outcome that could not be recorded because the
+// record stopped being this attempt's: a cancelled job is done (its stored
+// result removed), a record gone drops the message, and a job another
 // attempt has taken over is left to that attempt.
-func (r *Runner) settle(ctx context.Context, msg jetstream.Msg, infra *Infra, cur *contracts.JobRecord, object string, d *delivery) {
+func (r *Runner) notOwned(ctx context.Context, infra *Infra, cur *contracts.JobRecord, object string, d *delivery) settlement {
 	if object != "" && (cur == nil || cur.ResultObject != object) {
 		_ = infra.Results.Delete(ctx, object)
 	}
 	switch {
 	case cur == nil:
 		d.status, d.reason = logNoRecord, "the job record disappeared"
-		_ = msg.TermWithReason("no job record")
+		return settleDrop("no job record")
 	case cur.Status == contracts.JobCancelled:
 		d.status, d.err = string(contracts.JobCancelled), cur.Error
-		r.ack(msg, d)
+		return settleDone()
 	default:
 		d.status, d.reason = logNotOwned, "the job is "+string(cur.Status)+" by another attempt"
-	}
-}
-
-// ack acknowledges msg without waiting for the server's confirmation: the
-// record, written before, is the truth. An ack that is lost brings the
-// message back after ack_wait, and that delivery finds the record terminal
-// and acks it then. (Waiting for the confirmation cost a JetStream round
-// trip per job: a quarter of a worker's per-job round trips.)
-func (r *Runner) ack(msg jetstream.Msg, d *delivery) {
-	if err := msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-		d.reason = joinReason(d.reason, "ack not sent: "+clip(err.Error()))
+		return settleKeep()
 	}
 }
 
@@ -388,32 +367,12 @@ func (r *Runner) backoff(attempt int) time.Duration {
 	return b[min(max(attempt-1, 0), len(b)-1)].D()
 }
 
-// boundTimeout is the job's timeout within the server's maximum.
-func boundTimeout(requested time.Duration, srv *config.Server) time.Duration {
-	if limit := srv.MaxTimeout.D(); limit > 0 && requested > limit {
-		return limit
-	}
-	return requested
-}
-
 func gaveUp(attempts int) *contracts.Error {
 	return contracts.NewError(contracts.CodeUpstreamError, "gave up after %d attempts", attempts)
 }
 
 func lostWorker(attempt int) *contracts.Error {
 	return contracts.NewError(contracts.CodeUpstreamError, "attempt %d was lost with its worker", attempt)
-}
-
-// sealReason names why a sealed token was refused, without detail.
-func sealReason(err error) string {
-	switch {
-	case errors.Is(err, contracts.ErrSealExpired):
-		return "expired"
-	case errors.Is(err, contracts.ErrSealUnknownKey):
-		return "unknown key"
-	default:
-		return "does not open for this job"
-	}
 }
 
 func clip(s string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/telemetry"
+	"github.com/toolbus/toolbus/worker/internal/admit"
 	"github.com/toolbus/toolbus/worker/internal/lifecycle"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
 	"github.com/toolbus/toolbus/worker/upstream"
@@ -74,7 +75,7 @@ type Runner struct {
 	servers []string
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	opener  *contracts.Opener
+	admit   *admit.Admitter // no replay guard: a redelivered job opens its token again
 	up      *upstream.Pool
 	acquire AcquireFunc
 	log     zerolog.Logger
@@ -151,7 +152,7 @@ func New(c Config) (*Runner, error) {
 		servers:   slices.Clone(c.Servers),
 		nc:        c.Conn,
 		js:        js,
-		opener:    c.Opener,
+		admit:     &admit.Admitter{File: c.File, Opener: c.Opener, Metrics: c.Metrics, Now: c.Now},
 		up:        c.Upstream,
 		acquire:   c.Acquire,
 		freeSlots: c.Free,

@@ -1,8 +1,6 @@
 package pool
 
 import (
-	"bytes"
-	"encoding/json"
 	"sync"
 	"time"
 
@@ -206,42 +204,16 @@ func (b *breaker) stats() breakerStats {
 	return breakerStats{State: state.String(), Opened: b.opened, Refused: b.refused}
 }
 
-// JSON keys of the replies a worker sends (contracts.CallResponse,
-// ListResponse, RPCResponse): type and request_id first, then the outcome.
-var (
-	keyError  = []byte(`"error":`)
-	keyResult = []byte(`"result":`)
-	keyTools  = []byte(`"tools":`)
-)
-
-// replyOutcome classifies an encoded reply without decoding its result:
-// replies are encoded from structs whose result field precedes the error
-// field, and a key with unescaped quotes cannot occur inside the strings
-// before them, so the first of the keys found is the reply's own. Only an
-// error reply (small) is decoded.
-func replyOutcome(resp []byte) outcome {
-	if resp == nil {
-		return outcomeOther
+// outcomeOf is what a request's error says about the upstream's health:
+// none (a result, a tool error with isError included) and a refusal of the
+// user's credential mean it answered; upstream_error and upstream_timeout
+// that it failed; anything else (the request never reached it, or was
+// cancelled) nothing.
+func outcomeOf(e *contracts.Error) outcome {
+	if e == nil {
+		return outcomeHealthy
 	}
-	head := resp
-	for _, k := range [][]byte{keyResult, keyTools} {
-		if i := bytes.Index(head, k); i >= 0 {
-			head = head[:i]
-		}
-	}
-	if !bytes.Contains(head, keyError) {
-		if len(head) < len(resp) {
-			return outcomeHealthy
-		}
-		return outcomeOther
-	}
-	var r struct {
-		Error *contracts.Error `json:"error"`
-	}
-	if json.Unmarshal(resp, &r) != nil || r.Error == nil {
-		return outcomeOther
-	}
-	switch r.Error.Code {
+	switch e.Code {
 	case contracts.CodeUpstreamError, contracts.CodeUpstreamTimeout:
 		return outcomeFailed
 	case contracts.CodeUpstreamUnauthorized:

@@ -1,12 +1,10 @@
 package pool
 
 import (
-	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/worker/handler"
 )
 
 type fakeClock struct{ t time.Time }
@@ -104,39 +102,25 @@ func TestBreaker_HalfOpenProbe(t *testing.T) {
 	}
 }
 
-func TestReplyOutcome(t *testing.T) {
-	encode := func(v any) []byte {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	callErr := func(code contracts.ErrorCode) []byte {
-		return handler.RejectCall([]byte(`{"request_id":"r1"}`), contracts.NewError(code, "x"))
-	}
+func TestOutcomeOf(t *testing.T) {
 	tests := []struct {
 		name string
-		resp []byte
+		err  *contracts.Error
 		want outcome
 	}{
-		{"result", encode(contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: "r1", Result: json.RawMessage(`{"content":[{"type":"text","text":"ok"}]}`)}), outcomeHealthy},
-		{"a result that mentions errors", encode(contracts.CallResponse{Type: contracts.TypeCallResponse, RequestID: "r1",
-			Result: json.RawMessage(`{"structuredContent":{"error":{"code":"upstream_error"}},"isError":true}`)}), outcomeHealthy},
-		{"tools", encode(contracts.ListResponse{Type: contracts.TypeListResponse, RequestID: "r1", Tools: json.RawMessage(`[{"name":"error"}]`)}), outcomeHealthy},
-		{"upstream_error", callErr(contracts.CodeUpstreamError), outcomeFailed},
-		{"upstream_timeout", callErr(contracts.CodeUpstreamTimeout), outcomeFailed},
-		{"list upstream_error", handler.RejectList([]byte(`{"request_id":"r1"}`), contracts.NewError(contracts.CodeUpstreamError, "x")), outcomeFailed},
-		{"upstream_unauthorized", callErr(contracts.CodeUpstreamUnauthorized), outcomeHealthy},
-		{"seal_invalid", callErr(contracts.CodeSealInvalid), outcomeOther},
-		{"cancelled", callErr(contracts.CodeTimeout), outcomeOther},
-		{"a request id that looks like a key", handler.RejectCall([]byte(`{"request_id":"\"result\":"}`), contracts.NewError(contracts.CodeUpstreamError, "x")), outcomeFailed},
-		{"nothing", nil, outcomeOther},
+		{"a result (a tool error with isError included)", nil, outcomeHealthy},
+		{"upstream_error", contracts.NewError(contracts.CodeUpstreamError, "x"), outcomeFailed},
+		{"upstream_timeout", contracts.NewError(contracts.CodeUpstreamTimeout, "x"), outcomeFailed},
+		{"upstream_unauthorized", contracts.NewError(contracts.CodeUpstreamUnauthorized, "x"), outcomeHealthy},
+		{"seal_invalid", contracts.NewError(contracts.CodeSealInvalid, "x"), outcomeOther},
+		{"timeout", contracts.NewError(contracts.CodeTimeout, "x"), outcomeOther},
+		{"cancelled", contracts.NewError(contracts.CodeCancelled, "x"), outcomeOther},
+		{"internal (a panic)", contracts.NewError(contracts.CodeInternal, "x"), outcomeOther},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := replyOutcome(tt.resp); got != tt.want {
-				t.Errorf("replyOutcome(%s) = %v, want %v", tt.resp, got, tt.want)
+			if got := outcomeOf(tt.err); got != tt.want {
+				t.Errorf("outcomeOf(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -321,16 +321,14 @@ func (p *Pool) Start(ctx context.Context) error {
 		return nil
 	}
 	for _, s := range p.servers {
-		if err != nil {
-			break
-		}
-		lim := p.limits[s]
-		if err = subscribe(contracts.CallSubject(s), true, p.dispatch(s, lim, p.h.HandleCall, handler.RejectCall)); err == nil {
-			err = subscribe(contracts.ListSubject(s), true, p.dispatch(s, lim, p.h.HandleList, handler.RejectList))
+		for _, op := range handler.Ops {
+			if err == nil {
+				err = subscribe(op.Subject(s), true, p.dispatch(s, p.limits[s], op))
+			}
 		}
 	}
 	if err == nil {
-		err = p.subscribeRPC(subscribe) // the MCP endpoint's relay and call cancellation (rpc.go)
+		err = p.subscribeBroadcasts(subscribe) // call cancellations and unsubscriptions (rpc.go)
 	}
 	if err == nil {
 		// Last: a worker that answers pings (readiness) takes requests.
@@ -377,8 +375,6 @@ func (p *Pool) flush(ctx context.Context) error {
 	return nil
 }
 
-type handleFunc func(ctx context.Context, subject, reply string, data []byte) []byte
-
 // limiter is one server's call slots, the queue of requests waiting for
 // one, and the server's circuit breaker.
 type limiter struct {
@@ -389,7 +385,7 @@ type limiter struct {
 	overloaded atomic.Uint64
 }
 
-// dispatch returns the subscription callback for one server's subject. NATS
+// dispatch returns the subscription callback for one op of one server. NATS
 // runs a subscription's callbacks one at a time, so the callback never
 // blocks: with the server's circuit open it answers upstream_error at once;
 // with a free slot (in the server's and the process's limits) it hands the
@@ -397,20 +393,22 @@ type limiter struct {
 // a goroutine that waits for a slot up to queueWait (and at most half the
 // request's budget); otherwise it answers overloaded at once. Nothing queues
 // without bound. An overloaded answer always means the request reached no
-// upstream.
-func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject func([]byte, *contracts.Error) []byte) nats.MsgHandler {
-	overloaded := func(m *nats.Msg, e *contracts.Error, reason string) {
+// upstream. Each request's message is decoded once, where it is first
+// needed: by the goroutine that runs it, or by the callback that refuses it.
+func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHandler {
+	decode := func(m *nats.Msg) *handler.Request { return op.Decode(m.Subject, m.Reply, m.Data) }
+	overloaded := func(in *handler.Request, e *contracts.Error, reason string) {
 		lim.overloaded.Add(1)
 		p.metrics.Overloaded(server, reason)
 		p.log.Warn().Str("server", server).Str("reason", e.Message).Msg("overloaded")
-		p.respond(m.Reply, reject(m.Data, e), m.Data, reject)
+		p.respond(in, nil, e)
 	}
-	noSlot := func(m *nats.Msg) {
-		overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server), workermetrics.RejectNoSlot)
+	noSlot := func(in *handler.Request) {
+		overloaded(in, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server), workermetrics.RejectNoSlot)
 	}
-	circuitOpen := func(m *nats.Msg, left time.Duration) {
+	circuitOpen := func(in *handler.Request, left time.Duration) {
 		p.metrics.Overloaded(server, workermetrics.RejectCircuitOpen)
-		p.respond(m.Reply, reject(m.Data, lim.breaker.refusal(server, left)), m.Data, reject)
+		p.respond(in, nil, lim.breaker.refusal(server, left))
 	}
 	return func(m *nats.Msg) {
 		if m.Reply == "" {
@@ -418,21 +416,21 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			return
 		}
 		if !p.inflight.Add() {
-			overloaded(m, contracts.NewError(contracts.CodeOverloaded, "worker shutting down"), workermetrics.RejectStopping)
+			overloaded(decode(m), contracts.NewError(contracts.CodeOverloaded, "worker shutting down"), workermetrics.RejectStopping)
 			return
 		}
 		// An open circuit refuses before the request takes or waits for a slot.
 		if lim.breaker != nil {
 			if refused, left := lim.breaker.check(); refused {
 				p.inflight.Done()
-				circuitOpen(m, left)
+				circuitOpen(decode(m), left)
 				return
 			}
 		}
 		// The request's trace context (from its NATS headers), the
 		// worker's span and the wait for a slot (telemetry.go).
 		rt := p.startRequest(p.callCtx, m)
-		run := func(ctx context.Context) {
+		run := func(ctx context.Context, in *handler.Request) {
 			defer p.release(lim)
 			defer rt.end()
 			p.waited(&rt, server)
@@ -440,21 +438,21 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			if lim.breaker != nil {
 				ok, isProbe, left := lim.breaker.admit()
 				if !ok {
-					circuitOpen(m, left)
+					circuitOpen(in, left)
 					return
 				}
 				probe = isProbe
 			}
-			resp := handle(ctx, m.Subject, m.Reply, m.Data)
+			payload, e := p.h.Handle(ctx, in)
 			if lim.breaker != nil {
-				p.breakerDone(server, lim.breaker, probe, replyOutcome(resp))
+				p.breakerDone(server, lim.breaker, probe, outcomeOf(e))
 			}
-			p.respond(m.Reply, resp, m.Data, reject)
+			p.respond(in, payload, e)
 		}
 		if p.tryAcquire(lim) {
 			p.runners.run(func() {
 				defer p.inflight.Done()
-				run(rt.ctx)
+				run(rt.ctx, decode(m))
 			})
 			return
 		}
@@ -464,7 +462,7 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			p.inflight.Done()
 			p.waited(&rt, server)
 			rt.end()
-			noSlot(m)
+			noSlot(decode(m))
 			return
 		}
 		go func() {
@@ -472,8 +470,9 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			// The wait counts against the request's budget: it waits at
 			// most half of it, and runs with what is left, so that its
 			// answer still comes within the budget the ingress waits for.
+			in := decode(m)
 			received, wait := rt.received, p.queueWait
-			budget := requestBudget(m.Data)
+			budget := in.Budget()
 			if budget > 0 {
 				wait = min(wait, budget/2)
 			}
@@ -482,7 +481,7 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 			if !ok {
 				p.waited(&rt, server)
 				rt.end()
-				noSlot(m)
+				noSlot(in)
 				return
 			}
 			ctx := rt.ctx
@@ -491,22 +490,9 @@ func (p *Pool) dispatch(server string, lim *limiter, handle handleFunc, reject f
 				ctx, cancel = context.WithDeadline(ctx, received.Add(budget))
 				defer cancel()
 			}
-			run(ctx)
+			run(ctx, in)
 		}()
 	}
-}
-
-// requestBudget is a request's timeout_ms (every request type has one), or
-// 0 when it cannot be read. Only a request that has to wait for a slot is
-// decoded here.
-func requestBudget(data []byte) time.Duration {
-	var r struct {
-		TimeoutMS int64 `json:"timeout_ms"`
-	}
-	if json.Unmarshal(data, &r) != nil || r.TimeoutMS <= 0 {
-		return 0
-	}
-	return time.Duration(r.TimeoutMS) * time.Millisecond
 }
 
 // breakerDone records a call's outcome in the server's breaker and logs
@@ -597,19 +583,22 @@ func (p *Pool) release(lim *limiter) {
 	<-lim.slots
 }
 
-// respond publishes a reply. A reply larger than the connection's maximum
-// payload is replaced by an error, so the caller is not left waiting.
-func (p *Pool) respond(reply string, resp, req []byte, reject func([]byte, *contracts.Error) []byte) {
+// respond publishes the reply to in: payload, or e when set; nothing when
+// in has no request id to answer to. A reply larger than the connection's
+// maximum payload is replaced by an error, so the caller is not left
+// waiting.
+func (p *Pool) respond(in *handler.Request, payload json.RawMessage, e *contracts.Error) {
+	resp := in.Encode(payload, e)
 	if resp == nil {
 		return
 	}
 	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(resp)) > limit {
 		p.log.Warn().Int("bytes", len(resp)).Int64("max_payload", limit).Msg("reply over the NATS max payload")
-		resp = reject(req, contracts.NewError(contracts.CodeUpstreamError,
+		resp = in.Encode(nil, contracts.NewError(contracts.CodeUpstreamError,
 			"the result (%d bytes) exceeds the bus's maximum message size (%d bytes)", len(resp), limit))
 	}
 	// Publish on the connection: the subscription may be drained by now.
-	if err := p.nc.Publish(reply, resp); err != nil {
+	if err := p.nc.Publish(in.Reply, resp); err != nil {
 		p.log.Warn().Str("error", err.Error()).Msg("reply not sent")
 	}
 }

@@ -27,7 +27,7 @@ type env struct {
 	nats   *contractstest.NATS
 	nc     *nats.Conn // the ingress side
 	keys   workertest.Keys
-	logs   *workertest.LogBuffer
+	logs   *contractstest.LogBuffer
 	demo   *demoserver.Running
 	locked *demoserver.Running // requires lockedToken
 	pool   *pool.Pool
@@ -39,7 +39,7 @@ const lockedToken = "Bearer the-right-one"
 // (demo, other: HTTP demo; locked: SSE demo requiring lockedToken).
 func setup(t *testing.T, worker config.Worker, adjust func(map[string]*config.Server), opts ...pool.Option) *env {
 	t.Helper()
-	e := &env{nats: contractstest.StartNATS(t), keys: workertest.NewKeys(t), logs: &workertest.LogBuffer{}}
+	e := &env{nats: contractstest.StartNATS(t), keys: workertest.NewKeys(t), logs: &contractstest.LogBuffer{}}
 	e.nc = e.nats.Connect(t)
 	e.demo = workertest.StartDemo(t, demoserver.Options{}, demoserver.TransportHTTP)
 	e.locked = workertest.StartDemo(t, demoserver.Options{RequireToken: lockedToken}, demoserver.TransportSSE)
@@ -53,15 +53,15 @@ func setup(t *testing.T, worker config.Worker, adjust func(map[string]*config.Se
 	}
 	cfg := workertest.Config(t, all, worker)
 	var err error
-	e.pool, err = pool.New(cfg, e.nats.Connect(t), e.keys.Opener, e.logs.Logger(), append([]pool.Option{pool.WithName("test-worker")}, opts...)...)
+	e.pool, err = pool.New(cfg, e.nats.Connect(t), e.keys.Opener, e.logs.Logger("worker"), append([]pool.Option{pool.WithName("test-worker")}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.pool.Start(workertest.Ctx(t)); err != nil {
+	if err := e.pool.Start(contractstest.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), workertest.Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
 		defer cancel()
 		_ = e.pool.Stop(ctx)
 	})
@@ -99,7 +99,7 @@ func (e *env) send(t *testing.T, c workertest.Call, subject string, mutate func(
 
 func (p pending) wait(t *testing.T) *contracts.CallResponse {
 	t.Helper()
-	m, err := p.sub.NextMsgWithContext(workertest.Ctx(t))
+	m, err := p.sub.NextMsgWithContext(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatalf("waiting for the reply to %s: %v", p.req.RequestID, err)
 	}
@@ -151,7 +151,7 @@ func TestPool_RoundTrip(t *testing.T) {
 	if err := e.nc.PublishRequest(contracts.ListSubject("demo"), inbox, workertest.Encode(t, list)); err != nil {
 		t.Fatal(err)
 	}
-	m, err := sub.NextMsgWithContext(workertest.Ctx(t))
+	m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestPool_RoundTrip(t *testing.T) {
 	}
 
 	// ping
-	pm, err := e.nc.Request(contracts.PingSubject, nil, workertest.Timeout)
+	pm, err := e.nc.Request(contracts.PingSubject, nil, contractstest.WaitTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestPool_Overloaded(t *testing.T) {
 			t.Parallel()
 			e := setup(t, tt.worker, tt.adjust, pool.WithQueue(0, 0))
 			held := e.send(t, slow, "", nil)
-			workertest.WaitFor(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
+			contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 			resp := e.call(t, echo)
 			if code(resp) != contracts.CodeOverloaded || !resp.Error.Retryable {
 				t.Errorf("reply %+v, want retryable overloaded", resp.Error)
@@ -248,9 +248,9 @@ func TestPool_Overloaded(t *testing.T) {
 
 	t.Run("a bounded queue waits for a slot", func(t *testing.T) {
 		t.Parallel()
-		e := setup(t, config.Worker{MaxConcurrency: 1}, nil, pool.WithQueue(1, workertest.Timeout))
+		e := setup(t, config.Worker{MaxConcurrency: 1}, nil, pool.WithQueue(1, contractstest.WaitTimeout))
 		held := e.send(t, slow, "", nil)
-		workertest.WaitFor(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
+		contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 		queued := e.send(t, echo, "", nil)
 		// The queue (depth 1) is full now: the next one is refused at once,
 		// before the slow call ends.
@@ -268,7 +268,7 @@ func TestPool_Overloaded(t *testing.T) {
 		t.Parallel()
 		e := setup(t, config.Worker{MaxConcurrency: 1}, nil, pool.WithQueue(1, 50*time.Millisecond))
 		held := e.send(t, slow, "", nil)
-		workertest.WaitFor(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
+		contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 		if resp := e.call(t, echo); code(resp) != contracts.CodeOverloaded {
 			t.Errorf("queued call: %+v, want overloaded after the wait", resp.Error)
 		}
@@ -280,16 +280,16 @@ func TestPool_Overloaded(t *testing.T) {
 
 func TestPool_StopDrains(t *testing.T) {
 	t.Parallel()
-	e := setup(t, config.Worker{DrainTimeout: config.Duration(workertest.Timeout)}, nil)
+	e := setup(t, config.Worker{DrainTimeout: config.Duration(contractstest.WaitTimeout)}, nil)
 	slow := e.send(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":800}`, Token: "Bearer u"}, "", nil)
-	workertest.WaitFor(t, "the slow call to reach the upstream", func() bool { return workertest.UpstreamSawCall(e.demo) })
+	contractstest.Eventually(t, "the slow call to reach the upstream", func() bool { return workertest.UpstreamSawCall(e.demo) })
 
 	stopped := make(chan error, 1)
-	go func() { stopped <- e.pool.Stop(workertest.Ctx(t)) }()
+	go func() { stopped <- e.pool.Stop(contractstest.Ctx(t)) }()
 
 	// New requests find no worker once the subscriptions are drained (a
 	// probe that still reaches it gets invalid_request at once).
-	workertest.WaitFor(t, "no responders", func() bool {
+	contractstest.Eventually(t, "no responders", func() bool {
 		_, err := e.nc.Request(contracts.CallSubject("demo"), []byte(`{"request_id":"probe"}`), time.Second)
 		return errors.Is(err, nats.ErrNoResponders)
 	})
@@ -308,7 +308,7 @@ func TestPool_StopDrains(t *testing.T) {
 		if err != nil {
 			t.Errorf("Stop: %v", err)
 		}
-	case <-workertest.Ctx(t).Done():
+	case <-contractstest.Ctx(t).Done():
 		t.Fatal("Stop did not return")
 	}
 }
@@ -317,9 +317,9 @@ func TestPool_StopCancelsAfterDrainTimeout(t *testing.T) {
 	t.Parallel()
 	e := setup(t, config.Worker{DrainTimeout: config.Duration(100 * time.Millisecond)}, nil)
 	slow := e.send(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":5000}`, Timeout: 8 * time.Second}, "", nil)
-	workertest.WaitFor(t, "the slow call to reach the upstream", func() bool { return workertest.UpstreamSawCall(e.demo) })
+	contractstest.Eventually(t, "the slow call to reach the upstream", func() bool { return workertest.UpstreamSawCall(e.demo) })
 	start := time.Now()
-	if err := e.pool.Stop(workertest.Ctx(t)); err == nil {
+	if err := e.pool.Stop(contractstest.Ctx(t)); err == nil {
 		t.Error("Stop returned nil although it cancelled a call")
 	}
 	if d := time.Since(start); d > 3*time.Second {

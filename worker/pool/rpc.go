@@ -7,20 +7,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/worker/handler"
 )
 
-// subscribeRPC adds, for the MCP endpoint of the ingress, the relay of other
-// MCP requests (contracts.RPCSubject of every served server, in the
-// workers' queue group, within the same call slots as tools/call) and the
-// cancellation of running synchronous calls (contracts.AllCancelsSubject,
-// which every worker hears; the one running the call cancels it).
-func (p *Pool) subscribeRPC(subscribe func(subject string, queue bool, cb nats.MsgHandler) error) error {
-	for _, s := range p.servers {
-		if err := subscribe(contracts.RPCSubject(s), true, p.dispatch(s, p.limits[s], p.h.HandleRPC, handler.RejectRPC)); err != nil {
-			return err
-		}
-	}
+// subscribeBroadcasts adds the subscriptions every worker hears (no queue
+// group): the cancellation of running synchronous calls
+// (contracts.AllCancelsSubject; the worker running the call cancels it) and
+// the end of resource subscriptions (contracts.AllUnsubscribesSubject; the
+// worker holding the subscription ends it).
+func (p *Pool) subscribeBroadcasts(subscribe func(subject string, queue bool, cb nats.MsgHandler) error) error {
 	if err := subscribe(contracts.AllUnsubscribesSubject, false, p.onUnsubscribe); err != nil {
 		return err
 	}
@@ -35,7 +29,7 @@ func (p *Pool) onUnsubscribe(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	if server, ok := contracts.ServerFromUnsubscribeSubject(m.Subject); !ok || server != u.Server {
+	if sub, ok := contracts.ParseSubject(m.Subject); !ok || sub.Kind != contracts.SubjectUnsubscribe || sub.Server != u.Server {
 		return
 	}
 	if p.up.Unsubscribe(u.Server, u.Subscriber, u.URI) {
@@ -64,8 +58,8 @@ func notifyFunc(nc *nats.Conn, log zerolog.Logger) func(server, subscriber strin
 // Job cancellations arrive on the same subjects and are ignored here (the
 // jobs runner has its own subscription).
 func (p *Pool) onCallCancel(m *nats.Msg) {
-	if id, ok := contracts.IDFromCancelSubject(m.Subject); ok {
-		p.h.Cancel(id)
+	if sub, ok := contracts.ParseSubject(m.Subject); ok && sub.Kind == contracts.SubjectCancel {
+		p.h.Cancel(sub.ID)
 	}
 }
 

@@ -22,7 +22,7 @@ import (
 // request sends an empty request on subject and decodes the answer into v.
 func request(t *testing.T, nc *nats.Conn, subject string, v any) {
 	t.Helper()
-	m, err := nc.Request(subject, nil, workertest.Timeout)
+	m, err := nc.Request(subject, nil, contractstest.WaitTimeout)
 	if err != nil {
 		t.Fatalf("%s: %v", subject, err)
 	}
@@ -111,7 +111,7 @@ func TestPool_DefaultQueueFollowsTheProcessLimit(t *testing.T) {
 	t.Parallel()
 	e := setup(t, config.Worker{MaxConcurrency: 1}, nil)
 	held := e.send(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":400}`}, "", nil)
-	workertest.WaitFor(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
+	contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 	queued := e.send(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"q"}`}, "", nil)
 	start := time.Now()
 	if resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`}); code(resp) != contracts.CodeOverloaded {
@@ -136,9 +136,9 @@ func TestPool_DefaultQueueFollowsTheProcessLimit(t *testing.T) {
 // worker answers it (overloaded) before the ingress gives up on it.
 func TestPool_QueueWaitWithinTheBudget(t *testing.T) {
 	t.Parallel()
-	e := setup(t, config.Worker{MaxConcurrency: 1}, nil, pool.WithQueue(1, workertest.Timeout))
+	e := setup(t, config.Worker{MaxConcurrency: 1}, nil, pool.WithQueue(1, contractstest.WaitTimeout))
 	held := e.send(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":1500}`}, "", nil)
-	workertest.WaitFor(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
+	contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 	start := time.Now()
 	resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`, Timeout: 400 * time.Millisecond})
 	if code(resp) != contracts.CodeOverloaded {
@@ -184,7 +184,7 @@ func TestPool_CircuitBreaker(t *testing.T) {
 	untilProbe := func() *contracts.CallResponse {
 		t.Helper()
 		var resp *contracts.CallResponse
-		workertest.WaitFor(t, "the cooldown to end", func() bool {
+		contractstest.Eventually(t, "the cooldown to end", func() bool {
 			resp = e.call(t, echo)
 			return resp.Error == nil || !strings.HasPrefix(resp.Error.Message, "circuit open")
 		})
@@ -225,13 +225,13 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 	svcConn := n.Connect(t)
 	keys := workertest.NewKeys(t)
 	demo := workertest.StartDemo(t, demoserver.Options{}, demoserver.TransportHTTP)
-	cfg := workertest.Config(t, map[string]*config.Server{"demo": {URL: demo.URL}}, config.Worker{DrainTimeout: config.Duration(workertest.Timeout)})
-	logs := &workertest.LogBuffer{}
-	p, err := pool.New(cfg, n.Connect(t), keys.Opener, logs.Logger(), pool.WithServiceConn(svcConn), pool.WithoutJobs())
+	cfg := workertest.Config(t, map[string]*config.Server{"demo": {URL: demo.URL}}, config.Worker{DrainTimeout: config.Duration(contractstest.WaitTimeout)})
+	logs := &contractstest.LogBuffer{}
+	p, err := pool.New(cfg, n.Connect(t), keys.Opener, logs.Logger("worker"), pool.WithServiceConn(svcConn), pool.WithoutJobs())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Start(workertest.Ctx(t)); err != nil {
+	if err := p.Start(contractstest.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if svcConn.NumSubscriptions() == 0 {
@@ -247,16 +247,16 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 	if err := client.PublishRequest(contracts.CallSubject("demo"), inbox, workertest.Encode(t, req)); err != nil {
 		t.Fatal(err)
 	}
-	workertest.WaitFor(t, "the slow call to reach the upstream", func() bool { return workertest.UpstreamSawCall(demo) })
+	contractstest.Eventually(t, "the slow call to reach the upstream", func() bool { return workertest.UpstreamSawCall(demo) })
 
 	stopped := make(chan error, 1)
-	go func() { stopped <- p.Stop(workertest.Ctx(t)) }()
-	workertest.WaitFor(t, "pings and calls to find no responder", func() bool {
+	go func() { stopped <- p.Stop(contractstest.Ctx(t)) }()
+	contractstest.Eventually(t, "pings and calls to find no responder", func() bool {
 		_, perr := client.Request(contracts.PingSubject, nil, time.Second)
 		_, cerr := client.Request(contracts.CallSubject("demo"), []byte(`{"request_id":"probe"}`), time.Second)
 		return errors.Is(perr, nats.ErrNoResponders) && errors.Is(cerr, nats.ErrNoResponders)
 	})
-	m, err := sub.NextMsgWithContext(workertest.Ctx(t))
+	m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 		if err != nil {
 			t.Errorf("Stop: %v", err)
 		}
-	case <-workertest.Ctx(t).Done():
+	case <-contractstest.Ctx(t).Done():
 		t.Fatal("Stop did not return")
 	}
 	if n := svcConn.NumSubscriptions(); n != 0 {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // Job describes an async job as an ingress submits it.
@@ -43,15 +44,17 @@ func (k Keys) JobRequest(t testing.TB, j Job) (*contracts.JobRequest, *contracts
 		j.Owner = contracts.Owner(j.KeyID, fp)
 	}
 	req := &contracts.JobRequest{
-		Type:          contracts.TypeJobRequest,
-		JobID:         contracts.NewJobID(now),
-		Owner:         j.Owner,
-		Server:        j.Server,
-		Tool:          j.Tool,
-		KeyID:         j.KeyID,
-		TimeoutMS:     j.Timeout.Milliseconds(),
-		ExpiresUnixMS: j.Expires.UnixMilli(),
-		TokenFP:       fp,
+		RequestHeader: contracts.RequestHeader{
+			Type:          contracts.TypeJobRequest,
+			RequestID:     contracts.NewJobID(now),
+			Server:        j.Server,
+			KeyID:         j.KeyID,
+			TimeoutMS:     j.Timeout.Milliseconds(),
+			ExpiresUnixMS: j.Expires.UnixMilli(),
+			TokenFP:       fp,
+		},
+		Owner: j.Owner,
+		Tool:  j.Tool,
 	}
 	if j.Args != "" {
 		req.Arguments = json.RawMessage(j.Args)
@@ -69,7 +72,7 @@ func (k Keys) JobRequest(t testing.TB, j Job) (*contracts.JobRequest, *contracts
 // RecordOf is the queued record an ingress writes for req.
 func RecordOf(req *contracts.JobRequest, created time.Time) *contracts.JobRecord {
 	return &contracts.JobRecord{
-		Type: contracts.TypeJobRecord, ID: req.JobID, Owner: req.Owner, KeyID: req.KeyID,
+		Type: contracts.TypeJobRecord, ID: req.JobID(), Owner: req.Owner, KeyID: req.KeyID,
 		Server: req.Server, Tool: req.Tool, Status: contracts.JobQueued, CreatedAt: created.UTC(),
 	}
 }
@@ -77,7 +80,7 @@ func RecordOf(req *contracts.JobRequest, created time.Time) *contracts.JobRecord
 // CreateRecord writes rec with kv.Create at its key and returns the revision.
 func CreateRecord(t testing.TB, kv jetstream.KeyValue, rec *contracts.JobRecord) uint64 {
 	t.Helper()
-	rev, err := kv.Create(Ctx(t), contracts.JobKey(rec.Owner, rec.ID), Encode(t, rec))
+	rev, err := kv.Create(contractstest.Ctx(t), contracts.JobKey(rec.Owner, rec.ID), Encode(t, rec))
 	if err != nil {
 		t.Fatalf("create job record: %v", err)
 	}
@@ -91,12 +94,12 @@ func PublishJob(t testing.TB, js jetstream.JetStream, req *contracts.JobRequest,
 	if subject == "" {
 		subject = contracts.JobSubject(req.Server, contracts.KeyTag(req.KeyID))
 	}
-	ack, err := js.Publish(Ctx(t), subject, Encode(t, req), jetstream.WithMsgID(req.JobID))
+	ack, err := js.Publish(contractstest.Ctx(t), subject, Encode(t, req), jetstream.WithMsgID(req.JobID()))
 	if err != nil {
 		t.Fatalf("publish job: %v", err)
 	}
 	if ack.Duplicate {
-		t.Fatalf("job %s published twice", req.JobID)
+		t.Fatalf("job %s published twice", req.JobID())
 	}
 }
 
@@ -113,7 +116,7 @@ func (k Keys) SubmitJob(t testing.TB, js jetstream.JetStream, kv jetstream.KeyVa
 // Record reads a job record (nil when there is none) and its revision.
 func Record(t testing.TB, kv jetstream.KeyValue, key string) (*contracts.JobRecord, uint64) {
 	t.Helper()
-	e, err := kv.Get(Ctx(t), key)
+	e, err := kv.Get(contractstest.Ctx(t), key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0
 	}
@@ -128,11 +131,11 @@ func Record(t testing.TB, kv jetstream.KeyValue, key string) (*contracts.JobReco
 }
 
 // WaitRecord polls the record at key until cond holds, failing the test
-// after Timeout, and returns it.
+// after contractstest.WaitTimeout, and returns it.
 func WaitRecord(t testing.TB, kv jetstream.KeyValue, key, what string, cond func(*contracts.JobRecord) bool) *contracts.JobRecord {
 	t.Helper()
 	var rec *contracts.JobRecord
-	WaitFor(t, what, func() bool {
+	contractstest.Eventually(t, what, func() bool {
 		rec, _ = Record(t, kv, key)
 		return rec != nil && cond(rec)
 	})
@@ -155,7 +158,7 @@ func UpdateRecord(t testing.TB, kv jetstream.KeyValue, key string, change func(*
 			t.Fatalf("update %s: no record", key)
 		}
 		change(rec)
-		_, err := kv.Update(Ctx(t), key, Encode(t, rec), rev)
+		_, err := kv.Update(contractstest.Ctx(t), key, Encode(t, rec), rev)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
@@ -191,12 +194,12 @@ func CancelJob(t testing.TB, js jetstream.JetStream, kv jetstream.KeyValue, key 
 // was acked or terminated).
 func Drained(t testing.TB, js jetstream.JetStream, server string) {
 	t.Helper()
-	WaitFor(t, "the jobs of "+server+" to be settled", func() bool {
-		c, err := js.Consumer(Ctx(t), contracts.JobsStream, contracts.JobsConsumer(server))
+	contractstest.Eventually(t, "the jobs of "+server+" to be settled", func() bool {
+		c, err := js.Consumer(contractstest.Ctx(t), contracts.JobsStream, contracts.JobsConsumer(server))
 		if err != nil {
 			return false
 		}
-		info, err := c.Info(Ctx(t))
+		info, err := c.Info(contractstest.Ctx(t))
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
 	})
 }

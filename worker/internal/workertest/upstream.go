@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
@@ -37,7 +38,7 @@ func StartUpstream(t testing.TB, opts demoserver.Options) *Upstream {
 	srv := httptest.NewServer(u.wrap(h))
 	u.URL = srv.URL + demoserver.PathMCP
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
 		defer cancel()
 		h.Close(ctx)
 		srv.Close()

@@ -1,78 +1,21 @@
-// Package workertest holds helpers for the worker's tests: a log buffer,
-// demo upstreams, configurations and sealed requests built with a real
-// contracts.Sealer.
+// Package workertest holds helpers for the worker's tests: demo upstreams,
+// configurations and sealed requests built with a real contracts.Sealer.
+// The log buffer and the bounded waits are contractstest's.
 package workertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
-
-// Timeout bounds every wait in the worker's tests: generous, since the
-// suite runs with the race detector on two cores next to other packages.
-const Timeout = 30 * time.Second
-
-// Ctx returns a context that ends after Timeout or with the test.
-func Ctx(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), Timeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// LogBuffer is a zerolog destination safe for concurrent use.
-type LogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *LogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything logged so far.
-func (b *LogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Logger returns a debug-level logger writing to b.
-func (b *LogBuffer) Logger() zerolog.Logger {
-	return zerolog.New(b).Level(zerolog.DebugLevel).With().Str("component", "worker").Logger()
-}
-
-// Lines decodes every log line.
-func (b *LogBuffer) Lines(t testing.TB) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
 
 // StartDemo runs a demo MCP server until the test ends.
 func StartDemo(t testing.TB, opts demoserver.Options, transport string) *demoserver.Running {
@@ -82,7 +25,7 @@ func StartDemo(t testing.TB, opts demoserver.Options, transport string) *demoser
 		t.Fatalf("demoserver.Start(%s): %v", transport, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
 		defer cancel()
 		_ = run.Close(ctx)
 	})
@@ -140,13 +83,15 @@ func (k Keys) Request(t testing.TB, c Call, replyTo string) *contracts.CallReque
 		c.Expires = time.Now().Add(c.Timeout + 5*time.Second)
 	}
 	req := &contracts.CallRequest{
-		Type:          contracts.TypeCallRequest,
-		RequestID:     fmt.Sprintf("req-%d", nextID.Add(1)),
-		Server:        c.Server,
-		Tool:          c.Tool,
-		KeyID:         c.KeyID,
-		TimeoutMS:     c.Timeout.Milliseconds(),
-		ExpiresUnixMS: c.Expires.UnixMilli(),
+		RequestHeader: contracts.RequestHeader{
+			Type:          contracts.TypeCallRequest,
+			RequestID:     fmt.Sprintf("req-%d", nextID.Add(1)),
+			Server:        c.Server,
+			KeyID:         c.KeyID,
+			TimeoutMS:     c.Timeout.Milliseconds(),
+			ExpiresUnixMS: c.Expires.UnixMilli(),
+		},
+		Tool: c.Tool,
 	}
 	if c.Args != "" {
 		req.Arguments = json.RawMessage(c.Args)
@@ -165,14 +110,14 @@ func (k Keys) Request(t testing.TB, c Call, replyTo string) *contracts.CallReque
 // ListRequest returns a tools/list request for server, sealed for replyTo.
 func (k Keys) ListRequest(t testing.TB, server, token, replyTo string) *contracts.ListRequest {
 	t.Helper()
-	req := &contracts.ListRequest{
+	req := &contracts.ListRequest{RequestHeader: contracts.RequestHeader{
 		Type:          contracts.TypeListRequest,
 		RequestID:     fmt.Sprintf("list-%d", nextID.Add(1)),
 		Server:        server,
 		KeyID:         "team-a",
 		TimeoutMS:     5000,
 		ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli(),
-	}
+	}}
 	if token != "" {
 		s, err := k.Sealer.Seal(token, req.Binding(replyTo))
 		if err != nil {
@@ -211,18 +156,6 @@ func Text(t testing.TB, raw json.RawMessage) string {
 		t.Fatalf("result %s: %v", raw, err)
 	}
 	return r.Content[0].Text
-}
-
-// WaitFor polls cond until it holds, failing the test after Timeout.
-func WaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // UpstreamSawCall reports whether the demo server received a tools/call.
