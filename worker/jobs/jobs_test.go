@@ -20,6 +20,7 @@ import (
 	"github.com/toolbus/toolbus/worker/internal/workertest"
 	"github.com/toolbus/toolbus/worker/jobs"
 	"github.com/toolbus/toolbus/worker/pool"
+	"github.com/toolbus/toolbus/worker/upstream"
 )
 
 // env is an embedded JetStream, demo upstreams, the configuration of the
@@ -193,6 +194,31 @@ func TestJobs_SucceedsWithTheCallersToken(t *testing.T) {
 	}
 	if _, ok := l["duration_ms"].(float64); !ok {
 		t.Errorf("log line without duration_ms: %v", l)
+	}
+}
+
+// TestJobs_PanicFailsTheJobAsInternal: an upstream answer that makes a
+// job's run panic fails the job with internal (not retryable: the answer
+// would do it again); the message is settled, and the worker runs the next
+// job.
+func TestJobs_PanicFailsTheJobAsInternal(t *testing.T) {
+	t.Parallel()
+	const marker = "answer-that-panics-5c1d"
+	e := setup(t, nil)
+	w := e.startWorker(t, "w1", pool.WithUpstreamOptions(upstream.Options{Transport: workertest.PanicOnAnswer(marker)}))
+	_, key := e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"` + marker + `"}`})
+	rec := e.terminal(t, key)
+	wantFailed(t, rec, contracts.CodeInternal)
+	if rec.Attempts != 1 {
+		t.Errorf("attempts = %d, want 1", rec.Attempts)
+	}
+	_, key = e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"next"}`})
+	if got := workertest.Text(t, e.result(t, e.terminal(t, key))); got != "next" {
+		t.Errorf("the next job: %q", got)
+	}
+	workertest.Drained(t, e.js, "demo")
+	if logs := w.logs.String(); !strings.Contains(logs, "panic recovered") || strings.Contains(logs, marker) {
+		t.Errorf("want the panic logged without the upstream's answer:\n%s", logs)
 	}
 }
 

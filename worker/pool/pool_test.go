@@ -19,6 +19,7 @@ import (
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/internal/workertest"
 	"github.com/toolbus/toolbus/worker/pool"
+	"github.com/toolbus/toolbus/worker/upstream"
 )
 
 // env is a worker pool on an embedded NATS server, in front of demo
@@ -390,6 +391,33 @@ func TestPool_TokenNeverLeaks(t *testing.T) {
 	}
 	if !strings.Contains(e.logs.String(), contracts.Fingerprint(token)) {
 		t.Error("the token's fingerprint is not in the logs")
+	}
+}
+
+// TestPool_PanicAnswersInternal: an upstream answer that makes the handling
+// of a call, a list or a relayed request panic gets its caller internal;
+// the worker keeps serving, and the log names the panic, not the answer.
+func TestPool_PanicAnswersInternal(t *testing.T) {
+	t.Parallel()
+	const marker = "answer-that-panics-7f3a"
+	e := setup(t, config.Worker{}, nil, pool.WithUpstreamOptions(upstream.Options{Transport: workertest.PanicOnAnswer(marker)}))
+	resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"` + marker + `"}`, Token: "Bearer u"})
+	if code(resp) != contracts.CodeInternal {
+		t.Fatalf("got %+v, want internal", resp.Error)
+	}
+	for i := range 3 {
+		text := fmt.Sprintf("after the panic %d", i)
+		resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"` + text + `"}`, Token: "Bearer u"})
+		if resp.Error != nil || workertest.Text(t, resp.Result) != text {
+			t.Fatalf("call %d after the panic: %+v %s", i, resp.Error, resp.Result)
+		}
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, "panic recovered") || !strings.Contains(logs, "a value of type string") {
+		t.Errorf("the panic is not logged:\n%s", logs)
+	}
+	if strings.Contains(logs, marker) {
+		t.Errorf("the upstream's answer is in the logs:\n%s", logs)
 	}
 }
 

@@ -1,7 +1,9 @@
 package workertest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -86,4 +88,34 @@ func (u *Upstream) Stats() UpstreamStats {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return UpstreamStats{Requests: u.requests, Failed: u.failed, CallStats: u.calls.Stats()}
+}
+
+// PanicOnAnswer is an HTTP transport for an upstream pool that panics, on
+// the goroutine making the upstream request, when the answer to a POST (an
+// MCP request) contains marker: a stand-in for a handler that an upstream's
+// answer makes panic. It passes every other answer on unchanged.
+func PanicOnAnswer(marker string) http.RoundTripper {
+	return panicOnAnswer{base: http.DefaultTransport, marker: []byte(marker)}
+}
+
+type panicOnAnswer struct {
+	base   http.RoundTripper
+	marker []byte
+}
+
+func (p panicOnAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := p.base.RoundTrip(r)
+	if err != nil || r.Method != http.MethodPost {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(body, p.marker) {
+		panic("the upstream answered " + string(p.marker))
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }
