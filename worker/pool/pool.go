@@ -603,16 +603,26 @@ func (p *Pool) respond(in *handler.Request, payload json.RawMessage, e *contract
 	}
 }
 
-// Stop shuts the pool down in two phases. First it stops the micro service:
-// its endpoints unsubscribe (drain), so no new request reaches this worker
-// (NATS routes it to another worker of the queue group, or answers a fast
-// no_workers), and pings stop counting it; it waits until the endpoints have
-// handed on the requests already delivered, and stops taking jobs. Then it
-// waits for running calls, up to worker.drain_timeout or ctx, whichever ends
-// first; calls still running are cancelled (their callers get an error
-// reply). Last it closes the other subscriptions (call cancellations) and
-// the upstream clients. It returns an error when calls had to be cancelled.
-// Stop is safe to call more than once.
+// Stop shuts the pool down, in these phases:
+//
+//  1. stopTakingRequests: it stops the micro service - its endpoints
+//     unsubscribe (drain), so no new request reaches this worker (NATS
+//     routes it to another worker of the queue group, or answers a fast
+//     no_workers), and pings stop counting it - and waits until the
+//     endpoints have handed on the requests already delivered. The jobs
+//     runner stops taking jobs at the same time and drains alongside.
+//  2. drainCalls: it waits for running calls, up to worker.drain_timeout
+//     or ctx, whichever ends first; calls still running then are cancelled
+//     (their callers get an error reply), with a short grace for their
+//     replies.
+//  3. closeBroadcasts: it closes the subscriptions every worker hears (call
+//     cancellations, unsubscriptions).
+//  4. closeUpstreams: it waits for the jobs runner, closes the upstream
+//     clients, and waits (briefly) for what that failed to reply.
+//  5. stopRunners: it ends the goroutines calls ran on.
+//
+// It returns an error when calls or jobs had to be cancelled. Stop is safe
+// to call more than once.
 func (p *Pool) Stop(ctx context.Context) error {
 	p.mu.Lock()
 	if p.stopped {
@@ -626,16 +636,24 @@ func (p *Pool) Stop(ctx context.Context) error {
 
 	drainCtx, cancel := context.WithTimeout(ctx, p.drain)
 	defer cancel()
+	jobsStopped := p.stopTakingRequests(drainCtx, svc)
+	errs := []error{p.drainCalls(drainCtx)}
+	p.closeBroadcasts(subs)
+	errs = append(errs, p.closeUpstreams(jobsStopped)...)
+	p.stopRunners()
+	p.log.Info().Str("worker", p.name).Msg("worker pool stopped")
+	return errors.Join(errs...)
+}
 
-	// Jobs drain alongside calls, within the same deadline.
+// stopTakingRequests is Stop's first phase. It returns the jobs runner's
+// Stop result, delivered once the runner has drained within drainCtx.
+func (p *Pool) stopTakingRequests(drainCtx context.Context, svc micro.Service) <-chan error {
 	jobsStopped := make(chan error, 1)
 	if p.jobs != nil {
 		go func() { jobsStopped <- p.jobs.Stop(drainCtx) }()
 	} else {
 		jobsStopped <- nil
 	}
-
-	var errs []error
 	if svc != nil {
 		if err := svc.Stop(); err != nil {
 			p.log.Warn().Str("error", err.Error()).Msg("stopping the worker service")
@@ -644,10 +662,17 @@ func (p *Pool) Stop(ctx context.Context) error {
 			p.log.Warn().Str("error", err.Error()).Msg("draining the worker service")
 		}
 	}
+	return jobsStopped
+}
 
+// drainCalls is Stop's second phase: it waits for the running calls until
+// drainCtx ends, then cancels those left and gives them cancelGrace to
+// reply. The error says how many it cancelled.
+func (p *Pool) drainCalls(drainCtx context.Context) error {
+	var err error
 	if running := p.inflight.CloseAndWait(drainCtx); running > 0 {
 		p.log.Warn().Int("calls", running).Msg("drain timeout: cancelling running calls")
-		errs = append(errs, fmt.Errorf("worker pool: %d calls still running at the drain timeout were cancelled", running))
+		err = fmt.Errorf("worker pool: %d calls still running at the drain timeout were cancelled", running)
 		if p.cancelCall != nil {
 			p.cancelCall()
 		}
@@ -658,20 +683,33 @@ func (p *Pool) Stop(ctx context.Context) error {
 	if p.cancelCall != nil {
 		p.cancelCall()
 	}
+	return err
+}
+
+// closeBroadcasts is Stop's third phase.
+func (p *Pool) closeBroadcasts(subs []*nats.Subscription) {
 	for _, sub := range subs {
 		_ = sub.Unsubscribe()
 	}
-	errs = append(errs, <-jobsStopped)
-	errs = append(errs, p.up.Close())
-	// Closing the clients fails whatever still runs; wait for those replies.
+}
+
+// closeUpstreams is Stop's fourth phase: the jobs runner's result, the
+// upstream clients closed, and a last wait for the calls that closing
+// them failed.
+func (p *Pool) closeUpstreams(jobsStopped <-chan error) []error {
+	errs := []error{<-jobsStopped, p.up.Close()}
 	graceCtx, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)
+	defer cancelGraceCtx()
 	if running := p.inflight.CloseAndWait(graceCtx); running > 0 {
 		p.log.Error().Int("calls", running).Msg("calls still running after the upstream clients closed")
 	}
-	cancelGraceCtx()
-	graceCtx, cancelGraceCtx = context.WithTimeout(context.Background(), cancelGrace)
+	return errs
+}
+
+// stopRunners is Stop's last phase: the call goroutines end (an idle one
+// at once, a busy one when its call returns), waited for cancelGrace.
+func (p *Pool) stopRunners() {
+	graceCtx, cancelGraceCtx := context.WithTimeout(context.Background(), cancelGrace)
+	defer cancelGraceCtx()
 	p.runners.stop(graceCtx)
-	cancelGraceCtx()
-	p.log.Info().Str("worker", p.name).Msg("worker pool stopped")
-	return errors.Join(errs...)
 }
