@@ -9,6 +9,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -54,7 +55,7 @@ func TestPool_CallTool_ResultPassedThrough(t *testing.T) {
 	p := newPool(t, upstream.Options{}, nil)
 	s := httpServer("fake", config.TransportHTTP, srv.URL)
 	s.ProtocolVersion = config.DefaultUpstreamProtocol
-	got, err := p.CallTool(testCtx(t), s, contracts.NewToken("Bearer u"), "any", json.RawMessage(`{}`))
+	got, err := p.CallTool(contractstest.Ctx(t), s, contracts.NewToken("Bearer u"), "any", json.RawMessage(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}

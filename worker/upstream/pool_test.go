@@ -16,63 +16,53 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/internal/workertest"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
-const testTimeout = 10 * time.Second
-
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func startDemo(t *testing.T, opts demoserver.Options, tr string) *demoserver.Running {
-	t.Helper()
-	run, err := demoserver.Start(t.Context(), opts, tr)
-	if err != nil {
-		t.Fatalf("demoserver.Start(%s): %v", tr, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		_ = run.Close(ctx)
-	})
-	return run
-}
-
-// logBuffer is a zerolog destination safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newPool(t *testing.T, opts upstream.Options, logs *logBuffer) *upstream.Pool {
+func newPool(t *testing.T, opts upstream.Options, logs *contractstest.LogBuffer) *upstream.Pool {
 	t.Helper()
 	if logs != nil {
-		opts.Logger = zerolog.New(logs).Level(zerolog.DebugLevel)
+		opts.Logger = logs.Logger("worker")
 	}
 	p := upstream.New(opts)
 	t.Cleanup(func() { _ = p.Close() })
 	return p
+}
+
+// wantWhoami calls whoami with token and fails the test unless the
+// upstream saw want.
+func wantWhoami(t *testing.T, ctx context.Context, p *upstream.Pool, srv *config.Server, token, want string) {
+	t.Helper()
+	if got, err := whoami(ctx, p, srv, token); err != nil || got != want {
+		t.Fatalf("whoami(%q) = %q, %v; want %q", token, got, err, want)
+	}
+}
+
+// demoPool starts a demo server on transport tr and returns it, a pool
+// and the server's configuration ("demo").
+func demoPool(t *testing.T, opts demoserver.Options, tr string) (*demoserver.Running, *upstream.Pool, *config.Server) {
+	t.Helper()
+	run := workertest.StartDemo(t, opts, tr)
+	return run, newPool(t, upstream.Options{}, nil), httpServer("demo", tr, run.URL)
+}
+
+// everyTransport returns, by transport, a function that starts a demo
+// server on it (stdio: runs one per client) and returns its configuration.
+func everyTransport() map[string]func(t *testing.T) *config.Server {
+	return map[string]func(t *testing.T) *config.Server{
+		config.TransportHTTP: func(t *testing.T) *config.Server {
+			return httpServer("demo", config.TransportHTTP, workertest.StartDemo(t, demoserver.Options{}, config.TransportHTTP).URL)
+		},
+		config.TransportSSE: func(t *testing.T) *config.Server {
+			return httpServer("demo", config.TransportSSE, workertest.StartDemo(t, demoserver.Options{}, config.TransportSSE).URL)
+		},
+		config.TransportStdio: func(*testing.T) *config.Server { return stdioServer("local", "") },
+	}
 }
 
 func httpServer(name, tr, url string) *config.Server {
@@ -159,10 +149,8 @@ func TestPool_CallTool_PassesTheTokenExactly(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
-			run := startDemo(t, demoserver.Options{}, tr)
-			p := newPool(t, upstream.Options{}, nil)
-			srv := httpServer("demo", tr, run.URL)
+			ctx := contractstest.Ctx(t)
+			run, p, srv := demoPool(t, demoserver.Options{}, tr)
 
 			const token = "Bearer abc.DEF-123 with spaces"
 			got, err := whoami(ctx, p, srv, token)
@@ -187,10 +175,8 @@ func TestPool_CallTool_AuthNoneSendsNothing(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
-			run := startDemo(t, demoserver.Options{}, tr)
-			p := newPool(t, upstream.Options{}, nil)
-			srv := httpServer("demo", tr, run.URL)
+			ctx := contractstest.Ctx(t)
+			run, p, srv := demoPool(t, demoserver.Options{}, tr)
 			srv.Auth = config.AuthNone
 
 			for _, token := range []string{"Bearer one", "Bearer two", ""} {
@@ -216,17 +202,11 @@ func TestPool_CallTool_AuthNoneSendsNothing(t *testing.T) {
 
 func TestPool_CallTool_EmptyTokenSendsNoHeader(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	run := startDemo(t, demoserver.Options{}, config.TransportHTTP)
-	p := newPool(t, upstream.Options{}, nil)
-	srv := httpServer("demo", config.TransportHTTP, run.URL)
+	ctx := contractstest.Ctx(t)
+	_, p, srv := demoPool(t, demoserver.Options{}, config.TransportHTTP)
 
-	if got, err := whoami(ctx, p, srv, ""); err != nil || got != "" {
-		t.Fatalf("whoami = %q, %v; want no credential", got, err)
-	}
-	if got, err := whoami(ctx, p, srv, "Bearer x"); err != nil || got != "Bearer x" {
-		t.Fatalf("whoami = %q, %v; want Bearer x", got, err)
-	}
+	wantWhoami(t, ctx, p, srv, "", "")
+	wantWhoami(t, ctx, p, srv, "Bearer x", "Bearer x")
 	if st := p.Stats(); st.Clients != 2 {
 		t.Errorf("Clients = %d, want 2: the empty token is a key of its own", st.Clients)
 	}
@@ -236,7 +216,7 @@ func TestPool_Stdio(t *testing.T) {
 	t.Parallel()
 	t.Run("auth_env gives each token its own process", func(t *testing.T) {
 		t.Parallel()
-		ctx := testCtx(t)
+		ctx := contractstest.Ctx(t)
 		p := newPool(t, upstream.Options{}, nil)
 		srv := stdioServer("local", "USER_TOKEN")
 		for _, token := range []string{"Bearer alice", "Bearer bob", "Bearer alice"} {
@@ -254,7 +234,7 @@ func TestPool_Stdio(t *testing.T) {
 	})
 	t.Run("without auth_env one process and no token", func(t *testing.T) {
 		t.Parallel()
-		ctx := testCtx(t)
+		ctx := contractstest.Ctx(t)
 		p := newPool(t, upstream.Options{}, nil)
 		srv := stdioServer("local", "")
 		for _, token := range []string{"Bearer alice", "Bearer bob"} {
@@ -272,31 +252,25 @@ func TestPool_Stdio(t *testing.T) {
 	})
 	t.Run("auth none never gets the token", func(t *testing.T) {
 		t.Parallel()
-		ctx := testCtx(t)
+		ctx := contractstest.Ctx(t)
 		p := newPool(t, upstream.Options{}, nil)
 		srv := stdioServer("local", "USER_TOKEN")
 		srv.Auth = config.AuthNone
-		if got, err := whoami(ctx, p, srv, "Bearer alice"); err != nil || got != "" {
-			t.Errorf("whoami = %q, %v; want nothing", got, err)
-		}
+		wantWhoami(t, ctx, p, srv, "Bearer alice", "")
 	})
 	t.Run("the worker's own secrets are not inherited", func(t *testing.T) {
 		t.Parallel()
-		ctx := testCtx(t)
+		ctx := contractstest.Ctx(t)
 		p := newPool(t, upstream.Options{BaseEnv: upstream.InheritedEnv([]string{
 			"PATH=/usr/bin", "TOOLBUS_SEAL_PRIVATE_KEYS=tbsk1.secret", "USER_TOKEN=worker-own",
 		})}, nil)
 		// whoami reports TOOLBUS_SEAL_PRIVATE_KEYS, which must be unset.
 		srv := stdioServer("local", "")
 		srv.Env[envStdioAuthEnv] = "TOOLBUS_SEAL_PRIVATE_KEYS"
-		if got, err := whoami(ctx, p, srv, "Bearer alice"); err != nil || got != "" {
-			t.Errorf("whoami = %q, %v; want the private keys not inherited", got, err)
-		}
+		wantWhoami(t, ctx, p, srv, "Bearer alice", "")
 		// An auth_env variable of the worker's own is not inherited either.
 		srv = stdioServer("local2", "USER_TOKEN")
-		if got, err := whoami(ctx, p, srv, ""); err != nil || got != "" {
-			t.Errorf("whoami = %q, %v; want the worker's USER_TOKEN not inherited", got, err)
-		}
+		wantWhoami(t, ctx, p, srv, "", "")
 	})
 }
 
@@ -319,8 +293,8 @@ func TestPool_Concurrency_NoCrossTalk(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			tr := v.transport
-			ctx := testCtx(t)
-			run := startDemo(t, demoserver.Options{}, tr)
+			ctx := contractstest.Ctx(t)
+			run := workertest.StartDemo(t, demoserver.Options{}, tr)
 			p := newPool(t, upstream.Options{ProtocolVersion: v.protocol}, nil)
 			srv := httpServer("demo", tr, run.URL)
 
@@ -391,8 +365,8 @@ func TestPool_ReusesClients(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			tr := v.transport
-			ctx := testCtx(t)
-			run := startDemo(t, demoserver.Options{}, tr)
+			ctx := contractstest.Ctx(t)
+			run := workertest.StartDemo(t, demoserver.Options{}, tr)
 			p := newPool(t, upstream.Options{ProtocolVersion: v.protocol}, nil)
 			srv := httpServer("demo", tr, run.URL)
 
@@ -421,10 +395,8 @@ func TestPool_Unauthorized(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
-			run := startDemo(t, demoserver.Options{RequireToken: "Bearer good"}, tr)
-			p := newPool(t, upstream.Options{}, nil)
-			srv := httpServer("demo", tr, run.URL)
+			ctx := contractstest.Ctx(t)
+			run, p, srv := demoPool(t, demoserver.Options{RequireToken: "Bearer good"}, tr)
 
 			_, err := whoami(ctx, p, srv, "Bearer bad")
 			var ue *upstream.Error
@@ -443,9 +415,7 @@ func TestPool_Unauthorized(t *testing.T) {
 			if strings.Contains(ue.Error(), "bad") || strings.Contains(ue.Detail, "Bearer bad") {
 				t.Errorf("error shows the token: %q / %q", ue.Error(), ue.Detail)
 			}
-			if got, err := whoami(ctx, p, srv, "Bearer good"); err != nil || got != "Bearer good" {
-				t.Fatalf("whoami with the good token = %q, %v", got, err)
-			}
+			wantWhoami(t, ctx, p, srv, "Bearer good", "Bearer good")
 			if st := p.Stats(); st.Clients != 1 {
 				t.Errorf("Clients = %d, want 1: a client whose handshake failed is not kept", st.Clients)
 			}
@@ -455,25 +425,16 @@ func TestPool_Unauthorized(t *testing.T) {
 
 func TestPool_Timeout(t *testing.T) {
 	t.Parallel()
-	servers := map[string]func(t *testing.T) *config.Server{
-		config.TransportHTTP: func(t *testing.T) *config.Server {
-			return httpServer("demo", config.TransportHTTP, startDemo(t, demoserver.Options{}, config.TransportHTTP).URL)
-		},
-		config.TransportSSE: func(t *testing.T) *config.Server {
-			return httpServer("demo", config.TransportSSE, startDemo(t, demoserver.Options{}, config.TransportSSE).URL)
-		},
-		config.TransportStdio: func(*testing.T) *config.Server { return stdioServer("local", "") },
-	}
-	for tr, newServer := range servers {
+	for tr, newServer := range everyTransport() {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
 			srv := newServer(t)
 			p := newPool(t, upstream.Options{}, nil)
 			// Connect first, so that the deadline hits the call itself.
-			if _, err := whoami(testCtx(t), p, srv, "Bearer a"); err != nil {
+			if _, err := whoami(contractstest.Ctx(t), p, srv, "Bearer a"); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+			ctx, cancel := context.WithTimeout(contractstest.Ctx(t), 200*time.Millisecond)
 			defer cancel()
 			start := time.Now()
 			_, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer a"), demoserver.ToolSlow, json.RawMessage(`{"ms": 5000}`))
@@ -484,7 +445,7 @@ func TestPool_Timeout(t *testing.T) {
 				t.Errorf("timed out after %s, want about 200ms", d)
 			}
 			// The client survives a timed-out call.
-			if _, err := whoami(testCtx(t), p, srv, "Bearer a"); err != nil {
+			if _, err := whoami(contractstest.Ctx(t), p, srv, "Bearer a"); err != nil {
 				t.Fatalf("call after a timeout: %v", err)
 			}
 		})
@@ -493,19 +454,10 @@ func TestPool_Timeout(t *testing.T) {
 
 func TestPool_Results(t *testing.T) {
 	t.Parallel()
-	servers := map[string]func(t *testing.T) *config.Server{
-		config.TransportHTTP: func(t *testing.T) *config.Server {
-			return httpServer("demo", config.TransportHTTP, startDemo(t, demoserver.Options{}, config.TransportHTTP).URL)
-		},
-		config.TransportSSE: func(t *testing.T) *config.Server {
-			return httpServer("demo", config.TransportSSE, startDemo(t, demoserver.Options{}, config.TransportSSE).URL)
-		},
-		config.TransportStdio: func(*testing.T) *config.Server { return stdioServer("local", "") },
-	}
-	for tr, newServer := range servers {
+	for tr, newServer := range everyTransport() {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := contractstest.Ctx(t)
 			srv := newServer(t)
 			p := newPool(t, upstream.Options{}, nil)
 			tok := contracts.NewToken("Bearer a")
@@ -556,14 +508,14 @@ func TestPool_Results(t *testing.T) {
 
 func TestPool_IdleEviction(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	run := startDemo(t, demoserver.Options{}, config.TransportSSE)
+	ctx := contractstest.Ctx(t)
+	run := workertest.StartDemo(t, demoserver.Options{}, config.TransportSSE)
 	p := newPool(t, upstream.Options{IdleTTL: 50 * time.Millisecond, ReapInterval: 10 * time.Millisecond}, nil)
 	srv := httpServer("demo", config.TransportSSE, run.URL)
 	if _, err := whoami(ctx, p, srv, "Bearer a"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the idle client to be closed", func() bool { return p.Stats().Clients == 0 })
+	contractstest.Eventually(t, "the idle client to be closed", func() bool { return p.Stats().Clients == 0 })
 	if st := p.Stats(); st.Evictions != 1 {
 		t.Errorf("Evictions = %d, want 1", st.Evictions)
 	}
@@ -579,14 +531,12 @@ func TestPool_MaxClients(t *testing.T) {
 	t.Parallel()
 	t.Run("the least recently used idle client makes room", func(t *testing.T) {
 		t.Parallel()
-		ctx := testCtx(t)
-		run := startDemo(t, demoserver.Options{}, config.TransportSSE)
+		ctx := contractstest.Ctx(t)
+		run := workertest.StartDemo(t, demoserver.Options{}, config.TransportSSE)
 		p := newPool(t, upstream.Options{MaxClients: 2}, nil)
 		srv := httpServer("demo", config.TransportSSE, run.URL)
 		for _, tok := range []string{"Bearer a", "Bearer b", "Bearer a", "Bearer c"} {
-			if got, err := whoami(ctx, p, srv, tok); err != nil || got != tok {
-				t.Fatalf("whoami(%s) = %q, %v", tok, got, err)
-			}
+			wantWhoami(t, ctx, p, srv, tok, tok)
 			if n := p.Stats().Clients; n > 2 {
 				t.Fatalf("%d clients, want at most 2", n)
 			}
@@ -602,8 +552,8 @@ func TestPool_MaxClients(t *testing.T) {
 	})
 	t.Run("busy clients are not evicted", func(t *testing.T) {
 		t.Parallel()
-		ctx := testCtx(t)
-		run := startDemo(t, demoserver.Options{}, config.TransportHTTP)
+		ctx := contractstest.Ctx(t)
+		run := workertest.StartDemo(t, demoserver.Options{}, config.TransportHTTP)
 		p := newPool(t, upstream.Options{MaxClients: 1}, nil)
 		srv := httpServer("demo", config.TransportHTTP, run.URL)
 		slowDone := make(chan error, 1)
@@ -611,7 +561,7 @@ func TestPool_MaxClients(t *testing.T) {
 			_, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer a"), demoserver.ToolSlow, json.RawMessage(`{"ms": 500}`))
 			slowDone <- err
 		}()
-		waitFor(t, "the slow call to start", func() bool { return p.Stats().Connects == 1 && run.Recorder.Len() >= 2 })
+		contractstest.Eventually(t, "the slow call to start", func() bool { return p.Stats().Connects == 1 && run.Recorder.Len() >= 2 })
 		_, err := whoami(ctx, p, srv, "Bearer b")
 		if code := wireCode(err); code != contracts.CodeOverloaded {
 			t.Errorf("err = %v, want overloaded", err)
@@ -624,17 +574,15 @@ func TestPool_MaxClients(t *testing.T) {
 
 func TestPool_SSEStreamLost(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
-	run := startDemo(t, demoserver.Options{}, config.TransportSSE)
-	p := newPool(t, upstream.Options{}, nil)
-	srv := httpServer("demo", config.TransportSSE, run.URL)
+	ctx := contractstest.Ctx(t)
+	run, p, srv := demoPool(t, demoserver.Options{}, config.TransportSSE)
 	if _, err := whoami(ctx, p, srv, "Bearer a"); err != nil {
 		t.Fatal(err)
 	}
 	if err := run.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the broken client to leave the pool", func() bool { return p.Stats().Clients == 0 })
+	contractstest.Eventually(t, "the broken client to leave the pool", func() bool { return p.Stats().Clients == 0 })
 	_, err := whoami(ctx, p, srv, "Bearer a")
 	if code := wireCode(err); code != contracts.CodeUpstreamError {
 		t.Errorf("err = %v, want upstream_error", err)
@@ -655,7 +603,7 @@ func TestPool_SessionTerminated(t *testing.T) {
 }
 
 func testSessionTerminated(t *testing.T, protocol string) {
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	h, err := demoserver.NewHandler(demoserver.Options{}, demoserver.TransportHTTP)
 	if err != nil {
 		t.Fatal(err)
@@ -678,9 +626,7 @@ func testSessionTerminated(t *testing.T, protocol string) {
 
 	p := newPool(t, upstream.Options{ProtocolVersion: protocol}, nil)
 	srv := httpServer("demo", config.TransportHTTP, ts.URL+demoserver.PathMCP)
-	if got, err := whoami(ctx, p, srv, "Bearer a"); err != nil || got != "Bearer a" {
-		t.Fatalf("whoami = %q, %v", got, err)
-	}
+	wantWhoami(t, ctx, p, srv, "Bearer a", "Bearer a")
 	if refused.Load() != 1 {
 		t.Fatal("the proxy refused nothing")
 	}
@@ -700,7 +646,7 @@ func TestPool_Unreachable(t *testing.T) {
 	ts.Close()
 	p := newPool(t, upstream.Options{}, nil)
 	for _, tr := range httpTransports {
-		_, err := whoami(testCtx(t), p, httpServer("gone-"+tr, tr, url), "Bearer a")
+		_, err := whoami(contractstest.Ctx(t), p, httpServer("gone-"+tr, tr, url), "Bearer a")
 		var ue *upstream.Error
 		if !errors.As(err, &ue) || ue.Wire.Code != contracts.CodeUpstreamError || !ue.Wire.Retryable {
 			t.Errorf("%s: err = %v, want retryable upstream_error", tr, err)
@@ -713,7 +659,7 @@ func TestPool_Unreachable(t *testing.T) {
 
 func TestPool_Close(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	p := upstream.New(upstream.Options{})
 	srv := stdioServer("local", "USER_TOKEN")
 	for _, tok := range []string{"Bearer a", "Bearer b"} {
@@ -737,36 +683,23 @@ func TestPool_Close(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Over SSE a call's response comes on the stream, so abandoning it cancels
 // nothing upstream: the pool sends notifications/cancelled (a POST after the
 // call's own).
 func TestPool_SSECancelsUpstream(t *testing.T) {
 	t.Parallel()
-	run := startDemo(t, demoserver.Options{}, config.TransportSSE)
-	p := newPool(t, upstream.Options{}, nil)
-	srv := httpServer("demo", config.TransportSSE, run.URL)
-	if _, err := whoami(testCtx(t), p, srv, "Bearer a"); err != nil {
+	run, p, srv := demoPool(t, demoserver.Options{}, config.TransportSSE)
+	if _, err := whoami(contractstest.Ctx(t), p, srv, "Bearer a"); err != nil {
 		t.Fatal(err)
 	}
 	before := run.Recorder.Len()
-	ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(contractstest.Ctx(t), 100*time.Millisecond)
 	defer cancel()
 	_, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer a"), demoserver.ToolSlow, json.RawMessage(`{"ms": 5000}`))
 	if code := wireCode(err); code != contracts.CodeUpstreamTimeout {
 		t.Fatalf("err = %v, want upstream_timeout", err)
 	}
-	waitFor(t, "the cancellation to reach the upstream", func() bool { return run.Recorder.Len() >= before+2 })
+	contractstest.Eventually(t, "the cancellation to reach the upstream", func() bool { return run.Recorder.Len() >= before+2 })
 	last := run.Recorder.Entries()[before+1]
 	if last.Method != http.MethodPost || last.Path != demoserver.PathMessage || last.Authorization != "Bearer a" {
 		t.Errorf("after the call the upstream received %s %s with %q", last.Method, last.Path, last.Authorization)
@@ -781,13 +714,13 @@ func TestPool_CallTool_Progress(t *testing.T) {
 	for _, v := range append(variants, struct{ name, transport, protocol string }{"stdio", config.TransportStdio, ""}) {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := contractstest.Ctx(t)
 			p := newPool(t, upstream.Options{ProtocolVersion: v.protocol}, nil)
 			var srv *config.Server
 			if v.transport == config.TransportStdio {
 				srv = stdioServer("local", "")
 			} else {
-				srv = httpServer("demo", v.transport, startDemo(t, demoserver.Options{}, v.transport).URL)
+				srv = httpServer("demo", v.transport, workertest.StartDemo(t, demoserver.Options{}, v.transport).URL)
 			}
 			const calls = 3
 			got := make([][]upstream.Progress, calls)
