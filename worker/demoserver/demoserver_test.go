@@ -17,16 +17,19 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
-const testTimeout = 5 * time.Second
-
-func testCtx(t *testing.T) context.Context {
+// do sends req and returns the response, its body closed.
+func do(t *testing.T, req *http.Request) *http.Response {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }
 
 func start(t *testing.T, opts demoserver.Options, tr string) *demoserver.Running {
@@ -36,7 +39,7 @@ func start(t *testing.T, opts demoserver.Options, tr string) *demoserver.Running
 		t.Fatalf("Start(%s): %v", tr, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
 		defer cancel()
 		if err := run.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
@@ -112,7 +115,7 @@ func TestStart_Tools(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := contractstest.Ctx(t)
 			run := start(t, demoserver.Options{}, tr)
 			wantSuffix := map[string]string{"http": "/mcp", "sse": "/sse"}[tr]
 			if !strings.HasPrefix(run.URL, "http://127.0.0.1:") || !strings.HasSuffix(run.URL, wantSuffix) {
@@ -200,7 +203,7 @@ func TestStart_Progress(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := contractstest.Ctx(t)
 			run := start(t, demoserver.Options{}, tr)
 			c := connect(t, ctx, run, nil)
 			var (
@@ -267,7 +270,7 @@ func TestStart_CancelAndClose(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := contractstest.Ctx(t)
 			run := start(t, demoserver.Options{Delay: time.Minute}, tr)
 			c := connect(t, ctx, run, nil)
 
@@ -328,7 +331,7 @@ func TestStart_RequireToken(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := testCtx(t)
+			ctx := contractstest.Ctx(t)
 			run := start(t, demoserver.Options{RequireToken: token}, tr)
 
 			t.Run("a wrong token is refused with ErrAuthorizationRequired", func(t *testing.T) {
@@ -388,28 +391,20 @@ func TestStart_RequireToken(t *testing.T) {
 
 func TestHandler_LimitsBodyAndPath(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	run := start(t, demoserver.Options{MaxBodyBytes: 1024}, demoserver.TransportHTTP)
 
 	body := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"` + strings.Repeat("a", 2048) + `"}}`
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, run.URL, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp := do(t, req)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("oversized body: status %d, want 400", resp.StatusCode)
 	}
 
 	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(run.URL, "/mcp")+"/other", strings.NewReader("{}"))
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp = do(t, req)
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("other path: status %d, want 404", resp.StatusCode)
 	}
@@ -424,15 +419,15 @@ func TestNewHandler_UnknownTransport(t *testing.T) {
 
 func TestStart_StopsWhenContextEnds(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(testCtx(t))
+	ctx, cancel := context.WithCancel(contractstest.Ctx(t))
 	run, err := demoserver.Start(ctx, demoserver.Options{}, demoserver.TransportSSE)
 	if err != nil {
 		t.Fatal(err)
 	}
-	connect(t, testCtx(t), run, nil) // an open SSE stream must not block shutdown
+	connect(t, contractstest.Ctx(t), run, nil) // an open SSE stream must not block shutdown
 	cancel()
 	// Close waits for the shutdown the context started.
-	if err := run.Close(testCtx(t)); err != nil {
+	if err := run.Close(contractstest.Ctx(t)); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if resp, err := http.Get(run.URL); err == nil {
@@ -444,7 +439,7 @@ func TestStart_StopsWhenContextEnds(t *testing.T) {
 func TestServeStdio(t *testing.T) {
 	// Not parallel: t.Setenv, and mcp-go's stdio session is package-level.
 	t.Setenv("DEMO_TEST_AUTH", "Bearer stdio")
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 
 	clientToServerR, clientToServerW := io.Pipe()
 	serverToClientR, serverToClientW := io.Pipe()
@@ -489,7 +484,7 @@ func TestServeStdio(t *testing.T) {
 
 func TestMain_HTTP(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(testCtx(t))
+	ctx, cancel := context.WithCancel(contractstest.Ctx(t))
 	defer cancel()
 	outR, outW := io.Pipe()
 	done := make(chan error, 1)
@@ -525,7 +520,7 @@ func TestMain_HTTP(t *testing.T) {
 		if err != nil {
 			t.Errorf("Main: %v", err)
 		}
-	case <-time.After(testTimeout):
+	case <-time.After(contractstest.WaitTimeout):
 		t.Fatal("Main did not return after its context ended")
 	}
 }
@@ -533,17 +528,17 @@ func TestMain_HTTP(t *testing.T) {
 func TestMain_BadFlags(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
-	if err := demoserver.Main(testCtx(t), []string{"--transport", "carrier-pigeon"}, &out); err == nil {
+	if err := demoserver.Main(contractstest.Ctx(t), []string{"--transport", "carrier-pigeon"}, &out); err == nil {
 		t.Error("unknown transport accepted")
 	}
-	if err := demoserver.Main(testCtx(t), []string{"--nope"}, &out); err == nil {
+	if err := demoserver.Main(contractstest.Ctx(t), []string{"--nope"}, &out); err == nil {
 		t.Error("unknown flag accepted")
 	}
 }
 
 func TestRecorder(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	rec := &demoserver.Recorder{}
 	run := start(t, demoserver.Options{Recorder: rec}, demoserver.TransportHTTP)
 	if run.Recorder != rec {
@@ -552,11 +547,7 @@ func TestRecorder(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, run.URL, nil)
 	req.Header.Set("Authorization", "Bearer r")
 	req.Header.Set("X-Tenant", "t1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	do(t, req)
 
 	entries := rec.Entries()
 	if len(entries) != 1 || entries[0].Method != http.MethodGet || entries[0].Path != "/mcp" || entries[0].Authorization != "Bearer r" {

@@ -6,13 +6,14 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
 func TestStart_ResourcesPromptsCompletion(t *testing.T) {
 	for _, tr := range httpTransports {
 		t.Run(tr, func(t *testing.T) {
-			ctx := testCtx(t)
+			ctx := contractstest.Ctx(t)
 			c := connect(t, ctx, start(t, demoserver.Options{}, tr), nil)
 
 			resources, err := c.ListResources(ctx, mcp.ListResourcesRequest{})
@@ -55,7 +56,7 @@ func TestStart_ResourcesPromptsCompletion(t *testing.T) {
 }
 
 func TestStart_SlowLogsWithProgress(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	c := connect(t, ctx, start(t, demoserver.Options{}, demoserver.TransportHTTP), nil)
 	logs := make(chan mcp.JSONRPCNotification, 16)
 	c.OnNotification(func(n mcp.JSONRPCNotification) {

@@ -88,6 +88,14 @@ func TestHandler_HandleCall(t *testing.T) {
 		}
 	})
 
+	// changed is a whoami call sealed for demo, changed by change after sealing.
+	changed := func(change func(*contracts.CallRequest)) func(t *testing.T) *contracts.CallRequest {
+		return func(t *testing.T) *contracts.CallRequest {
+			req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
+			change(req)
+			return req
+		}
+	}
 	tests := []struct {
 		name    string
 		subject string
@@ -124,30 +132,24 @@ func TestHandler_HandleCall(t *testing.T) {
 		},
 		{
 			name: "tool changed after sealing", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
-				req.Tool = demoserver.ToolEcho
-				req.Arguments = json.RawMessage(`{"text":"x"}`)
-				return req
-			},
+			build: changed(func(r *contracts.CallRequest) {
+				r.Tool = demoserver.ToolEcho
+				r.Arguments = json.RawMessage(`{"text":"x"}`)
+			}),
 			want: contracts.CodeSealInvalid,
 		},
 		{
 			name: "key id changed after sealing", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
-				req.KeyID = "team-b"
-				return req
-			},
+			build: changed(func(r *contracts.CallRequest) {
+				r.KeyID = "team-b"
+			}),
 			want: contracts.CodeSealInvalid,
 		},
 		{
 			name: "expiry extended after sealing", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
-				req.ExpiresUnixMS += 60_000
-				return req
-			},
+			build: changed(func(r *contracts.CallRequest) {
+				r.ExpiresUnixMS += 60_000
+			}),
 			want: contracts.CodeSealInvalid,
 		},
 		{
@@ -173,11 +175,9 @@ func TestHandler_HandleCall(t *testing.T) {
 		},
 		{
 			name: "server changed to match another subject", subject: contracts.CallSubject("limited"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
-				req.Server = "limited"
-				return req
-			},
+			build: changed(func(r *contracts.CallRequest) {
+				r.Server = "limited"
+			}),
 			want: contracts.CodeSealInvalid,
 		},
 		{
