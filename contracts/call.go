@@ -102,11 +102,7 @@ func (r *ListRequest) Validate() error { return r.RequestHeader.Validate(TypeLis
 
 // NewCallResponse is the reply to request requestID: e when set, else result.
 func NewCallResponse(requestID string, result json.RawMessage, e *Error) *CallResponse {
-	r := &CallResponse{ReplyHeader: ReplyHeader{Type: TypeCallResponse, RequestID: requestID, Error: e}}
-	if e == nil {
-		r.Result = result
-	}
-	return r
+	return &CallResponse{ReplyHeader: newReplyHeader(TypeCallResponse, requestID, e), Result: payload(result, e)}
 }
 
 // Payload returns Result.
@@ -122,11 +118,7 @@ func DecodeCallResponse(data []byte) (*CallResponse, error) { return decodeValid
 
 // NewListResponse is the reply to request requestID: e when set, else tools.
 func NewListResponse(requestID string, tools json.RawMessage, e *Error) *ListResponse {
-	r := &ListResponse{ReplyHeader: ReplyHeader{Type: TypeListResponse, RequestID: requestID, Error: e}}
-	if e == nil {
-		r.Tools = tools
-	}
-	return r
+	return &ListResponse{ReplyHeader: newReplyHeader(TypeListResponse, requestID, e), Tools: payload(tools, e)}
 }
 
 // Payload returns Tools.

@@ -8,13 +8,22 @@
 // Every message carries an explicit "type" string such as
 // "toolbus.call.request.v1". A v1 message only ever gains optional fields;
 // a change that an old reader could misread gets a new type (v2) and a new
-// subject prefix. Golden files in testdata/ pin the encoding of every message,
-// so an accidental rename or type change fails the tests.
+// subject prefix. Golden files in testdata/ pin the encoding of every message
+// (compared as JSON values: members and values, not their order), so an
+// accidental rename or type change fails the tests.
+//
+// # Headers
+//
+// Every request message embeds one RequestHeader (type, request id, server,
+// gateway key id, budget, expiry, sealed token, fingerprint), validated once
+// by its Validate; every reply embeds one ReplyHeader (type, request id,
+// error). DecodeRequest and DecodeReply decode and validate any of them.
 //
 // # Names
 //
 // Every subject, queue group, stream, consumer and bucket name is built by a
-// function in subjects.go. No other file concatenates subject strings.
+// function in subjects.go, and ParseSubject is the one parser of the
+// subjects requests arrive on. No other file concatenates subject strings.
 //
 // # Secrets
 //

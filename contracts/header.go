@@ -139,6 +139,18 @@ type Reply interface {
 	Validate() error
 }
 
+func newReplyHeader(typ, requestID string, e *Error) ReplyHeader {
+	return ReplyHeader{Type: typ, RequestID: requestID, Error: e}
+}
+
+// payload is a reply's payload: none with an error.
+func payload(p json.RawMessage, e *Error) json.RawMessage {
+	if e != nil {
+		return nil
+	}
+	return p
+}
+
 // Reply returns h; through embedding, every reply message has it.
 func (h *ReplyHeader) Reply() *ReplyHeader { return h }
 

@@ -64,11 +64,7 @@ func (r *RPCRequest) Validate() error {
 
 // NewRPCResponse is the reply to request requestID: e when set, else result.
 func NewRPCResponse(requestID string, result json.RawMessage, e *Error) *RPCResponse {
-	r := &RPCResponse{ReplyHeader: ReplyHeader{Type: TypeRPCResponse, RequestID: requestID, Error: e}}
-	if e == nil {
-		r.Result = result
-	}
-	return r
+	return &RPCResponse{ReplyHeader: newReplyHeader(TypeRPCResponse, requestID, e), Result: payload(result, e)}
 }
 
 // Payload returns Result.

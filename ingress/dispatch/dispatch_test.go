@@ -126,3 +126,59 @@ func recv(t *testing.T, ch <-chan string) string {
 		return ""
 	}
 }
+
+// TestDispatcher_EveryKindTakesTheSameRoundTrip: a call, a list and a
+// relayed request go out with their header filled and their token sealed
+// to their own binding, and come back as their own reply's payload or
+// error.
+func TestDispatcher_EveryKindTakesTheSameRoundTrip(t *testing.T) {
+	d, nc, opener := newDispatcher(t)
+	const token = "Bearer every-kind"
+	standIn := func(subject string, msg func() contracts.Request, binding func(contracts.Request, string) contracts.Binding,
+		reply func(id string, payload json.RawMessage, e *contracts.Error) any) {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			req := msg()
+			var e *contracts.Error
+			if err := contracts.DecodeRequest(m.Data, req); err != nil {
+				e = contracts.NewError(contracts.CodeInvalidRequest, "%v", err)
+			} else if got, err := opener.Open(req.Header().Token, binding(req, m.Reply), time.Now()); err != nil || got != token {
+				e = contracts.NewError(contracts.CodeSealInvalid, "does not open")
+			} else if h := req.Header(); h.KeyID != "k" || h.Server != "jira" || h.TokenFP != contracts.Fingerprint(token) || h.TimeoutMS != 1000 {
+				e = contracts.NewError(contracts.CodeInvalidRequest, "header %+v", h)
+			}
+			data, _ := json.Marshal(reply(req.Header().RequestID, json.RawMessage(`[{"name":"t"}]`), e))
+			_ = m.Respond(data)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	standIn(contracts.CallSubject("jira"), func() contracts.Request { return new(contracts.CallRequest) },
+		func(r contracts.Request, to string) contracts.Binding { return r.(*contracts.CallRequest).Binding(to) },
+		func(id string, p json.RawMessage, e *contracts.Error) any { return contracts.NewCallResponse(id, p, e) })
+	standIn(contracts.ListSubject("jira"), func() contracts.Request { return new(contracts.ListRequest) },
+		func(r contracts.Request, to string) contracts.Binding { return r.(*contracts.ListRequest).Binding(to) },
+		func(id string, p json.RawMessage, e *contracts.Error) any { return contracts.NewListResponse(id, p, e) })
+	standIn(contracts.RPCSubject("jira"), func() contracts.Request { return new(contracts.RPCRequest) },
+		func(r contracts.Request, to string) contracts.Binding { return r.(*contracts.RPCRequest).Binding(to) },
+		func(id string, p json.RawMessage, e *contracts.Error) any { return contracts.NewRPCResponse(id, p, e) })
+
+	ctx := contractstest.Ctx(t)
+	tok := contracts.NewToken(token)
+	for name, send := range map[string]func() (json.RawMessage, *contracts.Error){
+		"call": func() (json.RawMessage, *contracts.Error) {
+			return d.Call(ctx, NewRequestID(), Call{KeyID: "k", Server: "jira", Tool: "t", Token: tok, Timeout: time.Second})
+		},
+		"list": func() (json.RawMessage, *contracts.Error) {
+			return d.List(ctx, NewRequestID(), List{KeyID: "k", Server: "jira", Token: tok, Timeout: time.Second})
+		},
+		"rpc": func() (json.RawMessage, *contracts.Error) {
+			return d.RPC(ctx, NewRequestID(), RPC{KeyID: "k", Server: "jira", Method: "prompts/list", Token: tok, Timeout: time.Second})
+		},
+	} {
+		if res, cerr := send(); cerr != nil || string(res) != `[{"name":"t"}]` {
+			t.Errorf("%s: %s %v", name, res, cerr)
+		}
+	}
+}

@@ -95,34 +95,26 @@ type Op struct {
 
 // The ops: tools/call, tools/list and the relayed MCP requests.
 var (
-	CallOp = &Op{
-		Kind: contracts.SubjectCall, Subject: contracts.CallSubject,
-		message: func() contracts.Request { return new(contracts.CallRequest) },
-		name:    func(contracts.Request) string { return contracts.OpCall },
-		run:     (*Handler).call,
-		reply: func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
-			return contracts.NewCallResponse(id, p, e)
-		},
-	}
-	ListOp = &Op{
-		Kind: contracts.SubjectList, Subject: contracts.ListSubject,
-		message: func() contracts.Request { return new(contracts.ListRequest) },
-		name:    func(contracts.Request) string { return contracts.OpList },
-		run:     (*Handler).list,
-		reply: func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
-			return contracts.NewListResponse(id, p, e)
-		},
-	}
-	RPCOp = &Op{
-		Kind: contracts.SubjectRPC, Subject: contracts.RPCSubject,
-		message: func() contracts.Request { return new(contracts.RPCRequest) },
-		name:    rpcName,
-		run:     (*Handler).rpc,
-		reply: func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
-			return contracts.NewRPCResponse(id, p, e)
-		},
-	}
+	CallOp = &Op{Kind: contracts.SubjectCall, Subject: contracts.CallSubject, message: message[contracts.CallRequest],
+		name: func(contracts.Request) string { return contracts.OpCall }, run: (*Handler).call, reply: reply(contracts.NewCallResponse)}
+	ListOp = &Op{Kind: contracts.SubjectList, Subject: contracts.ListSubject, message: message[contracts.ListRequest],
+		name: func(contracts.Request) string { return contracts.OpList }, run: (*Handler).list, reply: reply(contracts.NewListResponse)}
+	RPCOp = &Op{Kind: contracts.SubjectRPC, Subject: contracts.RPCSubject, message: message[contracts.RPCRequest],
+		name: rpcName, run: (*Handler).rpc, reply: reply(contracts.NewRPCResponse)}
 )
+
+// message returns a new request message of type T.
+func message[T any, P interface {
+	*T
+	contracts.Request
+}]() contracts.Request {
+	return P(new(T))
+}
+
+// reply adapts a reply constructor of contracts to the table.
+func reply[R contracts.Reply](newReply func(string, json.RawMessage, *contracts.Error) R) func(string, json.RawMessage, *contracts.Error) contracts.Reply {
+	return func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply { return newReply(id, p, e) }
+}
 
 // Ops is every op, in the order the pool subscribes them.
 var Ops = []*Op{CallOp, ListOp, RPCOp}
