@@ -69,7 +69,7 @@ func code(resp *contracts.CallResponse) contracts.ErrorCode {
 	return resp.Error.Code
 }
 
-func TestHandler_HandleCall(t *testing.T) {
+func TestHandler_Call(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	const token = "Bearer user-token-1"
@@ -277,7 +277,7 @@ func TestHandler_HandleCall(t *testing.T) {
 	})
 }
 
-func TestHandler_HandleList(t *testing.T) {
+func TestHandler_List(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	req := f.keys.ListRequest(t, "demo", "Bearer x", reply)

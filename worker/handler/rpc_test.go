@@ -50,7 +50,7 @@ func (f *fixture) rpc(t *testing.T, subject string, req *contracts.RPCRequest) *
 	return resp
 }
 
-func TestHandler_HandleRPC(t *testing.T) {
+func TestHandler_RPC(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	const token = "Bearer user-token-1"

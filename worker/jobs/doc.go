@@ -43,6 +43,12 @@
 // running attempt never overwrites a cancelled record or another
 // attempt's record.
 //
+// Before the upstream call, the message must be the job its record
+// describes and pass the worker's admission (worker/internal/admit, the
+// same as a synchronous call's, without the replay guard: a redelivered
+// job opens its token again). A panic while running the job fails it as
+// internal.
+//
 // While a job runs, its message is kept with InProgress every
 // jobs.ack_wait/3, and its record is re-read at the same pace; MCP
 // progress notifications from the upstream are written to the record at
@@ -52,7 +58,12 @@
 // record stops being this attempt's.
 //
 // The outcome is written to the record first, and only then is the
-// message acknowledged (a double ack, confirmed by the server):
+// message settled. Every step of a delivery (claim, run, finish) returns
+// a settlement instead of settling the message itself, and one switch
+// (settle.go) applies it: done (an ack, not waited for: the record is the
+// truth, and a lost ack brings the message back to a delivery that finds
+// the record terminal), a retry after a delay, given back at once, dropped
+// (term), or kept for the attempt that owns the job. The outcome:
 //
 //   - a result of up to jobs.inline_result_bytes goes inline into the
 //     record; up to contracts.MaxJobResultBytes into the object store, under
