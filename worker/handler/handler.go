@@ -182,12 +182,14 @@ func errPanicked() *contracts.Error {
 // the caller gets internal, and the worker keeps serving.
 func (h *Handler) Handle(ctx context.Context, in *Request) (payload json.RawMessage, e *contracts.Error) {
 	hdr := in.Msg.Header()
+	// The server logged is the message's (a moved message shows where it
+	// was meant to go), or the subject's when the message does not decode.
 	o := &outcome{op: in.Op.name(in.Msg), start: h.now(), requestID: in.ID(), keyID: hdr.KeyID, tokenFP: hdr.TokenFP, server: hdr.Server}
-	if sub, ok := contracts.ParseSubject(in.Subject); ok {
-		o.server = sub.Server
-	}
 	defer h.logOutcome(o)
 	if in.Err != nil {
+		if sub, ok := contracts.ParseSubject(in.Subject); ok {
+			o.server = sub.Server
+		}
 		o.err, o.reason = contracts.NewError(contracts.CodeInvalidRequest, "malformed %s request", in.Op.Kind), clip(in.Err.Error())
 		return nil, o.err
 	}
@@ -208,9 +210,6 @@ func (h *Handler) Handle(ctx context.Context, in *Request) (payload json.RawMess
 func (h *Handler) admitRequest(o *outcome, in *Request, tool string, binding contracts.Binding) (admit.Admitted, *contracts.Error) {
 	a, refusal := h.admit.Admit(admit.Request{Header: in.Msg.Header(), Kind: in.Op.Kind, Subject: in.Subject, Tool: tool, Binding: binding})
 	if refusal != nil {
-		if refusal.Reason == "server field does not match the subject" {
-			o.server = in.Msg.Header().Server
-		}
 		o.reason = refusal.Reason
 		return a, refusal.Err
 	}
