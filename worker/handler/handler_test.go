@@ -62,13 +62,6 @@ func (f *fixture) call(t *testing.T, subject string, data []byte) *contracts.Cal
 	return resp
 }
 
-func code(resp *contracts.CallResponse) contracts.ErrorCode {
-	if resp.Error == nil {
-		return ""
-	}
-	return resp.Error.Code
-}
-
 func TestHandler_Call(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -88,6 +81,14 @@ func TestHandler_Call(t *testing.T) {
 		}
 	})
 
+	// sealed builds c sealed for replyTo; sealedElsewhere sealed to a key
+	// this worker does not hold.
+	sealed := func(c workertest.Call, replyTo string) func(t *testing.T) *contracts.CallRequest {
+		return func(t *testing.T) *contracts.CallRequest { return f.keys.Request(t, c, replyTo) }
+	}
+	sealedElsewhere := func(c workertest.Call, replyTo string) func(t *testing.T) *contracts.CallRequest {
+		return func(t *testing.T) *contracts.CallRequest { return workertest.NewKeys(t).Request(t, c, replyTo) }
+	}
 	// changed is a whoami call sealed for demo, changed by change after sealing.
 	changed := func(change func(*contracts.CallRequest)) func(t *testing.T) *contracts.CallRequest {
 		return func(t *testing.T) *contracts.CallRequest {
@@ -104,31 +105,23 @@ func TestHandler_Call(t *testing.T) {
 	}{
 		{
 			name: "unknown server", subject: contracts.CallSubject("nope"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "nope", Tool: "echo"}, reply)
-			},
-			want: contracts.CodeUnknownServer,
+			build: sealed(workertest.Call{Server: "nope", Tool: "echo"}, reply),
+			want:  contracts.CodeUnknownServer,
 		},
 		{
 			name: "disallowed tool", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolFail, Token: token}, reply)
-			},
-			want: contracts.CodeForbidden,
+			build: sealed(workertest.Call{Server: "demo", Tool: demoserver.ToolFail, Token: token}, reply),
+			want:  contracts.CodeForbidden,
 		},
 		{
 			name: "unknown tool", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "nope", Token: token}, reply)
-			},
-			want: contracts.CodeUnknownTool,
+			build: sealed(workertest.Call{Server: "demo", Tool: "nope", Token: token}, reply),
+			want:  contracts.CodeUnknownTool,
 		},
 		{
 			name: "sealed for another reply subject", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, "_INBOX.elsewhere")
-			},
-			want: contracts.CodeSealInvalid,
+			build: sealed(workertest.Call{Server: "demo", Tool: "whoami", Token: token}, "_INBOX.elsewhere"),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "tool changed after sealing", subject: contracts.CallSubject("demo"),
@@ -154,24 +147,18 @@ func TestHandler_Call(t *testing.T) {
 		},
 		{
 			name: "expired", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token, Expires: time.Now().Add(-time.Second)}, reply)
-			},
-			want: contracts.CodeSealInvalid,
+			build: sealed(workertest.Call{Server: "demo", Tool: "whoami", Token: token, Expires: time.Now().Add(-time.Second)}, reply),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "sealed to another key", subject: contracts.CallSubject("demo"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return workertest.NewKeys(t).Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
-			},
-			want: contracts.CodeSealInvalid,
+			build: sealedElsewhere(workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "server field names another server than the subject", subject: contracts.CallSubject("limited"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
-			},
-			want: contracts.CodeSealInvalid,
+			build: sealed(workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "server changed to match another subject", subject: contracts.CallSubject("limited"),
@@ -182,24 +169,20 @@ func TestHandler_Call(t *testing.T) {
 		},
 		{
 			name: "moved without a token", subject: contracts.CallSubject("limited"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami"}, reply)
-			},
-			want: contracts.CodeInvalidRequest,
+			build: sealed(workertest.Call{Server: "demo", Tool: "whoami"}, reply),
+			want:  contracts.CodeInvalidRequest,
 		},
 		{
 			name: "timeout bounded by the server's max_timeout", subject: contracts.CallSubject("limited"),
-			build: func(t *testing.T) *contracts.CallRequest {
-				return f.keys.Request(t, workertest.Call{Server: "limited", Tool: demoserver.ToolSlow, Args: `{"ms":3000}`, Timeout: 5 * time.Second}, reply)
-			},
-			want: contracts.CodeUpstreamTimeout,
+			build: sealed(workertest.Call{Server: "limited", Tool: demoserver.ToolSlow, Args: `{"ms":3000}`, Timeout: 5 * time.Second}, reply),
+			want:  contracts.CodeUpstreamTimeout,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
 			resp := f.call(t, tt.subject, workertest.Encode(t, tt.build(t)))
-			if got := code(resp); got != tt.want {
+			if got := workertest.Code(resp); got != tt.want {
 				t.Errorf("code = %q (%+v), want %q", got, resp.Error, tt.want)
 			}
 			if d := time.Since(start); d > 2*time.Second {
@@ -211,18 +194,18 @@ func TestHandler_Call(t *testing.T) {
 	t.Run("tampered ciphertext", func(t *testing.T) {
 		req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
 		req.Token.Ciphertext[0] ^= 1
-		if got := code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req))); got != contracts.CodeSealInvalid {
+		if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req))); got != contracts.CodeSealInvalid {
 			t.Errorf("code = %q, want seal_invalid", got)
 		}
 	})
 
 	t.Run("replayed", func(t *testing.T) {
 		data := workertest.Encode(t, f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply))
-		if got := code(f.call(t, contracts.CallSubject("demo"), data)); got != "" {
+		if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), data)); got != "" {
 			t.Fatalf("first use: code = %q", got)
 		}
 		resp := f.call(t, contracts.CallSubject("demo"), data)
-		if code(resp) != contracts.CodeSealInvalid || resp.Error.Retryable {
+		if workertest.Code(resp) != contracts.CodeSealInvalid || resp.Error.Retryable {
 			t.Errorf("replay: %+v, want non-retryable seal_invalid", resp.Error)
 		}
 	})
@@ -244,7 +227,7 @@ func TestHandler_Call(t *testing.T) {
 			t.Errorf("reply to a message without request id: %s", out)
 		}
 		resp := f.call(t, contracts.CallSubject("demo"), []byte(`{"type":"toolbus.call.request.v1","request_id":"r1","server":"demo"}`))
-		if code(resp) != contracts.CodeInvalidRequest || resp.RequestID != "r1" {
+		if workertest.Code(resp) != contracts.CodeInvalidRequest || resp.RequestID != "r1" {
 			t.Errorf("reply %+v, want invalid_request for r1", resp)
 		}
 	})
@@ -305,7 +288,7 @@ func TestHandler_List(t *testing.T) {
 	// Replayed on the call subject: a list seal does not open a call.
 	call := &contracts.CallRequest{RequestHeader: req.RequestHeader, Tool: "whoami"}
 	call.Type, call.TimeoutMS = contracts.TypeCallRequest, 1000
-	if got := code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, call))); got != contracts.CodeSealInvalid {
+	if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, call))); got != contracts.CodeSealInvalid {
 		t.Errorf("list seal used for a call: code = %q, want seal_invalid", got)
 	}
 }

@@ -122,11 +122,18 @@ func (e *env) call(t *testing.T, c workertest.Call) *contracts.CallResponse {
 	return e.send(t, c, "", nil).wait(t)
 }
 
-func code(resp *contracts.CallResponse) contracts.ErrorCode {
-	if resp.Error == nil {
-		return ""
+// waitStopped waits for the error of a Stop started in a goroutine; Stop
+// must succeed.
+func waitStopped(t *testing.T, stopped <-chan error) {
+	t.Helper()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	case <-contractstest.Ctx(t).Done():
+		t.Fatal("Stop did not return")
 	}
-	return resp.Error.Code
 }
 
 func TestPool_RoundTrip(t *testing.T) {
@@ -196,7 +203,7 @@ func TestPool_Seal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := e.send(t, tt.call, tt.subject, tt.mutate).wait(t)
-			if code(resp) != contracts.CodeSealInvalid || resp.Error.Retryable {
+			if workertest.Code(resp) != contracts.CodeSealInvalid || resp.Error.Retryable {
 				t.Errorf("reply %+v, want non-retryable seal_invalid", resp.Error)
 			}
 		})
@@ -211,7 +218,7 @@ func TestPool_Seal(t *testing.T) {
 		if err := e.nc.PublishRequest(contracts.CallSubject("demo"), p.sub.Subject, workertest.Encode(t, p.req)); err != nil {
 			t.Fatal(err)
 		}
-		if resp := p.wait(t); code(resp) != contracts.CodeSealInvalid {
+		if resp := p.wait(t); workertest.Code(resp) != contracts.CodeSealInvalid {
 			t.Errorf("replay: %+v, want seal_invalid", resp.Error)
 		}
 	})
@@ -235,7 +242,7 @@ func TestPool_Overloaded(t *testing.T) {
 			held := e.send(t, slow, "", nil)
 			contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 			resp := e.call(t, echo)
-			if code(resp) != contracts.CodeOverloaded || !resp.Error.Retryable {
+			if workertest.Code(resp) != contracts.CodeOverloaded || !resp.Error.Retryable {
 				t.Errorf("reply %+v, want retryable overloaded", resp.Error)
 			}
 			if resp := held.wait(t); resp.Error != nil {
@@ -255,7 +262,7 @@ func TestPool_Overloaded(t *testing.T) {
 		queued := e.send(t, echo, "", nil)
 		// The queue (depth 1) is full now: the next one is refused at once,
 		// before the slow call ends.
-		if resp := e.call(t, echo); code(resp) != contracts.CodeOverloaded {
+		if resp := e.call(t, echo); workertest.Code(resp) != contracts.CodeOverloaded {
 			t.Errorf("third call: %+v, want overloaded", resp.Error)
 		}
 		for _, p := range []pending{held, queued} {
@@ -270,7 +277,7 @@ func TestPool_Overloaded(t *testing.T) {
 		e := setup(t, config.Worker{MaxConcurrency: 1}, nil, pool.WithQueue(1, 50*time.Millisecond))
 		held := e.send(t, slow, "", nil)
 		contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
-		if resp := e.call(t, echo); code(resp) != contracts.CodeOverloaded {
+		if resp := e.call(t, echo); workertest.Code(resp) != contracts.CodeOverloaded {
 			t.Errorf("queued call: %+v, want overloaded after the wait", resp.Error)
 		}
 		if resp := held.wait(t); resp.Error != nil {
@@ -304,14 +311,7 @@ func TestPool_StopDrains(t *testing.T) {
 	} else if got := workertest.Text(t, resp.Result); !strings.HasPrefix(got, "slept") {
 		t.Errorf("slow result %q", got)
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	case <-contractstest.Ctx(t).Done():
-		t.Fatal("Stop did not return")
-	}
+	waitStopped(t, stopped)
 }
 
 func TestPool_StopCancelsAfterDrainTimeout(t *testing.T) {
@@ -358,8 +358,8 @@ func TestPool_TokenNeverLeaks(t *testing.T) {
 		p := e.send(t, c.call, "", nil)
 		wg.Go(func() {
 			resp := p.wait(t)
-			if code(resp) != c.want {
-				t.Errorf("%s: code %q (%+v), want %q", c.call.Tool, code(resp), resp.Error, c.want)
+			if workertest.Code(resp) != c.want {
+				t.Errorf("%s: code %q (%+v), want %q", c.call.Tool, workertest.Code(resp), resp.Error, c.want)
 			}
 			if c.want == contracts.CodeUpstreamUnauthorized && !strings.Contains(resp.Error.WWWAuthenticate, "resource_metadata=") {
 				t.Errorf("upstream_unauthorized without the challenge: %+v", resp.Error)
@@ -402,7 +402,7 @@ func TestPool_PanicAnswersInternal(t *testing.T) {
 	const marker = "answer-that-panics-7f3a"
 	e := setup(t, config.Worker{}, nil, pool.WithUpstreamOptions(upstream.Options{Transport: workertest.PanicOnAnswer(marker)}))
 	resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"` + marker + `"}`, Token: "Bearer u"})
-	if code(resp) != contracts.CodeInternal {
+	if workertest.Code(resp) != contracts.CodeInternal {
 		t.Fatalf("got %+v, want internal", resp.Error)
 	}
 	for i := range 3 {

@@ -114,7 +114,7 @@ func TestPool_DefaultQueueFollowsTheProcessLimit(t *testing.T) {
 	contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 	queued := e.send(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"q"}`}, "", nil)
 	start := time.Now()
-	if resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`}); code(resp) != contracts.CodeOverloaded {
+	if resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`}); workertest.Code(resp) != contracts.CodeOverloaded {
 		t.Errorf("third call: %+v, want overloaded", resp.Error)
 	}
 	if d := time.Since(start); d > 300*time.Millisecond {
@@ -141,7 +141,7 @@ func TestPool_QueueWaitWithinTheBudget(t *testing.T) {
 	contractstest.Eventually(t, "the slow call to hold the slot", func() bool { return strings.Contains(e.logs.String(), "upstream client connected") })
 	start := time.Now()
 	resp := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`, Timeout: 400 * time.Millisecond})
-	if code(resp) != contracts.CodeOverloaded {
+	if workertest.Code(resp) != contracts.CodeOverloaded {
 		t.Errorf("queued call: %+v, want overloaded", resp.Error)
 	}
 	if d := time.Since(start); d >= time.Second {
@@ -164,12 +164,12 @@ func TestPool_CircuitBreaker(t *testing.T) {
 	up.FailNext(3)
 
 	for i := range 2 {
-		if resp := e.call(t, echo); code(resp) != contracts.CodeUpstreamError || strings.Contains(resp.Error.Message, "circuit") {
+		if resp := e.call(t, echo); workertest.Code(resp) != contracts.CodeUpstreamError || strings.Contains(resp.Error.Message, "circuit") {
 			t.Fatalf("failure %d: %+v", i+1, resp.Error)
 		}
 	}
 	resp := e.call(t, echo)
-	if code(resp) != contracts.CodeUpstreamError || !strings.HasPrefix(resp.Error.Message, "circuit open") || !resp.Error.Retryable {
+	if workertest.Code(resp) != contracts.CodeUpstreamError || !strings.HasPrefix(resp.Error.Message, "circuit open") || !resp.Error.Retryable {
 		t.Fatalf("with the circuit open: %+v", resp.Error)
 	}
 	if got := up.Stats().Requests; got != 2 {
@@ -191,7 +191,7 @@ func TestPool_CircuitBreaker(t *testing.T) {
 		return resp
 	}
 	// The first probe fails (the upstream still fails once): open again.
-	if resp := untilProbe(); code(resp) != contracts.CodeUpstreamError {
+	if resp := untilProbe(); workertest.Code(resp) != contracts.CodeUpstreamError {
 		t.Fatalf("first probe: %+v", resp.Error)
 	}
 	if resp := e.call(t, echo); resp.Error == nil || !strings.HasPrefix(resp.Error.Message, "circuit open") {
@@ -263,14 +263,7 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 	if resp, err := contracts.DecodeCallResponse(m.Data); err != nil || resp.Error != nil {
 		t.Fatalf("the in-flight call: %s %v", m.Data, err)
 	}
-	select {
-	case err := <-stopped:
-		if err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	case <-contractstest.Ctx(t).Done():
-		t.Fatal("Stop did not return")
-	}
+	waitStopped(t, stopped)
 	if n := svcConn.NumSubscriptions(); n != 0 {
 		t.Errorf("the service connection still has %d subscriptions", n)
 	}

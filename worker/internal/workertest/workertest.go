@@ -139,6 +139,14 @@ func Encode(t testing.TB, v any) []byte {
 	return b
 }
 
+// Code is the error code of a call's reply, "" for a result.
+func Code(resp *contracts.CallResponse) contracts.ErrorCode {
+	if resp.Error == nil {
+		return ""
+	}
+	return resp.Error.Code
+}
+
 // Result is the part of an MCP CallToolResult the tests look at.
 type Result struct {
 	Content []struct {
