@@ -36,6 +36,17 @@
 // slots; they wait in JetStream, not here: a job is taken from the stream
 // only when it can start.
 //
+// # One request, one pass
+//
+// The ops (tools/call, tools/list, the relayed requests) come from one
+// table (handler.Ops). A request's message is decoded once, by whoever
+// first needs it: the goroutine that runs it (a queued one reads its budget
+// from it), or the callback that refuses it (overloaded, circuit open), so
+// that even a refusal answers the request id. The handler returns the
+// result and a classified error; the pool encodes the reply once, and
+// feeds the circuit breaker the error's code. A handler that panics
+// answers internal; the worker keeps serving.
+//
 // # Failing upstreams
 //
 // Each server has a circuit breaker (WithBreaker; DefaultBreakerFailures in
