@@ -76,8 +76,9 @@ func New(c Config) *Handler {
 	}
 }
 
-// Op is one kind of synchronous request: its subject, how its message
-// decodes, how it runs and what its reply is.
+// Op is one kind of synchronous request: a row of the table every request
+// goes through - its subject, its message, what admission checks besides
+// the header, its upstream call and its reply.
 type Op struct {
 	// Kind is the kind of subject it arrives on.
 	Kind contracts.SubjectKind
@@ -87,8 +88,14 @@ type Op struct {
 	message func() contracts.Request
 	// name is the op in logs and metrics (the RPC's method).
 	name func(contracts.Request) string
-	// run admits the decoded request and calls the upstream.
-	run func(h *Handler, ctx context.Context, in *Request, o *outcome) (json.RawMessage, *contracts.Error)
+	// route is what admission checks besides the header: the tool ("" for
+	// none) and the binding of the sealed token, given the reply subject.
+	route func(msg contracts.Request, reply string) (tool string, binding contracts.Binding)
+	// call makes the admitted request's upstream call.
+	call func(h *Handler, ctx context.Context, msg contracts.Request, a admit.Admitted) (json.RawMessage, error)
+	// cancellable requests are cancelled by an announcement on
+	// contracts.CancelSubject(request id) (see Cancel).
+	cancellable bool
 	// reply is its reply message.
 	reply func(requestID string, payload json.RawMessage, e *contracts.Error) contracts.Reply
 }
@@ -96,11 +103,13 @@ type Op struct {
 // The ops: tools/call, tools/list and the relayed MCP requests.
 var (
 	CallOp = &Op{Kind: contracts.SubjectCall, Subject: contracts.CallSubject, message: message[contracts.CallRequest],
-		name: func(contracts.Request) string { return contracts.OpCall }, run: (*Handler).call, reply: reply(contracts.NewCallResponse)}
+		name: func(contracts.Request) string { return contracts.OpCall }, route: callRoute, call: (*Handler).callTool,
+		cancellable: true, reply: reply(contracts.NewCallResponse)}
 	ListOp = &Op{Kind: contracts.SubjectList, Subject: contracts.ListSubject, message: message[contracts.ListRequest],
-		name: func(contracts.Request) string { return contracts.OpList }, run: (*Handler).list, reply: reply(contracts.NewListResponse)}
+		name: func(contracts.Request) string { return contracts.OpList }, route: listRoute, call: (*Handler).listTools,
+		reply: reply(contracts.NewListResponse)}
 	RPCOp = &Op{Kind: contracts.SubjectRPC, Subject: contracts.RPCSubject, message: message[contracts.RPCRequest],
-		name: rpcName, run: (*Handler).rpc, reply: reply(contracts.NewRPCResponse)}
+		name: rpcName, route: rpcRoute, call: (*Handler).relay, reply: reply(contracts.NewRPCResponse)}
 )
 
 // message returns a new request message of type T.
@@ -200,73 +209,63 @@ func (h *Handler) Handle(ctx context.Context, in *Request) (payload json.RawMess
 			o.err, o.reason = e, "panic"
 		}
 	}()
-	payload, e = in.Op.run(h, ctx, in, o)
+	payload, e = h.run(ctx, in, o)
 	o.err = e
 	return payload, e
 }
 
-// admitRequest runs the admission of the request; its refusal is the request's
-// error and reason.
-func (h *Handler) admitRequest(o *outcome, in *Request, tool string, binding contracts.Binding) (admit.Admitted, *contracts.Error) {
-	a, refusal := h.admit.Admit(admit.Request{Header: in.Msg.Header(), Kind: in.Op.Kind, Subject: in.Subject, Tool: tool, Binding: binding})
+// run admits the request (package admit) and makes its upstream call within
+// the admitted budget, observed (metrics, span).
+func (h *Handler) run(ctx context.Context, in *Request, o *outcome) (_ json.RawMessage, e *contracts.Error) {
+	hdr := in.Msg.Header()
+	tool, binding := in.Op.route(in.Msg, in.Reply)
+	o.tool = tool
+	if in.Op.cancellable {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer h.running.add(hdr.RequestID, cancel)()
+	}
+	a, refusal := h.admit.Admit(admit.Request{Header: hdr, Kind: in.Op.Kind, Subject: in.Subject, Tool: tool, Binding: binding})
 	if refusal != nil {
 		o.reason = refusal.Reason
-		return a, refusal.Err
+		return nil, refusal.Err
 	}
 	if !a.Token.IsZero() {
 		o.tokenFP = a.Token.Fingerprint()
 	}
-	return a, nil
-}
-
-// upstream runs one upstream call of op on server within timeout,
-// observed (metrics, span): its observation ends with the call's error, or
-// with internal when the call panics.
-func (h *Handler) upstream(ctx context.Context, o *outcome, op, server, tool string, timeout time.Duration,
-	call func(ctx context.Context) (json.RawMessage, error)) (_ json.RawMessage, e *contracts.Error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	callCtx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
-	ctx, obs := h.metrics.StartUpstream(ctx, h.tracer, op, server, tool)
-	e = errPanicked() // what the observation records if call panics
+	callCtx, obs := h.metrics.StartUpstream(callCtx, h.tracer, o.op, a.Server.Name, tool)
+	e = errPanicked() // what the observation records if the call panics
 	defer func() { obs.End(e) }()
-	result, err := call(ctx)
-	if err != nil {
+	result, err := in.Op.call(h, callCtx, in.Msg, a)
+	switch {
+	case err != nil && errors.Is(context.Cause(ctx), ErrCallCancelled):
+		o.reason = "cancelled by the caller"
+		return nil, contracts.NewError(contracts.CodeCancelled, "the call was cancelled by its caller")
+	case err != nil:
 		return nil, h.upstreamError(o, err)
 	}
 	return result, nil
 }
 
-func (h *Handler) call(ctx context.Context, in *Request, o *outcome) (json.RawMessage, *contracts.Error) {
-	req := in.Msg.(*contracts.CallRequest)
-	o.tool = req.Tool
-	// A cancellation announced on contracts.CancelSubject(request id) ends
-	// the call (see Cancel).
-	ctx, cancelCall := context.WithCancelCause(ctx)
-	defer cancelCall(nil)
-	defer h.running.add(req.RequestID, cancelCall)()
-	a, e := h.admitRequest(o, in, req.Tool, req.Binding(in.Reply))
-	if e != nil {
-		return nil, e
-	}
-	result, e := h.upstream(ctx, o, contracts.OpCall, a.Server.Name, req.Tool, a.Timeout, func(ctx context.Context) (json.RawMessage, error) {
-		return h.up.CallTool(ctx, a.Server, a.Token, req.Tool, req.Arguments, h.eventOptions(req, a.Token)...)
-	})
-	if e != nil && errors.Is(context.Cause(ctx), ErrCallCancelled) {
-		o.reason = "cancelled by the caller"
-		return nil, contracts.NewError(contracts.CodeCancelled, "the call was cancelled by its caller")
-	}
-	return result, e
+func callRoute(msg contracts.Request, reply string) (string, contracts.Binding) {
+	req := msg.(*contracts.CallRequest)
+	return req.Tool, req.Binding(reply)
 }
 
-func (h *Handler) list(ctx context.Context, in *Request, o *outcome) (json.RawMessage, *contracts.Error) {
-	req := in.Msg.(*contracts.ListRequest)
-	a, e := h.admitRequest(o, in, "", req.Binding(in.Reply))
-	if e != nil {
-		return nil, e
-	}
-	return h.upstream(ctx, o, contracts.OpList, a.Server.Name, "", a.Timeout, func(ctx context.Context) (json.RawMessage, error) {
-		return h.up.ListTools(ctx, a.Server, a.Token)
-	})
+func (h *Handler) callTool(ctx context.Context, msg contracts.Request, a admit.Admitted) (json.RawMessage, error) {
+	req := msg.(*contracts.CallRequest)
+	return h.up.CallTool(ctx, a.Server, a.Token, req.Tool, req.Arguments, h.eventOptions(req, a.Token)...)
+}
+
+func listRoute(msg contracts.Request, reply string) (string, contracts.Binding) {
+	return "", msg.(*contracts.ListRequest).Binding(reply)
+}
+
+func (h *Handler) listTools(ctx context.Context, _ contracts.Request, a admit.Admitted) (json.RawMessage, error) {
+	return h.up.ListTools(ctx, a.Server, a.Token)
 }
 
 // upstreamError classifies an upstream call's failure. A *contracts.Error

@@ -49,17 +49,24 @@ func (f *fixture) serve(t *testing.T, op *handler.Op, subject string, data []byt
 	return in.Encode(payload, e)
 }
 
-func (f *fixture) call(t *testing.T, subject string, data []byte) *contracts.CallResponse {
+// answer serves data and decodes its reply with decode; no reply, or one
+// that does not decode, fails the test.
+func answer[R any](t *testing.T, f *fixture, op *handler.Op, subject string, data []byte, decode func([]byte) (*R, error)) *R {
 	t.Helper()
-	out := f.serve(t, handler.CallOp, subject, data)
+	out := f.serve(t, op, subject, data)
 	if out == nil {
 		t.Fatal("no reply")
 	}
-	resp, err := contracts.DecodeCallResponse(out)
+	resp, err := decode(out)
 	if err != nil {
 		t.Fatalf("reply %s: %v", out, err)
 	}
 	return resp
+}
+
+func (f *fixture) call(t *testing.T, subject string, data []byte) *contracts.CallResponse {
+	t.Helper()
+	return answer(t, f, handler.CallOp, subject, data, contracts.DecodeCallResponse)
 }
 
 func TestHandler_Call(t *testing.T) {

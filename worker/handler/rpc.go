@@ -17,21 +17,20 @@ func rpcName(r contracts.Request) string {
 	return "rpc"
 }
 
-// rpc runs a relayed MCP request (ping, resources, prompts, completion):
-// the same admission as a call, its sealed token bound to the method, and
-// no tool filter.
-func (h *Handler) rpc(ctx context.Context, in *Request, o *outcome) (json.RawMessage, *contracts.Error) {
-	req := in.Msg.(*contracts.RPCRequest)
-	a, e := h.admitRequest(o, in, "", req.Binding(in.Reply))
-	if e != nil {
-		return nil, e
+// rpcRoute: a relayed request (ping, resources, prompts, completion) has
+// its sealed token bound to its method, and no tool filter.
+func rpcRoute(msg contracts.Request, reply string) (string, contracts.Binding) {
+	return "", msg.(*contracts.RPCRequest).Binding(reply)
+}
+
+// relay sends a relayed request upstream; resources/subscribe makes a
+// subscription.
+func (h *Handler) relay(ctx context.Context, msg contracts.Request, a admit.Admitted) (json.RawMessage, error) {
+	req := msg.(*contracts.RPCRequest)
+	if req.Method == contracts.MethodSubscribe {
+		return h.subscribeResource(ctx, a, req)
 	}
-	return h.upstream(ctx, o, req.Method, a.Server.Name, "", a.Timeout, func(ctx context.Context) (json.RawMessage, error) {
-		if req.Method == contracts.MethodSubscribe {
-			return h.subscribeResource(ctx, a, req)
-		}
-		return h.up.Relay(ctx, a.Server, a.Token, req.Method, req.Params)
-	})
+	return h.up.Relay(ctx, a.Server, a.Token, req.Method, req.Params)
 }
 
 // subscribeResource makes a resource subscription for the request's caller

@@ -39,15 +39,7 @@ func (f *fixture) rpcRequest(t *testing.T, server, method, params, token, replyT
 
 func (f *fixture) rpc(t *testing.T, subject string, req *contracts.RPCRequest) *contracts.RPCResponse {
 	t.Helper()
-	out := f.serve(t, handler.RPCOp, subject, workertest.Encode(t, req))
-	if out == nil {
-		t.Fatal("no reply")
-	}
-	resp, err := contracts.DecodeRPCResponse(out)
-	if err != nil {
-		t.Fatalf("reply %s: %v", out, err)
-	}
-	return resp
+	return answer(t, f, handler.RPCOp, subject, workertest.Encode(t, req), contracts.DecodeRPCResponse)
 }
 
 func TestHandler_RPC(t *testing.T) {
