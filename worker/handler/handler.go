@@ -196,6 +196,9 @@ func (h *Handler) Handle(ctx context.Context, in *Request) (payload json.RawMess
 	o := &outcome{op: in.Op.name(in.Msg), start: h.now(), requestID: in.ID(), keyID: hdr.KeyID, tokenFP: hdr.TokenFP, server: hdr.Server}
 	defer h.logOutcome(o)
 	if in.Err != nil {
+		// Only the request id (bounded) is taken from a message that does
+		// not validate; its other fields may be anything.
+		o.keyID, o.tokenFP, o.server = "", "", ""
 		if sub, ok := contracts.ParseSubject(in.Subject); ok {
 			o.server = sub.Server
 		}
