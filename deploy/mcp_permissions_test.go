@@ -17,10 +17,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
-	"github.com/toolbus/toolbus/ingress/auth"
-	"github.com/toolbus/toolbus/ingress/dispatch"
-	"github.com/toolbus/toolbus/ingress/httpapi"
-	"github.com/toolbus/toolbus/ingress/mcpserver"
+	"github.com/toolbus/toolbus/ingress/gateway"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/pool"
 )
@@ -65,22 +62,12 @@ func TestNATSPermissions_EnoughForMCP(t *testing.T) {
 	// Two ingress replicas, each with its own ingress connection.
 	replica := func() (string, *permErrors) {
 		nc, perms := connectAs(t, ns, "ingress", "ingress-pw")
-		keys, err := auth.New(cfg.Keys, cfg.Ingress.Separator())
+		gw, err := gateway.Assemble(gateway.Options{Config: cfg, Conn: nc, Sealer: contracts.NewSealer(key.Public(), 0), Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := dispatch.New(nc, contracts.NewSealer(key.Public(), 0), log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = d.Close() })
-		catalog := dispatch.NewCatalog(d, time.Minute)
-		m, err := mcpserver.New(mcpserver.Options{Config: cfg, Dispatcher: d, Catalog: catalog, Conn: nc, Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(httpapi.New(httpapi.Options{Config: cfg, Keys: keys, Dispatcher: d, Catalog: catalog, Logger: log, MCP: m}))
-		t.Cleanup(func() { m.Close(); srv.Close() })
+		srv := httptest.NewServer(gw.Handler)
+		t.Cleanup(func() { gw.CloseStreams(); srv.Close(); gw.Close() })
 		return srv.URL, perms
 	}
 	a, aPerms := replica()

@@ -36,7 +36,7 @@ func TestKeysCommand_ReachesRunningReplicas(t *testing.T) {
 	defer cancel()
 	var urls []string
 	for range 2 {
-		var stdout, stderr syncBuffer
+		var stdout, stderr contractstest.LogBuffer
 		done := make(chan error, 1)
 		go func() { done <- run(ctx, []string{"--config", cfg}, &stdout, &stderr, getenv) }()
 		t.Cleanup(func() {

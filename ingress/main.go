@@ -21,20 +21,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/telemetry"
-	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/devmode"
-	"github.com/toolbus/toolbus/ingress/dispatch"
-	"github.com/toolbus/toolbus/ingress/httpapi"
-	"github.com/toolbus/toolbus/ingress/jobs"
-	"github.com/toolbus/toolbus/ingress/mcpserver"
-	"github.com/toolbus/toolbus/ingress/metrics"
+	"github.com/toolbus/toolbus/ingress/gateway"
 )
 
 func main() {
@@ -125,58 +119,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer drainBounded(nc, 10*time.Second, log)
 	}
 
-	keys, err := auth.New(cfg.Keys, cfg.Ingress.Separator())
-	if err != nil {
-		return err
-	}
-	if len(cfg.Keys) == 0 {
-		log.Warn().Msg("no gateway keys configured: only managed keys (ingress keys create) will be accepted")
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	watchDone := make(chan struct{})
-	go func() { defer close(watchDone); keys.Watch(watchCtx, js, log) }()
-	defer func() { stopWatch(); <-watchDone }()
-	im := metrics.New(reg, cfg)
-	d, err := dispatch.New(nc, sealer, base.With().Str("component", "dispatch").Logger(),
-		dispatch.WithMetrics(im), dispatch.WithTracer(tracing.Tracer()))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	store, err := jobs.New(nc, sealer, cfg.Jobs, base.With().Str("component", "jobs").Logger())
-	if err != nil {
-		return err
-	}
-	catalog := dispatch.NewCatalog(d, cfg.Ingress.ListCacheTTL.D())
-	mcp, err := mcpserver.New(mcpserver.Options{
-		Config: cfg, Dispatcher: d, Catalog: catalog, Jobs: store, Conn: nc,
-		Logger: base.With().Str("component", "mcp").Logger(),
+	// The ingress itself: keys, front-door policy, dispatcher, catalog,
+	// jobs, MCP endpoint and router, measured in reg and traced.
+	gw, err := gateway.Assemble(gateway.Options{
+		Config: cfg, Conn: nc, Sealer: sealer, Logger: base,
+		Registry: reg, Tracer: tracing.Tracer(), WatchKeys: true,
 	})
 	if err != nil {
 		return err
 	}
-	defer mcp.Close()
-	router := httpapi.New(httpapi.Options{
-		Config: cfg, Keys: keys, Dispatcher: d,
-		Catalog:     catalog,
-		Jobs:        store,
-		Logger:      log,
-		MaxInFlight: cfg.Ingress.MaxInFlight,
-		MCP:         mcp,
-		// GET /metrics on the listen port; every request is measured and traced.
-		Metrics: im, MetricsHandler: telemetry.Handler(reg), Tracer: tracing.Tracer(),
-	})
+	defer gw.Close()
 
 	ln, err := net.Listen("tcp", cfg.Ingress.Listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           router,
+		Handler:           gw.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      cfg.Ingress.MaxTimeout.D() + 30*time.Second,
@@ -201,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	log.Info().Msg("shutting down: draining in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.Ingress.ShutdownTimeout.D())
 	defer cancel()
-	mcp.Close() // legacy SSE streams end; Shutdown does not wait for them
+	gw.CloseStreams() // legacy SSE streams end; Shutdown does not wait for them
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn().Err(err).Msg("shutdown did not finish in time")
 		_ = srv.Close()

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,25 +21,6 @@ import (
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
-
-// syncBuffer is an io.Writer safe for concurrent use, with a way to wait
-// for a pattern to appear.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var listenLine = regexp.MustCompile(`(?m)(http://127\.0\.0\.1:\d+)`)
 
@@ -82,15 +62,47 @@ func seedCall(t *testing.T, url, key, name string) (int, string) {
 	return resp.StatusCode, res.Content[0].Text
 }
 
+// devRun is `ingress --dev` running in this process, on a random port.
+type devRun struct {
+	url            string
+	stdout, stderr contractstest.LogBuffer
+	cancel         context.CancelFunc
+	done           chan error
+}
+
+// startDev runs `ingress --dev` until stop (or the test's end).
+func startDev(t *testing.T) *devRun {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &devRun{cancel: cancel, done: make(chan error, 1)}
+	t.Cleanup(cancel)
+	env := map[string]string{"TOOLBUS_LISTEN": "127.0.0.1:0"}
+	go func() {
+		d.done <- run(ctx, []string{"--dev"}, &d.stdout, &d.stderr, func(k string) string { return env[k] })
+	}()
+	d.url = waitForURL(t, &d.stdout, &d.stderr)
+	return d
+}
+
+// stop ends the run and waits (bounded) until it returned, without error.
+func (d *devRun) stop(t *testing.T) {
+	t.Helper()
+	d.cancel()
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev mode did not shut down")
+	}
+}
+
 // TestRun_DevMode is the README's first command: `go run ./ingress --dev`
 // on its embedded default, then the seed request it prints.
 func TestRun_DevMode(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	env := map[string]string{"TOOLBUS_LISTEN": "127.0.0.1:0"}
-	go func() { done <- run(ctx, []string{"--dev"}, &stdout, &stderr, func(k string) string { return env[k] }) }()
-	url := waitForURL(t, &stdout, &stderr)
+	d := startDev(t)
+	url, stdout, stderr := d.url, &d.stdout, &d.stderr
 
 	if !strings.Contains(stdout.String(), `curl -X POST "`+url+`/mcp/tools/call"`) || !strings.Contains(stdout.String(), "x-litellm-key: sk-1234") {
 		t.Fatalf("banner has no working curl:\n%s", stdout.String())
@@ -102,15 +114,7 @@ func TestRun_DevMode(t *testing.T) {
 	if strings.Contains(stderr.String(), "user-token-5678") {
 		t.Fatal("the user token is in the logs")
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev mode did not shut down")
-	}
+	d.stop(t)
 }
 
 func TestRun_RefusesMissingConfigAndKeys(t *testing.T) {
@@ -145,13 +149,13 @@ func buildBinaries(t *testing.T) (ingressBin, workerBin string) {
 // process is a started binary whose output is captured.
 type process struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *contractstest.LogBuffer
 	exited         chan struct{}
 }
 
 func startProcess(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: exec.Command(bin, args...), stdout: &contractstest.LogBuffer{}, stderr: &contractstest.LogBuffer{}, exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {

@@ -17,18 +17,13 @@ import (
 // tools, a legacy SSE stream is open while the ingress shuts down and does
 // not hold the shutdown up.
 func TestRun_DevModeMCP(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	env := map[string]string{"TOOLBUS_LISTEN": "127.0.0.1:0"}
-	go func() { done <- run(ctx, []string{"--dev"}, &stdout, &stderr, func(k string) string { return env[k] }) }()
-	url := waitForURL(t, &stdout, &stderr)
+	d := startDev(t)
+	url, stdout, stderr := d.url, &d.stdout, &d.stderr
 	if !strings.Contains(stdout.String(), url+"/mcp") {
 		t.Fatalf("the banner does not name the MCP endpoint:\n%s", stdout.String())
 	}
 
-	callCtx, stop := context.WithTimeout(ctx, 30*time.Second)
+	callCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
 	c, err := client.NewStreamableHttpClient(url+"/mcp", transport.WithHTTPHeaders(map[string]string{
 		"x-litellm-key": "sk-1234", "Authorization": "Bearer user-token-5678",
@@ -67,15 +62,7 @@ func TestRun_DevModeMCP(t *testing.T) {
 		t.Fatal("the user token is in the logs")
 	}
 	start := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev mode did not shut down")
-	}
+	d.stop(t)
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("shutdown took %s with an SSE stream open", d)
 	}

@@ -23,7 +23,7 @@ const adminWait = 500 * time.Millisecond
 // It runs after authenticate.
 func requireAdmin() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if principal(c).Name != AdminKeyName {
+		if caller(c).Key.Name != AdminKeyName {
 			abortWithError(c, contracts.NewError(contracts.CodeForbidden, "only the %s key may use the admin endpoints", AdminKeyName))
 			return
 		}

@@ -2,74 +2,33 @@ package httpapi_test
 
 import (
 	"net/http"
-	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/toolbus/toolbus/ingress/auth"
-	"github.com/toolbus/toolbus/ingress/dispatch"
-	"github.com/toolbus/toolbus/ingress/httpapi"
-	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
-
-// newLimitedIngress is one more ingress on the gateway that serves at most
-// maxInFlight API requests at once.
-func (g *gateway) newLimitedIngress(t *testing.T, maxInFlight int) string {
-	t.Helper()
-	log := zerolog.New(g.Logs)
-	keys, err := auth.New(g.Cfg.Keys, g.Cfg.Ingress.Separator())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dispatch.New(g.Env.Conn, g.Env.Sealer, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Close() })
-	store, err := jobs.New(g.Env.Conn, g.Env.Sealer, g.Cfg.Jobs, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(httpapi.New(httpapi.Options{
-		Config: g.Cfg, Keys: keys, Dispatcher: d, Catalog: dispatch.NewCatalog(d, time.Minute),
-		Jobs: store, Logger: log, MaxInFlight: maxInFlight,
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
 
 func TestAdmission(t *testing.T) {
 	g := startGateway(t)
 	master := map[string]string{"x-litellm-key": masterKey}
 
 	t.Run("in-flight limit answers 503 overloaded at once", func(t *testing.T) {
-		url := g.newLimitedIngress(t, 1)
+		url := g.NewIngress(t, func(c *config.Ingress) { c.MaxInFlight = 1 }).URL
 		held := make(chan *response, 1)
 		go func() {
 			held <- doURL(t, url, http.MethodPost, "/mcp/tools/call", master, `{"name":"demo-slow","arguments":{"ms":1500}}`)
 		}()
-		// Wait (bounded) until the slow call holds the only slot: the demo
-		// server has received it.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			var seen bool
-			for _, m := range g.Upstreams["demo"].Recorder.RPCMethods() {
-				seen = seen || m == "tools/call"
-			}
-			if seen {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the slow call never reached the upstream")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		// Wait until the slow call holds the only slot: the demo server has
+		// received it.
+		contractstest.Eventually(t, "the slow call to reach the upstream", func() bool {
+			return slices.Contains(g.Upstreams["demo"].Recorder.RPCMethods(), "tools/call")
+		})
 		start := time.Now()
 		resp := doURL(t, url, http.MethodPost, "/mcp/tools/call", master, `{"name":"demo-echo","arguments":{"text":"x"}}`)
-		if resp.Status != http.StatusServiceUnavailable || resp.errorCode(t) != "overloaded" || resp.Header.Get("Retry-After") == "" {
+		if resp.Status != http.StatusServiceUnavailable || resp.ErrorCode(t) != "overloaded" || resp.Header.Get("Retry-After") == "" {
 			t.Errorf("second call: %d %s (Retry-After %q)", resp.Status, resp.Body, resp.Header.Get("Retry-After"))
 		}
 		if d := time.Since(start); d > time.Second {
@@ -109,7 +68,7 @@ func TestAdmission(t *testing.T) {
 		if r.Status != http.StatusOK {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
-		body := r.json(t)
+		body := r.JSON(t)
 		servers, _ := body["servers"].(map[string]any)
 		if body["count"] != float64(1) || servers["demo"] != float64(1) || servers["ghost"] != float64(0) {
 			t.Fatalf("admin workers: %s", r.Body)

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -11,18 +10,19 @@ import (
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/telemetry"
-	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/ingress/metrics"
 )
 
 // Options are the API's dependencies.
 type Options struct {
-	Config     *config.File
-	Keys       *auth.Keys
+	Config *config.File
+	// Policy decides every request's key, server, tool, budget and
+	// credential (package frontdoor).
+	Policy     *frontdoor.Policy
 	Dispatcher *dispatch.Dispatcher
-	Catalog    *dispatch.Catalog
 	Jobs       *jobs.Store
 	Logger     zerolog.Logger
 	// MaxInFlight bounds the API requests served at once (see
@@ -41,22 +41,17 @@ type Options struct {
 
 // API holds the handlers' dependencies.
 type API struct {
-	cfg     *config.File
-	keys    *auth.Keys
-	d       *dispatch.Dispatcher
-	catalog *dispatch.Catalog
-	jobs    *jobs.Store
-	log     zerolog.Logger
-	// servers is the sorted server names, longest first for prefix matching.
-	serversByLength []string
+	cfg    *config.File
+	policy *frontdoor.Policy
+	d      *dispatch.Dispatcher
+	jobs   *jobs.Store
+	log    zerolog.Logger
 }
 
 // New returns the router.
 func New(o Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{cfg: o.Config, keys: o.Keys, d: o.Dispatcher, catalog: o.Catalog, jobs: o.Jobs, log: o.Logger}
-	a.serversByLength = o.Config.ServerNames()
-	slices.SortStableFunc(a.serversByLength, func(x, y string) int { return len(y) - len(x) })
+	a := &API{cfg: o.Config, policy: o.Policy, d: o.Dispatcher, jobs: o.Jobs, log: o.Logger}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -82,10 +77,10 @@ func New(o Options) http.Handler {
 	}
 	// Admin endpoints are not bounded by the in-flight limit: they must
 	// answer while the gateway is overloaded.
-	admin := r.Group("/admin", authenticate(o.Keys), requireAdmin())
+	admin := r.Group("/admin", authenticate(o.Policy), requireAdmin())
 	admin.GET("/workers", a.adminWorkers)
 
-	api := r.Group("", limitInFlight(maxInFlight, o.Metrics), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Keys))
+	api := r.Group("", limitInFlight(maxInFlight, o.Metrics), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy))
 	api.POST("/mcp/tools/call", a.callTool)
 	api.POST("/mcp-rest/tools/call", a.callTool)
 	api.GET("/mcp/tools/list", a.listTools)

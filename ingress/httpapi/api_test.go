@@ -24,7 +24,7 @@ func TestCallTool_SeedRequest(t *testing.T) {
 	if resp.Status != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.Status, resp.Body)
 	}
-	if got := resp.text(t); got != "Bearer user-token-5678" {
+	if got := resp.Text(t); got != "Bearer user-token-5678" {
 		t.Fatalf("whoami = %q", got)
 	}
 	if got := g.Upstreams["demo"].Recorder.Authorizations(); !allEqual(got, "Bearer user-token-5678") {
@@ -36,14 +36,14 @@ func TestCallTool_SeedRequest(t *testing.T) {
 	// whoami's result is the token itself, so check the leak on a call whose
 	// result is not: the token still goes to the upstream, sealed.
 	g.Upstreams["demo"].Recorder.Reset()
-	g.recordBus(t)
+	g.RecordBus(t)
 	if resp := g.call(t, "Bearer user-token-5678", "demo-echo", `{"text":"hi"}`); resp.Status != http.StatusOK {
 		t.Fatalf("echo: %d %s", resp.Status, resp.Body)
 	}
 	if got := g.Upstreams["demo"].Recorder.Authorizations(); !allEqual(got, "Bearer user-token-5678") {
 		t.Fatalf("upstream saw Authorization %q", got)
 	}
-	g.assertNoSecret(t, "user-token-5678")
+	g.AssertNoSecret(t, "user-token-5678")
 }
 
 func allEqual(got []string, want string) bool {
@@ -74,7 +74,7 @@ func TestCallTool_NameResolution(t *testing.T) {
 			if resp.Status != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.Status, resp.Body)
 			}
-			if got := resp.text(t); got != tt.want {
+			if got := resp.Text(t); got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})
@@ -84,7 +84,7 @@ func TestCallTool_NameResolution(t *testing.T) {
 	resp := g.do(t, http.MethodPost, "/mcp/tools/call",
 		map[string]string{"x-litellm-api-key": "Bearer " + teamAKey, "Authorization": "Bearer u1"},
 		`{"name":"whoami","arguments":{}}`)
-	if resp.Status != http.StatusOK || resp.text(t) != "Bearer u1" {
+	if resp.Status != http.StatusOK || resp.Text(t) != "Bearer u1" {
 		t.Fatalf("bare name for team-a: %d %s", resp.Status, resp.Body)
 	}
 }
@@ -98,7 +98,7 @@ func TestCallTool_PassthroughPerTransport(t *testing.T) {
 			if resp.Status != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.Status, resp.Body)
 			}
-			if got := resp.text(t); got != token {
+			if got := resp.Text(t); got != token {
 				t.Fatalf("%s upstream received %q, want %q", server, got, token)
 			}
 			if up, ok := g.Upstreams[server]; ok && !allEqual(up.Recorder.Authorizations(), token) {
@@ -122,7 +122,7 @@ func TestCallTool_PerServerOverrideAndAuthNone(t *testing.T) {
 		if resp.Status != http.StatusOK {
 			t.Fatalf("%s: status %d: %s", server, resp.Status, resp.Body)
 		}
-		if got := resp.text(t); got != want {
+		if got := resp.Text(t); got != want {
 			t.Errorf("%s received %q, want %q", server, got, want)
 		}
 	}
@@ -159,7 +159,7 @@ func TestCallTool_ConcurrentTokensNeverMix(t *testing.T) {
 					resp := g.call(t, token, server+"-whoami", `{}`)
 					mu.Lock()
 					defer mu.Unlock()
-					if resp.Status != http.StatusOK || resp.text(t) != token {
+					if resp.Status != http.StatusOK || resp.Text(t) != token {
 						mismatches++
 						t.Errorf("caller %s: status %d, upstream saw %s", token, resp.Status, resp.Body)
 					}
@@ -186,13 +186,13 @@ func TestCallTool_ConcurrentTokensNeverMix(t *testing.T) {
 func TestCallTool_UpstreamUnauthorizedPassesChallenge(t *testing.T) {
 	g := startGateway(t)
 	resp := g.call(t, "Bearer wrong", "locked-whoami", `{}`)
-	if resp.Status != http.StatusUnauthorized || resp.errorCode(t) != "upstream_unauthorized" {
+	if resp.Status != http.StatusUnauthorized || resp.ErrorCode(t) != "upstream_unauthorized" {
 		t.Fatalf("status %d: %s", resp.Status, resp.Body)
 	}
 	if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, "resource_metadata=") {
 		t.Fatalf("WWW-Authenticate %q", ch)
 	}
-	if resp := g.call(t, "Bearer good", "locked-whoami", `{}`); resp.Status != http.StatusOK || resp.text(t) != "Bearer good" {
+	if resp := g.call(t, "Bearer good", "locked-whoami", `{}`); resp.Status != http.StatusOK || resp.Text(t) != "Bearer good" {
 		t.Fatalf("with the right token: %d %s", resp.Status, resp.Body)
 	}
 }
@@ -201,7 +201,7 @@ func TestCallTool_UpstreamTimeout(t *testing.T) {
 	g := startGateway(t)
 	resp := g.do(t, http.MethodPost, "/mcp/tools/call", map[string]string{"x-litellm-key": masterKey},
 		`{"name":"demo-slow","arguments":{"ms":5000},"timeout_seconds":0.2}`)
-	if resp.Status != http.StatusGatewayTimeout || resp.errorCode(t) != "upstream_timeout" {
+	if resp.Status != http.StatusGatewayTimeout || resp.ErrorCode(t) != "upstream_timeout" {
 		t.Fatalf("status %d: %s", resp.Status, resp.Body)
 	}
 	if resp.Header.Get("Retry-After") == "" {
@@ -237,7 +237,7 @@ func TestCallTool_ToolErrorIsAResult(t *testing.T) {
 	if resp.Status != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.Status, resp.Body)
 	}
-	if m := resp.json(t); m["isError"] != true {
+	if m := resp.JSON(t); m["isError"] != true {
 		t.Fatalf("isError not set: %s", resp.Body)
 	}
 }
@@ -278,7 +278,7 @@ func TestListTools_LiteLLMShape(t *testing.T) {
 	// The master key sees every server; ghost has no worker, so the answer is
 	// a partial failure naming it, with the other servers' tools.
 	resp := g.do(t, http.MethodGet, "/mcp-rest/tools/list", map[string]string{"x-litellm-key": masterKey}, "")
-	m := resp.json(t)
+	m := resp.JSON(t)
 	if resp.Status != http.StatusOK || m["error"] != "partial_failure" || !strings.Contains(string(resp.Body), `"server":"ghost"`) {
 		t.Fatalf("%d %s", resp.Status, resp.Body)
 	}
@@ -359,7 +359,7 @@ func TestBadInputs(t *testing.T) {
 			if resp.Status != tt.status {
 				t.Fatalf("status %d, want %d: %s", resp.Status, tt.status, resp.Body)
 			}
-			if got := resp.errorCode(t); got != tt.code {
+			if got := resp.ErrorCode(t); got != tt.code {
 				t.Fatalf("code %q, want %q: %s", got, tt.code, resp.Body)
 			}
 			if strings.Contains(string(resp.Body), masterKey) || strings.Contains(string(resp.Body), teamAKey) {
@@ -384,9 +384,9 @@ func TestBadInputs_HeaderInjection(t *testing.T) {
 		req.Header.Set("x-litellm-key", masterKey)
 		req.Header["Authorization"] = []string{value}
 		rec := httptest.NewRecorder()
-		g.Router.ServeHTTP(rec, req)
+		g.Handler.ServeHTTP(rec, req)
 		resp := &response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
-		if resp.Status != http.StatusBadRequest || resp.errorCode(t) != "invalid_request" {
+		if resp.Status != http.StatusBadRequest || resp.ErrorCode(t) != "invalid_request" {
 			t.Fatalf("%q: %d %s", value, resp.Status, resp.Body)
 		}
 	}
@@ -396,7 +396,7 @@ func TestBadInputs_HeaderInjection(t *testing.T) {
 // duration and the token's fingerprint - never the token.
 func TestLogs_OneLinePerCallWithFingerprintOnly(t *testing.T) {
 	g := startGateway(t)
-	g.recordBus(t)
+	g.RecordBus(t)
 	const token = "Bearer log-check-secret"
 	resp := g.call(t, token, "demo-echo", `{"text":"x"}`)
 	if resp.Status != http.StatusOK {
@@ -421,7 +421,7 @@ func TestLogs_OneLinePerCallWithFingerprintOnly(t *testing.T) {
 	if _, ok := line["duration_ms"]; !ok {
 		t.Error("no duration_ms")
 	}
-	g.assertNoSecret(t, "log-check-secret")
+	g.AssertNoSecret(t, "log-check-secret")
 }
 
 func TestHealth(t *testing.T) {
@@ -433,7 +433,7 @@ func TestHealth(t *testing.T) {
 	if resp.Status != 200 {
 		t.Fatalf("readyz %d %s", resp.Status, resp.Body)
 	}
-	servers, _ := resp.json(t)["servers"].(map[string]any)
+	servers, _ := resp.JSON(t)["servers"].(map[string]any)
 	if servers["demo"] != float64(1) || servers["ghost"] != float64(0) {
 		t.Fatalf("readyz servers %v", servers)
 	}

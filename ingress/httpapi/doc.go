@@ -13,5 +13,9 @@
 //	{"error": {"code": "unknown_tool", "message": "...", "retryable": false, ...}}
 //
 // with a stable code; status.go maps codes to HTTP statuses in one place.
+// Which key, server, tool, budget and credential a request gets is decided
+// by package frontdoor, the same for the REST API and the MCP endpoint;
+// every request's decisions are recorded in its frontdoor.Request, which
+// the access log, metrics and traces read.
 // Middleware is small, one concern per file, and ordered on purpose in New.
 package httpapi

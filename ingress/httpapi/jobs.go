@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 	"github.com/toolbus/toolbus/ingress/jobs"
 )
 
@@ -52,11 +53,8 @@ func newJobView(rec *contracts.JobRecord) *jobView {
 	return v
 }
 
-// owner is the caller as a job owner: the gateway key and the user's
-// Authorization (its fingerprint).
-func owner(c *gin.Context) string {
-	return contracts.Owner(principal(c).Name, contracts.Fingerprint(c.GetHeader(authorizationHdr)))
-}
+// owner is the caller as a job owner (frontdoor.Caller.Owner).
+func owner(c *gin.Context) string { return caller(c).Owner() }
 
 // submitCall serves POST /v1/calls.
 func (a *API) submitCall(c *gin.Context) {
@@ -67,16 +65,12 @@ func (a *API) submitCall(c *gin.Context) {
 
 // submit turns a prepared call into a job: 202 with its id and status URL.
 func (a *API) submit(c *gin.Context, plan *callPlan) {
-	rec, existed, err := a.jobs.Submit(c.Request.Context(), jobs.Submission{
-		KeyID: plan.principal.Name, Server: plan.server.Name, Tool: plan.tool, Arguments: plan.body.Arguments,
-		Owner: owner(c), Token: plan.token, Timeout: a.timeout(plan.server, plan.body.Timeout),
-		IdempotencyKey: c.GetHeader("Idempotency-Key"),
-	})
+	rec, existed, err := a.jobs.Submit(c.Request.Context(), plan.call.Submission(plan.args, c.GetHeader("Idempotency-Key")))
 	if err != nil {
 		abortWithError(c, err)
 		return
 	}
-	logField(c, "job_id", rec.ID)
+	frontdoor.Of(c).JobID = rec.ID
 	if existed {
 		c.Header("Idempotent-Replayed", "true")
 	}
@@ -92,7 +86,7 @@ func (a *API) getCall(c *gin.Context) {
 		return
 	}
 	id := c.Param("id")
-	logField(c, "job_id", id)
+	frontdoor.Of(c).JobID = id
 	rec, err := a.jobs.Wait(c.Request.Context(), owner(c), id, wait)
 	if err != nil {
 		abortWithError(c, err)
@@ -163,7 +157,7 @@ func (a *API) listCalls(c *gin.Context) {
 // cancelCall serves DELETE /v1/calls/{id}.
 func (a *API) cancelCall(c *gin.Context) {
 	id := c.Param("id")
-	logField(c, "job_id", id)
+	frontdoor.Of(c).JobID = id
 	rec, err := a.jobs.Cancel(c.Request.Context(), owner(c), id)
 	if err != nil {
 		abortWithError(c, err)

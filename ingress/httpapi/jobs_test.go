@@ -11,6 +11,8 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
+	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 )
 
 // job is a decoded GET /v1/calls/{id}.
@@ -29,19 +31,13 @@ type job struct {
 	StatusURL  string                 `json:"status_url"`
 }
 
-func (j *job) text(t *testing.T) string {
+func (j *job) Text(t *testing.T) string {
 	t.Helper()
-	return (&response{Body: j.Result}).text(t)
+	return (&response{Body: j.Result}).Text(t)
 }
 
-// headers for a caller: a gateway key and, optionally, a user token.
-func caller(key, token string) map[string]string {
-	h := map[string]string{"x-litellm-key": key}
-	if token != "" {
-		h["Authorization"] = token
-	}
-	return h
-}
+// caller is the headers of a caller: a gateway key and, optionally, a user token.
+var caller = gatewaytest.Headers
 
 // submit posts a job and returns its id.
 func (g *gateway) submit(t *testing.T, h map[string]string, body string) string {
@@ -50,7 +46,7 @@ func (g *gateway) submit(t *testing.T, h map[string]string, body string) string 
 	if resp.Status != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", resp.Status, resp.Body)
 	}
-	m := resp.json(t)
+	m := resp.JSON(t)
 	id, _ := m["id"].(string)
 	if m["status"] != "queued" || m["status_url"] != "/v1/calls/"+id || resp.Header.Get("Location") != "/v1/calls/"+id {
 		t.Fatalf("submit answer: %s (Location %q)", resp.Body, resp.Header.Get("Location"))
@@ -74,20 +70,15 @@ func (g *gateway) getJob(t *testing.T, h map[string]string, id, query string) (*
 // waitJob polls until cond holds (bounded).
 func (g *gateway) waitJob(t *testing.T, h map[string]string, id string, cond func(*job) bool) *job {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		j, resp := g.getJob(t, h, id, "")
-		if j == nil {
+	var j *job
+	contractstest.Eventually(t, "job "+id+" to reach the state", func() bool {
+		var resp *response
+		if j, resp = g.getJob(t, h, id, ""); j == nil {
 			t.Fatalf("get %s: %d %s", id, resp.Status, resp.Body)
 		}
-		if cond(j) {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s never reached the state; last %+v", id, j)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return cond(j)
+	})
+	return j
 }
 
 func TestJobs_SubmitThenLongPoll(t *testing.T) {
@@ -98,7 +89,7 @@ func TestJobs_SubmitThenLongPoll(t *testing.T) {
 	if j == nil || j.Status != "succeeded" {
 		t.Fatalf("%d %s", resp.Status, resp.Body)
 	}
-	if j.text(t) != "Bearer job-user" || j.Server != "demo" || j.Tool != "whoami" || j.Attempts != 1 {
+	if j.Text(t) != "Bearer job-user" || j.Server != "demo" || j.Tool != "whoami" || j.Attempts != 1 {
 		t.Fatalf("job %+v, result %s", j, j.Result)
 	}
 	if j.CreatedAt == nil || j.StartedAt == nil || j.FinishedAt == nil || j.FinishedAt.Before(*j.StartedAt) {
@@ -134,9 +125,9 @@ func TestJobs_PreferRespondAsync(t *testing.T) {
 		if resp.Status != http.StatusAccepted {
 			t.Fatalf("%s: %d %s", path, resp.Status, resp.Body)
 		}
-		id, _ := resp.json(t)["id"].(string)
+		id, _ := resp.JSON(t)["id"].(string)
 		j := g.waitJob(t, caller(masterKey, ""), id, func(j *job) bool { return j.Status == "succeeded" })
-		if j.text(t) != "later" {
+		if j.Text(t) != "later" {
 			t.Fatalf("%s: result %s", path, j.Result)
 		}
 	}
@@ -151,18 +142,18 @@ func TestJobs_Idempotency(t *testing.T) {
 	if first.Status != 202 || second.Status != 202 {
 		t.Fatalf("%d %d", first.Status, second.Status)
 	}
-	if first.json(t)["id"] != second.json(t)["id"] || second.Header.Get("Idempotent-Replayed") != "true" {
+	if first.JSON(t)["id"] != second.JSON(t)["id"] || second.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("a second job: %s / %s", first.Body, second.Body)
 	}
 	// Another user of the same key has its own idempotency space.
 	other := caller(masterKey, "Bearer someone-else")
 	other["Idempotency-Key"] = "import-2026-11-27"
 	third := g.do(t, http.MethodPost, "/v1/calls", other, `{"name":"demo-echo","arguments":{"text":"once"}}`)
-	if third.Status != 202 || third.json(t)["id"] == first.json(t)["id"] {
+	if third.Status != 202 || third.JSON(t)["id"] == first.JSON(t)["id"] {
 		t.Fatalf("idempotency key shared across users: %s", third.Body)
 	}
 	list := g.do(t, http.MethodGet, "/v1/calls", caller(masterKey, "Bearer idem"), "")
-	if calls, _ := list.json(t)["calls"].([]any); len(calls) != 1 {
+	if calls, _ := list.JSON(t)["calls"].([]any); len(calls) != 1 {
 		t.Fatalf("%d jobs for one idempotency key: %s", len(calls), list.Body)
 	}
 }
@@ -174,14 +165,14 @@ func TestJobs_CancelQueuedAndRunning(t *testing.T) {
 	// ghost has no worker: its job stays queued until cancelled.
 	queued := g.submit(t, me, `{"name":"ghost-echo","arguments":{"text":"never"}}`)
 	resp := g.do(t, http.MethodDelete, "/v1/calls/"+queued, me, "")
-	if resp.Status != 200 || resp.json(t)["status"] != "cancelled" {
+	if resp.Status != 200 || resp.JSON(t)["status"] != "cancelled" {
 		t.Fatalf("cancel queued: %d %s", resp.Status, resp.Body)
 	}
 
 	running := g.submit(t, me, `{"name":"demo-slow","arguments":{"ms":20000}}`)
 	g.waitJob(t, me, running, func(j *job) bool { return j.Status == "running" })
 	resp = g.do(t, http.MethodDelete, "/v1/calls/"+running, me, "")
-	if resp.Status != 200 || resp.json(t)["status"] != "cancelled" {
+	if resp.Status != 200 || resp.JSON(t)["status"] != "cancelled" {
 		t.Fatalf("cancel running: %d %s", resp.Status, resp.Body)
 	}
 	j, _ := g.getJob(t, me, running, "?wait=1s")
@@ -189,7 +180,7 @@ func TestJobs_CancelQueuedAndRunning(t *testing.T) {
 		t.Fatalf("after cancel: %+v", j)
 	}
 	// Cancelling again, or a finished job, changes nothing.
-	if resp := g.do(t, http.MethodDelete, "/v1/calls/"+running, me, ""); resp.Status != 200 || resp.json(t)["status"] != "cancelled" {
+	if resp := g.do(t, http.MethodDelete, "/v1/calls/"+running, me, ""); resp.Status != 200 || resp.JSON(t)["status"] != "cancelled" {
 		t.Fatalf("second cancel: %d %s", resp.Status, resp.Body)
 	}
 }
@@ -207,7 +198,7 @@ func TestJobs_IsolatedByKeyAndUser(t *testing.T) {
 	} {
 		for _, method := range []string{http.MethodGet, http.MethodDelete} {
 			resp := g.do(t, method, "/v1/calls/"+id, h, "")
-			if resp.Status != http.StatusNotFound || resp.errorCode(t) != "not_found" {
+			if resp.Status != http.StatusNotFound || resp.ErrorCode(t) != "not_found" {
 				t.Errorf("%s %s: %d %s", name, method, resp.Status, resp.Body)
 			}
 		}
@@ -235,7 +226,7 @@ func TestJobs_PerKeyCap(t *testing.T) {
 		g.submit(t, me, `{"name":"ghost-echo","arguments":{}}`) // stays queued: no worker
 	}
 	resp := g.do(t, http.MethodPost, "/v1/calls", me, `{"name":"ghost-echo","arguments":{}}`)
-	if resp.Status != http.StatusTooManyRequests || resp.errorCode(t) != "too_many_jobs" || resp.Header.Get("Retry-After") == "" {
+	if resp.Status != http.StatusTooManyRequests || resp.ErrorCode(t) != "too_many_jobs" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("%d %s (Retry-After %q)", resp.Status, resp.Body, resp.Header.Get("Retry-After"))
 	}
 	// Another key is not affected.
@@ -252,7 +243,7 @@ func TestJobs_FullStreamRefusesNewJobs(t *testing.T) {
 		g.submit(t, me, `{"name":"ghost-echo","arguments":{}}`),
 	}
 	resp := g.do(t, http.MethodPost, "/v1/calls", me, `{"name":"ghost-echo","arguments":{}}`)
-	if resp.Status != http.StatusServiceUnavailable || resp.errorCode(t) != "overloaded" {
+	if resp.Status != http.StatusServiceUnavailable || resp.ErrorCode(t) != "overloaded" {
 		t.Fatalf("%d %s", resp.Status, resp.Body)
 	}
 	// Nothing accepted was dropped, and the refused one left no record.
@@ -262,7 +253,7 @@ func TestJobs_FullStreamRefusesNewJobs(t *testing.T) {
 		}
 	}
 	list := g.do(t, http.MethodGet, "/v1/calls", me, "")
-	if calls, _ := list.json(t)["calls"].([]any); len(calls) != 2 {
+	if calls, _ := list.JSON(t)["calls"].([]any); len(calls) != 2 {
 		t.Fatalf("%d records after a refused submit: %s", len(calls), list.Body)
 	}
 }
@@ -271,11 +262,11 @@ func TestJobs_AnyReplicaAnswers(t *testing.T) {
 	g := startGateway(t)
 	me := caller(masterKey, "Bearer replica")
 	id := g.submit(t, me, `{"name":"demo-echo","arguments":{"text":"anywhere"}}`)
-	_, otherURL := g.newIngress(t)
+	otherURL := g.NewIngress(t).URL
 	resp := doURL(t, otherURL, http.MethodGet, "/v1/calls/"+id+"?wait=10s", me, "")
 	var j job
 	_ = json.Unmarshal(resp.Body, &j)
-	if resp.Status != 200 || j.Status != "succeeded" || j.text(t) != "anywhere" {
+	if resp.Status != 200 || j.Status != "succeeded" || j.Text(t) != "anywhere" {
 		t.Fatalf("%d %s", resp.Status, resp.Body)
 	}
 }
@@ -285,17 +276,10 @@ func TestJobs_ResultsExpire(t *testing.T) {
 	me := caller(masterKey, "")
 	id := g.submit(t, me, `{"name":"demo-echo","arguments":{"text":"short-lived"}}`)
 	g.waitJob(t, me, id, func(j *job) bool { return j.Status == "succeeded" })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	contractstest.Eventually(t, "the job to expire with its retention", func() bool {
 		_, resp := g.getJob(t, me, id, "")
-		if resp.Status == http.StatusNotFound {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job outlived its retention: %d %s", resp.Status, resp.Body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return resp.Status == http.StatusNotFound
+	})
 }
 
 func TestJobs_ResultSizeLimit(t *testing.T) {
@@ -304,7 +288,7 @@ func TestJobs_ResultSizeLimit(t *testing.T) {
 	near := 7 << 20
 	id := g.submit(t, me, fmt.Sprintf(`{"name":"demo-big","arguments":{"bytes":%d}}`, near))
 	j := g.waitJob(t, me, id, func(j *job) bool { return j.Status != "queued" && j.Status != "running" })
-	if j.Status != "succeeded" || len(j.text(t)) != near {
+	if j.Status != "succeeded" || len(j.Text(t)) != near {
 		t.Fatalf("near the limit: %s, %d bytes, error %+v", j.Status, len(j.Result), j.Error)
 	}
 	id = g.submit(t, me, fmt.Sprintf(`{"name":"demo-big","arguments":{"bytes":%d}}`, 9<<20))
@@ -368,7 +352,7 @@ func TestJobs_BadInputs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := g.do(t, tt.method, tt.path, tt.headers, tt.body)
-			if resp.Status != tt.status || resp.errorCode(t) != tt.code {
+			if resp.Status != tt.status || resp.ErrorCode(t) != tt.code {
 				t.Fatalf("%d %s, want %d %s", resp.Status, resp.Body, tt.status, tt.code)
 			}
 		})

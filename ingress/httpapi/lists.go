@@ -3,12 +3,11 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"sync"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // listedTool is LiteLLM's REST tool shape: the MCP tool object with
@@ -36,60 +35,30 @@ type serverFailure struct {
 
 // listTools serves GET /mcp/tools/list and /mcp-rest/tools/list[?server_id=].
 func (a *API) listTools(c *gin.Context) {
-	p := principal(c)
-	var servers []*config.Server
-	if id := c.Query("server_id"); id != "" {
-		srv, err := a.server(p, id)
-		if err != nil {
-			abortWithError(c, err)
-			return
-		}
-		servers = []*config.Server{srv}
-		logField(c, "server", id)
-	} else {
-		for _, name := range a.cfg.ServerNames() {
-			if p.AllowsServer(name) {
-				servers = append(servers, a.cfg.MCPServers[name])
-			}
-		}
+	id := c.Query("server_id")
+	servers, err := a.policy.Servers(caller(c), id)
+	if err != nil {
+		abortWithError(c, err)
+		return
 	}
-
-	type outcome struct {
-		tools []listedTool
-		err   *contracts.Error
+	if id != "" {
+		frontdoor.Of(c).Server = id
 	}
-	outcomes := make([]outcome, len(servers))
-	var wg sync.WaitGroup
-	for i, srv := range servers {
-		wg.Go(func() {
-			tools, err := a.catalog.Tools(c.Request.Context(), a.listRequest(c, p, srv))
-			if err != nil {
-				outcomes[i].err = err
-				return
-			}
-			info, _ := json.Marshal(mcpInfo{ServerName: srv.Name, Description: srv.Description})
-			for _, t := range tools {
-				if !srv.ToolAllowed(t.Name) || !p.AllowsTool(srv.Name, t.Name) {
-					continue
-				}
-				var obj listedTool
-				if json.Unmarshal(t.Raw, &obj) != nil {
-					continue
-				}
-				obj["mcp_info"] = info
-				outcomes[i].tools = append(outcomes[i].tools, obj)
-			}
-		})
-	}
-	wg.Wait()
-
 	resp := listResponse{Tools: []listedTool{}, Message: "Successfully retrieved tools"}
-	for i, o := range outcomes {
-		if o.err != nil {
-			resp.Failures = append(resp.Failures, serverFailure{Server: servers[i].Name, Error: o.err})
+	for _, l := range a.policy.List(c.Request.Context(), caller(c), servers) {
+		if l.Err != nil {
+			resp.Failures = append(resp.Failures, serverFailure{Server: l.Server.Name, Error: l.Err})
 			continue
 		}
-		resp.Tools = append(resp.Tools, o.tools...)
+		info, _ := json.Marshal(mcpInfo{ServerName: l.Server.Name, Description: l.Server.Description})
+		for _, t := range l.Tools {
+			var obj listedTool
+			if json.Unmarshal(t.Raw, &obj) != nil {
+				continue
+			}
+			obj["mcp_info"] = info
+			resp.Tools = append(resp.Tools, obj)
+		}
 	}
 	switch {
 	case len(servers) == 1 && len(resp.Failures) == 1:

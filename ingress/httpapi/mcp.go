@@ -4,7 +4,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/ingress/auth"
 )
 
 // MCPEndpoint is the MCP endpoint (package mcpserver), mounted by the API
@@ -13,10 +12,10 @@ import (
 type MCPEndpoint interface {
 	// Mount adds the endpoint's routes: requests to requests (the API's
 	// group, with its in-flight bound), long-lived streams to streams (key
-	// and body limit only: the endpoint bounds its streams itself).
-	// principal returns a request's authenticated key; abort writes an
-	// error response as the API does.
-	Mount(requests, streams gin.IRoutes, principal func(*gin.Context) *auth.Principal, abort func(*gin.Context, *contracts.Error))
+	// and body limit only: the endpoint bounds its streams itself). Both
+	// have checked the key: frontdoor.Of(c).Caller is the caller. abort
+	// writes an error response as the API does.
+	Mount(requests, streams gin.IRoutes, abort func(*gin.Context, *contracts.Error))
 }
 
 // mountMCP mounts o.MCP, if any.
@@ -24,6 +23,6 @@ func mountMCP(r *gin.Engine, api gin.IRoutes, o Options) {
 	if o.MCP == nil {
 		return
 	}
-	streams := r.Group("", limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Keys))
-	o.MCP.Mount(api, streams, principal, abortWithError)
+	streams := r.Group("", limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy))
+	o.MCP.Mount(api, streams, abortWithError)
 }

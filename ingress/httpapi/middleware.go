@@ -11,35 +11,25 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
-)
-
-// Gin context keys.
-const (
-	ctxRequestID = "toolbus.request_id"
-	ctxPrincipal = "toolbus.principal"
-	ctxErrorCode = "toolbus.error_code"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // Header limits. Values over them are refused before any other work.
 const (
-	maxHeaderValue    = 8 << 10
-	maxRequestIDLen   = 128
-	headerRequestID   = "X-Request-Id"
-	authorizationHdr  = "Authorization"
-	serverAuthzPrefix = "x-mcp-"
-	serverAuthzSuffix = "-authorization"
+	maxHeaderValue  = 8 << 10
+	headerRequestID = "X-Request-Id"
 )
 
 var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
-// requestID gives every request a unique id, returned in X-Request-Id. A
+// requestID gives every request a unique id, returned in X-Request-Id, and
+// its frontdoor.Request, where every later step records its decisions. A
 // well-formed client id is logged beside it, never used on the wire.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := dispatch.NewRequestID()
-		c.Set(ctxRequestID, id)
+		frontdoor.Begin(c, id)
 		c.Header(headerRequestID, id)
 		c.Next()
 	}
@@ -54,7 +44,7 @@ func recovery(log zerolog.Logger) gin.HandlerFunc {
 				if err, ok := r.(error); ok && errors.Is(err, http.ErrAbortHandler) {
 					panic(r)
 				}
-				log.Error().Str("request_id", c.GetString(ctxRequestID)).Str("route", c.FullPath()).
+				log.Error().Str("request_id", frontdoor.Of(c).ID).Str("route", c.FullPath()).
 					Str("panic_type", typeName(r)).Msg("handler panicked")
 				abortWithError(c, contracts.NewError(contracts.CodeInternal, "internal error"))
 			}
@@ -75,8 +65,8 @@ func typeName(v any) string {
 }
 
 // accessLog writes one line per request: request id, route, status, code,
-// duration, key name. Call details (server, tool, token fingerprint) are
-// added by the handlers through logFields.
+// duration, key name, and what the handlers recorded in the request's
+// frontdoor.Request (server, tool, token fingerprint, job, MCP method).
 func accessLog(log zerolog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -85,29 +75,24 @@ func accessLog(log zerolog.Logger) gin.HandlerFunc {
 		if c.Writer.Status() >= 500 {
 			ev = log.Warn()
 		}
-		ev = ev.Str("request_id", c.GetString(ctxRequestID)).
+		r := frontdoor.Of(c)
+		ev = ev.Str("request_id", r.ID).
 			Str("method", c.Request.Method).Str("route", c.FullPath()).
 			Int("status", c.Writer.Status()).Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
 		if id := c.GetHeader(headerRequestID); id != "" && clientRequestID.MatchString(id) {
 			ev = ev.Str("client_request_id", id)
 		}
-		if code := c.GetString(ctxErrorCode); code != "" {
-			ev = ev.Str("code", code)
-		}
-		if p, ok := c.Get(ctxPrincipal); ok {
-			ev = ev.Str("key", p.(*auth.Principal).Name)
-		}
-		for _, k := range []string{"server", "tool", "token_fp", "job_id", "mcp_method"} {
-			if v := c.GetString("log." + k); v != "" {
-				ev = ev.Str(k, v)
+		for _, f := range []struct{ name, value string }{
+			{"code", string(r.Code)}, {"key", r.KeyName()}, {"server", r.Server}, {"tool", r.Tool},
+			{"token_fp", r.TokenFP}, {"job_id", r.JobID}, {"mcp_method", r.MCPMethod},
+		} {
+			if f.value != "" {
+				ev = ev.Str(f.name, f.value)
 			}
 		}
 		ev.Msg("request")
 	}
 }
-
-// logField adds a field to the request's log line.
-func logField(c *gin.Context, key, value string) { c.Set("log."+key, value) }
 
 // checkHeaders refuses header values that are over-long or carry control
 // characters (CR/LF injection). Go's HTTP/1 parser already refuses most of
@@ -144,29 +129,19 @@ func limitBody(maxBytes int64) gin.HandlerFunc {
 	}
 }
 
-// authenticate checks the gateway key and stores the principal.
-func authenticate(keys *auth.Keys) gin.HandlerFunc {
+// authenticate checks the gateway key and records the caller in the
+// request's frontdoor.Request.
+func authenticate(policy *frontdoor.Policy) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		p, err := keys.Authenticate(c.Request.Header)
+		caller, err := policy.Authenticate(c.Request.Header)
 		if err != nil {
 			abortWithError(c, err)
 			return
 		}
-		c.Set(ctxPrincipal, p)
+		frontdoor.Of(c).Caller = caller
 		c.Next()
 	}
 }
 
-func principal(c *gin.Context) *auth.Principal { return c.MustGet(ctxPrincipal).(*auth.Principal) }
-
-// userToken returns the credential for server: x-mcp-<server>-authorization
-// if present, else Authorization. Servers with auth none get nothing.
-func userToken(c *gin.Context, server string, authNone bool) contracts.Token {
-	if authNone {
-		return contracts.Token{}
-	}
-	if v := c.GetHeader(serverAuthzPrefix + server + serverAuthzSuffix); v != "" {
-		return contracts.NewToken(v)
-	}
-	return contracts.NewToken(c.GetHeader(authorizationHdr))
-}
+// caller is the authenticated caller of a request behind authenticate.
+func caller(c *gin.Context) *frontdoor.Caller { return frontdoor.Of(c).Caller }

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/contracts/telemetry"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 	"github.com/toolbus/toolbus/ingress/metrics"
 )
 
@@ -37,7 +38,8 @@ func observe(m *metrics.Metrics, tracer *telemetry.Tracer) gin.HandlerFunc {
 		c.Next()
 
 		status := c.Writer.Status()
-		server, tool, code := c.GetString("log.server"), c.GetString("log.tool"), c.GetString(ctxErrorCode)
+		r := frontdoor.Of(c)
+		server, tool, code := r.Server, r.Tool, string(r.Code)
 		m.Request(route, server, tool, status, code, time.Since(start))
 		if span == nil || !span.IsRecording() {
 			return
@@ -46,7 +48,7 @@ func observe(m *metrics.Metrics, tracer *telemetry.Tracer) gin.HandlerFunc {
 			attribute.String("http.request.method", c.Request.Method),
 			attribute.String("http.route", route),
 			attribute.Int("http.response.status_code", status),
-			attribute.String("toolbus.request_id", c.GetString(ctxRequestID)),
+			attribute.String("toolbus.request_id", r.ID),
 		)
 		if server != "" {
 			span.SetAttributes(attribute.String("toolbus.server", server))

@@ -6,6 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // httpStatus maps an error code to its HTTP status. It is the only place
@@ -50,6 +51,6 @@ func abortWithError(c *gin.Context, e *contracts.Error) {
 	if e.Retryable {
 		c.Header("Retry-After", "1")
 	}
-	c.Set(ctxErrorCode, string(e.Code))
+	frontdoor.Of(c).Code = e.Code
 	c.AbortWithStatusJSON(httpStatus(e.Code), errorBody{Error: e})
 }

@@ -13,19 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/contracts/telemetry"
-	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/devmode"
-	"github.com/toolbus/toolbus/ingress/dispatch"
-	"github.com/toolbus/toolbus/ingress/httpapi"
-	"github.com/toolbus/toolbus/ingress/jobs"
-	"github.com/toolbus/toolbus/ingress/metrics"
+	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 )
 
 // Secrets the telemetry tests send and then look for everywhere.
@@ -39,13 +35,12 @@ const (
 	telTraceparnt = "00-" + telTraceID + "-" + telParentSpan + "-01"
 )
 
-// telGateway is the whole system with telemetry: the dev environment whose
-// workers have their own registry served on their own port, and an ingress
-// with its registry on GET /metrics.
+// telGateway is the whole system with telemetry (gatewaytest.Start with
+// DemoOnly and WithTelemetry): the workers' registry served on their own
+// port, and an ingress with its registry on GET /metrics.
 type telGateway struct {
-	URL       string // the ingress
+	*gatewaytest.Gateway
 	WorkerURL string // the workers' metrics server
-	Env       *devmode.Env
 	Tracing   *telemetry.Tracing
 }
 
@@ -53,9 +48,7 @@ type telGateway struct {
 // its config has no endpoint).
 func startTelGateway(t *testing.T, tracingCfg config.Tracing) *telGateway {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	tracing, err := telemetry.NewTracing(ctx, tracingCfg, telemetry.ServiceIngress)
+	tracing, err := telemetry.NewTracing(t.Context(), tracingCfg, telemetry.ServiceIngress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,20 +57,8 @@ func startTelGateway(t *testing.T, tracingCfg config.Tracing) *telGateway {
 		defer cancel()
 		_ = tracing.Shutdown(sctx)
 	})
-	cfg := &config.File{Keys: []config.Key{{Name: "master", Key: masterKey}}}
-	log := zerolog.New(io.Discard)
-
-	workerReg := telemetry.NewRegistry()
-	env, err := devmode.Start(ctx, cfg, log, devmode.WithTelemetry(workerReg, tracing.Tracer()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = env.Stop(sctx)
-	})
-	ms, err := telemetry.Serve("127.0.0.1:0", workerReg, nil)
+	g := gatewaytest.Start(t, gatewaytest.DemoOnly(), gatewaytest.WithTelemetry(tracing))
+	ms, err := telemetry.Serve("127.0.0.1:0", g.WorkerRegistry, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,29 +67,7 @@ func startTelGateway(t *testing.T, tracingCfg config.Tracing) *telGateway {
 		defer cancel()
 		_ = ms.Shutdown(sctx)
 	})
-
-	reg := telemetry.NewRegistry()
-	im := metrics.New(reg, cfg)
-	keys, err := auth.New(cfg.Keys, cfg.Ingress.Separator())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := dispatch.New(env.Conn, env.Sealer, log, dispatch.WithMetrics(im), dispatch.WithTracer(tracing.Tracer()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = d.Close() })
-	store, err := jobs.New(env.Conn, env.Sealer, cfg.Jobs, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	router := httpapi.New(httpapi.Options{
-		Config: cfg, Keys: keys, Dispatcher: d, Catalog: dispatch.NewCatalog(d, time.Minute), Jobs: store, Logger: log,
-		Metrics: im, MetricsHandler: telemetry.Handler(reg), Tracer: tracing.Tracer(),
-	})
-	srv := httptest.NewServer(router)
-	t.Cleanup(srv.Close)
-	return &telGateway{URL: srv.URL, WorkerURL: "http://" + ms.Addr(), Env: env, Tracing: tracing}
+	return &telGateway{Gateway: g, WorkerURL: "http://" + ms.Addr(), Tracing: tracing}
 }
 
 func (g *telGateway) call(t *testing.T, key, body string, extra map[string]string) *response {
@@ -231,20 +190,18 @@ func TestTelemetry_JobMetricsAndTrace(t *testing.T) {
 	if r.Status != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", r.Status, r.Body)
 	}
-	id, _ := r.json(t)["id"].(string)
+	id, _ := r.JSON(t)["id"].(string)
 	r = doURL(t, g.URL, http.MethodGet, "/v1/calls/"+id+"?wait=20s", h, "")
-	if st, _ := r.json(t)["status"].(string); st != "succeeded" {
+	if st, _ := r.JSON(t)["status"].(string); st != "succeeded" {
 		t.Fatalf("job: %s", r.Body)
 	}
 	// The delivery is counted once the worker has settled it, which may be
 	// just after the record shows the job succeeded.
 	var w string
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	contractstest.Eventually(t, "the job's delivery to be counted", func() bool {
 		w = scrape(t, g.WorkerURL)
-		if strings.Contains(w, `toolbus_worker_job_deliveries_total{outcome="succeeded",server="demo"} 1`) || time.Now().After(deadline) {
-			break
-		}
-	}
+		return strings.Contains(w, `toolbus_worker_job_deliveries_total{outcome="succeeded",server="demo"} 1`)
+	})
 	wantSeries(t, w, "toolbus_worker_job_deliveries_total", map[string]string{"server": "demo", "outcome": "succeeded"}, "1")
 	wantSeries(t, w, "toolbus_worker_upstream_duration_seconds_count", map[string]string{"op": "job", "server": "demo", "outcome": "ok"}, "1")
 	wantSeries(t, w, "toolbus_worker_queue_wait_seconds_count", map[string]string{"server": "demo", "kind": "job"}, "1")

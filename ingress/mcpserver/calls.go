@@ -6,6 +6,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // callParams are the params of tools/call.
@@ -37,20 +38,17 @@ func (x *exchange) callTool(m *message) answer {
 	case args[0] != '{':
 		return answer{err: newRPCError(codeInvalidParams, "arguments must be an object")}
 	}
-	srv, tool, cerr := x.resolve(p.Name)
+	resolved, cerr := x.s.policy.ResolveCall(requestCtx(x.c), x.caller, frontdoor.CallInput{
+		Server: x.endpointName(), Name: p.Name, Naming: frontdoor.Prefixed,
+	})
 	if cerr != nil {
 		return answer{err: wireError(cerr, m.Method)}
 	}
-	x.c.Set("log.server", srv.Name)
-	x.c.Set("log.tool", tool)
-	token := x.token(srv)
-	x.c.Set("log.token_fp", token.Fingerprint())
-	call := dispatch.Call{
-		KeyID: x.p.Name, Server: srv.Name, Tool: tool, Arguments: args, Token: token, Timeout: x.timeout(srv),
-	}
+	x.record().Record(resolved)
 	if t := bytes.TrimSpace(p.Task); len(t) > 0 && string(t) != "null" {
-		return x.createTask(m, call)
+		return x.createTask(m, resolved, args)
 	}
+	srv, call := resolved.Server, resolved.Dispatch(args)
 
 	id, release := x.s.acquireID(x.callID(m.ID))
 	defer release()

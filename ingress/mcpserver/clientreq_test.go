@@ -72,7 +72,7 @@ func connectAnswering(t *testing.T, url string, h map[string]string, a *answerin
 
 func TestMCP_SamplingAndElicitation(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	for _, tt := range []struct{ endpoint, prefix string }{{"/demo/mcp", ""}, {"/mcp", "demo-"}} {
 		t.Run(tt.endpoint, func(t *testing.T) {
 			a := &answeringClient{}
@@ -99,7 +99,7 @@ func TestMCP_SamplingAndElicitation(t *testing.T) {
 // failed call at once, never a hang: the upstream is told nobody can answer.
 func TestMCP_ClientRequestsWithoutAClientThatAnswers(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	c, _ := connect(t, g.URL+"/demo/mcp", headers(masterKey, userToken))
 	res, err := callTool(ctx, c, "ask", nil)
 	if err == nil && !res.IsError {
@@ -119,7 +119,7 @@ func TestMCP_ClientRequestsWithoutAClientThatAnswers(t *testing.T) {
 // answer, though the forged ones arrived first.
 func TestMCP_ClientAnswerOnlyFromTheCaller(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	bus := contractstest.RecordAll(t, g.Env.Conn, "_INBOX.>")
 	var forged []int
 	a := &answeringClient{}
@@ -165,7 +165,7 @@ func TestMCP_ToolSeparator(t *testing.T) {
 		f.Ingress.ToolSeparator = "__"
 		f.Keys[1].Tools = []string{"demo__echo"}
 	})
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	c, _ := connect(t, g.URL+"/mcp", headers(teamAKey, userToken))
 	tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
 	if err != nil {

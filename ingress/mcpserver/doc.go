@@ -55,7 +55,9 @@
 // non-loopback Host or Origin on a loopback listener (DNS rebinding, 403).
 // An unknown server is 404, a server the key may not use 403. Within MCP:
 // malformed messages and unknown methods are JSON-RPC errors; unknown or
-// forbidden tools and bad arguments are invalid params; on a per-server
+// forbidden tools and bad arguments are invalid params (which tool and
+// server a key may use, and with which code a case is refused, package
+// frontdoor decides, as for every other door); on a per-server
 // endpoint an upstream that refuses the user's credential is an HTTP 401
 // carrying the upstream's WWW-Authenticate challenge (MCP's authorization
 // flow), or a JSON-RPC error once an SSE answer has begun; other failures of

@@ -1,7 +1,6 @@
 package mcpserver_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
+	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
@@ -32,7 +33,7 @@ func TestMCP_WrongKeyIsRefusedBeforeMCP(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := post(t, g.URL+tt.path, tt.h, initialize)
-			if resp.Status != http.StatusUnauthorized || resp.errorCode(t) != "unauthorized" {
+			if resp.Status != http.StatusUnauthorized || resp.ErrorCode(t) != "unauthorized" {
 				t.Fatalf("got %d %s, want 401 unauthorized", resp.Status, resp.Body)
 			}
 			if strings.Contains(string(resp.Body), "jsonrpc") {
@@ -46,7 +47,7 @@ func TestMCP_WrongKeyIsRefusedBeforeMCP(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		ctx := testCtx(t)
+		ctx := contractstest.Ctx(t)
 		if err := c.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +56,7 @@ func TestMCP_WrongKeyIsRefusedBeforeMCP(t *testing.T) {
 		}
 	})
 	t.Run("unknown and forbidden servers", func(t *testing.T) {
-		if resp := post(t, g.URL+"/nope/mcp", headers(masterKey, ""), initialize); resp.Status != http.StatusNotFound || resp.errorCode(t) != "unknown_server" {
+		if resp := post(t, g.URL+"/nope/mcp", headers(masterKey, ""), initialize); resp.Status != http.StatusNotFound || resp.ErrorCode(t) != "unknown_server" {
 			t.Fatalf("unknown server: %d %s", resp.Status, resp.Body)
 		}
 		if resp := post(t, g.URL+"/counted/mcp", headers(teamAKey, ""), initialize); resp.Status != http.StatusForbidden {
@@ -66,7 +67,7 @@ func TestMCP_WrongKeyIsRefusedBeforeMCP(t *testing.T) {
 
 func TestMCP_AggregatedListAndCall(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	c, _ := connect(t, g.URL+"/mcp", headers(masterKey, userToken))
 	if got := c.ProtocolVersion(); got != "2025-11-25" {
 		t.Errorf("negotiated %q, want 2025-11-25 (after the 2026-07-28 probe)", got)
@@ -164,7 +165,7 @@ func names(tools []mcp.Tool) []string {
 
 func TestMCP_ServerEndpoint(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	c, _ := connect(t, g.URL+"/demo/mcp", headers(masterKey, userToken))
 	caps := c.GetServerCapabilities()
 	if caps.Resources == nil || caps.Prompts == nil || caps.Completions == nil {
@@ -258,7 +259,7 @@ func TestMCP_ServerEndpoint(t *testing.T) {
 
 func TestMCP_ProgressAndLogs(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	for _, endpoint := range []string{"/mcp", "/demo/mcp"} {
 		t.Run(endpoint, func(t *testing.T) {
 			c, n := connect(t, g.URL+endpoint, headers(masterKey, userToken))
@@ -300,7 +301,7 @@ func TestMCP_ProgressAndLogs(t *testing.T) {
 
 func TestMCP_Cancellation(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 
 	t.Run("notifications/cancelled", func(t *testing.T) {
 		c, _ := connect(t, g.URL+"/mcp", headers(masterKey, userToken))
@@ -313,7 +314,7 @@ func TestMCP_Cancellation(t *testing.T) {
 			})
 			done <- err
 		}()
-		waitFor(t, "the upstream call to start", func() bool { return g.Calls.Stats().Running == 1 })
+		contractstest.Eventually(t, "the upstream call to start", func() bool { return g.Calls.Stats().Running == 1 })
 		err := c.GetTransport().SendNotification(ctx, mcp.JSONRPCNotification{
 			JSONRPC: mcp.JSONRPC_VERSION,
 			Notification: mcp.Notification{Method: "notifications/cancelled", Params: mcp.NotificationParams{
@@ -323,7 +324,7 @@ func TestMCP_Cancellation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the upstream call to be cancelled", func() bool { return g.Calls.Stats().Cancelled == before.Cancelled+1 })
+		contractstest.Eventually(t, "the upstream call to be cancelled", func() bool { return g.Calls.Stats().Cancelled == before.Cancelled+1 })
 		select {
 		case <-done: // answered, never hung
 		case <-time.After(10 * time.Second):
@@ -340,10 +341,10 @@ func TestMCP_Cancellation(t *testing.T) {
 			_, err := callTool(callCtx, c, "counted-slow", map[string]any{"ms": 20000})
 			done <- err
 		}()
-		waitFor(t, "the upstream call to start", func() bool { return g.Calls.Stats().Running == 1 })
+		contractstest.Eventually(t, "the upstream call to start", func() bool { return g.Calls.Stats().Running == 1 })
 		cancel()
 		<-done
-		waitFor(t, "the upstream call to be cancelled", func() bool { return g.Calls.Stats().Cancelled == before.Cancelled+1 })
+		contractstest.Eventually(t, "the upstream call to be cancelled", func() bool { return g.Calls.Stats().Cancelled == before.Cancelled+1 })
 	})
 }
 
@@ -370,7 +371,7 @@ func sendTaskCall(t *testing.T, ctx context.Context, tr transport.Interface, nam
 
 func TestMCP_Tasks(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	c, _ := connect(t, g.URL+"/mcp", headers(masterKey, userToken))
 
 	task := sendTaskCall(t, ctx, c.GetTransport(), "demo-whoami", nil)
@@ -401,12 +402,12 @@ func TestMCP_Tasks(t *testing.T) {
 	// Cancel a running task: the upstream call is cancelled.
 	before := g.Calls.Stats()
 	long := sendTaskCall(t, ctx, c.GetTransport(), "counted-slow", map[string]any{"ms": 20000})
-	waitFor(t, "the task to start upstream", func() bool { return g.Calls.Stats().Running == 1 })
+	contractstest.Eventually(t, "the task to start upstream", func() bool { return g.Calls.Stats().Running == 1 })
 	cancelled, err := c.CancelTask(ctx, mcp.CancelTaskRequest{Params: mcp.CancelTaskParams{TaskId: long.TaskId}})
 	if err != nil || cancelled.Status != mcp.TaskStatusCancelled {
 		t.Fatalf("tasks/cancel: %v %+v", err, cancelled)
 	}
-	waitFor(t, "the upstream call to be cancelled", func() bool { return g.Calls.Stats().Cancelled == before.Cancelled+1 })
+	contractstest.Eventually(t, "the upstream call to be cancelled", func() bool { return g.Calls.Stats().Cancelled == before.Cancelled+1 })
 	if _, err := c.CancelTask(ctx, mcp.CancelTaskRequest{Params: mcp.CancelTaskParams{TaskId: long.TaskId}}); !errors.Is(err, mcp.ErrInvalidParams) {
 		t.Fatalf("cancelling a cancelled task: %v, want invalid params", err)
 	}
@@ -446,7 +447,7 @@ func TestMCP_UpstreamUnauthorizedIsHTTP401(t *testing.T) {
 	g := startGateway(t)
 	list := `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`
 	resp := post(t, g.URL+"/locked/mcp", headers(masterKey, "Bearer bad"), list)
-	if resp.Status != http.StatusUnauthorized || resp.errorCode(t) != "upstream_unauthorized" {
+	if resp.Status != http.StatusUnauthorized || resp.ErrorCode(t) != "upstream_unauthorized" {
 		t.Fatalf("got %d %s, want 401 upstream_unauthorized", resp.Status, resp.Body)
 	}
 	if www := resp.Header.Get("WWW-Authenticate"); !strings.Contains(www, "resource_metadata=") {
@@ -458,7 +459,7 @@ func TestMCP_UpstreamUnauthorizedIsHTTP401(t *testing.T) {
 	}
 	// On /mcp one server refusing the user is a tool error, not a 401 for
 	// the whole endpoint.
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	agg, _ := connect(t, g.URL+"/mcp", headers(masterKey, "Bearer bad"))
 	res, err := callTool(ctx, agg, "locked-echo", map[string]any{"text": "x"})
 	if err != nil || !res.IsError || !strings.Contains(text(t, res), "upstream_unauthorized") {
@@ -513,7 +514,7 @@ func TestMCP_HTTPRules(t *testing.T) {
 		})
 	}
 	t.Run("GET has no stream", func(t *testing.T) {
-		req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, g.URL+"/mcp", nil)
+		req, _ := http.NewRequestWithContext(contractstest.Ctx(t), http.MethodGet, g.URL+"/mcp", nil)
 		req.Header.Set("x-litellm-key", masterKey)
 		req.Header.Set("Accept", "text/event-stream")
 		resp, err := http.DefaultClient.Do(req)
@@ -529,7 +530,7 @@ func TestMCP_HTTPRules(t *testing.T) {
 
 func TestMCP_LegacySSE(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	c, n := connectSSE(t, g.URL+"/sse", headers(masterKey, userToken))
 	tools, err := c.ListTools(ctx, mcp.ListToolsRequest{})
 	if err != nil || !slices.Contains(names(tools.Tools), "demo-echo") {
@@ -565,7 +566,7 @@ func TestMCP_LegacySSE(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		events := sseEvents(resp)
+		events := gatewaytest.SSEData(resp.Body)
 		endpoint := <-events
 		if !strings.HasPrefix(endpoint, "/message?sessionId=") {
 			t.Fatalf("endpoint event %q", endpoint)
@@ -592,26 +593,10 @@ func TestMCP_LegacySSE(t *testing.T) {
 	})
 }
 
-// sseEvents returns the data of each event of an SSE response.
-func sseEvents(resp *http.Response) <-chan string {
-	out := make(chan string, 16)
-	go func() {
-		defer close(out)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 4<<20)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				out <- data
-			}
-		}
-	}()
-	return out
-}
-
 func TestMCP_TokenNeverOnTheBus(t *testing.T) {
 	g := startGateway(t)
-	ctx := testCtx(t)
-	bus, inboxes := g.recordBus(t)
+	ctx := contractstest.Ctx(t)
+	g.RecordBus(t)
 	c, _ := connect(t, g.URL+"/demo/mcp", headers(masterKey, userToken))
 	var req mcp.CallToolRequest
 	req.Params.Name, req.Params.Arguments = "slow", map[string]any{"ms": 100}
@@ -626,18 +611,8 @@ func TestMCP_TokenNeverOnTheBus(t *testing.T) {
 	if _, err := c.TaskResult(ctx, mcp.TaskResultRequest{Params: mcp.TaskResultParams{TaskId: task.TaskId}}); err != nil {
 		t.Fatal(err)
 	}
-	bus.Flush(t)
-	inboxes.Flush(t)
-	if bus.Count() == 0 || inboxes.Count() == 0 {
-		t.Fatal("the recorder saw nothing")
-	}
 	for _, secret := range []string{"user-token-5678", masterKey} {
-		if bus.Contains([]byte(secret)) || inboxes.Contains([]byte(secret)) {
-			t.Errorf("%q crossed NATS in plaintext", secret)
-		}
-		if strings.Contains(g.Logs.String(), secret) {
-			t.Errorf("%q is in the logs", secret)
-		}
+		g.AssertNoSecret(t, secret)
 	}
 }
 

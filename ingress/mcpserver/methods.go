@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // request answers one JSON-RPC request.
@@ -89,7 +89,7 @@ func (x *exchange) initialize(m *message) answer {
 		}
 	}
 	info := map[string]any{"name": ServerName, "version": x.s.version}
-	instructions := "toolbus gateway: the tools of every MCP server this key may use, named <server>" + x.s.cfg.Ingress.Separator() + "<tool>."
+	instructions := "toolbus gateway: the tools of every MCP server this key may use, named <server>" + x.s.policy.Separator() + "<tool>."
 	if x.only != nil {
 		caps["resources"] = map[string]any{"subscribe": true}
 		caps["prompts"] = map[string]any{}
@@ -112,20 +112,6 @@ func (x *exchange) initialize(m *message) answer {
 	return answer{result: result}
 }
 
-// servers returns the servers of the endpoint the key may use.
-func (x *exchange) servers() []*config.Server {
-	if x.only != nil {
-		return []*config.Server{x.only}
-	}
-	var out []*config.Server
-	for _, name := range x.s.cfg.ServerNames() {
-		if x.p.AllowsServer(name) {
-			out = append(out, x.s.cfg.MCPServers[name])
-		}
-	}
-	return out
-}
-
 // listTools answers tools/list: the tools of the endpoint's servers that
 // the server's filters and the key's allow-list let through, each server's
 // list from the workers (cached per server and user), named
@@ -133,45 +119,26 @@ func (x *exchange) servers() []*config.Server {
 // right now is left out (and logged); if every one fails, the request
 // fails. Every tool may be run as a task.
 func (x *exchange) listTools(m *message) answer {
-	servers := x.servers()
-	type outcome struct {
-		tools []json.RawMessage
-		err   *contracts.Error
+	servers := []*config.Server{x.only}
+	if x.only == nil {
+		servers, _ = x.s.policy.Servers(x.caller, "")
 	}
-	outcomes := make([]outcome, len(servers))
-	var wg sync.WaitGroup
-	for i, srv := range servers {
-		wg.Go(func() {
-			tools, err := x.s.catalog.Tools(requestCtx(x.c), dispatch.List{
-				KeyID: x.p.Name, Server: srv.Name, Timeout: x.s.cfg.Ingress.ListTimeout.D(), Token: x.token(srv),
-			})
-			if err != nil {
-				outcomes[i].err = err
-				return
-			}
-			for _, t := range tools {
-				if !srv.ToolAllowed(t.Name) || !x.p.AllowsTool(srv.Name, t.Name) {
-					continue
-				}
-				if raw := x.publicTool(srv, t); raw != nil {
-					outcomes[i].tools = append(outcomes[i].tools, raw)
-				}
-			}
-		})
-	}
-	wg.Wait()
 	all := []json.RawMessage{}
 	var failed []string
-	for i, o := range outcomes {
-		if o.err != nil {
-			failed = append(failed, servers[i].Name)
-			x.s.log.Warn().Str("server", servers[i].Name).Str("code", string(o.err.Code)).Str("key", x.p.Name).Msg("tools/list: a server could not list")
+	for _, l := range x.s.policy.List(requestCtx(x.c), x.caller, servers) {
+		if l.Err != nil {
+			failed = append(failed, l.Server.Name)
+			x.s.log.Warn().Str("server", l.Server.Name).Str("code", string(l.Err.Code)).Str("key", x.caller.Key.Name).Msg("tools/list: a server could not list")
 			if x.only != nil {
-				return x.failure(o.err, m.Method)
+				return x.failure(l.Err, m.Method)
 			}
 			continue
 		}
-		all = append(all, o.tools...)
+		for _, t := range l.Tools {
+			if raw := x.publicTool(l.Server, t); raw != nil {
+				all = append(all, raw)
+			}
+		}
 	}
 	if len(servers) > 0 && len(failed) == len(servers) {
 		e := contracts.NewError(contracts.CodeUpstreamError, "no server could list its tools: %s", strings.Join(failed, ", "))
@@ -189,7 +156,7 @@ func (x *exchange) publicTool(srv *config.Server, t dispatch.Tool) json.RawMessa
 		return nil
 	}
 	if x.only == nil {
-		name, _ := json.Marshal(srv.Name + x.s.cfg.Ingress.Separator() + t.Name)
+		name, _ := json.Marshal(srv.Name + x.s.policy.Separator() + t.Name)
 		obj["name"] = name
 	}
 	if x.s.jobs != nil {
@@ -221,33 +188,6 @@ func (x *exchange) failure(e *contracts.Error, method string) answer {
 	return a
 }
 
-// resolve finds the server and tool a tools/call names and checks the key
-// may use them; on the aggregated endpoint the name is <server><sep><tool>
-// (ingress.tool_separator).
-func (x *exchange) resolve(name string) (*config.Server, string, *contracts.Error) {
-	if x.only != nil {
-		return x.only, name, x.checkTool(x.only, name, name)
-	}
-	for _, server := range x.s.serversByLength {
-		tool, ok := strings.CutPrefix(name, server+x.s.cfg.Ingress.Separator())
-		if !ok || tool == "" || !x.p.AllowsServer(server) {
-			continue
-		}
-		srv := x.s.cfg.MCPServers[server]
-		return srv, tool, x.checkTool(srv, tool, name)
-	}
-	return nil, "", contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q: tools are named <server>%s<tool>", clip(name), x.s.cfg.Ingress.Separator())
-}
-
-func (x *exchange) checkTool(srv *config.Server, tool, shown string) *contracts.Error {
-	if !srv.ToolAllowed(tool) || !x.p.AllowsTool(srv.Name, tool) {
-		// As for a tool that does not exist: a key learns nothing of tools
-		// it may not use.
-		return contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q", clip(shown))
-	}
-	return nil
-}
-
 // relay answers a request of contracts.RPCMethods on a per-server endpoint
 // by relaying it to the upstream through a worker.
 func (x *exchange) relay(m *message) answer {
@@ -259,10 +199,7 @@ func (x *exchange) relay(m *message) answer {
 	if json.Unmarshal(params, &obj) != nil {
 		return answer{err: newRPCError(codeInvalidParams, "params must be an object")}
 	}
-	result, err := x.s.d.RPC(requestCtx(x.c), dispatch.NewRequestID(), dispatch.RPC{
-		KeyID: x.p.Name, Server: x.only.Name, Method: m.Method, Params: params,
-		Token: x.token(x.only), Timeout: x.timeout(x.only),
-	})
+	result, err := x.s.d.RPC(requestCtx(x.c), dispatch.NewRequestID(), x.s.policy.RPC(x.caller, x.only, m.Method, params))
 	if err != nil {
 		return x.failure(err, m.Method)
 	}
@@ -270,10 +207,4 @@ func (x *exchange) relay(m *message) answer {
 }
 
 // clip bounds a client-supplied string quoted in an error.
-func clip(s string) string {
-	const maxQuoted = 256
-	if len(s) > maxQuoted {
-		return strings.ToValidUTF8(s[:maxQuoted], "") + "…"
-	}
-	return s
-}
+var clip = frontdoor.Clip

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +17,8 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
-	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 	"github.com/toolbus/toolbus/ingress/jobs"
 )
 
@@ -43,9 +42,11 @@ var protocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-
 
 // Options are the MCP endpoint's dependencies.
 type Options struct {
-	Config     *config.File
+	Config *config.File
+	// Policy decides every request's server, tool, budget and credential
+	// (package frontdoor), as on the REST API.
+	Policy     *frontdoor.Policy
 	Dispatcher *dispatch.Dispatcher
-	Catalog    *dispatch.Catalog
 	// Jobs backs MCP Tasks; nil refuses task-augmented calls.
 	Jobs *jobs.Store
 	// Conn carries legacy SSE messages between replicas; nil keeps them on
@@ -61,17 +62,13 @@ type Options struct {
 // legacy SSE streams end. Safe for concurrent use.
 type Server struct {
 	cfg     *config.File
+	policy  *frontdoor.Policy
 	d       *dispatch.Dispatcher
-	catalog *dispatch.Catalog
 	jobs    *jobs.Store
 	log     zerolog.Logger
 	version string
-	// serversByLength is the server names, longest first, to split
-	// <server>-<tool> names whose server name has a dash itself.
-	serversByLength []string
 
-	principal func(*gin.Context) *auth.Principal
-	abort     func(*gin.Context, *contracts.Error)
+	abort func(*gin.Context, *contracts.Error)
 
 	inflightMu sync.Mutex
 	inflight   map[string]bool // call request ids running on this replica
@@ -87,18 +84,16 @@ type Server struct {
 
 // New returns the MCP endpoint.
 func New(o Options) (*Server, error) {
-	if o.Config == nil || o.Dispatcher == nil || o.Catalog == nil {
-		return nil, errors.New("mcpserver: Config, Dispatcher and Catalog are required")
+	if o.Config == nil || o.Policy == nil || o.Dispatcher == nil {
+		return nil, errors.New("mcpserver: Config, Policy and Dispatcher are required")
 	}
 	s := &Server{
-		cfg: o.Config, d: o.Dispatcher, catalog: o.Catalog, jobs: o.Jobs, log: o.Logger,
+		cfg: o.Config, policy: o.Policy, d: o.Dispatcher, jobs: o.Jobs, log: o.Logger,
 		version: o.Version, inflight: make(map[string]bool), done: make(chan struct{}),
 	}
 	if s.version == "" {
 		s.version = "dev"
 	}
-	s.serversByLength = o.Config.ServerNames()
-	slices.SortStableFunc(s.serversByLength, func(x, y string) int { return len(y) - len(x) })
 	hub, err := newSSEHub(o.Conn, o.Logger)
 	if err != nil {
 		return nil, err
@@ -109,8 +104,8 @@ func New(o Options) (*Server, error) {
 
 // Mount adds the MCP routes: requests to requests, the long-lived legacy
 // SSE streams to streams. Both must already authenticate the gateway key (a
-// wrong key is refused before any MCP traffic). principal returns the
-// authenticated key of a request; abort writes an error response the way
+// wrong key is refused before any MCP traffic) and record the caller in
+// the request's frontdoor.Request; abort writes an error response the way
 // the rest of the API does (JSON body, status mapping).
 //
 //	POST|GET|DELETE /mcp            streamable HTTP, every server's tools as <server>-<tool>
@@ -118,8 +113,8 @@ func New(o Options) (*Server, error) {
 //	                                subscriptions' updates on GET), prompts, completion
 //	GET /sse, POST /message         legacy HTTP+SSE, aggregated
 //	GET /:server/sse, POST /:server/message   legacy HTTP+SSE, one server
-func (s *Server) Mount(requests, streams gin.IRoutes, principal func(*gin.Context) *auth.Principal, abort func(*gin.Context, *contracts.Error)) {
-	s.principal, s.abort = principal, abort
+func (s *Server) Mount(requests, streams gin.IRoutes, abort func(*gin.Context, *contracts.Error)) {
+	s.abort = abort
 	for _, prefix := range []string{"", "/:server"} {
 		requests.POST(prefix+"/mcp", s.guard, s.postMCP)
 		streams.GET(prefix+"/mcp", s.guard, s.getMCP)
@@ -138,30 +133,22 @@ func (s *Server) Close() {
 }
 
 // endpoint resolves the server of a /:server/... route (nil for the
-// aggregated routes), writing the error response when there is none the key
-// may use.
-func (s *Server) endpoint(c *gin.Context, p *auth.Principal) (*config.Server, bool) {
+// aggregated routes) through the front-door policy, writing the error
+// response when there is none the key may use. It returns the request's
+// caller too.
+func (s *Server) endpoint(c *gin.Context) (*frontdoor.Caller, *config.Server, bool) {
+	r := frontdoor.Of(c)
 	name := c.Param("server")
 	if name == "" {
-		return nil, true
+		return r.Caller, nil, true
 	}
-	srv, ok := s.cfg.MCPServers[name]
-	if !ok {
-		e := contracts.NewError(contracts.CodeUnknownServer, "no server %q", name)
-		for _, n := range s.cfg.ServerNames() {
-			if p.AllowsServer(n) {
-				e.Available = append(e.Available, n)
-			}
-		}
-		s.abort(c, e)
-		return nil, false
+	srv, err := s.policy.Server(r.Caller, name)
+	if err != nil {
+		s.abort(c, err)
+		return nil, nil, false
 	}
-	if !p.AllowsServer(name) {
-		s.abort(c, contracts.NewError(contracts.CodeForbidden, "this key may not use server %q", name))
-		return nil, false
-	}
-	c.Set("log.server", name)
-	return srv, true
+	r.Server = name
+	return r.Caller, srv, true
 }
 
 // exchange is one MCP request being answered: who asks, on which endpoint,
@@ -169,7 +156,7 @@ func (s *Server) endpoint(c *gin.Context, p *auth.Principal) (*config.Server, bo
 type exchange struct {
 	s       *Server
 	c       *gin.Context
-	p       *auth.Principal
+	caller  *frontdoor.Caller
 	only    *config.Server // the server of /:server/mcp; nil on the aggregated endpoint
 	session string         // the client's Mcp-Session-Id (or legacy session), if any
 	// emit sends a message related to the request to the client now; nil
@@ -187,40 +174,24 @@ type answer struct {
 	httpErr *contracts.Error
 }
 
-// token is the user's credential for srv: x-mcp-<server>-authorization if
-// sent, else Authorization; none for auth: none servers. Exactly as on the
-// REST API.
-func (x *exchange) token(srv *config.Server) contracts.Token {
-	if srv.Auth == config.AuthNone {
-		return contracts.Token{}
-	}
-	if v := x.c.GetHeader("x-mcp-" + srv.Name + "-authorization"); v != "" {
-		return contracts.NewToken(v)
-	}
-	return contracts.NewToken(x.c.GetHeader("Authorization"))
-}
+// token is the caller's credential for srv (frontdoor.Credential).
+func (x *exchange) token(srv *config.Server) contracts.Token { return x.caller.Credential(srv) }
 
-// owner is the caller as the owner of tasks (jobs): the gateway key and
-// the user's Authorization, as on the REST async API, so that a task is
-// the same job there.
-func (x *exchange) owner() string {
-	return contracts.Owner(x.p.Name, contracts.Fingerprint(x.c.GetHeader("Authorization")))
-}
+// owner is the caller as the owner of tasks (jobs), as on the REST async
+// API, so that a task is the same job there.
+func (x *exchange) owner() string { return x.caller.Owner() }
 
-// timeout is a call's budget on srv: the server's default within its and
-// the ingress's maximum.
-func (x *exchange) timeout(srv *config.Server) time.Duration {
-	return min(srv.Timeout.D(), srv.MaxTimeout.D(), x.s.cfg.Ingress.MaxTimeout.D())
-}
+// record is the request's front-door record (its log fields).
+func (x *exchange) record() *frontdoor.Request { return frontdoor.Of(x.c) }
 
 // callID is the toolbus request id of the tools/call with JSON-RPC id id:
-// derived from the caller (key, user), the endpoint, the session and the id,
+// derived from the caller (its owner: key and user), the endpoint, the session and the id,
 // so that a notifications/cancelled for it, arriving on any replica, names
 // the same id and cancels it through contracts.CancelSubject. Nothing about
 // the call is kept in memory for it.
 func (x *exchange) callID(id []byte) string {
 	h := sha256.New()
-	for _, part := range []string{"toolbus.mcp.call.v1", x.p.Name, contracts.Fingerprint(x.c.GetHeader("Authorization")), x.endpointName(), x.session, idKey(id)} {
+	for _, part := range []string{"toolbus.mcp.call.v1", x.owner(), x.endpointName(), x.session, idKey(id)} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

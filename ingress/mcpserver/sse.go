@@ -235,8 +235,7 @@ func validToken(s string) bool {
 // getSSE serves GET /sse and /:server/sse: the stream of one session, until
 // the client leaves or the server shuts down.
 func (s *Server) getSSE(c *gin.Context) {
-	p := s.principal(c)
-	only, ok := s.endpoint(c, p)
+	caller, only, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
@@ -246,7 +245,7 @@ func (s *Server) getSSE(c *gin.Context) {
 		endpoint = only.Name
 		msgPath = "/" + only.Name + "/message"
 	}
-	id, ss, err := s.sse.open(p.Name, endpoint)
+	id, ss, err := s.sse.open(caller.Key.Name, endpoint)
 	if err != nil {
 		s.abort(c, contracts.NewError(contracts.CodeOverloaded, "no SSE session available: %v", err))
 		return
@@ -296,8 +295,7 @@ func (s *Server) getSSE(c *gin.Context) {
 // session, 401 with the upstream's challenge when the upstream refused the
 // user's credential.
 func (s *Server) postMessage(c *gin.Context) {
-	p := s.principal(c)
-	only, ok := s.endpoint(c, p)
+	caller, only, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
@@ -307,7 +305,7 @@ func (s *Server) postMessage(c *gin.Context) {
 	}
 	id := c.Query("sessionId")
 	ctx := c.Request.Context()
-	if err := s.sse.deliver(ctx, id, p.Name, endpoint, nil); err != nil {
+	if err := s.sse.deliver(ctx, id, caller.Key.Name, endpoint, nil); err != nil {
 		s.abort(c, contracts.NewError(contracts.CodeNotFound, "no SSE session %q", clip(id)))
 		return
 	}
@@ -315,14 +313,14 @@ func (s *Server) postMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	x := &exchange{s: s, c: c, p: p, only: only, session: id}
+	x := &exchange{s: s, c: c, caller: caller, only: only, session: id}
 	logMethod(c, msg)
 	if x.nonRequest(msg) {
 		return
 	}
 	send := func(data []byte) bool {
 		// The notifications' own bound: they must not outlive the request.
-		return s.sse.deliver(ctx, id, p.Name, endpoint, data) == nil
+		return s.sse.deliver(ctx, id, caller.Key.Name, endpoint, data) == nil
 	}
 	x.emit = send
 	ans := x.request(msg)
@@ -333,7 +331,7 @@ func (s *Server) postMessage(c *gin.Context) {
 	}
 	// The answer must reach the stream even if this POST's client left.
 	deliverCtx := context.WithoutCancel(ctx)
-	if err := s.sse.deliver(deliverCtx, id, p.Name, endpoint, encodeResponse(msg.ID, ans.result, ans.err)); err != nil {
+	if err := s.sse.deliver(deliverCtx, id, caller.Key.Name, endpoint, encodeResponse(msg.ID, ans.result, ans.err)); err != nil {
 		s.abort(c, contracts.NewError(contracts.CodeNotFound, "the SSE session %q ended", clip(id)))
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // Streamable HTTP (MCP 2025-03-26 and later): every client message is one
@@ -29,8 +30,7 @@ const (
 
 // postMCP serves POST /mcp and /:server/mcp.
 func (s *Server) postMCP(c *gin.Context) {
-	p := s.principal(c)
-	only, ok := s.endpoint(c, p)
+	caller, only, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
@@ -43,7 +43,7 @@ func (s *Server) postMCP(c *gin.Context) {
 		s.abort(c, contracts.NewError(contracts.CodeInvalidRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(protocolVersions, ", ")))
 		return
 	}
-	x := &exchange{s: s, c: c, p: p, only: only, session: c.GetHeader(headerSessionID)}
+	x := &exchange{s: s, c: c, caller: caller, only: only, session: c.GetHeader(headerSessionID)}
 	logMethod(c, msg)
 	if x.nonRequest(msg) {
 		return
@@ -118,7 +118,7 @@ func acceptsSSE(r *http.Request) bool {
 // deleteMCP serves DELETE /mcp: ending a session. There is no session
 // state to end, so it always succeeds.
 func (s *Server) deleteMCP(c *gin.Context) {
-	if _, ok := s.endpoint(c, s.principal(c)); !ok {
+	if _, _, ok := s.endpoint(c); !ok {
 		return
 	}
 	writeStatus(c, http.StatusOK)
@@ -224,6 +224,6 @@ func writeEvent(w io.Writer, event string, data []byte) error {
 // logMethod adds the JSON-RPC method to the request's access log line.
 func logMethod(c *gin.Context, msg *message) {
 	if msg.Method != "" {
-		c.Set("log.mcp_method", clip(msg.Method))
+		frontdoor.Of(c).MCPMethod = clip(msg.Method)
 	}
 }

@@ -27,7 +27,7 @@ const maxListens = 10000
 
 // subscriber names the caller of x on server x.only.
 func (x *exchange) subscriber() string {
-	return contracts.Subscriber(x.p.Name, x.tokenFP(x.only.Name))
+	return contracts.Subscriber(x.caller.Key.Name, x.tokenFP(x.only.Name))
 }
 
 // unsubscribe answers resources/unsubscribe.
@@ -50,8 +50,7 @@ func (x *exchange) unsubscribe(m *message) answer {
 // endpoint has nothing to send outside a request's answer, which MCP
 // answers with 405.
 func (s *Server) getMCP(c *gin.Context) {
-	p := s.principal(c)
-	only, ok := s.endpoint(c, p)
+	caller, only, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
@@ -71,7 +70,7 @@ func (s *Server) getMCP(c *gin.Context) {
 		return
 	}
 	defer s.listens.Add(-1)
-	x := &exchange{s: s, c: c, p: p, only: only, session: c.GetHeader(headerSessionID)}
+	x := &exchange{s: s, c: c, caller: caller, only: only, session: c.GetHeader(headerSessionID)}
 	updates, err := s.d.Notifications(only.Name, x.subscriber())
 	if err != nil {
 		s.log.Warn().Err(err).Msg("standalone stream: notifications not subscribed")

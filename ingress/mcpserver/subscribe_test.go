@@ -9,6 +9,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
@@ -27,7 +28,7 @@ func connectListening(t *testing.T, url string, h map[string]string) (*client.Cl
 // the upstream's updates reach the subscriber's standalone stream (and no
 // other user's); an unsubscription reaches the upstream too.
 func TestMCP_ResourceSubscriptions(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := contractstest.Ctx(t)
 	subs := &demoserver.Subscriptions{}
 	up, err := demoserver.Start(ctx, demoserver.Options{Subscriptions: subs}, demoserver.TransportHTTP)
 	if err != nil {
@@ -44,14 +45,14 @@ func TestMCP_ResourceSubscriptions(t *testing.T) {
 	if err := c.Subscribe(ctx, sub); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	waitFor(t, "the upstream to hold the subscription", func() bool { return subs.Subscribed() == 1 })
+	contractstest.Eventually(t, "the upstream to hold the subscription", func() bool { return subs.Subscribed() == 1 })
 
 	updated := func(n *notifications) []mcp.JSONRPCNotification {
 		return n.of(string(mcp.MethodNotificationResourceUpdated))
 	}
 	// The standalone stream may open after the first update is sent: touch
 	// until one arrives.
-	waitFor(t, "a resource update on the subscriber's stream", func() bool {
+	contractstest.Eventually(t, "a resource update on the subscriber's stream", func() bool {
 		res, err := callTool(ctx, c, demoserver.ToolTouch, map[string]any{"uri": demoserver.ResourceReadme})
 		if err != nil || text(t, res) != "notified 1 subscriber(s)" {
 			t.Fatalf("touch: %v %+v", err, res)
@@ -70,7 +71,7 @@ func TestMCP_ResourceSubscriptions(t *testing.T) {
 	if err := c.Unsubscribe(ctx, unsub); err != nil {
 		t.Fatalf("unsubscribe: %v", err)
 	}
-	waitFor(t, "the upstream to drop the subscription", func() bool { return subs.Subscribed() == 0 })
+	contractstest.Eventually(t, "the upstream to drop the subscription", func() bool { return subs.Subscribed() == 0 })
 	res, err := callTool(ctx, c, demoserver.ToolTouch, map[string]any{"uri": demoserver.ResourceReadme})
 	if err != nil || text(t, res) != "notified 0 subscriber(s)" {
 		t.Fatalf("touch after unsubscribe: %v %+v", err, res)

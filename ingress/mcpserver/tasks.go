@@ -5,8 +5,7 @@ import (
 	"time"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/ingress/dispatch"
-	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // MCP Tasks (2025-11-25) on toolbus's async jobs: a task is a job. Its id
@@ -68,18 +67,15 @@ func (x *exchange) taskView(rec *contracts.JobRecord) taskView {
 
 // createTask submits a task-augmented tools/call as a job and answers with
 // the task (CreateTaskResult).
-func (x *exchange) createTask(m *message, call dispatch.Call) answer {
+func (x *exchange) createTask(m *message, call *frontdoor.Call, args json.RawMessage) answer {
 	if x.s.jobs == nil {
 		return answer{err: newRPCError(codeInvalidParams, "this gateway does not run tasks")}
 	}
-	rec, _, err := x.s.jobs.Submit(requestCtx(x.c), jobs.Submission{
-		KeyID: call.KeyID, Server: call.Server, Tool: call.Tool, Arguments: call.Arguments,
-		Owner: x.owner(), Token: call.Token, Timeout: call.Timeout,
-	})
+	rec, _, err := x.s.jobs.Submit(requestCtx(x.c), call.Submission(args, ""))
 	if err != nil {
 		return answer{err: wireError(err, m.Method)}
 	}
-	x.c.Set("log.job_id", rec.ID)
+	x.record().JobID = rec.ID
 	result, _ := json.Marshal(map[string]any{"task": x.taskView(rec)})
 	return answer{result: result}
 }
@@ -101,7 +97,7 @@ func (x *exchange) tasks(m *message) answer {
 	if p.TaskID == "" {
 		return answer{err: newRPCError(codeInvalidParams, m.Method+" needs a taskId")}
 	}
-	x.c.Set("log.job_id", clip(p.TaskID))
+	x.record().JobID = clip(p.TaskID)
 	ctx := requestCtx(x.c)
 	switch m.Method {
 	case "tasks/get":

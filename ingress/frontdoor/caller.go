@@ -1,0 +1,60 @@
+package frontdoor
+
+import (
+	"net/http"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/auth"
+)
+
+// Header names of the caller's credentials.
+const (
+	// HeaderAuthorization is the end user's credential: never a gateway key.
+	HeaderAuthorization = "Authorization"
+	// serverAuthz* frame x-mcp-<server>-authorization, the credential for
+	// one server only (LiteLLM's convention).
+	serverAuthzPrefix = "x-mcp-"
+	serverAuthzSuffix = "-authorization"
+)
+
+// Caller is an authenticated request: the gateway key, and the credentials
+// it presented (its headers, read only through Credential and Owner).
+type Caller struct {
+	// Key is the gateway key the request presented.
+	Key    *auth.Principal
+	header http.Header
+}
+
+// NewCaller is the caller of key with the request headers h.
+func NewCaller(key *auth.Principal, h http.Header) *Caller {
+	return &Caller{Key: key, header: h}
+}
+
+// Credential is what srv receives from this caller; see Credential.
+func (c *Caller) Credential(srv *config.Server) contracts.Token {
+	return Credential(c.header, srv)
+}
+
+// Owner is the caller as the owner of jobs, tasks and subscriptions: the
+// gateway key and the fingerprint of the caller's Authorization.
+func (c *Caller) Owner() string {
+	return contracts.Owner(c.Key.Name, contracts.Fingerprint(c.header.Get(HeaderAuthorization)))
+}
+
+// Credential decides the credential server srv receives from a caller
+// who sent the headers h. It is the only place that decides it:
+//
+//   - a server configured with auth: none receives nothing;
+//   - else x-mcp-<server>-authorization, when sent, goes to that server
+//     (and to no other);
+//   - else the caller's Authorization, unchanged.
+func Credential(h http.Header, srv *config.Server) contracts.Token {
+	if srv.Auth == config.AuthNone {
+		return contracts.Token{}
+	}
+	if v := h.Get(serverAuthzPrefix + srv.Name + serverAuthzSuffix); v != "" {
+		return contracts.NewToken(v)
+	}
+	return contracts.NewToken(h.Get(HeaderAuthorization))
+}

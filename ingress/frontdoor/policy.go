@@ -1,0 +1,135 @@
+package frontdoor
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/auth"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+)
+
+// Policy decides every request's key, servers, tool, budget and
+// credentials. Safe for concurrent use.
+type Policy struct {
+	cfg     *config.File
+	keys    *auth.Keys
+	catalog *dispatch.Catalog
+	sep     string
+	// serversByLength is the server names, longest first, so that a
+	// <server><sep><tool> name whose server name holds the separator itself
+	// resolves to the longest server that matches.
+	serversByLength []string
+}
+
+// New returns the policy of cfg's servers and ingress limits, keys' gateway
+// keys, and catalog's tool lists.
+func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
+	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, sep: cfg.Ingress.Separator()}
+	p.serversByLength = cfg.ServerNames()
+	slices.SortStableFunc(p.serversByLength, func(x, y string) int { return len(y) - len(x) })
+	return p
+}
+
+// Separator joins a server and a tool name where tools of several servers
+// meet (ingress.tool_separator).
+func (p *Policy) Separator() string { return p.sep }
+
+// Authenticate finds the gateway key h presents (auth.Keys.Authenticate):
+// the caller, or unauthorized.
+func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
+	key, err := p.keys.Authenticate(h)
+	if err != nil {
+		return nil, err
+	}
+	return NewCaller(key, h), nil
+}
+
+// Server returns the server name if the caller may use it: unknown_server
+// (naming the servers it may use) when there is none, forbidden when the
+// key may not use it.
+func (p *Policy) Server(c *Caller, name string) (*config.Server, *contracts.Error) {
+	srv, ok := p.cfg.MCPServers[name]
+	if !ok {
+		e := contracts.NewError(contracts.CodeUnknownServer, "no server %q", Clip(name))
+		for _, n := range p.cfg.ServerNames() {
+			if c.Key.AllowsServer(n) {
+				e.Available = append(e.Available, n)
+			}
+		}
+		return nil, e
+	}
+	if !c.Key.AllowsServer(name) {
+		return nil, contracts.NewError(contracts.CodeForbidden, "this key may not use server %q", name)
+	}
+	return srv, nil
+}
+
+// Servers returns the servers a request covers: the one it names (as
+// Server checks it), or, when it names none, every server the caller may
+// use.
+func (p *Policy) Servers(c *Caller, name string) ([]*config.Server, *contracts.Error) {
+	if name != "" {
+		srv, err := p.Server(c, name)
+		if err != nil {
+			return nil, err
+		}
+		return []*config.Server{srv}, nil
+	}
+	var out []*config.Server
+	for _, n := range p.cfg.ServerNames() {
+		if c.Key.AllowsServer(n) {
+			out = append(out, p.cfg.MCPServers[n])
+		}
+	}
+	return out, nil
+}
+
+// CheckTool refuses, as forbidden, a tool of srv that the server's
+// allowed_tools / disallowed_tools or the key's tool list exclude.
+func (p *Policy) CheckTool(c *Caller, srv *config.Server, tool string) *contracts.Error {
+	if !srv.ToolAllowed(tool) {
+		return contracts.NewError(contracts.CodeForbidden, "tool %q is not allowed on server %q", Clip(tool), srv.Name)
+	}
+	if !c.Key.AllowsTool(srv.Name, tool) {
+		return contracts.NewError(contracts.CodeForbidden, "this key may not use tool %s%s%s", srv.Name, p.sep, Clip(tool))
+	}
+	return nil
+}
+
+// visible reports whether the caller may see and use tool on srv.
+func (p *Policy) visible(c *Caller, srv *config.Server, tool string) bool {
+	return srv.ToolAllowed(tool) && c.Key.AllowsTool(srv.Name, tool)
+}
+
+// Budget is a request's time on srv: what the caller asks (0: the
+// server's default), within the server's and the ingress's maximum.
+func (p *Policy) Budget(srv *config.Server, asked time.Duration) time.Duration {
+	t := srv.Timeout.D()
+	if asked > 0 {
+		t = asked
+	}
+	return min(t, srv.MaxTimeout.D(), p.cfg.Ingress.MaxTimeout.D())
+}
+
+// RPC is the relay of an MCP request (contracts.RPCMethods) to srv for the
+// caller: its credential for srv, the server's default budget.
+func (p *Policy) RPC(c *Caller, srv *config.Server, method string, params json.RawMessage) dispatch.RPC {
+	return dispatch.RPC{
+		KeyID: c.Key.Name, Server: srv.Name, Method: method, Params: params,
+		Token: c.Credential(srv), Timeout: p.Budget(srv, 0),
+	}
+}
+
+// Clip bounds a client-supplied string quoted in an error.
+func Clip(s string) string {
+	const maxQuoted = 256
+	if len(s) > maxQuoted {
+		return strings.ToValidUTF8(s[:maxQuoted], "") + "…"
+	}
+	return s
+}

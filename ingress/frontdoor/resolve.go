@@ -1,0 +1,137 @@
+package frontdoor
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/jobs"
+)
+
+// Naming is how a door names tools when it names no server.
+type Naming int
+
+const (
+	// Prefixed: a name is <server><sep><tool>; anything else is an unknown
+	// tool (the aggregated /mcp, whose tools/list shows those names).
+	Prefixed Naming = iota
+	// PrefixedOrBare: <server><sep><tool>, else a bare tool name looked up
+	// in the tool lists of every server the caller may use (the REST API).
+	PrefixedOrBare
+)
+
+// CallInput is a tool call as a door names it.
+type CallInput struct {
+	// Server is the server the door names: server_id on the REST API, the
+	// endpoint's server on /<server>/mcp. "" takes it from Name.
+	Server string
+	// Name is the tool's name: the server's own name when Server is set,
+	// else named as Naming says.
+	Name   string
+	Naming Naming
+	// Timeout is the budget the caller asks; 0 means the server's default.
+	Timeout time.Duration
+}
+
+// Call is a resolved tool call: every decision made, ready to dispatch now
+// or to submit as a job.
+type Call struct {
+	Caller  *Caller
+	Server  *config.Server
+	Tool    string
+	Token   contracts.Token // the credential Server receives
+	Timeout time.Duration
+}
+
+// ResolveCall finds the server and tool in names, checks the caller may
+// use them (Server, CheckTool), and decides the credential and budget.
+// A <server><sep><tool> name splits at the longest configured server name
+// that prefixes it, whatever the key may use: a server the key may not use
+// is forbidden, not another name.
+func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Call, *contracts.Error) {
+	srv, tool, err := p.resolveName(ctx, c, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.CheckTool(c, srv, tool); err != nil {
+		return nil, err
+	}
+	return &Call{Caller: c, Server: srv, Tool: tool, Token: c.Credential(srv), Timeout: p.Budget(srv, in.Timeout)}, nil
+}
+
+func (p *Policy) resolveName(ctx context.Context, c *Caller, in CallInput) (*config.Server, string, *contracts.Error) {
+	if in.Server != "" {
+		srv, err := p.Server(c, in.Server)
+		return srv, in.Name, err
+	}
+	for _, name := range p.serversByLength {
+		if tool, ok := strings.CutPrefix(in.Name, name+p.sep); ok && tool != "" {
+			srv, err := p.Server(c, name)
+			return srv, tool, err
+		}
+	}
+	if in.Naming == Prefixed {
+		return nil, "", contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q: tools are named <server>%s<tool>", Clip(in.Name), p.sep)
+	}
+	return p.lookUpBare(ctx, c, in.Name)
+}
+
+// lookUpBare finds the one server the caller may use that has tool. A
+// server that cannot list right now (down, no worker, refuses the user) is
+// skipped, and named in the answer if the tool is not found elsewhere.
+func (p *Policy) lookUpBare(ctx context.Context, c *Caller, tool string) (*config.Server, string, *contracts.Error) {
+	servers, _ := p.Servers(c, "")
+	var found []*config.Server
+	var available, unlisted []string
+	for _, l := range p.List(ctx, c, servers) {
+		if l.Err != nil {
+			unlisted = append(unlisted, l.Server.Name+" ("+string(l.Err.Code)+")")
+			continue
+		}
+		for _, t := range l.Tools {
+			available = append(available, l.Server.Name+p.sep+t.Name)
+			if t.Name == tool {
+				found = append(found, l.Server)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		e := contracts.NewError(contracts.CodeUnknownTool, "no server you may use has a tool %q", Clip(tool))
+		if len(unlisted) > 0 {
+			e.Message += "; could not list " + strings.Join(unlisted, ", ")
+		}
+		e.Available = available
+		return nil, "", e
+	case 1:
+		return found[0], tool, nil
+	default:
+		e := contracts.NewError(contracts.CodeAmbiguousTool, "several servers have a tool %q: name one as <server>%s<tool> or with server_id", Clip(tool), p.sep)
+		for _, s := range found {
+			e.Available = append(e.Available, s.Name+p.sep+tool)
+		}
+		return nil, "", e
+	}
+}
+
+// Dispatch is the call as the dispatcher sends it, with args.
+func (c *Call) Dispatch(args json.RawMessage) dispatch.Call {
+	return dispatch.Call{
+		KeyID: c.Caller.Key.Name, Server: c.Server.Name, Tool: c.Tool, Arguments: args,
+		Token: c.Token, Timeout: c.Timeout,
+	}
+}
+
+// Submission is the call as a job with args, owned by the caller.
+// idempotencyKey is the caller's Idempotency-Key, if any.
+func (c *Call) Submission(args json.RawMessage, idempotencyKey string) jobs.Submission {
+	return jobs.Submission{
+		KeyID: c.Caller.Key.Name, Server: c.Server.Name, Tool: c.Tool, Arguments: args,
+		Owner: c.Caller.Owner(), Token: c.Token, Timeout: c.Timeout,
+		IdempotencyKey: idempotencyKey,
+	}
+}

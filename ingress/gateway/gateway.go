@@ -1,0 +1,146 @@
+// Package gateway assembles the ingress: the gateway keys, the front-door
+// policy, the dispatcher, the tool-list catalog, the async job store, the
+// MCP endpoint and the HTTP router, with metrics and tracing. Assemble is
+// the one place the ingress is wired: main.go, dev mode and every test
+// harness build it so, and differ only in the configuration, the NATS
+// connection and the options they pass.
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
+	"github.com/toolbus/toolbus/ingress/auth"
+	"github.com/toolbus/toolbus/ingress/dispatch"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
+	"github.com/toolbus/toolbus/ingress/httpapi"
+	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/ingress/mcpserver"
+	"github.com/toolbus/toolbus/ingress/metrics"
+)
+
+// Options are what the ingress is built from.
+type Options struct {
+	// Config is the normalized configuration (config.File.Normalize).
+	Config *config.File
+	// Conn is the NATS connection every part uses.
+	Conn *nats.Conn
+	// Sealer seals callers' credentials to the workers' key.
+	Sealer *contracts.Sealer
+	// Logger is the process's logger, with no component field: each part
+	// adds its own (ingress, dispatch, jobs, mcp).
+	Logger zerolog.Logger
+	// Registry, if set, receives the ingress's metrics, which are then
+	// served on GET /metrics; nil records none.
+	Registry *prometheus.Registry
+	// Tracer, if set, records the ingress's spans; nil records none (a
+	// caller's traceparent is still carried to the upstream).
+	Tracer *telemetry.Tracer
+	// WatchKeys keeps the managed gateway keys (`ingress keys ...`) in step
+	// with NATS until Close.
+	WatchKeys bool
+	// Version is reported by the MCP endpoint; empty means "dev".
+	Version string
+}
+
+// Gateway is an assembled ingress. Serve Handler; on shutdown call
+// CloseStreams before the HTTP server's Shutdown, and Close after it.
+type Gateway struct {
+	// Handler is the router: the REST API, the MCP endpoint, probes and
+	// (with a Registry) /metrics.
+	Handler    http.Handler
+	Keys       *auth.Keys
+	Policy     *frontdoor.Policy
+	Dispatcher *dispatch.Dispatcher
+	Catalog    *dispatch.Catalog
+	Jobs       *jobs.Store
+	MCP        *mcpserver.Server
+	Metrics    *metrics.Metrics
+
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
+}
+
+// Assemble builds the ingress from o. Nothing listens yet: serve Handler.
+func Assemble(o Options) (g *Gateway, err error) {
+	cfg := o.Config
+	log := o.Logger.With().Str("component", "ingress").Logger()
+	g = &Gateway{}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	if g.Keys, err = auth.New(cfg.Keys, cfg.Ingress.Separator()); err != nil {
+		return nil, err
+	}
+	if len(cfg.Keys) == 0 {
+		log.Warn().Msg("no gateway keys configured: only managed keys (ingress keys create) will be accepted")
+	}
+	var metricsHandler http.Handler
+	if o.Registry != nil {
+		g.Metrics = metrics.New(o.Registry, cfg)
+		metricsHandler = telemetry.Handler(o.Registry)
+	}
+	if g.Dispatcher, err = dispatch.New(o.Conn, o.Sealer, o.Logger.With().Str("component", "dispatch").Logger(),
+		dispatch.WithMetrics(g.Metrics), dispatch.WithTracer(o.Tracer)); err != nil {
+		return nil, err
+	}
+	if g.Jobs, err = jobs.New(o.Conn, o.Sealer, cfg.Jobs, o.Logger.With().Str("component", "jobs").Logger()); err != nil {
+		return nil, err
+	}
+	g.Catalog = dispatch.NewCatalog(g.Dispatcher, cfg.Ingress.ListCacheTTL.D())
+	g.Policy = frontdoor.New(cfg, g.Keys, g.Catalog)
+	if g.MCP, err = mcpserver.New(mcpserver.Options{
+		Config: cfg, Policy: g.Policy, Dispatcher: g.Dispatcher, Jobs: g.Jobs, Conn: o.Conn,
+		Logger: o.Logger.With().Str("component", "mcp").Logger(), Version: o.Version,
+	}); err != nil {
+		return nil, err
+	}
+	g.Handler = httpapi.New(httpapi.Options{
+		Config: cfg, Policy: g.Policy, Dispatcher: g.Dispatcher, Jobs: g.Jobs, Logger: log,
+		MaxInFlight: cfg.Ingress.MaxInFlight, MCP: g.MCP,
+		// Every request is measured and traced; GET /metrics on the listen port.
+		Metrics: g.Metrics, MetricsHandler: metricsHandler, Tracer: o.Tracer,
+	})
+	if o.WatchKeys {
+		js, err := jetstream.New(o.Conn)
+		if err != nil {
+			return nil, err
+		}
+		var watchCtx context.Context
+		watchCtx, g.stopWatch = context.WithCancel(context.Background())
+		g.watchDone = make(chan struct{})
+		go func() { defer close(g.watchDone); g.Keys.Watch(watchCtx, js, log) }()
+	}
+	return g, nil
+}
+
+// CloseStreams ends the long-lived MCP streams (legacy SSE, standalone
+// streams), which an HTTP server's Shutdown does not wait for.
+func (g *Gateway) CloseStreams() {
+	if g.MCP != nil {
+		g.MCP.Close()
+	}
+}
+
+// Close stops everything Assemble started: the streams, the managed-key
+// watch and the dispatcher. Call it once the HTTP server has stopped.
+func (g *Gateway) Close() {
+	g.CloseStreams()
+	if g.stopWatch != nil {
+		g.stopWatch()
+		<-g.watchDone
+	}
+	if g.Dispatcher != nil {
+		_ = g.Dispatcher.Close()
+	}
+}
