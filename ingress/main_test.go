@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/toolbus/toolbus/contracts/contractstest"
+	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
@@ -294,37 +295,23 @@ keys:
 // submitJob posts an async call and returns the job id.
 func submitJob(t *testing.T, url, key, body string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/v1/calls", strings.NewReader(body))
-	req.Header.Set("x-litellm-key", key)
-	req.Header.Set("Authorization", "Bearer user-token-5678")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
+	r := gatewaytest.Do(t, http.MethodPost, url+"/v1/calls", gatewaytest.Headers(key, "Bearer user-token-5678"), body)
+	id, _ := r.JSON(t)["id"].(string)
+	if r.Status != http.StatusAccepted || id == "" {
+		t.Fatalf("submit: %d %s", r.Status, r.Body)
 	}
-	defer resp.Body.Close()
-	var out struct{ ID string }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusAccepted || out.ID == "" {
-		t.Fatalf("submit: %d %v", resp.StatusCode, err)
-	}
-	return out.ID
+	return id
 }
 
 // pollJob long-polls a job until it is terminal and returns its status.
 func pollJob(t *testing.T, url, key, id string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url+"/v1/calls/"+id+"?wait=20s", nil)
-	req.Header.Set("x-litellm-key", key)
-	req.Header.Set("Authorization", "Bearer user-token-5678")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
+	r := gatewaytest.Do(t, http.MethodGet, url+"/v1/calls/"+id+"?wait=20s", gatewaytest.Headers(key, "Bearer user-token-5678"), "")
+	status, _ := r.JSON(t)["status"].(string)
+	if r.Status != http.StatusOK {
+		t.Fatalf("poll: %d %s", r.Status, r.Body)
 	}
-	defer resp.Body.Close()
-	var out struct{ Status string }
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("poll: %d %v", resp.StatusCode, err)
-	}
-	return out.Status
+	return status
 }
 
 func sha256Sum(s string) []byte {
@@ -336,18 +323,14 @@ func sha256Sum(s string) []byte {
 // waitReady polls /readyz until it reports at least n workers.
 func waitReady(t *testing.T, url string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	contractstest.Eventually(t, fmt.Sprintf("the ingress at %s to report %d ready workers", url, n), func() bool {
 		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			var body struct{ Workers int }
-			_ = json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && body.Workers >= n {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("ingress at %s never reported %d ready workers", url, n)
+		defer resp.Body.Close()
+		var body struct{ Workers int }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode == http.StatusOK && body.Workers >= n
+	})
 }
