@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +9,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // The MCP endpoint as `go run ./ingress --dev` serves it: an mcp-go client
@@ -23,8 +24,7 @@ func TestRun_DevModeMCP(t *testing.T) {
 		t.Fatalf("the banner does not name the MCP endpoint:\n%s", stdout.String())
 	}
 
-	callCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
-	defer stop()
+	callCtx := contractstest.Ctx(t)
 	c, err := client.NewStreamableHttpClient(url+"/mcp", transport.WithHTTPHeaders(map[string]string{
 		"x-litellm-key": "sk-1234", "Authorization": "Bearer user-token-5678",
 	}))

@@ -311,9 +311,7 @@ func TestTelemetry_SpansExportedOverOTLP(t *testing.T) {
 	if r := g.call(t, telBadKey, `{"name":"echo","arguments":{}}`, nil); r.Status != http.StatusUnauthorized {
 		t.Fatalf("bad key: %d", r.Status)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := g.Tracing.ForceFlush(ctx); err != nil {
+	if err := g.Tracing.ForceFlush(contractstest.Ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 	spans := recv.byName()

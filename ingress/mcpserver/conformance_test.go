@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // The official MCP conformance suite (npm @modelcontextprotocol/conformance)
@@ -204,20 +205,15 @@ func startConformanceUpstream(t *testing.T, bin string) string {
 		cancel()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	contractstest.Eventually(t, "the conformance upstream to start", func() bool {
 		resp, err := http.Get("http://" + addr + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return "http://" + addr + "/mcp"
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the conformance upstream did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return "http://" + addr + "/mcp"
 }
 
 // keyProxy is a reverse proxy to gateway+prefix that adds the gateway key,
