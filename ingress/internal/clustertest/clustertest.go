@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // Timeout bounds every wait of this package.
@@ -205,17 +207,10 @@ func (c *Cluster) WaitJetStream() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	deadline := time.Now().Add(Timeout)
-	for {
+	contractstest.Eventually(c.t, "clustertest: JetStream to answer", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		_, err := js.AccountInfo(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("clustertest: JetStream not ready after %s: %v", Timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
