@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/hex"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -52,21 +50,13 @@ func startTelGateway(t *testing.T, tracingCfg config.Tracing) *telGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = tracing.Shutdown(sctx)
-	})
+	gatewaytest.StopAtEnd(t, tracing.Shutdown)
 	g := gatewaytest.Start(t, gatewaytest.DemoOnly(), gatewaytest.WithTelemetry(tracing))
 	ms, err := telemetry.Serve("127.0.0.1:0", g.WorkerRegistry, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = ms.Shutdown(sctx)
-	})
+	gatewaytest.StopAtEnd(t, ms.Shutdown)
 	return &telGateway{Gateway: g, WorkerURL: "http://" + ms.Addr(), Tracing: tracing}
 }
 

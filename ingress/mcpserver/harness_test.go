@@ -71,21 +71,24 @@ func (n *notifications) of(method string) []mcp.JSONRPCNotification {
 // connect returns an initialized mcp-go streamable HTTP client of url.
 func connect(t *testing.T, url string, h map[string]string) (*client.Client, *notifications) {
 	t.Helper()
-	c, err := client.NewStreamableHttpClient(url, transport.WithHTTPHeaders(h))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return initClient(t, c)
+	return initClient(t, must(t)(client.NewStreamableHttpClient(url, transport.WithHTTPHeaders(h))))
 }
 
 // connectSSE returns an initialized mcp-go legacy SSE client of url.
 func connectSSE(t *testing.T, url string, h map[string]string) (*client.Client, *notifications) {
 	t.Helper()
-	c, err := client.NewSSEMCPClient(url, transport.WithHeaders(h))
-	if err != nil {
-		t.Fatal(err)
+	return initClient(t, must(t)(client.NewSSEMCPClient(url, transport.WithHeaders(h))))
+}
+
+// must returns a constructor's client, failing the test on its error.
+func must(t *testing.T) func(*client.Client, error) *client.Client {
+	return func(c *client.Client, err error) *client.Client {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	return initClient(t, c)
 }
 
 func initClient(t *testing.T, c *client.Client) (*client.Client, *notifications) {

@@ -141,17 +141,23 @@ func Start(t testing.TB, opts ...Option) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), stopBound)
-		defer cancel()
-		_ = env.Stop(stopCtx)
-	})
+	StopAtEnd(t, env.Stop)
 	g.Env = env
 	g.Upstreams["demo"] = env.Demo
 
 	in := g.NewIngress(t)
 	g.URL, g.Handler, g.Ingress = in.URL, in.Handler, in.Gateway
 	return g
+}
+
+// StopAtEnd calls stop when the test ends, on a fresh context bounded by
+// stopBound.
+func StopAtEnd(t testing.TB, stop func(context.Context) error) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopBound)
+		defer cancel()
+		_ = stop(ctx)
+	})
 }
 
 // configureUpstreams starts the extra upstreams and configures them with
@@ -170,7 +176,7 @@ func (g *Gateway) configureUpstreams(ctx context.Context, t testing.TB) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = running.Close(context.Background()) })
+		StopAtEnd(t, running.Close)
 		g.Upstreams[name] = running
 	}
 	g.Cfg.MCPServers = map[string]*config.Server{
