@@ -1,0 +1,72 @@
+package frontdoor_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/ingress/auth"
+	"github.com/toolbus/toolbus/ingress/frontdoor"
+)
+
+// policy is a Policy of servers a and a-b (a name with the separator in
+// it) whose key "k" may use server a only; no catalog: prefixed names only.
+func policy(t *testing.T) (*frontdoor.Policy, *frontdoor.Caller) {
+	t.Helper()
+	cfg := &config.File{
+		MCPServers: map[string]*config.Server{
+			"a":   {URL: "http://127.0.0.1:9/mcp", Timeout: config.Duration(10 * time.Second), MaxTimeout: config.Duration(20 * time.Second)},
+			"a-b": {URL: "http://127.0.0.1:9/mcp"},
+		},
+		Keys: []config.Key{{Name: "k", Key: "sk-k", Servers: []string{"a"}}},
+	}
+	if err := cfg.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.New(cfg.Keys, cfg.Ingress.Separator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := frontdoor.New(cfg, keys, nil)
+	c, cerr := p.Authenticate(http.Header{"X-Litellm-Key": {"sk-k"}})
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	return p, c
+}
+
+// A <server>-<tool> name splits at the longest configured server, whatever
+// the key may use: a-b-x names tool x of a-b (which this key may not use),
+// never tool b-x of a.
+func TestResolveCall_LongestServerWins(t *testing.T) {
+	p, c := policy(t)
+	if _, err := p.ResolveCall(t.Context(), c, frontdoor.CallInput{Name: "a-b-x"}); err == nil || err.Code != "forbidden" {
+		t.Fatalf("a-b-x: %v, want forbidden", err)
+	}
+	call, err := p.ResolveCall(t.Context(), c, frontdoor.CallInput{Name: "a-x"})
+	if err != nil || call.Server.Name != "a" || call.Tool != "x" {
+		t.Fatalf("a-x: %+v %v", call, err)
+	}
+	if _, err := p.ResolveCall(t.Context(), c, frontdoor.CallInput{Name: "x"}); err == nil || err.Code != "unknown_tool" {
+		t.Fatalf("a bare name on a prefixed door: %v, want unknown_tool", err)
+	}
+}
+
+// The budget is the caller's ask, or the server's default, within the
+// server's and the ingress's maximum.
+func TestResolveCall_Budget(t *testing.T) {
+	p, c := policy(t)
+	for _, tt := range []struct {
+		asked, want time.Duration
+	}{
+		{0, 10 * time.Second},
+		{5 * time.Second, 5 * time.Second},
+		{time.Hour, 20 * time.Second},
+	} {
+		call, err := p.ResolveCall(t.Context(), c, frontdoor.CallInput{Server: "a", Name: "x", Timeout: tt.asked})
+		if err != nil || call.Timeout != tt.want {
+			t.Errorf("asked %s: %v %v, want %s", tt.asked, call, err, tt.want)
+		}
+	}
+}
