@@ -10,21 +10,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 )
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // Two ingress replicas pick up a created key and drop a revoked one without
 // a restart.
@@ -56,7 +45,7 @@ func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, k := range replicas {
-		eventually(t, "replica accepts the new key", func() bool { return accepts(k, key) })
+		contractstest.Eventually(t, "replica accepts the new key", func() bool { return accepts(k, key) })
 		if _, err := k.Authenticate(http.Header{"X-Litellm-Key": {"sk-static"}}); err != nil {
 			t.Fatalf("replica %d lost its configured key: %v", i, err)
 		}
@@ -73,7 +62,7 @@ func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range replicas {
-		eventually(t, "replica refuses the revoked key", func() bool { return !accepts(k, key) })
+		contractstest.Eventually(t, "replica refuses the revoked key", func() bool { return !accepts(k, key) })
 	}
 	if err := RevokeKey(ctx, js, "team-c"); err == nil {
 		t.Fatal("revoking a missing key succeeded")
@@ -100,11 +89,68 @@ func TestManagedKeys_ConfiguredNameWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the watch caught up", func() bool {
+	contractstest.Eventually(t, "the watch caught up", func() bool {
 		_, err := k.Authenticate(http.Header{"X-Litellm-Key": {marker}})
 		return err == nil
 	})
 	if _, err := k.Authenticate(http.Header{"X-Litellm-Key": {impostor}}); err == nil {
 		t.Fatal("a managed key with a configured key's name was accepted")
+	}
+}
+
+// An ingress without managed keys says so once, not at every look for the
+// bucket (dev mode used to log "watching again" every two seconds); the
+// bucket's creation is picked up and logged once.
+func TestWatch_LogsChangesNotRetries(t *testing.T) {
+	ns := contractstest.StartNATS(t)
+	nc := ns.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every look for the bucket asks the server for its stream.
+	looks, err := nc.SubscribeSync("$JS.API.STREAM.INFO.KV_" + contracts.KeysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var logs contractstest.LogBuffer
+	k, err := New(nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(contractstest.Ctx(t))
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { k.watch(ctx, js, logs.Logger("ingress"), time.Millisecond, 4*time.Millisecond) })
+
+	for range 10 {
+		if _, err := looks.NextMsgWithContext(ctx); err != nil {
+			t.Fatalf("the watch stopped looking for the bucket: %v", err)
+		}
+	}
+	messages := func() []any {
+		var out []any
+		for _, line := range logs.Lines(t) {
+			out = append(out, line["message"])
+		}
+		return out
+	}
+	if got := messages(); len(got) != 1 {
+		t.Fatalf("10 looks for a missing bucket logged %d lines, want 1: %q", len(got), got)
+	}
+
+	key, err := CreateKey(ctx, js, 1, "team-c", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contractstest.Eventually(t, "the new key to be accepted", func() bool {
+		_, err := k.Authenticate(http.Header{"X-Litellm-Key": {key}})
+		return err == nil
+	})
+	if got := messages(); len(got) != 2 || got[1] != "managed keys: watching" {
+		t.Fatalf("log after the bucket appeared: %q", got)
 	}
 }
