@@ -95,13 +95,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	// Metrics in a registry of this process's own; traces exported only
 	// when tracing is configured (contracts/telemetry).
 	reg := telemetry.NewRegistry()
-	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.ServiceIngress)
+	tracing, err := telemetry.StartTracing(ctx, cfg.Tracing, telemetry.ServiceIngress, log)
 	if err != nil {
 		return err
-	}
-	if tracing.Enabled() {
-		telemetry.LogErrors(log)
-		log.Info().Str("endpoint", cfg.Tracing.Endpoint).Msg("tracing: exporting spans over OTLP/HTTP")
 	}
 	defer stopBounded(tracing.Shutdown, tracingStopTimeout, log, "tracing")
 

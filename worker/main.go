@@ -125,13 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Metrics in a registry of this process's own, served on
 	// worker.metrics_listen; traces exported only when tracing is configured.
 	reg := telemetry.NewRegistry()
-	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.ServiceWorker)
+	tracing, err := telemetry.StartTracing(ctx, cfg.Tracing, telemetry.ServiceWorker, log)
 	if err != nil {
 		return err
-	}
-	if tracing.Enabled() {
-		telemetry.LogErrors(log)
-		log.Info().Str("endpoint", cfg.Tracing.Endpoint).Msg("tracing: exporting spans over OTLP/HTTP")
 	}
 	defer func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -15,26 +16,48 @@ import (
 	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
-// Two ingress replicas pick up a created key and drop a revoked one without
-// a restart.
-func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
-	ns := contractstest.StartNATS(t)
-	js, err := jetstream.New(ns.Connect(t))
+// startBus starts a NATS server with JetStream and returns a connection to
+// it and its JetStream.
+func startBus(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc := contractstest.StartNATS(t).Connect(t)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	return nc, js
+}
+
+// goWatch runs each watch until the test ends, and returns the test's
+// context (ended before the watches are waited for).
+func goWatch(t *testing.T, watches ...func(context.Context)) context.Context {
+	ctx, cancel := context.WithCancel(contractstest.Ctx(t))
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	var replicas []*Keys
-	for range 2 {
-		k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		replicas = append(replicas, k)
-		wg.Go(func() { k.Watch(ctx, js, zerolog.Nop()) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, watch := range watches {
+		wg.Go(func() { watch(ctx) })
 	}
+	return ctx
+}
+
+// staticKeys is a key set with the configured key "static".
+func staticKeys(t *testing.T) *Keys {
+	t.Helper()
+	k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Two ingress replicas pick up a created key and drop a revoked one without
+// a restart.
+func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
+	_, js := startBus(t)
+	replicas := []*Keys{staticKeys(t), staticKeys(t)}
+	ctx := goWatch(t,
+		func(ctx context.Context) { replicas[0].Watch(ctx, js, zerolog.Nop()) },
+		func(ctx context.Context) { replicas[1].Watch(ctx, js, zerolog.Nop()) })
 	accepts := func(k *Keys, key string) bool {
 		p, err := k.Authenticate(http.Header{"X-Litellm-Key": {key}})
 		return err == nil && p.Name == "team-c" && p.AllowsServer("jira") && !p.AllowsServer("github")
@@ -71,16 +94,9 @@ func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
 
 // A managed key cannot take the name of a configured one (names are owners).
 func TestManagedKeys_ConfiguredNameWins(t *testing.T) {
-	ns := contractstest.StartNATS(t)
-	js, err := jetstream.New(ns.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	k, _ := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
-	wg.Go(func() { k.Watch(ctx, js, zerolog.Nop()) })
+	_, js := startBus(t)
+	k := staticKeys(t)
+	ctx := goWatch(t, func(ctx context.Context) { k.Watch(ctx, js, zerolog.Nop()) })
 	impostor, err := CreateKey(ctx, js, 1, "static", nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,12 +118,7 @@ func TestManagedKeys_ConfiguredNameWins(t *testing.T) {
 // bucket (dev mode used to log "watching again" every two seconds); the
 // bucket's creation is picked up and logged once.
 func TestWatch_LogsChangesNotRetries(t *testing.T) {
-	ns := contractstest.StartNATS(t)
-	nc := ns.Connect(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := startBus(t)
 	// Every look for the bucket asks the server for its stream.
 	looks, err := nc.SubscribeSync("$JS.API.STREAM.INFO.KV_" + contracts.KeysBucket)
 	if err != nil {
@@ -117,14 +128,10 @@ func TestWatch_LogsChangesNotRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs contractstest.LogBuffer
-	k, err := New(nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(contractstest.Ctx(t))
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	wg.Go(func() { k.watch(ctx, js, logs.Logger("ingress"), time.Millisecond, 4*time.Millisecond) })
+	k := staticKeys(t)
+	ctx := goWatch(t, func(ctx context.Context) {
+		k.watch(ctx, js, logs.Logger("ingress"), time.Millisecond, 4*time.Millisecond)
+	})
 
 	for range 10 {
 		if _, err := looks.NextMsgWithContext(ctx); err != nil {
