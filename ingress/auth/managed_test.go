@@ -50,6 +50,12 @@ func staticKeys(t *testing.T) *Keys {
 	return k
 }
 
+// knows reports whether k accepts key.
+func knows(k *Keys, key string) bool {
+	_, err := k.Authenticate(http.Header{"X-Litellm-Key": {key}})
+	return err == nil
+}
+
 // Two ingress replicas pick up a created key and drop a revoked one without
 // a restart.
 func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
@@ -105,11 +111,8 @@ func TestManagedKeys_ConfiguredNameWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contractstest.Eventually(t, "the watch caught up", func() bool {
-		_, err := k.Authenticate(http.Header{"X-Litellm-Key": {marker}})
-		return err == nil
-	})
-	if _, err := k.Authenticate(http.Header{"X-Litellm-Key": {impostor}}); err == nil {
+	contractstest.Eventually(t, "the watch caught up", func() bool { return knows(k, marker) })
+	if knows(k, impostor) {
 		t.Fatal("a managed key with a configured key's name was accepted")
 	}
 }
@@ -153,10 +156,7 @@ func TestWatch_LogsChangesNotRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contractstest.Eventually(t, "the new key to be accepted", func() bool {
-		_, err := k.Authenticate(http.Header{"X-Litellm-Key": {key}})
-		return err == nil
-	})
+	contractstest.Eventually(t, "the new key to be accepted", func() bool { return knows(k, key) })
 	if got := messages(); len(got) != 2 || got[1] != "managed keys: watching" {
 		t.Fatalf("log after the bucket appeared: %q", got)
 	}
