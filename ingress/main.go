@@ -13,10 +13,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	neturl "net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -26,9 +24,17 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/natsconn"
 	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/gateway"
+)
+
+// Shutdown bounds beyond ingress.shutdown_timeout.
+const (
+	natsDrainTimeout   = 10 * time.Second
+	devStopTimeout     = 10 * time.Second
+	tracingStopTimeout = 5 * time.Second
 )
 
 func main() {
@@ -60,7 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	base := zerolog.New(stderr).With().Timestamp().Logger()
+	// JSON lines, or console lines in dev mode when stderr is a terminal.
+	base := telemetry.NewLogger(stderr, *dev)
 	log := base.With().Str("component", "ingress").Logger()
 
 	cfg := &config.File{}
@@ -80,17 +87,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	// Metrics in a registry of this process's own; traces exported only
-	// when tracing is configured (worker/telemetry).
+	// when tracing is configured (contracts/telemetry).
 	reg := telemetry.NewRegistry()
-	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.ServiceIngress)
+	tracing, err := telemetry.StartTracing(ctx, cfg.Tracing, telemetry.ServiceIngress, log)
 	if err != nil {
 		return err
 	}
-	if tracing.Enabled() {
-		telemetry.LogErrors(log)
-		log.Info().Str("endpoint", cfg.Tracing.Endpoint).Msg("tracing: exporting spans over OTLP/HTTP")
-	}
-	defer stopBounded(tracing.Shutdown, 5*time.Second, log, "tracing")
+	defer stopBounded(tracing.Shutdown, tracingStopTimeout, log, "tracing")
 
 	var (
 		nc     *nats.Conn
@@ -102,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if env, err = devmode.Start(ctx, cfg, base, devmode.WithTelemetry(reg, tracing.Tracer())); err != nil {
 			return err
 		}
-		defer stopBounded(env.Stop, 10*time.Second, log, "dev environment")
+		defer stopBounded(env.Stop, devStopTimeout, log, "dev environment")
 		nc, sealer = env.Conn, env.Sealer
 	} else {
 		keys, err := cfg.Seal.ParsePublicKeys()
@@ -116,7 +119,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		if nc, err = connectNATS(cfg.NATS, log); err != nil {
 			return err
 		}
-		defer drainBounded(nc, 10*time.Second, log)
+		defer func() {
+			if err := natsconn.Drain(nc, natsDrainTimeout); err != nil {
+				log.Warn().Err(err).Msg("NATS connection closed before its drain finished")
+			}
+		}()
 	}
 
 	// The ingress itself: keys, front-door policy, dispatcher, catalog,
@@ -168,64 +175,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return nil
 }
 
+// connectNATS connects the way every ingress does (contracts/natsconn),
+// except that while disconnected, publishing fails at once instead of being
+// buffered: a call answers 503 no_workers ("the message bus is
+// unavailable") rather than waiting out its timeout, and /readyz reports
+// not ready.
 func connectNATS(c config.NATS, log zerolog.Logger) (*nats.Conn, error) {
-	opts, err := natsOptions(c, log)
-	if err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(c.URL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("NATS %s: %w", redactURL(c.URL), err)
-	}
-	return nc, nil
-}
-
-// natsOptions are the connection options for c: name, TLS, credentials, and
-// reconnecting forever.
-func natsOptions(c config.NATS, log zerolog.Logger) ([]nats.Option, error) {
-	name := c.Name
-	if name == "" {
-		name = "toolbus-ingress"
-	}
-	opts := []nats.Option{
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(true),
-		// While disconnected, publishing fails at once instead of being
-		// buffered: a call answers 503 no_workers ("the message bus is
-		// unavailable") rather than waiting out its timeout, and /readyz
-		// reports not ready.
-		nats.ReconnectBufSize(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn().AnErr("reason", err).Msg("NATS disconnected") }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") }),
-	}
-	if c.TLS.Enabled() {
-		tlsConfig, err := c.TLS.Config()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.Secure(tlsConfig))
-	}
-	if c.CredsFile != "" {
-		opts = append(opts, nats.UserCredentials(c.CredsFile))
-	}
-	return opts, nil
-}
-
-func drainBounded(nc *nats.Conn, bound time.Duration, log zerolog.Logger) {
-	done := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(done) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	select {
-	case <-done:
-	case <-time.After(bound):
-		log.Warn().Msg("NATS drain did not finish in time")
-		nc.Close()
-	}
+	return natsconn.Connect(c, natsconn.NameIngress, log, nats.ReconnectBufSize(-1))
 }
 
 func stopBounded(stop func(context.Context) error, bound time.Duration, log zerolog.Logger, what string) {
@@ -261,20 +217,4 @@ with the header x-litellm-key: %[2]s (and the user's Authorization).
 
 Press Ctrl-C to stop.
 `, url, key, env.DemoURL)
-}
-
-// redactURL hides the passwords in a NATS URL list (nats.go takes several,
-// comma-separated), for error messages.
-func redactURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		u, err := neturl.Parse(strings.TrimSpace(p))
-		switch {
-		case err != nil:
-			parts[i] = "(unparsable URL)" // it may hold a password
-		case u.User != nil:
-			parts[i] = u.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
 }

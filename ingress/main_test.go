@@ -115,6 +115,12 @@ func TestRun_DevMode(t *testing.T) {
 	if strings.Contains(stderr.String(), "user-token-5678") {
 		t.Fatal("the user token is in the logs")
 	}
+	// Not a terminal: JSON lines, in dev mode too.
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Fatalf("dev mode logged a line that is not JSON to a pipe: %q", line)
+		}
+	}
 	d.stop(t)
 }
 

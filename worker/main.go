@@ -28,6 +28,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/natsconn"
 	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
@@ -39,7 +40,6 @@ const (
 	stopMargin        = 5 * time.Second
 	natsDrainTimeout  = 5 * time.Second
 	natsReconnectWait = time.Second
-	defaultNATSName   = "toolbus-worker"
 	serviceConnSuffix = "-service"
 )
 
@@ -94,7 +94,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("--config FILE is required")
 	}
 
-	log := zerolog.New(stderr).With().Timestamp().Str("component", "worker").Logger()
+	// Always JSON lines: the worker runs only in production shape.
+	log := telemetry.NewLogger(stderr, false).With().Str("component", "worker").Logger()
 	cfg, err := loadConfig(*configPath, *servers, os.Getenv)
 	if err != nil {
 		return err
@@ -124,13 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Metrics in a registry of this process's own, served on
 	// worker.metrics_listen; traces exported only when tracing is configured.
 	reg := telemetry.NewRegistry()
-	tracing, err := telemetry.NewTracing(ctx, cfg.Tracing, telemetry.ServiceWorker)
+	tracing, err := telemetry.StartTracing(ctx, cfg.Tracing, telemetry.ServiceWorker, log)
 	if err != nil {
 		return err
-	}
-	if tracing.Enabled() {
-		telemetry.LogErrors(log)
-		log.Info().Str("endpoint", cfg.Tracing.Endpoint).Msg("tracing: exporting spans over OTLP/HTTP")
 	}
 	defer func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
@@ -187,7 +184,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	stopErr := p.Stop(stopCtx)
 	svcNC.Close() // drained by Stop; replies went out on nc
-	drainNATS(nc, log)
+	if err := natsconn.Drain(nc, natsDrainTimeout); err != nil {
+		log.Warn().Err(err).Msg("NATS connection closed before its drain finished")
+	}
 	if stopErr != nil {
 		log.Warn().Str("error", stopErr.Error()).Msg("stopped with errors")
 	} else {
@@ -220,73 +219,15 @@ func loadConfig(path, servers string, getenv func(string) string) (*config.File,
 	return cfg, nil
 }
 
-// connect dials NATS (suffix is added to the connection's name). The
-// connection retries and reconnects forever: a worker may start before
-// NATS, and it survives NATS restarts and the loss of a cluster node (its
-// subscriptions are re-established by nats.go).
+// connect dials NATS the way both binaries do (contracts/natsconn); suffix
+// is added to the connection's name. The connection retries and reconnects
+// forever, every second: a worker may start before NATS, and it survives
+// NATS restarts and the loss of a cluster node (its subscriptions are
+// re-established by nats.go). While disconnected, what it publishes is
+// buffered and sent on reconnecting.
 func connect(cfg *config.File, log zerolog.Logger, suffix string) (*nats.Conn, error) {
-	name := cfg.NATS.Name
-	if name == "" {
-		name = defaultNATSName
-	}
-	var secure []nats.Option
-	if cfg.NATS.TLS.Enabled() {
-		tlsConfig, err := cfg.NATS.TLS.Config()
-		if err != nil {
-			return nil, err
-		}
-		secure = append(secure, nats.Secure(tlsConfig))
-	}
-	if cfg.NATS.CredsFile != "" {
-		secure = append(secure, nats.UserCredentials(cfg.NATS.CredsFile))
-	}
-	nc, err := nats.Connect(cfg.NATS.URL, append(secure,
-		nats.Name(name+suffix),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(natsReconnectWait),
-		nats.RetryOnFailedConnect(true),
-		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("NATS connected")
-		}),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			ev := log.Warn()
-			if err != nil {
-				ev = ev.Str("error", err.Error())
-			}
-			ev.Msg("NATS disconnected")
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info().Str("nats", nc.ConnectedUrlRedacted()).Msg("NATS reconnected")
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			ev := log.Error().Str("error", err.Error())
-			if sub != nil {
-				ev = ev.Str("subject", sub.Subject)
-			}
-			ev.Msg("NATS error")
-		}),
-	)...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
-	}
-	return nc, nil
-}
-
-// drainNATS flushes what is left to publish and closes the connection,
-// waiting a bounded time.
-func drainNATS(nc *nats.Conn, log zerolog.Logger) {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return
-	}
-	select {
-	case <-closed:
-	case <-time.After(natsDrainTimeout):
-		log.Warn().Msg("NATS drain timed out")
-		nc.Close()
-	}
+	return natsconn.Connect(cfg.NATS, natsconn.NameWorker, log,
+		nats.Name(natsconn.Name(cfg.NATS, natsconn.NameWorker)+suffix), nats.ReconnectWait(natsReconnectWait))
 }
 
 // keygen prints a new sealing key pair, each key alone on a labelled line.

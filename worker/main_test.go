@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/internal/workertest"
@@ -140,6 +140,21 @@ worker:
 		t.Errorf("upstream received %q", got[len(got)-1])
 	}
 
+	// Two connections, the second for requests only (pool.WithServiceConn).
+	cz, err := n.Server.Connz(&server.ConnzOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cz.Conns {
+		names = append(names, c.Name)
+	}
+	for _, want := range []string{"toolbus-worker", "toolbus-worker-service"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("NATS connections %q, want one named %s", names, want)
+		}
+	}
+
 	cancel()
 	select {
 	case err := <-done:
@@ -157,28 +172,5 @@ worker:
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q:\n%s", want, logs)
 		}
-	}
-}
-
-// The worker connects with the same TLS settings as the ingress: the CA to
-// trust and a client certificate for a server that verifies clients.
-func TestConnect_MutualTLS(t *testing.T) {
-	p := contractstest.WritePKI(t, t.TempDir())
-	url := contractstest.StartTLSNATS(t, p)
-	cfg := &config.File{NATS: config.NATS{URL: url, TLS: config.NATSTLS{CAFile: p.CA, CertFile: p.ClientCert, KeyFile: p.ClientKey}}}
-	nc, err := connect(cfg, zerolog.Nop(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for !nc.IsConnected() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not connected over mutual TLS: %v", nc.LastError())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !nc.TLSRequired() {
-		t.Fatal("connected without TLS")
 	}
 }

@@ -52,27 +52,34 @@ type Server struct {
 	Name        string `yaml:"-"`
 	Description string `yaml:"description"`
 	// LiteLLM fields.
-	URL             string            `yaml:"url"`
+	URL string `yaml:"url"`
+	// Transport is http (streamable HTTP; LiteLLM's streamable_http and
+	// its spellings mean the same), sse or stdio. Default http, or stdio
+	// when Command is set and URL is not.
 	Transport       string            `yaml:"transport"`
 	Command         string            `yaml:"command"`
 	Args            []string          `yaml:"args"`
 	Env             map[string]string `yaml:"env"`
 	AllowedTools    []string          `yaml:"allowed_tools"`
 	DisallowedTools []string          `yaml:"disallowed_tools"`
-	// Auth is passthrough (default) or none.
+	// Auth is passthrough or none. Default passthrough.
 	Auth string `yaml:"auth"`
 	// AuthEnv names the environment variable a stdio server receives the
 	// user's credential in. Without it a stdio server receives none.
 	AuthEnv string `yaml:"auth_env"`
-	// Timeout is the default budget of one call; MaxTimeout bounds what a
-	// request may ask for.
-	Timeout    Duration `yaml:"timeout"`
+	// Timeout is the default budget of one call. Default 30s
+	// (DefaultCallTimeout).
+	Timeout Duration `yaml:"timeout"`
+	// MaxTimeout bounds what a request may ask for. Default 5m
+	// (DefaultMaxCallTimeout), or Timeout when that is longer.
 	MaxTimeout Duration `yaml:"max_timeout"`
-	// MaxConcurrency bounds the calls one worker process runs on this server at once.
+	// MaxConcurrency bounds the calls one worker process runs on this
+	// server at once. Default 64 (DefaultServerConc).
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// ProtocolVersion is the MCP revision the workers speak to the server:
-	// a revision ("2025-11-25", the default, as LiteLLM negotiates), or
-	// "latest" to negotiate the newest one mcp-go knows (2026-07-28).
+	// a revision, or "latest" to negotiate the newest one mcp-go knows
+	// (2026-07-28). Default "2025-11-25" (DefaultUpstreamProtocol), as
+	// LiteLLM negotiates.
 	ProtocolVersion string `yaml:"protocol_version"`
 }
 
@@ -105,7 +112,11 @@ type Key struct {
 // NATS is how both processes reach the bus. User and password, if any, go
 // in the URL (nats://user:password@host:4222).
 type NATS struct {
-	URL  string `yaml:"url"`
+	// URL is the server, or a comma-separated list of a cluster's servers.
+	// Default nats://127.0.0.1:4222 (DefaultNATSURL).
+	URL string `yaml:"url"`
+	// Name is the connection name the server shows. Default
+	// toolbus-ingress or toolbus-worker (contracts/natsconn).
 	Name string `yaml:"name"`
 	// CredsFile is a NATS credentials file (JWT + nkey seed), for
 	// deployments with decentralised auth.
@@ -115,6 +126,8 @@ type NATS struct {
 
 // NATSTLS configures TLS to the NATS server: the CA that signed the server's
 // certificate, and a client certificate when the server verifies clients.
+// Without any of them the connection uses TLS only when the URL says tls://
+// or the server requires it, trusting the system's CAs.
 type NATSTLS struct {
 	CAFile     string `yaml:"ca_file"`
 	CertFile   string `yaml:"cert_file"`
@@ -155,48 +168,72 @@ type Seal struct {
 	// PrivateKeys are the keys a worker opens with.
 	PrivateKeys []string `yaml:"private_keys"`
 	// PrivateKeysFile is a file with one private key per line.
-	PrivateKeysFile string   `yaml:"private_keys_file"`
-	EpochTTL        Duration `yaml:"epoch_ttl"`
+	PrivateKeysFile string `yaml:"private_keys_file"`
+	// EpochTTL is how long an ingress uses one encapsulated epoch key
+	// before making the next. Default 10m (contracts.DefaultEpochTTL).
+	EpochTTL Duration `yaml:"epoch_ttl"`
 }
 
 // Ingress settings.
 type Ingress struct {
-	Listen         string   `yaml:"listen"`
-	MaxBodyBytes   int64    `yaml:"max_body_bytes"`
+	// Listen is the HTTP address. Default 127.0.0.1:4000 (DefaultListen).
+	Listen string `yaml:"listen"`
+	// MaxBodyBytes bounds a request body. Default 1 MiB
+	// (DefaultMaxBodyBytes).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// DefaultTimeout is a call's budget when neither the request nor the
+	// server sets one. Default 30s (DefaultCallTimeout).
 	DefaultTimeout Duration `yaml:"default_timeout"`
-	MaxTimeout     Duration `yaml:"max_timeout"`
-	// ListTimeout bounds a tools/list round trip.
+	// MaxTimeout bounds the budget a request may ask for, and with 30s
+	// more the HTTP server's write timeout. Default 5m
+	// (DefaultMaxCallTimeout).
+	MaxTimeout Duration `yaml:"max_timeout"`
+	// ListTimeout bounds a tools/list round trip. Default 15s
+	// (DefaultListTimeout).
 	ListTimeout Duration `yaml:"list_timeout"`
-	// ListCacheTTL is how long a server's tool list (per user token) is reused.
-	ListCacheTTL   Duration `yaml:"list_cache_ttl"`
+	// ListCacheTTL is how long a server's tool list (per user token) is
+	// reused. Default 30s (DefaultListCacheTTL).
+	ListCacheTTL Duration `yaml:"list_cache_ttl"`
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is
+	// believed. Default none: the client address is the peer's.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	// ShutdownTimeout bounds the drain of in-flight requests.
+	// ShutdownTimeout bounds the drain of in-flight requests. Default 30s
+	// (DefaultShutdownTimeout).
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// MaxInFlight bounds the API requests one ingress serves at once; more
-	// are answered 503 overloaded at once. 0 means the default (1024), a
-	// negative value no bound.
+	// are answered 503 overloaded at once. A negative value means no
+	// bound. Default 1024 (DefaultMaxInFlight).
 	MaxInFlight int `yaml:"max_in_flight"`
 	// ToolSeparator joins a server and a tool name where tools of several
 	// servers meet: the aggregated /mcp endpoint, <server><sep><tool> names
-	// on the REST API and in keys' tool lists. Default "-", as LiteLLM's
-	// (whose MCP_TOOL_PREFIX_SEPARATOR variable also sets it).
+	// on the REST API and in keys' tool lists. Default "-"
+	// (DefaultToolSeparator), as LiteLLM's (whose MCP_TOOL_PREFIX_SEPARATOR
+	// variable also sets it).
 	ToolSeparator string `yaml:"tool_separator"`
 }
 
 // Worker settings.
 type Worker struct {
+	// Name is the worker's name in its micro service and logs. Default
+	// <hostname>-<pid>.
 	Name string `yaml:"name"`
-	// Servers limits this worker to some servers; empty means all.
+	// Servers limits this worker to some servers. Default all (empty).
 	Servers []string `yaml:"servers"`
 	// MaxConcurrency bounds the calls one worker process runs at once.
+	// Default 256 (DefaultWorkerConc).
 	MaxConcurrency int `yaml:"max_concurrency"`
-	// DrainTimeout bounds how long a stopping worker finishes in-flight calls.
+	// DrainTimeout bounds how long a stopping worker finishes in-flight
+	// calls. Default 30s (DefaultDrainTimeout).
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// MaxClients bounds the pooled upstream clients per server (one per
-	// user token where sessions exist); IdleTTL evicts unused ones.
-	MaxClients    int      `yaml:"max_clients"`
+	// user token where sessions exist). Default 1024 (DefaultMaxClients).
+	MaxClients int `yaml:"max_clients"`
+	// ClientIdleTTL evicts pooled upstream clients unused for this long.
+	// Default 5m (DefaultClientIdleTTL).
 	ClientIdleTTL Duration `yaml:"client_idle_ttl"`
-	MetricsListen string   `yaml:"metrics_listen"`
+	// MetricsListen is the address of the worker's /metrics, /healthz and
+	// /readyz server. Default none (empty): no server.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
@@ -208,10 +245,11 @@ type Tracing struct {
 	// without a path).
 	Endpoint string `yaml:"endpoint"`
 	// SampleRatio is the share of new traces recorded, in (0, 1]; a
-	// caller's traceparent decides for its own trace. Default 1.
+	// caller's traceparent decides for its own trace. Default 1 (every
+	// trace).
 	SampleRatio float64 `yaml:"sample_ratio"`
-	// ServiceName is the service.name of the spans; default toolbus-ingress
-	// or toolbus-worker.
+	// ServiceName is the service.name of the spans. Default toolbus-ingress
+	// or toolbus-worker (contracts/telemetry).
 	ServiceName string `yaml:"service_name"`
 }
 
@@ -219,34 +257,44 @@ type Tracing struct {
 // store, and the retry policy.
 type Jobs struct {
 	// Retention is how long job records and results are kept after their
-	// last change (the KV bucket's and object store's TTL).
+	// last change (the KV bucket's and object store's TTL). Default 24h
+	// (DefaultJobRetention).
 	Retention Duration `yaml:"retention"`
-	// Replicas of the stream, bucket and object store (1 or 3 in a cluster).
+	// Replicas of the stream, bucket and object store: 1, 3 or 5 (3 in a
+	// cluster). Default 1.
 	Replicas int `yaml:"replicas"`
 	// MaxQueuedPerKey caps the jobs one gateway key has queued or running.
+	// Default 1000 (DefaultMaxQueuedPerKey).
 	MaxQueuedPerKey int `yaml:"max_queued_per_key"`
 	// MaxStreamMessages and MaxStreamBytes cap the stream; a full stream
 	// refuses new jobs (503 overloaded) and drops none it holds.
+	// MaxStreamMessages defaults to 1,000,000 (DefaultMaxStreamMsgs);
+	// MaxStreamBytes to no limit (0).
 	MaxStreamMessages int64 `yaml:"max_stream_messages"`
 	MaxStreamBytes    int64 `yaml:"max_stream_bytes"`
 	// MaxAttempts bounds how often a job runs (retryable failures and lost
-	// workers count).
+	// workers count). Default 3 (DefaultMaxAttempts).
 	MaxAttempts int `yaml:"max_attempts"`
 	// AckWait is how long a worker may go silent before its job is
-	// redelivered; running jobs report progress well within it.
+	// redelivered; running jobs report progress well within it. Default
+	// 30s (DefaultJobAckWait).
 	AckWait Duration `yaml:"ack_wait"`
-	// Backoff is the delay before each retry (the last repeats).
+	// Backoff is the delay before each retry (the last repeats). Default
+	// 1s, 5s, 30s (DefaultJobBackoff).
 	Backoff []Duration `yaml:"backoff"`
-	// MaxQueueTime is how long a job may wait to start; after it, it expires.
+	// MaxQueueTime is how long a job may wait to start; after it, it
+	// expires. Default 1h (DefaultMaxQueueTime).
 	MaxQueueTime Duration `yaml:"max_queue_time"`
-	// MaxWait bounds a long poll (GET /v1/calls/{id}?wait=).
+	// MaxWait bounds a long poll (GET /v1/calls/{id}?wait=). Default 60s
+	// (DefaultMaxWait).
 	MaxWait Duration `yaml:"max_wait"`
 	// InlineResultBytes is the largest result kept inside the job record;
-	// larger ones go to the object store.
+	// larger ones go to the object store. Default 256 KiB
+	// (DefaultInlineResultSize), at most 512 KiB.
 	InlineResultBytes int `yaml:"inline_result_bytes"`
 }
 
-// Defaults.
+// Defaults, applied by Normalize (each is documented at its field).
 const (
 	DefaultListen          = "127.0.0.1:4000"
 	DefaultNATSURL         = "nats://127.0.0.1:4222"
@@ -256,6 +304,7 @@ const (
 	DefaultListTimeout     = 15 * time.Second
 	DefaultListCacheTTL    = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
+	DefaultMaxInFlight     = 1024
 	DefaultToolSeparator   = "-"
 	DefaultWorkerConc      = 256
 	DefaultServerConc      = 64
@@ -353,6 +402,9 @@ func (f *File) applyDefaults() {
 	setDefault(&in.ListTimeout, DefaultListTimeout)
 	setDefault(&in.ListCacheTTL, DefaultListCacheTTL)
 	setDefault(&in.ShutdownTimeout, DefaultShutdownTimeout)
+	if in.MaxInFlight == 0 {
+		in.MaxInFlight = DefaultMaxInFlight
+	}
 	if in.ToolSeparator == "" {
 		in.ToolSeparator = DefaultToolSeparator
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +141,79 @@ func TestServer_ToolAllowed(t *testing.T) {
 	}
 	if !(&Server{DisallowedTools: []string{"x"}}).ToolAllowed("y") {
 		t.Error("disallowed list blocks others")
+	}
+}
+
+// A decoded file is complete: every field with a default has it, so no
+// component applies a default of its own. A field that stays empty says so
+// here, on purpose (its comment says what empty means).
+func TestDecode_AppliesEveryDefault(t *testing.T) {
+	f, err := Decode([]byte("mcp_servers:\n  a: {url: 'http://127.0.0.1:1/mcp'}\n"), yaml.Unmarshal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyOnPurpose := map[string]bool{}
+	for _, path := range strings.Fields(`
+		GeneralSettings.MasterKey Keys
+		MCPServers.Description MCPServers.Command MCPServers.Args MCPServers.Env
+		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AuthEnv
+		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName
+		Seal.PublicKeys Seal.PrivateKeys Seal.PrivateKeysFile
+		Ingress.TrustedProxies
+		Worker.Name Worker.Servers Worker.MetricsListen
+		Jobs.MaxStreamBytes
+		Tracing.Endpoint Tracing.ServiceName`) {
+		emptyOnPurpose[path] = true
+	}
+	var walk func(path string, v reflect.Value)
+	walk = func(path string, v reflect.Value) {
+		switch {
+		case v.Kind() == reflect.Map && v.Type().Elem().Kind() == reflect.Pointer:
+			for _, k := range v.MapKeys() {
+				walk(path, v.MapIndex(k).Elem())
+			}
+		case v.Kind() == reflect.Struct && v.Type() != reflect.TypeFor[Duration]():
+			for i := range v.NumField() {
+				if v.Type().Field(i).Tag.Get("yaml") == "-" {
+					continue
+				}
+				walk(strings.TrimPrefix(path+"."+v.Type().Field(i).Name, "."), v.Field(i))
+			}
+		case v.IsZero() && !emptyOnPurpose[path]:
+			t.Errorf("%s is empty after Decode: give it a default (documented at the field) or list it here", path)
+		}
+	}
+	walk("", reflect.ValueOf(f).Elem())
+
+	for name, got := range map[string]any{
+		"ingress.max_in_flight":   f.Ingress.MaxInFlight,
+		"worker.max_concurrency":  f.Worker.MaxConcurrency,
+		"server.max_concurrency":  f.MCPServers["a"].MaxConcurrency,
+		"worker.drain_timeout":    f.Worker.DrainTimeout.D(),
+		"ingress.tool_separator":  f.Ingress.ToolSeparator,
+		"server.protocol_version": f.MCPServers["a"].ProtocolVersion,
+	} {
+		want := map[string]any{
+			"ingress.max_in_flight": DefaultMaxInFlight, "worker.max_concurrency": DefaultWorkerConc,
+			"server.max_concurrency": DefaultServerConc, "worker.drain_timeout": DefaultDrainTimeout,
+			"ingress.tool_separator": DefaultToolSeparator, "server.protocol_version": DefaultUpstreamProtocol,
+		}[name]
+		if got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// Normalize keeps what is set, including a negative max_in_flight (no
+// bound), and may run twice.
+func TestNormalize_KeepsSetValuesAndRunsTwice(t *testing.T) {
+	f := &File{Ingress: Ingress{MaxInFlight: -1, Listen: "127.0.0.1:0"}, Worker: Worker{MaxConcurrency: 3}}
+	for range 2 {
+		if err := f.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.Ingress.MaxInFlight != -1 || f.Ingress.Listen != "127.0.0.1:0" || f.Worker.MaxConcurrency != 3 {
+		t.Fatalf("set values changed: %+v %+v", f.Ingress, f.Worker)
 	}
 }

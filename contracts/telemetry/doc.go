@@ -3,7 +3,9 @@
 // collectors) and its /metrics handler, a bounded set of tool-name label
 // values, the OpenTelemetry tracer provider built from the configuration
 // (OTLP over HTTP, off by default), W3C trace-context propagation through
-// HTTP and NATS headers, and the worker's metrics HTTP server.
+// HTTP and NATS headers, the worker's metrics HTTP server, and the base
+// logger of both binaries (JSON lines; console lines for a person at a
+// terminal in dev mode).
 //
 // It lives under contracts/, beside the wire contract, because both
 // binaries import it; it imports nothing of either side but the shared

@@ -1,6 +1,7 @@
 package telemetry_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/contracts/config"
@@ -115,6 +117,28 @@ func TestNewTracing_OffByDefault(t *testing.T) {
 	}
 	if _, err := telemetry.NewTracing(context.Background(), config.Tracing{Endpoint: "collector:4318"}, "x"); err == nil {
 		t.Fatal("an endpoint that is no URL was accepted")
+	}
+}
+
+// StartTracing logs the endpoint once when tracing is on, nothing when off.
+func TestStartTracing_LogsTheEndpointWhenOn(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		lines    int
+	}{{"", 0}, {"http://127.0.0.1:1/v1/traces", 1}} {
+		var buf bytes.Buffer
+		tr, err := telemetry.StartTracing(context.Background(), config.Tracing{Endpoint: tc.endpoint, SampleRatio: 1}, telemetry.ServiceWorker, zerolog.New(&buf))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Enabled() != (tc.endpoint != "") || strings.Count(buf.String(), "\n") != tc.lines || !strings.Contains(buf.String(), tc.endpoint) {
+			t.Errorf("endpoint %q: enabled %v, logged %q", tc.endpoint, tr.Enabled(), buf.String())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := tr.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		cancel()
 	}
 }
 

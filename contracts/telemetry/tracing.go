@@ -74,6 +74,19 @@ func NewTracing(ctx context.Context, c config.Tracing, service string) (*Tracing
 	return &Tracing{tp: tp, tracer: NewTracer(tp)}, nil
 }
 
+// StartTracing is NewTracing as a binary's main uses it: when tracing is
+// on, the SDK's own errors go to log (LogErrors, process-wide) and the
+// endpoint is logged once.
+func StartTracing(ctx context.Context, c config.Tracing, service string, log zerolog.Logger) (*Tracing, error) {
+	t, err := NewTracing(ctx, c, service)
+	if err != nil || !t.Enabled() {
+		return t, err
+	}
+	LogErrors(log)
+	log.Info().Str("endpoint", c.Endpoint).Msg("tracing: exporting spans over OTLP/HTTP")
+	return t, nil
+}
+
 // TracesURL is the OTLP/HTTP traces URL of endpoint: endpoint itself, or
 // with /v1/traces added when it has no path.
 func TracesURL(endpoint string) (string, error) {

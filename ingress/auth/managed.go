@@ -24,30 +24,83 @@ import (
 // time (`ingress keys ...`), picked up by every ingress replica within a
 // moment through Watch, no restart needed. Only their SHA-256 is stored.
 
-// watchRetry is how long Watch waits before looking for the bucket again.
-const watchRetry = 2 * time.Second
+// Watch's retry delays: after a failed look for the bucket, Watch waits
+// watchRetryMin, doubling up to watchRetryMax while the failure lasts.
+const (
+	watchRetryMin = time.Second
+	watchRetryMax = 8 * time.Second
+)
 
 // Watch keeps the managed keys in step with the KeysBucket until ctx ends.
-// It waits for the bucket to exist (the first `keys create` makes it). A
-// managed key with the name of a configured key is ignored: names identify
-// owners, so two keys must never share one.
+// It waits for the bucket to exist (the first `keys create` makes it),
+// looking again with a growing delay (1 s to 8 s). A managed key with the
+// name of a configured key is ignored: names identify owners, so two keys
+// must never share one.
+//
+// It logs a change of state once (no bucket yet, watching, failing), never
+// the retries in between: an ingress without managed keys logs one line.
 func (k *Keys) Watch(ctx context.Context, js jetstream.JetStream, log zerolog.Logger) {
+	k.watch(ctx, js, log, watchRetryMin, watchRetryMax)
+}
+
+// watchState is where Watch stands, for logging changes only.
+type watchState int
+
+const (
+	watchStarting watchState = iota
+	watchNoBucket
+	watchWatching
+	watchFailing
+)
+
+func (k *Keys) watch(ctx context.Context, js jetstream.JetStream, log zerolog.Logger, retryMin, retryMax time.Duration) {
 	configured := map[string]bool{}
 	for _, p := range k.byHash {
 		configured[p.Name] = true
 	}
-	for ctx.Err() == nil {
-		if err := k.watchOnce(ctx, js, configured, log); err != nil && ctx.Err() == nil {
-			log.Debug().Err(err).Msg("managed keys: watching again")
+	state, delay := watchStarting, retryMin
+	enter := func(s watchState, err error) {
+		if s == state {
+			return
 		}
+		state = s
+		switch s {
+		case watchNoBucket:
+			log.Debug().Str("bucket", contracts.KeysBucket).Msg("managed keys: none yet; configured keys only until `ingress keys create` makes the bucket")
+		case watchWatching:
+			log.Info().Str("bucket", contracts.KeysBucket).Msg("managed keys: watching")
+		case watchFailing:
+			log.Warn().Err(err).Str("bucket", contracts.KeysBucket).Msg("managed keys: cannot watch; trying again")
+		}
+	}
+	for ctx.Err() == nil {
+		err := k.watchOnce(ctx, js, configured, func() { enter(watchWatching, nil) }, log)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, errWatchEnded):
+			delay = retryMin // it worked: look again soon, quietly
+		case errors.Is(err, jetstream.ErrBucketNotFound):
+			enter(watchNoBucket, err)
+		default:
+			enter(watchFailing, err)
+		}
+		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
-		case <-time.After(watchRetry):
+		case <-timer.C:
 		}
+		timer.Stop()
+		delay = min(delay*2, retryMax)
 	}
 }
 
-func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured map[string]bool, log zerolog.Logger) error {
+// errWatchEnded is watchOnce's answer when the watch's updates end.
+var errWatchEnded = errors.New("watch ended")
+
+// watchOnce finds the bucket and applies its changes until the watch ends;
+// watching is called once the watch is set up.
+func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured map[string]bool, watching func(), log zerolog.Logger) error {
 	kv, err := js.KeyValue(ctx, contracts.KeysBucket)
 	if err != nil {
 		return err
@@ -57,6 +110,7 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 		return err
 	}
 	defer w.Stop()
+	watching()
 	for entry := range w.Updates() {
 		if entry == nil {
 			continue // the initial values are in
@@ -85,7 +139,7 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 		k.managed[hash] = newPrincipal(mk.Name, hash, mk.Servers, mk.Tools, k.sep)
 		k.mu.Unlock()
 	}
-	return errors.New("watch ended")
+	return errWatchEnded
 }
 
 // bucket returns the KeysBucket, creating it when create is set.

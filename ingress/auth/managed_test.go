@@ -7,45 +7,63 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
+// startBus starts a NATS server with JetStream and returns a connection to
+// it and its JetStream.
+func startBus(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	nc := contractstest.StartNATS(t).Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return nc, js
+}
+
+// goWatch runs each watch until the test ends, and returns the test's
+// context (ended before the watches are waited for).
+func goWatch(t *testing.T, watches ...func(context.Context)) context.Context {
+	ctx, cancel := context.WithCancel(contractstest.Ctx(t))
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, watch := range watches {
+		wg.Go(func() { watch(ctx) })
+	}
+	return ctx
+}
+
+// staticKeys is a key set with the configured key "static".
+func staticKeys(t *testing.T) *Keys {
+	t.Helper()
+	k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// knows reports whether k accepts key.
+func knows(k *Keys, key string) bool {
+	_, err := k.Authenticate(http.Header{"X-Litellm-Key": {key}})
+	return err == nil
 }
 
 // Two ingress replicas pick up a created key and drop a revoked one without
 // a restart.
 func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
-	ns := contractstest.StartNATS(t)
-	js, err := jetstream.New(ns.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	var replicas []*Keys
-	for range 2 {
-		k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		replicas = append(replicas, k)
-		wg.Go(func() { k.Watch(ctx, js, zerolog.Nop()) })
-	}
+	_, js := startBus(t)
+	replicas := []*Keys{staticKeys(t), staticKeys(t)}
+	ctx := goWatch(t,
+		func(ctx context.Context) { replicas[0].Watch(ctx, js, zerolog.Nop()) },
+		func(ctx context.Context) { replicas[1].Watch(ctx, js, zerolog.Nop()) })
 	accepts := func(k *Keys, key string) bool {
 		p, err := k.Authenticate(http.Header{"X-Litellm-Key": {key}})
 		return err == nil && p.Name == "team-c" && p.AllowsServer("jira") && !p.AllowsServer("github")
@@ -56,7 +74,7 @@ func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, k := range replicas {
-		eventually(t, "replica accepts the new key", func() bool { return accepts(k, key) })
+		contractstest.Eventually(t, "replica accepts the new key", func() bool { return accepts(k, key) })
 		if _, err := k.Authenticate(http.Header{"X-Litellm-Key": {"sk-static"}}); err != nil {
 			t.Fatalf("replica %d lost its configured key: %v", i, err)
 		}
@@ -73,7 +91,7 @@ func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range replicas {
-		eventually(t, "replica refuses the revoked key", func() bool { return !accepts(k, key) })
+		contractstest.Eventually(t, "replica refuses the revoked key", func() bool { return !accepts(k, key) })
 	}
 	if err := RevokeKey(ctx, js, "team-c"); err == nil {
 		t.Fatal("revoking a missing key succeeded")
@@ -82,16 +100,9 @@ func TestManagedKeys_CreateAndRevokeReachEveryReplica(t *testing.T) {
 
 // A managed key cannot take the name of a configured one (names are owners).
 func TestManagedKeys_ConfiguredNameWins(t *testing.T) {
-	ns := contractstest.StartNATS(t)
-	js, err := jetstream.New(ns.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	k, _ := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static")}}, "")
-	wg.Go(func() { k.Watch(ctx, js, zerolog.Nop()) })
+	_, js := startBus(t)
+	k := staticKeys(t)
+	ctx := goWatch(t, func(ctx context.Context) { k.Watch(ctx, js, zerolog.Nop()) })
 	impostor, err := CreateKey(ctx, js, 1, "static", nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -100,11 +111,53 @@ func TestManagedKeys_ConfiguredNameWins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the watch caught up", func() bool {
-		_, err := k.Authenticate(http.Header{"X-Litellm-Key": {marker}})
-		return err == nil
-	})
-	if _, err := k.Authenticate(http.Header{"X-Litellm-Key": {impostor}}); err == nil {
+	contractstest.Eventually(t, "the watch caught up", func() bool { return knows(k, marker) })
+	if knows(k, impostor) {
 		t.Fatal("a managed key with a configured key's name was accepted")
+	}
+}
+
+// An ingress without managed keys says so once, not at every look for the
+// bucket (dev mode used to log "watching again" every two seconds); the
+// bucket's creation is picked up and logged once.
+func TestWatch_LogsChangesNotRetries(t *testing.T) {
+	nc, js := startBus(t)
+	// Every look for the bucket asks the server for its stream.
+	looks, err := nc.SubscribeSync("$JS.API.STREAM.INFO.KV_" + contracts.KeysBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var logs contractstest.LogBuffer
+	k := staticKeys(t)
+	ctx := goWatch(t, func(ctx context.Context) {
+		k.watch(ctx, js, logs.Logger("ingress"), time.Millisecond, 4*time.Millisecond)
+	})
+
+	for range 10 {
+		if _, err := looks.NextMsgWithContext(ctx); err != nil {
+			t.Fatalf("the watch stopped looking for the bucket: %v", err)
+		}
+	}
+	messages := func() []any {
+		var out []any
+		for _, line := range logs.Lines(t) {
+			out = append(out, line["message"])
+		}
+		return out
+	}
+	if got := messages(); len(got) != 1 {
+		t.Fatalf("10 looks for a missing bucket logged %d lines, want 1: %q", len(got), got)
+	}
+
+	key, err := CreateKey(ctx, js, 1, "team-c", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contractstest.Eventually(t, "the new key to be accepted", func() bool { return knows(k, key) })
+	if got := messages(); len(got) != 2 || got[1] != "managed keys: watching" {
+		t.Fatalf("log after the bucket appeared: %q", got)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/natsconn"
 	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	workermetrics "github.com/toolbus/toolbus/worker/metrics"
@@ -32,6 +33,9 @@ const (
 	// DevKey is the gateway key dev mode adds when the config has none.
 	DevKey = "sk-1234"
 )
+
+// connDrainTimeout bounds the drain of the in-process connection in Stop.
+const connDrainTimeout = 5 * time.Second
 
 // Env is a running dev environment.
 type Env struct {
@@ -116,7 +120,9 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger, opts ...Op
 	if !env.ns.ReadyForConnections(10 * time.Second) {
 		return env, errors.New("embedded NATS did not start")
 	}
-	if env.Conn, err = nats.Connect("", nats.InProcessServer(env.ns), nats.Name("toolbus-dev")); err != nil {
+	// In process: connected once Connect returns, at no URL worth logging.
+	if env.Conn, err = natsconn.Connect(config.NATS{}, natsconn.NameDev, log.With().Str("component", "dev").Logger(),
+		nats.InProcessServer(env.ns), nats.ConnectHandler(nil)); err != nil {
 		return env, err
 	}
 
@@ -149,15 +155,15 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger, opts ...Op
 	return env, nil
 }
 
-// Stop drains the workers, then stops NATS and the demo server. It is safe
-// on a partly started Env.
+// Stop drains the workers and the in-process connection, then stops NATS
+// and the demo server. It is safe on a partly started Env.
 func (e *Env) Stop(ctx context.Context) error {
 	var errs []error
 	if e.workers != nil {
 		errs = append(errs, e.workers.Stop(ctx))
 	}
 	if e.Conn != nil {
-		e.Conn.Close()
+		errs = append(errs, natsconn.Drain(e.Conn, connDrainTimeout))
 	}
 	if e.ns != nil {
 		e.ns.Shutdown()

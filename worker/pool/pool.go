@@ -157,7 +157,8 @@ type Pool struct {
 }
 
 // New returns a Pool for cfg's servers (worker.servers if set, else all) on
-// nc, opening tokens with opener. Start it to take requests.
+// nc, opening tokens with opener. Start it to take requests. cfg is
+// normalized (config.Load, Normalize): its defaults are not applied again.
 func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.Logger, opts ...Option) (*Pool, error) {
 	o := options{
 		servers: cfg.Worker.Servers, name: cfg.Worker.Name, now: time.Now, queue: -1, queueWait: DefaultQueueWait,
@@ -211,9 +212,6 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 	up := upstream.New(uo)
 
 	globalSlots := cfg.Worker.MaxConcurrency
-	if globalSlots <= 0 {
-		globalSlots = config.DefaultWorkerConc
-	}
 	if o.svcConn == nil {
 		o.svcConn = nc
 	}
@@ -239,9 +237,6 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 			Metrics:   o.metrics, Tracer: o.tracer,
 		}),
 	}
-	if p.drain <= 0 {
-		p.drain = config.DefaultDrainTimeout
-	}
 	if !o.noJobs {
 		runner, err := jobs.New(jobs.Config{
 			File: cfg, Servers: servers, Conn: nc, Opener: opener, Upstream: up,
@@ -256,9 +251,6 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 	}
 	for _, s := range servers {
 		n := cfg.MCPServers[s].MaxConcurrency
-		if n <= 0 {
-			n = config.DefaultServerConc
-		}
 		depth := o.queue
 		if depth < 0 {
 			depth = min(n, globalSlots)
