@@ -11,9 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"gopkg.in/yaml.v3"
 
-	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/ingress/auth"
 )
 
@@ -41,17 +39,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg := &config.File{}
-	if *configPath != "" {
-		var err error
-		if cfg, err = config.Load(*configPath, yaml.Unmarshal); err != nil {
-			return err
-		}
-	}
-	if err := cfg.ApplyEnv(getenv); err != nil {
-		return err
-	}
-	if err := cfg.Normalize(); err != nil {
+	cfg, warnings, err := loadConfig(*configPath, false, getenv)
+	printWarnings(stderr, warnings)
+	if err != nil {
 		return err
 	}
 	nc, err := connectNATS(cfg.NATS, zerolog.Nop())

@@ -3,6 +3,7 @@
 //
 //	go run ./ingress --dev [--config FILE]   everything in one process
 //	go run ./ingress --config FILE           production: external NATS, separate workers
+//	go run ./ingress check --config FILE     validate a configuration, print it with secrets redacted
 package main
 
 import (
@@ -20,7 +21,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
-	"gopkg.in/yaml.v3"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
@@ -46,6 +46,11 @@ func main() {
 			return runKeys(ctx, args[1:], stdout, stderr, getenv)
 		}
 	}
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		cmd = func(_ context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+			return runCheck(args[1:], stdout, stderr, getenv)
+		}
+	}
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		cmd = func(ctx context.Context, args []string, stdout, stderr io.Writer, _ func(string) string) error {
 			return telemetry.Healthcheck(ctx, "ingress", "http://127.0.0.1:4000/readyz", args[1:], stdout, stderr)
@@ -63,6 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fs.SetOutput(stderr)
 	dev := fs.Bool("dev", false, "run everything in one process: embedded NATS, a worker pool and a demo MCP server")
 	configPath := fs.String("config", "", "configuration file (a LiteLLM config.yaml works as is)")
+	strict := fs.Bool("strict", false, "treat every configuration warning (unknown key, LiteLLM key not implemented) as an error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,21 +76,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	base := telemetry.NewLogger(stderr, *dev)
 	log := base.With().Str("component", "ingress").Logger()
 
-	cfg := &config.File{}
-	if *configPath != "" {
-		var err error
-		if cfg, err = config.Load(*configPath, yaml.Unmarshal); err != nil {
-			return err
-		}
-	} else if !*dev {
+	if *configPath == "" && !*dev {
 		return errors.New("--config FILE is required (or --dev to run on the embedded default)")
 	}
-	if err := cfg.ApplyEnv(getenv); err != nil {
+	cfg, warnings, err := loadConfig(*configPath, *strict, getenv)
+	if err != nil {
 		return err
 	}
-	if err := cfg.Normalize(); err != nil {
-		return err
-	}
+	logWarnings(log, warnings)
 
 	// Metrics in a registry of this process's own; traces exported only
 	// when tracing is configured (contracts/telemetry).

@@ -110,7 +110,7 @@ func newJobsSetup(t *testing.T, extra string) *jobsSetup {
 	s.env = []string{"TOOLBUS_SEAL_PRIVATE_KEYS=" + key.Secret()}
 	text := fmt.Sprintf("mcp_servers:\n  demo:\n    url: %s\nnats:\n  url: %s\n%s", s.up.URL, s.nats.URL, extra)
 	s.cfg = writeConfig(t, text)
-	cfg, err := loadConfig(s.cfg, "", func(string) string { return "" })
+	cfg, _, err := loadConfig(s.cfg, "", false, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}

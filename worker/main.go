@@ -4,6 +4,7 @@
 // servers with it.
 //
 //	worker --config FILE [--servers a,b]   run a worker
+//	worker check --config FILE [--strict]  validate a configuration, print it with secrets redacted
 //	worker keygen                          print a new sealing key pair
 //	worker demo-server [flags]             run the demo MCP server
 //	worker healthcheck URL                 exit 0 if URL answers 2xx (container healthchecks)
@@ -24,7 +25,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
-	"gopkg.in/yaml.v3"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
@@ -68,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		switch args[0] {
 		case "keygen":
 			return keygen(stdout)
+		case "check":
+			return runCheck(args[1:], stdout, stderr, os.Getenv)
 		case "demo-server":
 			return demoserver.Main(ctx, args[1:], stdout)
 		case "healthcheck":
@@ -78,11 +80,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "usage: worker --config FILE [--servers a,b]\n       worker keygen\n       worker demo-server [--transport http|sse|stdio] ...\n\n")
+		fmt.Fprint(fs.Output(), "usage: worker --config FILE [--servers a,b] [--strict]\n       worker check --config FILE [--servers a,b] [--strict]\n       worker keygen\n       worker demo-server [--transport http|sse|stdio] ...\n\n")
 		fs.PrintDefaults()
 	}
 	configPath := fs.String("config", "", "configuration file (YAML; a LiteLLM config.yaml works as is)")
 	servers := fs.String("servers", "", "comma-separated servers this worker serves (default: worker.servers, else all)")
+	strict := fs.Bool("strict", false, "treat every configuration warning (unknown key, LiteLLM key not implemented) as an error")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,9 +99,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// Always JSON lines: the worker runs only in production shape.
 	log := telemetry.NewLogger(stderr, false).With().Str("component", "worker").Logger()
-	cfg, err := loadConfig(*configPath, *servers, os.Getenv)
+	cfg, warnings, err := loadConfig(*configPath, *servers, *strict, os.Getenv)
 	if err != nil {
 		return err
+	}
+	for _, w := range warnings {
+		log.Warn().Str("path", w.Path).Msg("config: " + w.Message)
 	}
 	keys, err := cfg.Seal.ParsePrivateKeys()
 	if err != nil {
@@ -196,14 +202,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // loadConfig reads the file, applies the environment and --servers, and
-// validates the result.
-func loadConfig(path, servers string, getenv func(string) string) (*config.File, error) {
-	cfg, err := config.Load(path, yaml.Unmarshal)
+// validates the result. The warnings are the loader's (see config.Parse).
+func loadConfig(path, servers string, strict bool, getenv func(string) string) (*config.File, []config.Warning, error) {
+	cfg, warnings, err := config.ReadFile(path, config.Options{Strict: strict, Getenv: getenv})
 	if err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
 	if err := cfg.ApplyEnv(getenv); err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
 	if servers != "" {
 		cfg.Worker.Servers = nil
@@ -214,9 +220,9 @@ func loadConfig(path, servers string, getenv func(string) string) (*config.File,
 		}
 	}
 	if err := cfg.Normalize(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, warnings, fmt.Errorf("%s: %w", path, err)
 	}
-	return cfg, nil
+	return cfg, warnings, nil
 }
 
 // connect dials NATS the way both binaries do (contracts/natsconn); suffix

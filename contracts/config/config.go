@@ -16,6 +16,9 @@ import (
 
 // File is the whole configuration file.
 type File struct {
+	// Strict turns every warning of the loader (an unknown key, a LiteLLM
+	// key toolbus does not implement) into an error, as --strict does.
+	Strict          bool               `yaml:"strict"`
 	GeneralSettings GeneralSettings    `yaml:"general_settings"`
 	MCPServers      map[string]*Server `yaml:"mcp_servers"`
 	Keys            []Key              `yaml:"keys"`
@@ -31,7 +34,7 @@ type File struct {
 type GeneralSettings struct {
 	// MasterKey, when set, is a gateway key that may use every server and
 	// tool (LiteLLM's meaning). It is hashed at load like every other key.
-	MasterKey string `yaml:"master_key"`
+	MasterKey string `yaml:"master_key" secret:"true"`
 }
 
 // Transports.
@@ -52,14 +55,14 @@ type Server struct {
 	Name        string `yaml:"-"`
 	Description string `yaml:"description"`
 	// LiteLLM fields.
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
 	// Transport is http (streamable HTTP; LiteLLM's streamable_http and
 	// its spellings mean the same), sse or stdio. Default http, or stdio
 	// when Command is set and URL is not.
 	Transport       string            `yaml:"transport"`
 	Command         string            `yaml:"command"`
 	Args            []string          `yaml:"args"`
-	Env             map[string]string `yaml:"env"`
+	Env             map[string]string `yaml:"env" secret:"true"`
 	AllowedTools    []string          `yaml:"allowed_tools"`
 	DisallowedTools []string          `yaml:"disallowed_tools"`
 	// Auth is passthrough or none. Default passthrough.
@@ -100,8 +103,8 @@ type Key struct {
 	Name string `yaml:"name"`
 	// KeySHA256 is the hex SHA-256 of the key. Key, the plaintext, is
 	// accepted for convenience and hashed at load; it is then cleared.
-	KeySHA256 string `yaml:"key_sha256"`
-	Key       string `yaml:"key"`
+	KeySHA256 string `yaml:"key_sha256" secret:"true"`
+	Key       string `yaml:"key" secret:"true"`
 	// Servers the key may use; empty means all.
 	Servers []string `yaml:"servers"`
 	// Tools the key may use, as <server>-<tool>; empty means every tool of
@@ -114,7 +117,7 @@ type Key struct {
 type NATS struct {
 	// URL is the server, or a comma-separated list of a cluster's servers.
 	// Default nats://127.0.0.1:4222 (DefaultNATSURL).
-	URL string `yaml:"url"`
+	URL string `yaml:"url" secret:"url"`
 	// Name is the connection name the server shows. Default
 	// toolbus-ingress or toolbus-worker (contracts/natsconn).
 	Name string `yaml:"name"`
@@ -166,7 +169,7 @@ type Seal struct {
 	// PublicKeys are the recipients' keys (ingress); the first seals.
 	PublicKeys []string `yaml:"public_keys"`
 	// PrivateKeys are the keys a worker opens with.
-	PrivateKeys []string `yaml:"private_keys"`
+	PrivateKeys []string `yaml:"private_keys" secret:"true"`
 	// PrivateKeysFile is a file with one private key per line.
 	PrivateKeysFile string `yaml:"private_keys_file"`
 	// EpochTTL is how long an ingress uses one encapsulated epoch key
@@ -243,7 +246,7 @@ type Tracing struct {
 	// Endpoint is the collector's OTLP/HTTP traces URL
 	// (http://collector:4318/v1/traces; /v1/traces is added to a URL
 	// without a path).
-	Endpoint string `yaml:"endpoint"`
+	Endpoint string `yaml:"endpoint" secret:"url"`
 	// SampleRatio is the share of new traces recorded, in (0, 1]; a
 	// caller's traceparent decides for its own trace. Default 1 (every
 	// trace).
@@ -324,29 +327,6 @@ const (
 
 // DefaultJobBackoff is the retry delay sequence.
 var DefaultJobBackoff = []Duration{Duration(time.Second), Duration(5 * time.Second), Duration(30 * time.Second)}
-
-// Decode parses data with unmarshal (yaml.Unmarshal), applies defaults and
-// validates. Every problem is reported, not just the first.
-func Decode(data []byte, unmarshal func([]byte, any) error) (*File, error) {
-	var f File
-	if err := unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return &f, f.Normalize()
-}
-
-// Load reads path and decodes it (see Decode).
-func Load(path string, unmarshal func([]byte, any) error) (*File, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	f, err := Decode(data, unmarshal)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return f, nil
-}
 
 // Normalize applies defaults, hashes plaintext keys and validates. Call it
 // again after changing the File by hand (tests, dev mode).

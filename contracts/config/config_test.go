@@ -154,7 +154,7 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 	}
 	emptyOnPurpose := map[string]bool{}
 	for _, path := range strings.Fields(`
-		GeneralSettings.MasterKey Keys
+		Strict GeneralSettings.MasterKey Keys
 		MCPServers.Description MCPServers.Command MCPServers.Args MCPServers.Env
 		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AuthEnv
 		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName
