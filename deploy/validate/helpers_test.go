@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"gopkg.in/yaml.v3"
 
 	"github.com/toolbus/toolbus/contracts/config"
 )
@@ -37,10 +36,11 @@ var knownEnv = []string{
 
 func knownToolbusEnv(name string) bool { return slices.Contains(knownEnv, name) }
 
-// decodeConfig parses a toolbus config.yaml the way the binaries do.
+// decodeConfig parses a toolbus config.yaml the way the binaries do, under
+// --strict: a key the binaries would warn about fails the test.
 func decodeConfig(t *testing.T, data []byte) *config.File {
 	t.Helper()
-	cfg, err := config.Decode(data, yaml.Unmarshal)
+	cfg, _, err := config.Parse(data, config.Options{Strict: true})
 	if err != nil {
 		t.Fatalf("config.yaml: %v", err)
 	}
