@@ -290,3 +290,15 @@ mcp_servers:
 		}
 	}
 }
+
+// --strict on the ingress itself: a warning stops the start.
+func TestRun_StrictRefusesWarnings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte("mcp_servers:\n  a: {url: 'http://127.0.0.1:1/mcp', auth_typo: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"--config", path, "--strict"}, &bytes.Buffer{}, &bytes.Buffer{}, envOf(nil))
+	if err == nil || !strings.Contains(err.Error(), "mcp_servers.a.auth_typo: unknown key") {
+		t.Fatalf("run --strict: %v", err)
+	}
+}

@@ -157,3 +157,17 @@ func TestRun_CheckAndStartupWarnings(t *testing.T) {
 		t.Errorf("a logged line carries a value:\n%s", stderr.String())
 	}
 }
+
+// --strict on the worker itself: a warning stops the start.
+func TestRun_StrictRefusesWarnings(t *testing.T) {
+	t.Parallel()
+	k, err := contracts.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := writeConfig(t, "mcp_servers:\n  a: {url: 'http://127.0.0.1:1/mcp', auth_typo: x}\nseal: {private_keys: ["+k.Secret()+"]}\n")
+	err = run(t.Context(), []string{"--config", path, "--strict"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "mcp_servers.a.auth_typo: unknown key") {
+		t.Fatalf("run --strict: %v", err)
+	}
+}
