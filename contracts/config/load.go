@@ -86,14 +86,14 @@ func Parse(data []byte, o Options) (*File, []Warning, error) {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return nil, warns, errors.Join(errs...)
-	}
-	if (o.Strict || f.Strict) && len(warns) > 0 {
+	if o.Strict || f.Strict || strictInFile(&doc) {
 		for _, w := range warns {
 			errs = append(errs, fmt.Errorf("%s: %s (an error under strict)", w.Path, w.Message))
 		}
-		return nil, nil, errors.Join(errs...)
+		warns = nil
+	}
+	if len(errs) > 0 {
+		return nil, warns, errors.Join(errs...)
 	}
 	if err := f.Normalize(); err != nil {
 		return nil, warns, err
@@ -110,6 +110,22 @@ func Decode(data []byte, unmarshal func([]byte, any) error) (*File, error) {
 	_ = unmarshal
 	f, _, err := Parse(data, Options{})
 	return f, err
+}
+
+// strictInFile reports whether the file says strict: true at its top (read
+// before decoding, so that it holds when decoding fails too).
+func strictInFile(doc *yaml.Node) bool {
+	root := documentRoot(doc)
+	if root == nil || root.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k, v := root.Content[i], root.Content[i+1]; k.Value == "strict" && v.Kind == yaml.ScalarNode {
+			var b bool
+			return v.Decode(&b) == nil && b
+		}
+	}
+	return false
 }
 
 // documentRoot returns the top node of a document, or nil for an empty one.

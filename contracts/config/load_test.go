@@ -212,6 +212,8 @@ strict: sk-secret-bool
 			"strict: want true or false, not a string",
 		}},
 		{"not a mapping", "- a\n- b\n", []string{"not a mapping of sections"}},
+		{"strict with a wrong type", "strict: true\ningress: {max_in_flight: many}\nmcp_servers: {a: {url: 'http://127.0.0.1:1/mcp', typo: 1}}\n",
+			[]string{"ingress.max_in_flight: want an integer, not a string", "mcp_servers.a.typo: unknown key: toolbus does not read it (an error under strict)"}},
 		{"syntax", "mcp_servers: {a: [}\n", []string{"config: yaml:"}},
 		{"invalid after decoding", "mcp_servers:\n  a: {transport: carrier-pigeon}\n",
 			[]string{`mcp_servers.a.transport: "carrier-pigeon" is not http, sse or stdio`}},
