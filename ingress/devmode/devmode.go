@@ -87,7 +87,9 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger, opts ...Op
 		}
 	}()
 
-	env.Demo, err = demoserver.Start(ctx, demoserver.Options{}, demoserver.TransportHTTP)
+	// The demo server outlives ctx (a signal): Stop closes it after the
+	// workers, whose upstream clients say goodbye to it on the way out.
+	env.Demo, err = demoserver.Start(context.WithoutCancel(ctx), demoserver.Options{}, demoserver.TransportHTTP)
 	if err != nil {
 		return env, fmt.Errorf("demo MCP server: %w", err)
 	}
