@@ -21,6 +21,7 @@ const (
 	CodeUpstreamUnauthorized ErrorCode = "upstream_unauthorized" // the MCP server rejected the user's credential
 	CodeUpstreamError        ErrorCode = "upstream_error"        // the MCP server failed or is unreachable
 	CodeUpstreamTimeout      ErrorCode = "upstream_timeout"      // the MCP server did not answer in time
+	CodeUpstreamAuthFailed   ErrorCode = "upstream_auth_failed"  // the worker could not obtain or use the server's own credential
 	CodeNoWorkers            ErrorCode = "no_workers"            // no worker serves this server right now
 	CodeOverloaded           ErrorCode = "overloaded"            // every worker for the server is at its limit
 	CodeSealInvalid          ErrorCode = "seal_invalid"          // the sealed token failed to open or bind
@@ -34,7 +35,7 @@ const (
 // and expect a different outcome.
 func (c ErrorCode) Retryable() bool {
 	switch c {
-	case CodeUpstreamError, CodeUpstreamTimeout, CodeNoWorkers, CodeOverloaded, CodeTimeout, CodeTooManyJobs:
+	case CodeUpstreamError, CodeUpstreamTimeout, CodeUpstreamAuthFailed, CodeNoWorkers, CodeOverloaded, CodeTimeout, CodeTooManyJobs:
 		return true
 	}
 	return false

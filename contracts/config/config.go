@@ -65,8 +65,11 @@ type Server struct {
 	Env             map[string]string `yaml:"env" secret:"true"`
 	AllowedTools    []string          `yaml:"allowed_tools"`
 	DisallowedTools []string          `yaml:"disallowed_tools"`
-	// Auth is passthrough or none. Default passthrough.
+	// Auth is passthrough or none, the older spelling of auth_type (none).
+	// Default passthrough, or none with auth_type none.
 	Auth string `yaml:"auth"`
+	// Credentials: auth_type and what it needs (credentials.go).
+	Credentials `yaml:",inline"`
 	// AuthEnv names the environment variable a stdio server receives the
 	// user's credential in. Without it a stdio server receives none.
 	AuthEnv string `yaml:"auth_env"`
@@ -355,9 +358,7 @@ func (f *File) applyDefaults() {
 				s.Transport = TransportHTTP
 			}
 		}
-		if s.Auth == "" {
-			s.Auth = AuthPassthrough
-		}
+		s.normalizeCredentials()
 		setDefault(&s.Timeout, DefaultCallTimeout)
 		setDefault(&s.MaxTimeout, max(DefaultMaxCallTimeout, s.Timeout.D()))
 		if s.MaxConcurrency <= 0 {
@@ -476,12 +477,7 @@ func (f *File) validate() error {
 		if v := s.ProtocolVersion; v != ProtocolLatest && !validRevision(v) {
 			bad("mcp_servers.%s.protocol_version: %q is not a revision (YYYY-MM-DD) or latest", name, v)
 		}
-		if s.Auth != AuthPassthrough && s.Auth != AuthNone {
-			bad("mcp_servers.%s.auth: %q is not passthrough or none", name, s.Auth)
-		}
-		if s.Auth == AuthNone && s.AuthEnv != "" {
-			bad("mcp_servers.%s: auth none with auth_env", name)
-		}
+		s.validateCredentials(bad)
 		if s.MaxTimeout < s.Timeout {
 			bad("mcp_servers.%s: max_timeout is shorter than timeout", name)
 		}

@@ -157,6 +157,12 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 		Strict GeneralSettings.MasterKey Keys
 		MCPServers.Description MCPServers.Command MCPServers.Args MCPServers.Env
 		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AuthEnv
+		MCPServers.Credentials.AuthType MCPServers.Credentials.AuthValue MCPServers.Credentials.AuthenticationToken
+		MCPServers.Credentials.StaticHeaders MCPServers.Credentials.OAuth2Flow MCPServers.Credentials.ClientID
+		MCPServers.Credentials.ClientSecret MCPServers.Credentials.TokenURL MCPServers.Credentials.Scopes
+		MCPServers.Credentials.AWSRegionName MCPServers.Credentials.AWSServiceName MCPServers.Credentials.AWSAccessKeyID
+		MCPServers.Credentials.AWSSecretAccessKey MCPServers.Credentials.AWSSessionToken
+		MCPServers.Credentials.AWSRoleName MCPServers.Credentials.AWSSessionName
 		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName
 		Seal.PublicKeys Seal.PrivateKeys Seal.PrivateKeysFile
 		Ingress.TrustedProxies

@@ -45,12 +45,17 @@ func (c *Caller) Owner() string {
 // Credential decides the credential server srv receives from a caller
 // who sent the headers h. It is the only place that decides it:
 //
-//   - a server configured with auth: none receives nothing;
-//   - else x-mcp-<server>-authorization, when sent, goes to that server
-//     (and to no other);
+//   - a server with auth_type none (or the older auth: none) receives
+//     nothing;
+//   - a server with a credential of its own (api_key, bearer_token, basic,
+//     authorization, oauth2 client_credentials, aws_sigv4) receives nothing
+//     of the caller's: its workers send the service credential instead, so
+//     the caller's Authorization is not even sealed for it;
+//   - else (passthrough) x-mcp-<server>-authorization, when sent, goes to
+//     that server (and to no other);
 //   - else the caller's Authorization, unchanged.
 func Credential(h http.Header, srv *config.Server) contracts.Token {
-	if srv.Auth == config.AuthNone {
+	if !srv.ReceivesCaller() || srv.Auth == config.AuthNone {
 		return contracts.Token{}
 	}
 	if v := h.Get(serverAuthzPrefix + srv.Name + serverAuthzSuffix); v != "" {

@@ -147,7 +147,7 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 		if attempt == 1 && errors.Is(err, transport.ErrSessionTerminated) && ctx.Err() == nil {
 			continue
 		}
-		return newError(withContextErr(ctx, err), ch.get(), cred)
+		return newError(withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get(), cred)
 	}
 }
 
@@ -156,7 +156,7 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 // (a stdio process, an SSE stream) has ended.
 func unusable(err error) bool {
 	return errors.Is(err, transport.ErrSessionTerminated) ||
-		errors.Is(err, transport.ErrAuthorizationRequired) ||
+		isAuthRequired(err) ||
 		errors.Is(err, transport.ErrTransportClosed) ||
 		isUnreachable(err) && !errors.Is(err, context.DeadlineExceeded)
 }

@@ -40,8 +40,7 @@ func Classify(err error, wwwAuth string) *contracts.Error {
 		return nil
 	case errors.As(err, &wire):
 		return wire
-	case errors.Is(err, transport.ErrAuthorizationRequired), errors.Is(err, transport.ErrOAuthAuthorizationRequired),
-		errors.Is(err, transport.ErrUnauthorized):
+	case isAuthRequired(err):
 		e := contracts.NewError(contracts.CodeUpstreamUnauthorized, "the MCP server rejected the user's credential")
 		e.WWWAuthenticate = wwwAuth
 		return e
@@ -60,6 +59,12 @@ func Classify(err error, wwwAuth string) *contracts.Error {
 	default:
 		return contracts.NewError(contracts.CodeUpstreamError, "the MCP server failed the request")
 	}
+}
+
+// isAuthRequired reports whether the upstream answered 401.
+func isAuthRequired(err error) bool {
+	return errors.Is(err, transport.ErrAuthorizationRequired) || errors.Is(err, transport.ErrOAuthAuthorizationRequired) ||
+		errors.Is(err, transport.ErrUnauthorized)
 }
 
 // isToolNotFound recognises mcp-go's "tool 'x' not found" (JSON-RPC -32602),

@@ -63,6 +63,12 @@ type Options struct {
 	// for each subscriber of the resource (see Subscribe). It runs on the
 	// transport's reader and must return quickly; nil drops them.
 	Notify func(server, subscriber string, params json.RawMessage)
+	// TokenTimeout bounds one request to an OAuth2 token endpoint (servers
+	// with oauth2_flow client_credentials); 0 means DefaultTokenTimeout.
+	TokenTimeout time.Duration
+	// Now is the clock of token expiry and SigV4 signatures; nil means
+	// time.Now.
+	Now func() time.Time
 	// ClientName and ClientVersion identify toolbus to MCP servers.
 	ClientName, ClientVersion string
 	// Logger receives pool events and mcp-go's own logs.
@@ -105,6 +111,11 @@ type Pool struct {
 
 	subsMu sync.Mutex
 	subs   map[subKey]*entry // resource subscriptions (subscribe.go)
+
+	// svc holds the HTTP clients of servers with their own credential
+	// (credentials.go); background counts their token requests.
+	svc        serviceClients
+	background sync.WaitGroup
 }
 
 // serverClients is one server's clients, most recently used first.
@@ -170,6 +181,12 @@ func New(opts Options) *Pool {
 	if opts.BaseEnv == nil {
 		opts.BaseEnv = processEnv()
 	}
+	if opts.TokenTimeout <= 0 {
+		opts.TokenTimeout = DefaultTokenTimeout
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	if opts.ClientName == "" {
 		opts.ClientName = DefaultClientName
 	}
@@ -212,9 +229,10 @@ func (p *Pool) Stats() Stats {
 
 // credential is what a call to srv sends upstream of token: the token itself
 // for passthrough HTTP servers and for stdio servers with auth_env, nothing
-// otherwise.
+// otherwise - in particular nothing for a server with a service credential of
+// its own, even when a caller's token reached the worker.
 func credential(srv *config.Server, token contracts.Token) contracts.Token {
-	if srv.Auth == config.AuthNone {
+	if !srv.ReceivesCaller() || srv.Auth == config.AuthNone {
 		return contracts.Token{}
 	}
 	if srv.Transport == config.TransportStdio && srv.AuthEnv == "" {
@@ -435,7 +453,8 @@ func (p *Pool) Close() error {
 	close(p.stopReaper)
 	<-p.reaperDone
 	p.closing.Wait()
-	p.cancel() // kills stdio servers that did not exit
+	p.cancel() // kills stdio servers that did not exit; ends token requests
+	p.background.Wait()
 	p.httpClient.CloseIdleConnections()
 	return nil
 }
@@ -473,7 +492,7 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 		p.log.Debug().Str("server", srv.Name).Str("token_fp", e.fp).Str("protocol", c.ProtocolVersion()).Msg("upstream client connected")
 	} else {
 		p.connectFailures.Add(1)
-		e.err = newError(withContextErr(ctx, err), ch.get(), cred)
+		e.err = newError(withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get(), cred)
 		p.mu.Lock()
 		p.removeLocked(e)
 		e.closed = true
@@ -502,7 +521,9 @@ func (p *Pool) start(ctx context.Context, c *client.Client, ch *challenge) error
 
 // newClient builds the mcp-go client of one pool entry. The credential goes
 // into the Authorization header (HTTP, SSE) or the auth_env variable (stdio)
-// and nowhere else; no other header of the inbound request is ever sent.
+// and nowhere else; no other header of the inbound request is ever sent. A
+// server's own credential and static headers are added by its HTTP client
+// (httpClientFor).
 func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*client.Client, error) {
 	var headers map[string]string
 	if !cred.IsZero() && srv.Transport != config.TransportStdio {
@@ -512,7 +533,7 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 	switch srv.Transport {
 	case config.TransportHTTP:
 		topts := []transport.StreamableHTTPCOption{
-			transport.WithHTTPBasicClient(p.httpClient),
+			transport.WithHTTPBasicClient(p.httpClientFor(srv).http),
 			transport.WithHTTPHeaders(headers),
 			transport.WithHTTPLogger(p.slog),
 		}
@@ -529,7 +550,7 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 		tr = t
 	case config.TransportSSE:
 		t, err := transport.NewSSE(srv.URL,
-			transport.WithHTTPClient(p.httpClient),
+			transport.WithHTTPClient(p.httpClientFor(srv).http),
 			transport.WithHeaders(headers),
 			transport.WithSSELogger(p.slog),
 			transport.WithEndpointTimeout(sseEndpointTimeout),

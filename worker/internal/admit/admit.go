@@ -95,11 +95,12 @@ func (a *Admitter) Admit(r Request) (Admitted, *Refusal) {
 	return Admitted{Server: srv, Token: token, Timeout: BoundTimeout(h.Timeout(), srv)}, nil
 }
 
-// open returns the caller's credential for srv: none for auth none servers
-// (the sealed field is not even opened) or requests without one; otherwise
-// the opened token.
+// open returns the caller's credential for srv: none for servers that do not
+// receive the caller's (auth none, or a service credential of their own: the
+// sealed field is not even opened) or requests without one; otherwise the
+// opened token.
 func (a *Admitter) open(srv *config.Server, h *contracts.RequestHeader, binding contracts.Binding) (contracts.Token, *Refusal) {
-	if srv.Auth == config.AuthNone || h.Token == nil {
+	if !srv.ReceivesCaller() || srv.Auth == config.AuthNone || h.Token == nil {
 		return contracts.Token{}, nil
 	}
 	now := a.now()
