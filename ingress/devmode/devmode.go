@@ -157,6 +157,10 @@ func Start(ctx context.Context, cfg *config.File, log zerolog.Logger, opts ...Op
 	return env, nil
 }
 
+// StoreDir is the embedded NATS server's JetStream store (removed by Stop),
+// for tests that read what JetStream keeps on disk.
+func (e *Env) StoreDir() string { return e.storeDir }
+
 // Stop drains the workers and the in-process connection, then stops NATS
 // and the demo server. It is safe on a partly started Env.
 func (e *Env) Stop(ctx context.Context) error {

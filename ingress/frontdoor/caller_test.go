@@ -23,6 +23,17 @@ func TestCredential(t *testing.T) {
 		{&config.Server{Name: "demo"}, "Bearer general"},
 		{&config.Server{Name: "other"}, "Bearer just-for-other"},
 		{&config.Server{Name: "noauth", Auth: config.AuthNone}, ""},
+		{&config.Server{Name: "none", Credentials: config.Credentials{AuthType: "none"}}, ""},
+		{&config.Server{Name: "passthrough", Credentials: config.Credentials{AuthType: "true_passthrough"}}, "Bearer general"},
+		{&config.Server{Name: "interactive", Credentials: config.Credentials{AuthType: "oauth2", OAuth2Flow: "authorization_code"}}, "Bearer general"},
+		// A server with its own credential: nothing of the caller's is
+		// sealed for it, not even a header addressed to it by name.
+		{&config.Server{Name: "other", Credentials: config.Credentials{AuthType: "api_key", AuthValue: "k"}}, ""},
+		{&config.Server{Name: "bearer", Credentials: config.Credentials{AuthType: "bearer_token", AuthValue: "k"}}, ""},
+		{&config.Server{Name: "basic", Credentials: config.Credentials{AuthType: "basic", AuthValue: "u:p"}}, ""},
+		{&config.Server{Name: "authz", Credentials: config.Credentials{AuthType: "authorization", AuthValue: "X k"}}, ""},
+		{&config.Server{Name: "m2m", Credentials: config.Credentials{AuthType: "oauth2", OAuth2Flow: "client_credentials"}}, ""},
+		{&config.Server{Name: "sigv4", Credentials: config.Credentials{AuthType: "aws_sigv4"}}, ""},
 	} {
 		if got := frontdoor.Credential(h, tt.srv).Reveal(); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.srv.Name, got, tt.want)

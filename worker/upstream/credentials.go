@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +64,8 @@ type serviceAuth struct {
 	set, add http.Header
 	tokens   *tokenSource // oauth2 client_credentials, or nil
 	sigv4    *sigv4Signer // aws_sigv4, or nil
+	// secrets are removed from error details (an upstream may echo them).
+	secrets []string
 }
 
 // newServiceAuth returns the serviceAuth of srv, or nil when srv has neither
@@ -73,10 +77,16 @@ func (p *Pool) newServiceAuth(srv *config.Server) *serviceAuth {
 	a := &serviceAuth{base: p.opts.Transport, replace: srv.HasServiceCredential(), set: http.Header{}, add: http.Header{}}
 	if name, value := srv.ServiceHeader(); name != "" {
 		a.set.Set(name, value)
+		a.secrets = append(a.secrets, value)
+		if _, cred, ok := strings.Cut(value, " "); ok {
+			a.secrets = append(a.secrets, cred)
+		}
 	}
 	for name, value := range srv.StaticHeaders {
 		a.add.Set(name, value)
+		a.secrets = append(a.secrets, value)
 	}
+	a.secrets = append(a.secrets, srv.AuthValue, srv.ClientSecret, srv.AWSSecretAccessKey, srv.AWSSessionToken)
 	switch {
 	case srv.AuthType == config.AuthTypeOAuth2 && srv.OAuth2Flow == config.OAuth2ClientCredentials:
 		a.tokens = &tokenSource{
@@ -144,6 +154,26 @@ func (a *serviceAuth) refused() {
 	if a != nil && a.tokens != nil {
 		a.tokens.invalidate()
 	}
+}
+
+// redact removes a's secrets (and the current OAuth2 token) from an error
+// detail.
+func (a *serviceAuth) redact(s string) string {
+	if a == nil {
+		return s
+	}
+	secrets := a.secrets
+	if a.tokens != nil {
+		a.tokens.mu.Lock()
+		secrets = append(slices.Clip(secrets), a.tokens.token)
+		a.tokens.mu.Unlock()
+	}
+	for _, secret := range secrets {
+		if len(secret) >= 4 {
+			s = strings.ReplaceAll(s, secret, "[credential]")
+		}
+	}
+	return s
 }
 
 func closeBody(req *http.Request) {
@@ -346,6 +376,14 @@ func (p *Pool) serviceRefusal(srv *config.Server, err error) error {
 	}
 	p.httpClientFor(srv).auth.refused()
 	return errors.Join(errServiceRefused, err)
+}
+
+// upstreamError is newError for a call to srv, with srv's own secrets also
+// removed from the detail.
+func (p *Pool) upstreamError(srv *config.Server, err error, wwwAuth string, cred contracts.Token) *Error {
+	e := newError(err, wwwAuth, cred)
+	e.Detail = p.httpClientFor(srv).auth.redact(e.Detail)
+	return e
 }
 
 // TokenRequests counts the requests made to srv's OAuth2 token endpoint,

@@ -16,6 +16,7 @@ func TestAdmitter_Admit(t *testing.T) {
 	cfg := workertest.Config(t, map[string]*config.Server{
 		"demo": {URL: "http://127.0.0.1:1/mcp", DisallowedTools: []string{"delete"}, Timeout: config.Duration(time.Second), MaxTimeout: config.Duration(2 * time.Second)},
 		"open": {URL: "http://127.0.0.1:1/mcp", Auth: config.AuthNone},
+		"svc":  {URL: "http://127.0.0.1:1/mcp", Credentials: config.Credentials{AuthType: "api_key", AuthValue: "k"}},
 	}, config.Worker{})
 	const reply, token = "_INBOX.r.1", "Bearer admit-me"
 	call := func(server, tool string, keys workertest.Keys) *contracts.CallRequest {
@@ -60,6 +61,13 @@ func TestAdmitter_Admit(t *testing.T) {
 	t.Run("auth none never opens the token", func(t *testing.T) {
 		a := &admit.Admitter{File: cfg, Opener: keys.Opener}
 		got, refusal := a.Admit(request(contracts.CallSubject("open"), call("open", "echo", workertest.NewKeys(t))))
+		if refusal != nil || !got.Token.IsZero() {
+			t.Fatalf("got %+v, %+v; want admitted without a token", got, refusal)
+		}
+	})
+	t.Run("a server with its own credential never opens the caller's token", func(t *testing.T) {
+		a := &admit.Admitter{File: cfg, Opener: keys.Opener}
+		got, refusal := a.Admit(request(contracts.CallSubject("svc"), call("svc", "echo", keys)))
 		if refusal != nil || !got.Token.IsZero() {
 			t.Fatalf("got %+v, %+v; want admitted without a token", got, refusal)
 		}
