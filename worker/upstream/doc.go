@@ -29,6 +29,21 @@
 // mcp-go negotiates the stateless 2026-07-28 protocol first and falls back
 // to 2025-11-25 sessions; the per-credential pooling holds either way.
 //
+// # Service credentials
+//
+// A server with a credential of its own (auth_type api_key, bearer_token,
+// basic, authorization, oauth2 client_credentials, aws_sigv4) never receives
+// the caller's: the token argument is ignored for it, and its HTTP client
+// (one per server, wrapping the shared transport) removes any Authorization
+// and sets the server's own on every request - a fixed header, a cached
+// OAuth2 token (one token request for any number of concurrent calls,
+// bounded by Options.TokenTimeout, refreshed before expiry), or a SigV4
+// signature of the request, body included. static_headers are added where
+// the request has no such header. All callers of such a server share its
+// clients. A failure to obtain or use the credential is
+// upstream_auth_failed; the server's secrets are removed from error
+// details.
+//
 // # Errors
 //
 // Every failure is an *Error whose Wire field is the contracts error the
