@@ -21,6 +21,7 @@ import (
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/internal/workertest"
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
@@ -401,4 +402,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// An SSE server gets its service credential on the stream and on every
+// message it is posted.
+func TestPool_ServiceCredentialOverSSE(t *testing.T) {
+	t.Parallel()
+	run := workertest.StartDemo(t, demoserver.Options{}, config.TransportSSE)
+	srv := normalized(t, &config.Server{Name: "legacy", Transport: config.TransportSSE, URL: run.URL,
+		Credentials: config.Credentials{AuthType: "bearer_token", AuthValue: "sse-svc", StaticHeaders: map[string]string{"X-Tenant": "t"}}})
+	p := newPool(t, upstream.Options{}, nil)
+	if got, err := whoami(contractstest.Ctx(t), p, srv, callerToken); err != nil || got != "Bearer sse-svc" {
+		t.Fatalf("whoami = %q, %v", got, err)
+	}
+	reqs := run.Recorder.Entries()
+	if len(reqs) < 2 {
+		t.Fatalf("%d requests", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.Authorization != "Bearer sse-svc" || r.Header.Get("X-Tenant") != "t" {
+			t.Errorf("%s %s: Authorization %q, X-Tenant %q", r.Method, r.Path, r.Authorization, r.Header.Get("X-Tenant"))
+		}
+	}
 }
