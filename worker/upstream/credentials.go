@@ -38,15 +38,20 @@ const (
 	defaultTokenLifetime = 5 * time.Minute
 )
 
-// Wire errors of service credentials. Their messages are fixed phrases: they
+// Wire errors of service credentials, made fresh for each failure (a wire
+// error may be changed on its way). Their messages are fixed phrases: they
 // never quote a token endpoint's or MCP server's response, which could echo
 // a secret.
+func authFailed(msg string) func() *contracts.Error {
+	return func() *contracts.Error { return contracts.NewError(contracts.CodeUpstreamAuthFailed, "%s", msg) }
+}
+
 var (
-	errTokenEndpoint  = contracts.NewError(contracts.CodeUpstreamAuthFailed, "the MCP server's OAuth2 token endpoint failed")
-	errTokenTimeout   = contracts.NewError(contracts.CodeUpstreamAuthFailed, "the MCP server's OAuth2 token endpoint did not answer in time")
-	errTokenRefused   = contracts.NewError(contracts.CodeUpstreamAuthFailed, "the MCP server's OAuth2 token endpoint refused the gateway's client credentials")
-	errSigning        = contracts.NewError(contracts.CodeUpstreamAuthFailed, "the request to the MCP server could not be signed")
-	errServiceRefused = contracts.NewError(contracts.CodeUpstreamAuthFailed, "the MCP server refused the gateway's own credential for it")
+	errTokenEndpoint  = authFailed("the MCP server's OAuth2 token endpoint failed")
+	errTokenTimeout   = authFailed("the MCP server's OAuth2 token endpoint did not answer in time")
+	errTokenRefused   = authFailed("the MCP server's OAuth2 token endpoint refused the gateway's client credentials")
+	errSigning        = authFailed("the request to the MCP server could not be signed")
+	errServiceRefused = authFailed("the MCP server refused the gateway's own credential for it")
 )
 
 // serviceAuth applies one server's own credential (auth_type api_key,
@@ -213,7 +218,7 @@ type tokenSource struct {
 type tokenFetch struct {
 	done  chan struct{}
 	token string
-	err   error
+	err   *Error
 }
 
 // Token returns a valid access token, fetching one when none is cached or
@@ -235,7 +240,13 @@ func (s *tokenSource) Token(ctx context.Context) (string, error) {
 	s.mu.Unlock()
 	select {
 	case <-f.done:
-		return f.token, f.err
+		if f.err != nil {
+			// Each waiter gets its own copy of the shared failure.
+			e, wire := *f.err, *f.err.Wire
+			e.Wire = &wire
+			return "", &e
+		}
+		return f.token, nil
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
@@ -274,16 +285,16 @@ func (s *tokenSource) fetch(f *tokenFetch) {
 // failure classifies a failed token request, and logs its status and class
 // only (the response body may echo the client secret).
 func (s *tokenSource) failure(ctx context.Context, err error) *Error {
-	wire, status := errTokenEndpoint, 0
+	wire, status := errTokenEndpoint(), 0
 	var re *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &re):
 		status = re.Response.StatusCode
 		if status == http.StatusBadRequest || status == http.StatusUnauthorized || status == http.StatusForbidden {
-			wire = errTokenRefused
+			wire = errTokenRefused()
 		}
 	case ctx.Err() != nil:
-		wire = errTokenTimeout
+		wire = errTokenTimeout()
 	}
 	s.log.Warn().Str("server", s.server).Str("class", string(wire.Code)).Int("status", status).
 		Str("error", wire.Message).Msg("oauth2 token request failed")
@@ -314,7 +325,7 @@ func (s *sigv4Signer) sign(r *http.Request) error {
 		b, err := io.ReadAll(r.Body)
 		_ = r.Body.Close()
 		if err != nil {
-			return &Error{Wire: errSigning, Detail: "reading the body: " + err.Error()}
+			return &Error{Wire: errSigning(), Detail: "reading the body: " + err.Error()}
 		}
 		body = b
 		r.Body = io.NopCloser(bytes.NewReader(b))
@@ -329,7 +340,7 @@ func (s *sigv4Signer) sign(r *http.Request) error {
 		err = s.signer.SignHTTP(r.Context(), creds, r, hash, s.service, s.region, s.now())
 	}
 	if err != nil {
-		return &Error{Wire: errSigning, Detail: "signing failed"}
+		return &Error{Wire: errSigning(), Detail: "signing failed"}
 	}
 	return nil
 }
@@ -375,7 +386,7 @@ func (p *Pool) serviceRefusal(srv *config.Server, err error) error {
 		return err
 	}
 	p.httpClientFor(srv).auth.refused()
-	return errors.Join(errServiceRefused, err)
+	return errors.Join(errServiceRefused(), err)
 }
 
 // upstreamError is newError for a call to srv, with srv's own secrets also

@@ -425,3 +425,42 @@ func TestPool_ServiceCredentialOverSSE(t *testing.T) {
 		}
 	}
 }
+
+// A token the MCP server refuses is dropped: the call fails with
+// upstream_auth_failed, and the next one fetches a new token.
+func TestPool_OAuth2_RefusedTokenIsReplaced(t *testing.T) {
+	t.Parallel()
+	tokens := contractstest.StartTokenEndpoint(t, "cid", "client-secret-z", time.Hour)
+	h, err := demoserver.NewHandler(demoserver.Options{}, demoserver.TransportHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if issued := tokens.Issued(); len(issued) > 0 && r.Header.Get("Authorization") == "Bearer "+issued[0] {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			http.Error(w, "revoked", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
+		defer cancel()
+		h.Close(ctx)
+		ts.Close()
+	})
+	srv := oauth2Server(t, ts.URL+demoserver.PathMCP, tokens)
+	p := newPool(t, upstream.Options{}, nil)
+	ctx := contractstest.Ctx(t)
+	_, err = p.CallTool(ctx, srv, contracts.Token{}, demoserver.ToolEcho, nil)
+	var ue *upstream.Error
+	if !errors.As(err, &ue) || ue.Wire.Code != contracts.CodeUpstreamAuthFailed || ue.Wire.WWWAuthenticate != "" {
+		t.Fatalf("first call: %v", err)
+	}
+	if got, err := whoami(ctx, p, srv, ""); err != nil || got != "Bearer "+tokens.Issued()[1] {
+		t.Fatalf("second call: %q, %v", got, err)
+	}
+	if n := tokens.Requests(); n != 2 {
+		t.Fatalf("%d token requests, want 2", n)
+	}
+}
