@@ -191,3 +191,27 @@ func TestCredentials_SecretFieldsAreTagged(t *testing.T) {
 		t.Fatal("Credentials is not embedded inline in Server")
 	}
 }
+
+// What check prints (WriteEffective) holds none of the credential secrets,
+// and still shows the settings that are not secret.
+func TestCredentials_CheckRedactsEverySecret(t *testing.T) {
+	f, err := Decode([]byte(liteLLMAuthDocs), yaml.Unmarshal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := f.WriteEffective(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"username:password", "inventory-key", "inventory-token", "Custom tok", "old-token", "custom\n",
+		`"secret"`, "gh-secret", "AKIDEXAMPLE", "wJalrXUtnFEMI", "session\n"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("check prints %q", secret)
+		}
+	}
+	for _, shown := range []string{"auth_type: bearer_token", "token_url: https://auth.example.com/oauth/token", "aws_region_name: us-east-1", "X-Custom-Auth"} {
+		if !strings.Contains(out.String(), shown) {
+			t.Errorf("check does not show %q", shown)
+		}
+	}
+}

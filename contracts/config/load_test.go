@@ -145,7 +145,7 @@ model_list: []
 	}
 	want := []Warning{
 		{"general_settings.store_model_in_db", "LiteLLM key not implemented by toolbus, ignored: toolbus has no database; servers come from this file"},
-		{"mcp_servers.jira.auth_typo", "unknown key: toolbus does not read it"},
+		{"mcp_servers.jira.auth_typo", "unknown key: toolbus does not read it (did you mean auth_type?)"},
 		{"mcp_servers.jira.spec_version", "LiteLLM key not implemented by toolbus, ignored: toolbus speaks protocol_version to the server (default 2025-11-25)"},
 		{"keys[0].sevrers", "unknown key: toolbus does not read it (did you mean servers?)"},
 		{"ingress.listn", "unknown key: toolbus does not read it (did you mean listen?)"},
