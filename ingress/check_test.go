@@ -84,7 +84,7 @@ func TestCheck_PrintsEffectiveConfigRedacted(t *testing.T) {
 	}
 	for _, want := range []string{
 		"warning: general_settings.store_model_in_db: LiteLLM key not implemented by toolbus, ignored: ",
-		"warning: mcp_servers.jira.auth_typo: unknown key: toolbus does not read it\n",
+		"warning: mcp_servers.jira.auth_typo: unknown key: toolbus does not read it (did you mean auth_type?)\n",
 		path + ": valid, 2 warning(s)\n",
 	} {
 		if !strings.Contains(errs, want) {
