@@ -702,7 +702,16 @@ func TestJobs_ConcurrentTokensNeverMix(t *testing.T) {
 // logged, whatever the outcome.
 func TestJobs_TokenNeverLeaks(t *testing.T) {
 	t.Parallel()
-	e := setup(t, nil)
+	// Service credentials: a server with its own bearer token and an OAuth2
+	// client credentials server; they and the token it obtains must not
+	// leak either.
+	const svcSecret, clientSecret = "svc-job-bearer-1b2c3d", "svc-job-client-secret-4e5f"
+	tokens := contractstest.StartTokenEndpoint(t, "toolbus", clientSecret, time.Hour)
+	e := setup(t, func(c *config.File) {
+		c.MCPServers["svc"] = &config.Server{URL: c.MCPServers["demo"].URL, Credentials: config.Credentials{AuthType: "bearer_token", AuthValue: svcSecret}}
+		c.MCPServers["m2m"] = &config.Server{URL: c.MCPServers["demo"].URL, Credentials: config.Credentials{
+			AuthType: "oauth2", OAuth2Flow: "client_credentials", ClientID: "toolbus", ClientSecret: clientSecret, TokenURL: tokens.URL}}
+	})
 	spy := e.nats.Connect(t)
 	bus := contractstest.RecordAll(t, spy, ">")
 	w := e.startWorker(t, "w1")
@@ -711,6 +720,8 @@ func TestJobs_TokenNeverLeaks(t *testing.T) {
 	e.up.FailNext(1)
 	var keys []string
 	for _, j := range []workertest.Job{
+		{Server: "svc", Tool: demoserver.ToolEcho, Args: `{"text":"svc"}`, Token: token},
+		{Server: "m2m", Tool: demoserver.ToolEcho, Args: `{"text":"m2m"}`, Token: token},
 		{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"hi"}`, Token: token},                                // retried once, then succeeds
 		{Server: "demo", Tool: demoserver.ToolBig, Args: `{"bytes":400000}`, Token: token},                              // result in the object store
 		{Server: "demo", Tool: "missing", Token: token},                                                                 // unknown_tool
@@ -731,12 +742,17 @@ func TestJobs_TokenNeverLeaks(t *testing.T) {
 
 	for i, key := range keys {
 		rec := e.terminal(t, key)
-		if i == 0 && rec.Status != contracts.JobSucceeded {
-			t.Errorf("first job: %+v", rec)
+		if i < 3 && rec.Status != contracts.JobSucceeded {
+			t.Errorf("job %d: %+v", i, rec)
 		}
 	}
 	if !slices.Contains(e.up.Recorder.Authorizations(), token) {
 		t.Fatal("the token never reached the upstream")
+	}
+	issued := tokens.Issued()
+	if len(issued) != 1 || !slices.Contains(e.up.Recorder.Authorizations(), "Bearer "+svcSecret) ||
+		!slices.Contains(e.up.Recorder.Authorizations(), "Bearer "+issued[0]) {
+		t.Fatal("the service credentials never reached the upstream")
 	}
 	bus.Flush(t)
 
@@ -752,14 +768,16 @@ func TestJobs_TokenNeverLeaks(t *testing.T) {
 			t.Fatal(err)
 		}
 		n++
-		if strings.Contains(string(entry.Value()), secret) {
-			t.Errorf("record %s holds the token", key)
+		for _, s := range []string{secret, svcSecret, clientSecret, issued[0]} {
+			if strings.Contains(string(entry.Value()), s) {
+				t.Errorf("record %s holds %q", key, s)
+			}
 		}
 	}
 	if n < len(keys) {
 		t.Errorf("read %d records", n)
 	}
-	for _, s := range []string{token, secret} {
+	for _, s := range []string{token, secret, svcSecret, clientSecret, issued[0]} {
 		if bus.Contains([]byte(s)) {
 			t.Errorf("%q crossed NATS in plaintext", s)
 		}
