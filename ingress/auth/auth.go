@@ -15,11 +15,12 @@ import (
 	"github.com/toolbus/toolbus/contracts/config"
 )
 
-// Header names that carry the gateway key. Authorization is never one of
-// them: it belongs to the end user.
+// Header names that carry the gateway key. Authorization is read as one
+// only when neither is present (LiteLLM's fallback; see Find).
 const (
-	HeaderKey    = "x-litellm-key"
-	HeaderAPIKey = "x-litellm-api-key"
+	HeaderKey           = "x-litellm-key"
+	HeaderAPIKey        = "x-litellm-api-key"
+	HeaderAuthorization = "Authorization"
 )
 
 // maxKeyLen bounds a presented key before it is hashed.
@@ -96,20 +97,43 @@ func toSet(items []string) map[string]bool {
 	return s
 }
 
-// Authenticate finds the key presented in h. It returns an unauthorized
-// error, never naming or echoing the presented value, when there is none or
-// it is unknown.
+// Authenticate finds the key presented in h (see Find).
 func (k *Keys) Authenticate(h http.Header) (*Principal, *contracts.Error) {
+	p, _, err := k.Find(h)
+	return p, err
+}
+
+// Find finds the key presented in h: in x-litellm-key, else
+// x-litellm-api-key, else, when neither is present, in Authorization
+// (LiteLLM's fallback; inAuthorization reports it, and the caller then
+// forwards that Authorization to no server). It returns an unauthorized
+// error, never naming or echoing the presented value, when there is none or
+// it is unknown. A key header that is present but wrong is refused: the
+// fallback is not tried.
+func (k *Keys) Find(h http.Header) (p *Principal, inAuthorization bool, err *contracts.Error) {
 	presented := Presented(h)
-	if presented == "" {
-		msg := "missing gateway key: send it in the x-litellm-key header"
-		if h.Get("Authorization") != "" {
-			msg += " (Authorization carries the user's own credential to the MCP server and is never read as a gateway key)"
+	if presented == "" && h.Get(HeaderKey) == "" && h.Get(HeaderAPIKey) == "" {
+		if presented = bearer(h.Get(HeaderAuthorization)); presented != "" {
+			inAuthorization = true
 		}
-		return nil, contracts.NewError(contracts.CodeUnauthorized, "%s", msg)
 	}
+	if presented == "" {
+		return nil, false, contracts.NewError(contracts.CodeUnauthorized, "missing gateway key: send it in the x-litellm-key header")
+	}
+	if p = k.lookUp(presented); p == nil {
+		msg := "invalid gateway key"
+		if inAuthorization {
+			msg = "missing gateway key: send it in the x-litellm-key header (the Authorization header is not a gateway key)"
+		}
+		return nil, false, contracts.NewError(contracts.CodeUnauthorized, "%s", msg)
+	}
+	return p, inAuthorization, nil
+}
+
+// lookUp is the key whose plaintext is presented, or nil.
+func (k *Keys) lookUp(presented string) *Principal {
 	if len(presented) > maxKeyLen {
-		return nil, contracts.NewError(contracts.CodeUnauthorized, "invalid gateway key")
+		return nil
 	}
 	sum := sha256.Sum256([]byte(presented))
 	p, ok := k.byHash[sum]
@@ -121,9 +145,9 @@ func (k *Keys) Authenticate(h http.Header) (*Principal, *contracts.Error) {
 	// The map finds the entry by hash; compare the whole digest once more in
 	// constant time so no code path branches on a partial match.
 	if !ok || subtle.ConstantTimeCompare(sum[:], p.hash[:]) != 1 {
-		return nil, contracts.NewError(contracts.CodeUnauthorized, "invalid gateway key")
+		return nil
 	}
-	return p, nil
+	return p
 }
 
 // Presented returns the gateway key a request carries, from x-litellm-key or
@@ -133,6 +157,11 @@ func Presented(h http.Header) string {
 	if v == "" {
 		v = h.Get(HeaderAPIKey)
 	}
+	return bearer(v)
+}
+
+// bearer is v without an optional "Bearer " prefix.
+func bearer(v string) string {
 	v = strings.TrimSpace(v)
 	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 		v = strings.TrimSpace(v[7:])

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/toolbus/toolbus/contracts"
@@ -32,7 +33,13 @@ func TestKeys_Authenticate(t *testing.T) {
 		{"Bearer prefix", map[string]string{"x-litellm-key": "Bearer sk-all"}, "all"},
 		{"lower-case bearer prefix", map[string]string{"x-litellm-api-key": "bearer sk-all"}, "all"},
 		{"x-litellm-key wins", map[string]string{"x-litellm-key": "sk-jira", "x-litellm-api-key": "sk-all"}, "jira-only"},
-		{"Authorization is never a gateway key", map[string]string{"Authorization": "Bearer sk-all"}, ""},
+		// LiteLLM's fallback: Authorization, only when no key header is present.
+		{"gateway key in Authorization", map[string]string{"Authorization": "Bearer sk-all"}, "all"},
+		{"gateway key in Authorization without Bearer", map[string]string{"Authorization": "sk-jira"}, "jira-only"},
+		{"Authorization that is no gateway key", map[string]string{"Authorization": "Bearer user-token"}, ""},
+		{"Authorization of another scheme", map[string]string{"Authorization": "Basic sk-all"}, ""},
+		{"a wrong key header is not overridden by Authorization", map[string]string{"x-litellm-key": "sk-other", "Authorization": "Bearer sk-all"}, ""},
+		{"a key header wins over Authorization", map[string]string{"x-litellm-key": "sk-jira", "Authorization": "Bearer sk-all"}, "jira-only"},
 		{"unknown key", map[string]string{"x-litellm-key": "sk-other"}, ""},
 		{"key with a suffix", map[string]string{"x-litellm-key": "sk-all-and-more"}, ""},
 		{"empty", map[string]string{"x-litellm-key": ""}, ""},
@@ -91,5 +98,28 @@ func TestPrincipal_ToolSeparator(t *testing.T) {
 	p, e := k.Authenticate(http.Header{"X-Litellm-Key": []string{"sk-k"}})
 	if e != nil || !p.AllowsTool("jira", "create_issue") || p.AllowsTool("jira", "delete_issue") || p.AllowsTool("jira_", "create_issue") {
 		t.Fatalf("key with tools [jira__create_issue] and separator __: %+v", p)
+	}
+}
+
+// Find says whether the key came in Authorization, so that the caller
+// forwards it to no server; refusals never echo what was presented.
+func TestKeys_FindReportsAuthorization(t *testing.T) {
+	keys := testKeys(t)
+	for _, tt := range []struct {
+		h      http.Header
+		inAuth bool
+	}{
+		{http.Header{"Authorization": {"Bearer sk-all"}}, true},
+		{http.Header{"X-Litellm-Key": {"sk-all"}, "Authorization": {"Bearer sk-all"}}, false},
+		{http.Header{"X-Litellm-Api-Key": {"sk-all"}, "Authorization": {"Bearer user"}}, false},
+	} {
+		p, inAuth, err := keys.Find(tt.h)
+		if err != nil || p.Name != "all" || inAuth != tt.inAuth {
+			t.Errorf("%v: %v, %v, %v; want all, %v", tt.h, p, inAuth, err, tt.inAuth)
+		}
+	}
+	_, _, err := keys.Find(http.Header{"Authorization": {"Bearer user-secret-token"}})
+	if err == nil || err.Code != contracts.CodeUnauthorized || strings.Contains(err.Message, "user-secret-token") {
+		t.Fatalf("got %v, want an unauthorized error that does not echo the value", err)
 	}
 }

@@ -10,7 +10,8 @@ import (
 
 // Header names of the caller's credentials.
 const (
-	// HeaderAuthorization is the end user's credential: never a gateway key.
+	// HeaderAuthorization is the end user's credential, unless it carries
+	// the gateway key (auth.Keys.Find): then it goes to no server.
 	HeaderAuthorization = "Authorization"
 	// serverAuthz* frame x-mcp-<server>-authorization, the credential for
 	// one server only (LiteLLM's convention).
@@ -26,8 +27,15 @@ type Caller struct {
 	header http.Header
 }
 
-// NewCaller is the caller of key with the request headers h.
-func NewCaller(key *auth.Principal, h http.Header) *Caller {
+// NewCaller is the caller of key with the request headers h. keyInAuthorization
+// says the key came in h's Authorization (LiteLLM's fallback): that value is
+// then no credential of the caller's, so no server receives it and it is
+// not part of the caller's ownership.
+func NewCaller(key *auth.Principal, h http.Header, keyInAuthorization bool) *Caller {
+	if keyInAuthorization {
+		h = h.Clone()
+		h.Del(HeaderAuthorization)
+	}
 	return &Caller{Key: key, header: h}
 }
 

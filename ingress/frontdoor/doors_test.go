@@ -34,6 +34,9 @@ type call struct {
 	key, server, tool, args string
 	// headers are sent besides the gateway key.
 	headers map[string]string
+	// keyInAuthorization sends key as "Authorization: Bearer <key>" (LiteLLM's
+	// fallback), not in x-litellm-key.
+	keyInAuthorization bool
 }
 
 // callDoor is a door that calls tools. prefixed doors name the tool as
@@ -64,6 +67,9 @@ type policyCase struct {
 	// serverLevel: the refusal is about the server, so a door listing that
 	// server refuses too (a door listing every server just leaves it out).
 	serverLevel bool
+	// everyDoor: the refusal is about the request, so every list door
+	// refuses too.
+	everyDoor bool
 	// upstream, if set, checks what the real upstreams received.
 	upstream func(t *testing.T, g *gatewaytest.Gateway, door string)
 }
@@ -128,6 +134,40 @@ func TestPolicy_EveryDoorAnswersTheSame(t *testing.T) {
 				wantOnly(t, g, "demo", general(door))
 			},
 		},
+		{
+			// LiteLLM's fallback: no key header, the key in Authorization. It
+			// authenticates, and is no user credential: no server receives it.
+			name: "gateway key in Authorization",
+			call: call{key: gatewaytest.MasterKey, server: "demo", tool: "whoami", args: `{}`, keyInAuthorization: true},
+			want: &outcome{"ok", ""},
+			upstream: func(t *testing.T, g *gatewaytest.Gateway, door string) {
+				demo := g.Upstreams["demo"].Recorder.Requests()
+				if len(demo) == 0 {
+					t.Fatal("demo received nothing: the check would be vacuous")
+				}
+				for name, up := range g.Upstreams {
+					for _, h := range up.Recorder.Requests() {
+						if v := h.Get("Authorization"); v != "" {
+							t.Errorf("%s received Authorization %q: the gateway key went upstream", name, v)
+						}
+					}
+				}
+			},
+		},
+		{
+			name:      "Authorization that is not a gateway key, no key header",
+			call:      call{server: "demo", tool: "echo", args: echo, headers: map[string]string{"Authorization": "Bearer user-token"}},
+			want:      &outcome{code: "unauthorized"},
+			everyDoor: true,
+		},
+		{
+			// A key header that is present is the key: Authorization is then
+			// the user's, even when it holds a valid gateway key.
+			name:      "wrong key header, gateway key in Authorization",
+			call:      call{key: "sk-wrong", server: "demo", tool: "echo", args: echo, headers: map[string]string{"Authorization": "Bearer " + gatewaytest.MasterKey}},
+			want:      &outcome{code: "unauthorized"},
+			everyDoor: true,
+		},
 	}
 
 	expand := func(s, door string) string {
@@ -173,7 +213,7 @@ func TestPolicy_EveryDoorAnswersTheSame(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
 					wantCode, wantListed := "ok", tc.want.code == "ok"
-					if door.named && tc.serverLevel {
+					if door.named && tc.serverLevel || tc.everyDoor {
 						wantCode, wantListed = tc.want.code, false
 					}
 					resetUpstreams()
@@ -268,7 +308,13 @@ func listDoors() []listDoor {
 }
 
 func headers(c call, extra map[string]string) map[string]string {
-	h := map[string]string{"x-litellm-key": c.key}
+	h := map[string]string{}
+	switch {
+	case c.keyInAuthorization:
+		h["Authorization"] = "Bearer " + c.key
+	case c.key != "":
+		h["x-litellm-key"] = c.key
+	}
 	for _, m := range []map[string]string{c.headers, extra} {
 		for k, v := range m {
 			h[k] = v

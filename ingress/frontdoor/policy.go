@@ -39,14 +39,15 @@ func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
 // meet (ingress.tool_separator).
 func (p *Policy) Separator() string { return p.sep }
 
-// Authenticate finds the gateway key h presents (auth.Keys.Authenticate):
-// the caller, or unauthorized.
+// Authenticate finds the gateway key h presents (auth.Keys.Find; in
+// Authorization only when no key header is present): the caller, or
+// unauthorized.
 func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
-	key, err := p.keys.Authenticate(h)
+	key, inAuthorization, err := p.keys.Find(h)
 	if err != nil {
 		return nil, err
 	}
-	return NewCaller(key, h), nil
+	return NewCaller(key, h, inAuthorization), nil
 }
 
 // Server returns the server name if the caller may use it: unknown_server

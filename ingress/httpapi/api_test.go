@@ -312,7 +312,10 @@ func badInputs() []badInput {
 	return []badInput{
 		{"no gateway key", post, call, nil, `{"name":"demo-echo"}`, 401, "unauthorized"},
 		{"unknown gateway key", post, call, map[string]string{"x-litellm-key": "sk-nope"}, `{"name":"demo-echo"}`, 401, "unauthorized"},
-		{"gateway key in Authorization only", post, call, map[string]string{"Authorization": "Bearer " + masterKey}, `{"name":"demo-echo"}`, 401, "unauthorized"},
+		// The key in Authorization authenticates (LiteLLM's fallback; see
+		// frontdoor's door table), but only when no key header is present.
+		{"Authorization that is no gateway key, no key header", post, call, map[string]string{"Authorization": "Bearer user-token"}, `{"name":"demo-echo"}`, 401, "unauthorized"},
+		{"wrong key header, gateway key in Authorization", post, call, map[string]string{"x-litellm-key": "sk-wrong", "Authorization": "Bearer " + masterKey}, `{"name":"demo-echo"}`, 401, "unauthorized"},
 		{"gateway key over-long", post, call, map[string]string{"x-litellm-key": strings.Repeat("k", 600)}, `{"name":"demo-echo"}`, 401, "unauthorized"},
 		{"empty Bearer gateway key", post, call, map[string]string{"x-litellm-api-key": "Bearer "}, `{"name":"demo-echo"}`, 401, "unauthorized"},
 		{"key not allowed for the server", post, call, map[string]string{"x-litellm-key": teamAKey}, `{"name":"other-echo"}`, 403, "forbidden"},
