@@ -73,6 +73,12 @@ type Server struct {
 	// AuthEnv names the environment variable a stdio server receives the
 	// user's credential in. Without it a stdio server receives none.
 	AuthEnv string `yaml:"auth_env"`
+	// PassthroughOnFanout sends the caller's generic Authorization to this
+	// passthrough server also on requests that reach every server (the
+	// aggregated tools/list, a REST list without server_id, a bare tool
+	// name looked up in every list). Default false: on those it receives
+	// only x-mcp-<server>-authorization.
+	PassthroughOnFanout bool `yaml:"passthrough_on_fanout"`
 	// Timeout is the default budget of one call. Default 30s
 	// (DefaultCallTimeout).
 	Timeout Duration `yaml:"timeout"`

@@ -89,6 +89,7 @@ mcp_servers:
   envhttp: {url: "http://x", auth_env: TOKEN}
   noauth: {url: "http://x", auth: sometimes}
   oldproto: {url: "http://x", protocol_version: "v1"}
+  fanoutkey: {url: "http://x", auth_type: api_key, auth_value: k, passthrough_on_fanout: true}
 ingress: {tool_separator: "a b"}
 keys:
   - name: a
@@ -99,7 +100,7 @@ keys:
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost", "tool_separator", "oldproto.protocol_version"} {
+	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost", "tool_separator", "oldproto.protocol_version", "fanoutkey.passthrough_on_fanout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
@@ -156,7 +157,7 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 	for _, path := range strings.Fields(`
 		Strict GeneralSettings.MasterKey Keys
 		MCPServers.Description MCPServers.Command MCPServers.Args MCPServers.Env
-		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AuthEnv
+		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AuthEnv MCPServers.PassthroughOnFanout
 		MCPServers.Credentials.AuthType MCPServers.Credentials.AuthValue MCPServers.Credentials.AuthenticationToken
 		MCPServers.Credentials.StaticHeaders MCPServers.Credentials.OAuth2Flow MCPServers.Credentials.ClientID
 		MCPServers.Credentials.ClientSecret MCPServers.Credentials.TokenURL MCPServers.Credentials.Scopes

@@ -198,6 +198,9 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 	if stdio && (c.HasServiceCredential() || len(c.StaticHeaders) > 0) {
 		bad("%s: a stdio server takes no service credential or static_headers (auth_type %s); use env", where, c.AuthType)
 	}
+	if s.PassthroughOnFanout && (!c.ReceivesCaller() || s.Auth == AuthNone) {
+		bad("%s.passthrough_on_fanout: a server with auth_type %s does not receive the caller's Authorization", where, c.AuthType)
+	}
 	if c.HasServiceCredential() && s.AuthEnv != "" {
 		bad("%s.auth_env: a server with auth_type %s does not receive the caller's credential", where, c.AuthType)
 	}

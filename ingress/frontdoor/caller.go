@@ -39,9 +39,25 @@ func NewCaller(key *auth.Principal, h http.Header, keyInAuthorization bool) *Cal
 	return &Caller{Key: key, header: h}
 }
 
-// Credential is what srv receives from this caller; see Credential.
-func (c *Caller) Credential(srv *config.Server) contracts.Token {
-	return Credential(c.header, srv)
+// Reach is how a request reaches a server, which decides whether the
+// caller's generic Authorization may go with it.
+type Reach int
+
+const (
+	// Targeted: the request names the server (REST server_id or a
+	// <server><sep><tool> name, /<server>/mcp, a prefixed tools/call on
+	// /mcp), or is a call to the one server a bare tool name resolved to.
+	Targeted Reach = iota
+	// FanOut: the request reaches every server the key may use (the
+	// aggregated tools/list, a REST list without server_id, the lists a
+	// bare tool name is looked up in).
+	FanOut
+)
+
+// Credential is what srv receives from this caller on a request of reach;
+// see Credential.
+func (c *Caller) Credential(srv *config.Server, reach Reach) contracts.Token {
+	return Credential(c.header, srv, reach)
 }
 
 // Owner is the caller as the owner of jobs, tasks and subscriptions: the
@@ -60,14 +76,21 @@ func (c *Caller) Owner() string {
 //     of the caller's: its workers send the service credential instead, so
 //     the caller's Authorization is not even sealed for it;
 //   - else (passthrough) x-mcp-<server>-authorization, when sent, goes to
-//     that server (and to no other);
+//     that server (and to no other), whatever the reach;
+//   - else, on a FanOut request, nothing, unless the server sets
+//     passthrough_on_fanout: a token meant for one server must not reach
+//     every server (a server that then refuses answers 401 with its
+//     challenge, which tells the client to send x-mcp-<server>-authorization);
 //   - else the caller's Authorization, unchanged.
-func Credential(h http.Header, srv *config.Server) contracts.Token {
+func Credential(h http.Header, srv *config.Server, reach Reach) contracts.Token {
 	if !srv.ReceivesCaller() || srv.Auth == config.AuthNone {
 		return contracts.Token{}
 	}
 	if v := h.Get(serverAuthzPrefix + srv.Name + serverAuthzSuffix); v != "" {
 		return contracts.NewToken(v)
+	}
+	if reach == FanOut && !srv.PassthroughOnFanout {
+		return contracts.Token{}
 	}
 	return contracts.NewToken(h.Get(HeaderAuthorization))
 }

@@ -35,11 +35,36 @@ func TestCredential(t *testing.T) {
 		{&config.Server{Name: "m2m", Credentials: config.Credentials{AuthType: "oauth2", OAuth2Flow: "client_credentials"}}, ""},
 		{&config.Server{Name: "sigv4", Credentials: config.Credentials{AuthType: "aws_sigv4"}}, ""},
 	} {
-		if got := frontdoor.Credential(h, tt.srv).Reveal(); got != tt.want {
+		if got := frontdoor.Credential(h, tt.srv, frontdoor.Targeted).Reveal(); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.srv.Name, got, tt.want)
 		}
 	}
-	if got := frontdoor.Credential(http.Header{}, &config.Server{Name: "demo"}); !got.IsZero() {
+	if got := frontdoor.Credential(http.Header{}, &config.Server{Name: "demo"}, frontdoor.Targeted); !got.IsZero() {
 		t.Errorf("no Authorization: %q, want none", got.Reveal())
+	}
+}
+
+// On a request that reaches every server, the generic Authorization goes
+// to no server but those with passthrough_on_fanout; a per-server header
+// still goes to its server.
+func TestCredential_FanOut(t *testing.T) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer general")
+	h.Set("X-Mcp-Other-Authorization", "Bearer just-for-other")
+	for _, tt := range []struct {
+		srv  *config.Server
+		want string
+	}{
+		{&config.Server{Name: "demo"}, ""},
+		{&config.Server{Name: "interactive", Credentials: config.Credentials{AuthType: "oauth2"}}, ""},
+		{&config.Server{Name: "other"}, "Bearer just-for-other"},
+		{&config.Server{Name: "opted-in", PassthroughOnFanout: true}, "Bearer general"},
+		{&config.Server{Name: "other", PassthroughOnFanout: true}, "Bearer just-for-other"},
+		{&config.Server{Name: "noauth", Auth: config.AuthNone, PassthroughOnFanout: true}, ""},
+		{&config.Server{Name: "keyed", PassthroughOnFanout: true, Credentials: config.Credentials{AuthType: "api_key", AuthValue: "k"}}, ""},
+	} {
+		if got := frontdoor.Credential(h, tt.srv, frontdoor.FanOut).Reveal(); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.srv.Name, got, tt.want)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Cal
 	if err := p.CheckTool(c, srv, tool); err != nil {
 		return nil, err
 	}
-	return &Call{Caller: c, Server: srv, Tool: tool, Token: c.Credential(srv), Timeout: p.Budget(srv, in.Timeout)}, nil
+	return &Call{Caller: c, Server: srv, Tool: tool, Token: c.Credential(srv, Targeted), Timeout: p.Budget(srv, in.Timeout)}, nil
 }
 
 func (p *Policy) resolveName(ctx context.Context, c *Caller, in CallInput) (*config.Server, string, *contracts.Error) {
@@ -87,7 +87,7 @@ func (p *Policy) lookUpBare(ctx context.Context, c *Caller, tool string) (*confi
 	servers, _ := p.Servers(c, "")
 	var found []*config.Server
 	var available, unlisted []string
-	for _, l := range p.List(ctx, c, servers) {
+	for _, l := range p.List(ctx, c, servers, FanOut) {
 		if l.Err != nil {
 			unlisted = append(unlisted, l.Server.Name+" ("+string(l.Err.Code)+")")
 			continue

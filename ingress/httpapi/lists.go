@@ -41,11 +41,13 @@ func (a *API) listTools(c *gin.Context) {
 		abortWithError(c, err)
 		return
 	}
+	reach := frontdoor.FanOut
 	if id != "" {
 		frontdoor.Of(c).Server = id
+		reach = frontdoor.Targeted
 	}
 	resp := listResponse{Tools: []listedTool{}, Message: "Successfully retrieved tools"}
-	for _, l := range a.policy.List(c.Request.Context(), caller(c), servers) {
+	for _, l := range a.policy.List(c.Request.Context(), caller(c), servers, reach) {
 		if l.Err != nil {
 			resp.Failures = append(resp.Failures, serverFailure{Server: l.Server.Name, Error: l.Err})
 			continue

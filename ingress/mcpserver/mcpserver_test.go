@@ -95,6 +95,18 @@ func TestMCP_AggregatedListAndCall(t *testing.T) {
 	if _, ok := byName["locked-echo"]; ok {
 		t.Error("locked's tools are listed although it refuses the user")
 	}
+	// The aggregated list reaches every server: the generic Authorization
+	// went to none (frontdoor.FanOut); the call below targets demo.
+	listed := g.Upstreams["demo"].Recorder.Authorizations()
+	if len(listed) == 0 {
+		t.Fatal("demo received nothing for the list")
+	}
+	for _, a := range listed {
+		if a != "" {
+			t.Fatalf("the aggregated tools/list sent demo Authorization %q, want none", a)
+		}
+	}
+	g.Upstreams["demo"].Recorder.Reset()
 	echo := byName["demo-echo"]
 	if echo.Description != "Returns the given text." || !slices.Contains(echo.InputSchema.Required, "text") {
 		t.Errorf("demo-echo lost its description or schema: %+v", echo)

@@ -116,18 +116,24 @@ func (x *exchange) initialize(m *message) answer {
 // the server's filters and the key's allow-list let through, each server's
 // list from the workers (cached per server and user), named
 // <server>-<tool> on the aggregated endpoint. A server that cannot list
-// right now is left out (and logged); if every one fails, the request
-// fails. Every tool may be run as a task.
+// right now is left out, logged, and named with its error in the result's
+// _meta["io.toolbus/failures"] (a 401 with the server's WWW-Authenticate
+// challenge, so that a client whose generic Authorization was not sent on
+// the fan-out knows to send x-mcp-<server>-authorization); if every one
+// fails, the request fails. Every tool may be run as a task.
 func (x *exchange) listTools(m *message) answer {
-	servers := []*config.Server{x.only}
+	servers, reach := []*config.Server{x.only}, frontdoor.Targeted
 	if x.only == nil {
 		servers, _ = x.s.policy.Servers(x.caller, "")
+		reach = frontdoor.FanOut
 	}
 	all := []json.RawMessage{}
 	var failed []string
-	for _, l := range x.s.policy.List(requestCtx(x.c), x.caller, servers) {
+	var failures []listFailure
+	for _, l := range x.s.policy.List(requestCtx(x.c), x.caller, servers, reach) {
 		if l.Err != nil {
 			failed = append(failed, l.Server.Name)
+			failures = append(failures, listFailure{Server: l.Server.Name, Error: l.Err})
 			x.s.log.Warn().Str("server", l.Server.Name).Str("code", string(l.Err.Code)).Str("key", x.caller.Key.Name).Msg("tools/list: a server could not list")
 			if x.only != nil {
 				return x.failure(l.Err, m.Method)
@@ -144,8 +150,20 @@ func (x *exchange) listTools(m *message) answer {
 		e := contracts.NewError(contracts.CodeUpstreamError, "no server could list its tools: %s", strings.Join(failed, ", "))
 		return answer{err: wireError(e, m.Method)}
 	}
-	result, _ := json.Marshal(map[string]any{"tools": all})
+	res := map[string]any{"tools": all}
+	if len(failures) > 0 {
+		res["_meta"] = map[string]any{"io.toolbus/failures": failures}
+	}
+	result, _ := json.Marshal(res)
 	return answer{result: result}
+}
+
+// listFailure is a server that could not list on the aggregated
+// tools/list, as _meta["io.toolbus/failures"] names it (the REST list's
+// failures have the same shape).
+type listFailure struct {
+	Server string           `json:"server"`
+	Error  *contracts.Error `json:"error"`
 }
 
 // publicTool is a listed tool as this endpoint shows it: renamed on the

@@ -175,7 +175,10 @@ type answer struct {
 }
 
 // token is the caller's credential for srv (frontdoor.Credential).
-func (x *exchange) token(srv *config.Server) contracts.Token { return x.caller.Credential(srv) }
+// Calls and relays name their server (frontdoor.Targeted).
+func (x *exchange) token(srv *config.Server) contracts.Token {
+	return x.caller.Credential(srv, frontdoor.Targeted)
+}
 
 // owner is the caller as the owner of tasks (jobs), as on the REST async
 // API, so that a task is the same job there.
