@@ -2,7 +2,9 @@
 // an embedded nats-server with JetStream on a random loopback port and a
 // temporary store (StartNATS), and a recorder of every message on a subject
 // (RecordAll) for asserting what crossed the bus, in particular that a
-// secret never did; the pieces every test kit needs: a log buffer
+// secret never did; a rendering of a NATS configuration's users and
+// permissions (UsersPermissions) for comparing two configurations; the
+// pieces every test kit needs: a log buffer
 // (LogBuffer), a bounded context (Ctx) and a bounded poll (Eventually).
 //
 // Everything is torn down with t.Cleanup; helpers fail the test through t
