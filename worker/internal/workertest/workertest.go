@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,6 +165,26 @@ func Text(t testing.TB, raw json.RawMessage) string {
 		t.Fatalf("result %s: %v", raw, err)
 	}
 	return r.Content[0].Text
+}
+
+// CheckTokenKept fails the test when the user token or one of secrets
+// crossed NATS in plaintext in one of recs or is in logs, or when logs lack
+// the token's fingerprint, which the worker logs in its place.
+func CheckTokenKept(t testing.TB, logs *contractstest.LogBuffer, token string, secrets []string, recs ...*contractstest.Recording) {
+	t.Helper()
+	for _, s := range append([]string{token}, secrets...) {
+		for _, r := range recs {
+			if r.Contains([]byte(s)) {
+				t.Errorf("%q crossed NATS in plaintext", s)
+			}
+		}
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("%q is in the logs", s)
+		}
+	}
+	if !strings.Contains(logs.String(), contracts.Fingerprint(token)) {
+		t.Error("the token's fingerprint is not in the logs")
+	}
 }
 
 // UpstreamSawCall reports whether the demo server received a tools/call.
