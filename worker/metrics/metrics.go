@@ -140,7 +140,7 @@ func New(reg prometheus.Registerer, cfg *config.File) *Metrics {
 	}
 	m.other = resolve(telemetry.OtherServer)
 	reg.MustRegister(m.requests, m.upstream, m.upstreamErrors, m.sealFailures, m.overloaded, m.queueWait, m.jobs,
-		&poolCollector{m: m}, &pendingCollector{m: m})
+		&scrapeCollector{m: m})
 	return m
 }
 
@@ -309,47 +309,33 @@ var (
 		"Async jobs of a server delivered to a worker and not settled yet: running or waiting for a slot (the shared consumer's ack-pending count: aggregate with max).", []string{"server"}, nil)
 )
 
-// poolCollector reports the slot gauges at scrape time: nothing is
-// counted on the hot path.
-type poolCollector struct{ m *Metrics }
-
-func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- inFlightDesc
-	ch <- waitingDesc
-	ch <- slotsDesc
-}
-
-func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.m.slots.Load()
-	if f == nil {
-		return
-	}
-	for _, s := range (*f)() {
-		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.Running), s.Server)
-		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(s.Waiting), s.Server)
-		ch <- prometheus.MustNewConstMetric(slotsDesc, prometheus.GaugeValue, float64(s.Slots), s.Server)
-	}
-}
-
 // pendingTimeout bounds the JetStream look-up of a scrape.
 const pendingTimeout = 2 * time.Second
 
-type pendingCollector struct{ m *Metrics }
+// scrapeCollector reports at scrape time the slot gauges (nothing is
+// counted on the hot path) and the jobs waiting in JetStream.
+type scrapeCollector struct{ m *Metrics }
 
-func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- queuedDesc
-	ch <- unackedDesc
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{inFlightDesc, waitingDesc, slotsDesc, queuedDesc, unackedDesc} {
+		ch <- d
+	}
 }
 
-func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.m.pending.Load()
-	if f == nil {
-		return
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	if f := c.m.slots.Load(); f != nil {
+		for _, s := range (*f)() {
+			ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.Running), s.Server)
+			ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(s.Waiting), s.Server)
+			ch <- prometheus.MustNewConstMetric(slotsDesc, prometheus.GaugeValue, float64(s.Slots), s.Server)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
-	defer cancel()
-	for _, q := range (*f)(ctx) {
-		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(q.Pending), q.Server)
-		ch <- prometheus.MustNewConstMetric(unackedDesc, prometheus.GaugeValue, float64(q.AckPending), q.Server)
+	if f := c.m.pending.Load(); f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+		defer cancel()
+		for _, q := range (*f)(ctx) {
+			ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(q.Pending), q.Server)
+			ch <- prometheus.MustNewConstMetric(unackedDesc, prometheus.GaugeValue, float64(q.AckPending), q.Server)
+		}
 	}
 }
