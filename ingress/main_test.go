@@ -88,14 +88,7 @@ func startDev(t *testing.T) *devRun {
 func (d *devRun) stop(t *testing.T) {
 	t.Helper()
 	d.cancel()
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev mode did not shut down")
-	}
+	contractstest.WaitReturn(t, "run --dev", d.done)
 }
 
 // TestRun_DevMode is the README's first command: `go run ./ingress --dev`

@@ -515,14 +515,7 @@ func TestMain_HTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Main: %v", err)
-		}
-	case <-time.After(contractstest.WaitTimeout):
-		t.Fatal("Main did not return after its context ended")
-	}
+	contractstest.WaitReturn(t, "Main", done)
 }
 
 func TestMain_BadFlags(t *testing.T) {
