@@ -1,6 +1,8 @@
 // Package workertest holds helpers for the worker's tests: demo upstreams,
-// configurations and sealed requests built with a real contracts.Sealer.
-// The log buffer and the bounded waits are contractstest's.
+// configurations, sealed requests built with a real contracts.Sealer (calls,
+// lists, relayed requests, jobs), a started worker pool (StartPool) and the
+// check that a user token stayed sealed (CheckTokenKept). The log buffer and
+// the bounded waits are contractstest's.
 package workertest
 
 import (
