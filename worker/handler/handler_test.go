@@ -141,17 +141,13 @@ func TestHandler_Call(t *testing.T) {
 		},
 		{
 			name: "key id changed after sealing", subject: contracts.CallSubject("demo"),
-			build: changed(func(r *contracts.CallRequest) {
-				r.KeyID = "team-b"
-			}),
-			want: contracts.CodeSealInvalid,
+			build: changed(func(r *contracts.CallRequest) { r.KeyID = "team-b" }),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "expiry extended after sealing", subject: contracts.CallSubject("demo"),
-			build: changed(func(r *contracts.CallRequest) {
-				r.ExpiresUnixMS += 60_000
-			}),
-			want: contracts.CodeSealInvalid,
+			build: changed(func(r *contracts.CallRequest) { r.ExpiresUnixMS += 60_000 }),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "expired", subject: contracts.CallSubject("demo"),
@@ -170,10 +166,8 @@ func TestHandler_Call(t *testing.T) {
 		},
 		{
 			name: "server changed to match another subject", subject: contracts.CallSubject("limited"),
-			build: changed(func(r *contracts.CallRequest) {
-				r.Server = "limited"
-			}),
-			want: contracts.CodeSealInvalid,
+			build: changed(func(r *contracts.CallRequest) { r.Server = "limited" }),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "moved without a token", subject: contracts.CallSubject("limited"),
