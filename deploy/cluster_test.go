@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"slices"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
-	"github.com/toolbus/toolbus/contracts/contractstest"
 	workerjobs "github.com/toolbus/toolbus/worker/jobs"
 )
 
@@ -65,10 +65,24 @@ func TestClusterConf_ThreeNodesWithTheLeastPrivilegeUsers(t *testing.T) {
 		if want := []string{"nats-1:6222", "nats-2:6222", "nats-3:6222"}; !slices.Equal(routes, want) {
 			t.Errorf("%s: routes %v, want %v", name, routes, want)
 		}
-		if got, want := contractstest.UsersPermissions(opts), contractstest.UsersPermissions(single); got != want {
+		if got, want := usersPermissions(opts), usersPermissions(single); got != want {
 			t.Errorf("%s: users and permissions differ from toolbus.conf:\n got %s\nwant %s", name, got, want)
 		}
 	}
+}
+
+// usersPermissions renders each user's account and permissions.
+func usersPermissions(o *server.Options) string {
+	var out []string
+	for _, u := range o.Users {
+		acc := ""
+		if u.Account != nil {
+			acc = u.Account.Name
+		}
+		out = append(out, fmt.Sprintf("%s@%s:%+v/%+v/%+v", u.Username, acc, *u.Permissions.Publish, *u.Permissions.Subscribe, u.Permissions.Response))
+	}
+	slices.Sort(out)
+	return fmt.Sprint(out)
 }
 
 // Three nodes of cluster.conf (on loopback ports) form a JetStream cluster

@@ -11,9 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"sigs.k8s.io/yaml"
-
-	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // helmValues is deploy/k8s/nats-values.yaml, for the official NATS chart
@@ -115,7 +114,7 @@ func TestNATSValues_SameUsersAsToolbusConf(t *testing.T) {
 	}
 	got := loadNATSConf(t, path)
 	want := loadNATSConf(t, repoPath("deploy", "nats", "toolbus.conf"))
-	if g, w := contractstest.UsersPermissions(got), contractstest.UsersPermissions(want); g != w {
+	if g, w := usersPermissions(got), usersPermissions(want); g != w {
 		t.Errorf("nats-values.yaml users differ from toolbus.conf:\n got %s\nwant %s", g, w)
 	}
 	if got.MaxPayload != want.MaxPayload {
@@ -144,4 +143,30 @@ func TestNATSValues_SameUsersAsToolbusConf(t *testing.T) {
 	if !slices.Equal(sorted(envNames), sorted(wantEnv)) {
 		t.Errorf("container.env %v, want the password variables %v", sorted(envNames), sorted(wantEnv))
 	}
+}
+
+// usersPermissions renders each user's account and permissions.
+func usersPermissions(o *server.Options) string {
+	var out []string
+	for _, u := range o.Users {
+		acc := ""
+		if u.Account != nil {
+			acc = u.Account.Name
+		}
+		p := u.Permissions
+		if p == nil {
+			out = append(out, u.Username+"@"+acc+": all")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s@%s: %+v / %+v / %+v", u.Username, acc, deref(p.Publish), deref(p.Subscribe), p.Response))
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+func deref(p *server.SubjectPermission) server.SubjectPermission {
+	if p == nil {
+		return server.SubjectPermission{}
+	}
+	return *p
 }
