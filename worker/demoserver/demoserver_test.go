@@ -19,6 +19,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/internal/workertest"
 )
 
 // do sends req and returns the response, its body closed.
@@ -32,12 +33,11 @@ func do(t *testing.T, req *http.Request) *http.Response {
 	return resp
 }
 
+// start runs a demo server until the test ends, and checks that it closes
+// without an error.
 func start(t *testing.T, opts demoserver.Options, tr string) *demoserver.Running {
 	t.Helper()
-	run, err := demoserver.Start(t.Context(), opts, tr)
-	if err != nil {
-		t.Fatalf("Start(%s): %v", tr, err)
-	}
+	run := workertest.StartDemo(t, opts, tr)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
 		defer cancel()
