@@ -109,9 +109,7 @@ func NewCallResponse(requestID string, result json.RawMessage, e *Error) *CallRe
 func (r *CallResponse) Payload() json.RawMessage { return r.Result }
 
 // Validate checks the reply's type and that it has exactly one outcome.
-func (r *CallResponse) Validate() error {
-	return r.ReplyHeader.Validate(TypeCallResponse, len(r.Result) > 0)
-}
+func (r *CallResponse) Validate() error { return r.ReplyHeader.Validate(TypeCallResponse, r.Result) }
 
 // DecodeCallResponse decodes and validates a CallResponse.
 func DecodeCallResponse(data []byte) (*CallResponse, error) { return decodeValid[CallResponse](data) }
@@ -125,9 +123,7 @@ func NewListResponse(requestID string, tools json.RawMessage, e *Error) *ListRes
 func (r *ListResponse) Payload() json.RawMessage { return r.Tools }
 
 // Validate checks the reply's type and that it has exactly one outcome.
-func (r *ListResponse) Validate() error {
-	return r.ReplyHeader.Validate(TypeListResponse, len(r.Tools) > 0)
-}
+func (r *ListResponse) Validate() error { return r.ReplyHeader.Validate(TypeListResponse, r.Tools) }
 
 // DecodeListResponse decodes and validates a ListResponse.
 func DecodeListResponse(data []byte) (*ListResponse, error) { return decodeValid[ListResponse](data) }

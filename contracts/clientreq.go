@@ -95,21 +95,23 @@ func DecodeClientAnswer(data []byte) (*ClientAnswer, error) {
 	if len(data) > maxAnswerLen {
 		return nil, badMessage("answer larger than %d bytes", maxAnswerLen)
 	}
-	var a ClientAnswer
-	if err := decode(data, &a); err != nil {
-		return nil, err
+	return decodeValid[ClientAnswer](data)
+}
+
+// Validate checks a ClientAnswer's fields.
+func (a *ClientAnswer) Validate() error {
+	if err := checkType(a.Type, TypeClientAnswer); err != nil {
+		return err
 	}
 	switch {
-	case a.Type != TypeClientAnswer:
-		return nil, badMessage("type %q, want %q", a.Type, TypeClientAnswer)
 	case !validToken(a.RequestID) || !validToken(a.ID):
-		return nil, badMessage("invalid request id or answer id")
+		return badMessage("invalid request id or answer id")
 	case len(a.KeyID) > maxIDLen:
-		return nil, badMessage("key_id longer than %d bytes", maxIDLen)
+		return badMessage("key_id longer than %d bytes", maxIDLen)
 	case (len(a.Result) > 0) == (a.Error != nil):
-		return nil, badMessage("exactly one of result and error")
+		return badMessage("exactly one of result and error")
 	case len(a.Result) > 0 && !isJSONObject(a.Result):
-		return nil, badMessage("result must be a JSON object")
+		return badMessage("result must be a JSON object")
 	}
-	return &a, nil
+	return nil
 }

@@ -117,12 +117,12 @@ type ReplyHeader struct {
 }
 
 // Validate checks the header of a reply that must have type want and
-// whether the reply carries its payload.
-func (h *ReplyHeader) Validate(want string, hasPayload bool) error {
-	if h.Type != want {
-		return badMessage("type %q, want %q", h.Type, want)
+// that the reply carries exactly one of its payload and an error.
+func (h *ReplyHeader) Validate(want string, payload json.RawMessage) error {
+	if err := checkType(h.Type, want); err != nil {
+		return err
 	}
-	if hasPayload == (h.Error != nil) {
+	if (len(payload) > 0) == (h.Error != nil) {
 		return badMessage("exactly one of result and error must be set")
 	}
 	if h.Error != nil && h.Error.Code == "" {
@@ -172,6 +172,14 @@ func badMessage(format string, args ...any) error {
 func decode(data []byte, v any) error {
 	if err := json.Unmarshal(data, v); err != nil {
 		return badMessage("%v", err)
+	}
+	return nil
+}
+
+// checkType refuses a message of type got where one of type want belongs.
+func checkType(got, want string) error {
+	if got != want {
+		return badMessage("type %q, want %q", got, want)
 	}
 	return nil
 }

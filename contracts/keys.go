@@ -59,28 +59,26 @@ func GenerateKeyPair() (*PrivateKey, error) {
 
 // ParsePublicKey parses the text form of a public key.
 func ParsePublicKey(s string) (*PublicKey, error) {
-	raw, err := decodeKey(s, publicKeyPrefix)
-	if err != nil {
-		return nil, err
-	}
-	k, err := ecdh.X25519().NewPublicKey(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
-	return newPublicKey(k)
+	return parseKey(s, publicKeyPrefix, ecdh.X25519().NewPublicKey, newPublicKey)
 }
 
 // ParsePrivateKey parses the text form of a private key.
 func ParsePrivateKey(s string) (*PrivateKey, error) {
-	raw, err := decodeKey(s, privateKeyPrefix)
+	return parseKey(s, privateKeyPrefix, ecdh.X25519().NewPrivateKey, newPrivateKey)
+}
+
+// parseKey parses the text form of a key with prefix: newKey makes the
+// X25519 key of the raw bytes, wrap the sealing key of that.
+func parseKey[K, T any](s, prefix string, newKey func([]byte) (K, error), wrap func(K) (*T, error)) (*T, error) {
+	raw, err := decodeKey(s, prefix)
 	if err != nil {
 		return nil, err
 	}
-	k, err := ecdh.X25519().NewPrivateKey(raw)
+	k, err := newKey(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	return newPrivateKey(k)
+	return wrap(k)
 }
 
 func decodeKey(s, prefix string) ([]byte, error) {

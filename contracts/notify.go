@@ -48,39 +48,49 @@ type Unsubscribe struct {
 const maxURILen = 4096
 
 // DecodeUnsubscribe decodes and validates an Unsubscribe.
-func DecodeUnsubscribe(data []byte) (*Unsubscribe, error) {
-	var u Unsubscribe
-	if err := decode(data, &u); err != nil {
-		return nil, err
+func DecodeUnsubscribe(data []byte) (*Unsubscribe, error) { return decodeValid[Unsubscribe](data) }
+
+// Validate checks an Unsubscribe's fields.
+func (u *Unsubscribe) Validate() error {
+	if err := checkAddressed(u.Type, TypeUnsubscribe, u.Server); err != nil {
+		return err
 	}
 	switch {
-	case u.Type != TypeUnsubscribe:
-		return nil, badMessage("type %q, want %q", u.Type, TypeUnsubscribe)
-	case !ValidServerName(u.Server):
-		return nil, badMessage("invalid server name")
 	case !validToken(u.Subscriber):
-		return nil, badMessage("invalid subscriber")
+		return badMessage("invalid subscriber")
 	case u.URI == "" || len(u.URI) > maxURILen:
-		return nil, badMessage("uri must be 1 to %d bytes", maxURILen)
+		return badMessage("uri must be 1 to %d bytes", maxURILen)
 	}
-	return &u, nil
+	return nil
 }
 
 // DecodeServerNotification decodes and validates a ServerNotification.
 func DecodeServerNotification(data []byte) (*ServerNotification, error) {
-	var n ServerNotification
-	if err := decode(data, &n); err != nil {
-		return nil, err
+	return decodeValid[ServerNotification](data)
+}
+
+// Validate checks a ServerNotification's fields.
+func (n *ServerNotification) Validate() error {
+	if err := checkAddressed(n.Type, TypeServerNotification, n.Server); err != nil {
+		return err
 	}
 	switch {
-	case n.Type != TypeServerNotification:
-		return nil, badMessage("type %q, want %q", n.Type, TypeServerNotification)
-	case !ValidServerName(n.Server):
-		return nil, badMessage("invalid server name")
 	case n.Method != "notifications/resources/updated":
-		return nil, badMessage("notification %q is not relayed", n.Method)
+		return badMessage("notification %q is not relayed", n.Method)
 	case len(n.Params) > 0 && !isJSONObject(n.Params):
-		return nil, badMessage("params must be a JSON object")
+		return badMessage("params must be a JSON object")
 	}
-	return &n, nil
+	return nil
+}
+
+// checkAddressed checks the type of a message of a server's and the
+// server's name.
+func checkAddressed(typ, want, server string) error {
+	if err := checkType(typ, want); err != nil {
+		return err
+	}
+	if !ValidServerName(server) {
+		return badMessage("invalid server name")
+	}
+	return nil
 }

@@ -71,9 +71,7 @@ func NewRPCResponse(requestID string, result json.RawMessage, e *Error) *RPCResp
 func (r *RPCResponse) Payload() json.RawMessage { return r.Result }
 
 // Validate checks the reply's type and that it has exactly one outcome.
-func (r *RPCResponse) Validate() error {
-	return r.ReplyHeader.Validate(TypeRPCResponse, len(r.Result) > 0)
-}
+func (r *RPCResponse) Validate() error { return r.ReplyHeader.Validate(TypeRPCResponse, r.Result) }
 
 // DecodeRPCResponse decodes and validates an RPCResponse.
 func DecodeRPCResponse(data []byte) (*RPCResponse, error) { return decodeValid[RPCResponse](data) }

@@ -24,14 +24,21 @@ func newTestKeys(t testing.TB) (*PrivateKey, *Sealer, *Opener) {
 	return sk, NewSealer(sk.Public(), 0), NewOpener(sk)
 }
 
+// mustSeal seals token to b or fails the test.
+func mustSeal(t testing.TB, sealer *Sealer, token string, b Binding) *Sealed {
+	t.Helper()
+	sealed, err := sealer.Seal(token, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
+}
+
 func TestSealer_RoundTrip(t *testing.T) {
 	_, sealer, opener := newTestKeys(t)
 	now := time.Now()
 	b := testBinding(now)
-	sealed, err := sealer.Seal("Bearer user-token-5678", b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := mustSeal(t, sealer, "Bearer user-token-5678", b)
 	got, err := opener.Open(sealed, b, now)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -48,10 +55,7 @@ func TestOpener_RejectsEveryChangedBinding(t *testing.T) {
 	_, sealer, opener := newTestKeys(t)
 	now := time.Now()
 	b := testBinding(now)
-	sealed, err := sealer.Seal("Bearer secret", b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := mustSeal(t, sealer, "Bearer secret", b)
 	tests := []struct {
 		name   string
 		change func(*Binding)
@@ -96,10 +100,7 @@ func TestOpener_RejectsTamperedField(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sealed, err := sealer.Seal("Bearer secret", b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			sealed := mustSeal(t, sealer, "Bearer secret", b)
 			tt.tamper(sealed)
 			if _, err := opener.Open(sealed, b, now); !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
@@ -112,10 +113,7 @@ func TestOpener_RejectsExpired(t *testing.T) {
 	_, sealer, opener := newTestKeys(t)
 	now := time.Now()
 	b := testBinding(now)
-	sealed, err := sealer.Seal("Bearer secret", b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := mustSeal(t, sealer, "Bearer secret", b)
 	for _, at := range []time.Time{b.Expires, b.Expires.Add(time.Millisecond), b.Expires.Add(time.Hour)} {
 		if _, err := opener.Open(sealed, b, at); !errors.Is(err, ErrSealExpired) {
 			t.Fatalf("at expiry%+v: got %v, want ErrSealExpired", at.Sub(b.Expires), err)
@@ -130,10 +128,7 @@ func TestOpener_WrongPrivateKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	sealed, err := sealer.Seal("Bearer secret", testBinding(now))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealed := mustSeal(t, sealer, "Bearer secret", testBinding(now))
 	if _, err := NewOpener(other).Open(sealed, testBinding(now), now); !errors.Is(err, ErrSealUnknownKey) {
 		t.Fatalf("got %v, want ErrSealUnknownKey", err)
 	}

@@ -2,10 +2,8 @@ package deploy
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -37,54 +35,6 @@ func loadClusterNode(t *testing.T, name string) *server.Options {
 	return opts
 }
 
-// The compose cluster config is toolbus.conf (same users, same
-// permissions) plus a cluster of the three compose nodes, each with its own
-// JetStream server name.
-func TestClusterConf_ThreeNodesWithTheLeastPrivilegeUsers(t *testing.T) {
-	loadClusterNode(t, "nats-1") // sets the passwords' variables
-	single, err := server.ProcessConfigFile("nats/toolbus.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range clusterNodes {
-		opts := loadClusterNode(t, name)
-		if opts.ServerName != name {
-			t.Errorf("%s: server_name %q", name, opts.ServerName)
-		}
-		if !opts.JetStream || opts.StoreDir != "/data" {
-			t.Errorf("%s: JetStream %v in %q, want on in /data (the compose volume)", name, opts.JetStream, opts.StoreDir)
-		}
-		if opts.Port != 4222 || opts.HTTPPort != 8222 || opts.Cluster.Port != 6222 || opts.Cluster.Name != "toolbus" {
-			t.Errorf("%s: ports client %d monitor %d cluster %d (%q), want 4222, 8222, 6222 (toolbus)",
-				name, opts.Port, opts.HTTPPort, opts.Cluster.Port, opts.Cluster.Name)
-		}
-		var routes []string
-		for _, r := range opts.Routes {
-			routes = append(routes, r.Host)
-		}
-		if want := []string{"nats-1:6222", "nats-2:6222", "nats-3:6222"}; !slices.Equal(routes, want) {
-			t.Errorf("%s: routes %v, want %v", name, routes, want)
-		}
-		if got, want := usersPermissions(opts), usersPermissions(single); got != want {
-			t.Errorf("%s: users and permissions differ from toolbus.conf:\n got %s\nwant %s", name, got, want)
-		}
-	}
-}
-
-// usersPermissions renders each user's account and permissions.
-func usersPermissions(o *server.Options) string {
-	var out []string
-	for _, u := range o.Users {
-		acc := ""
-		if u.Account != nil {
-			acc = u.Account.Name
-		}
-		out = append(out, fmt.Sprintf("%s@%s:%+v/%+v/%+v", u.Username, acc, *u.Permissions.Publish, *u.Permissions.Subscribe, u.Permissions.Response))
-	}
-	slices.Sort(out)
-	return fmt.Sprint(out)
-}
-
 // Three nodes of cluster.conf (on loopback ports) form a JetStream cluster
 // in which a worker creates the jobs stream with 3 replicas and an ingress
 // connected to another node queues a job in it.
@@ -102,23 +52,10 @@ func TestClusterConf_FormsAJetStreamCluster(t *testing.T) {
 	var nodes []*server.Server
 	for i, name := range clusterNodes {
 		opts := loadClusterNode(t, name)
-		opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
-		opts.HTTPPort = 0
 		opts.Cluster.Host = "127.0.0.1"
 		opts.Cluster.Port = mustPort(t, routes[i])
 		opts.Routes = routes
-		opts.StoreDir = t.TempDir()
-		opts.NoLog, opts.NoSigs = true, true
-		ns, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns.Start()
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s did not start", name)
-		}
-		nodes = append(nodes, ns)
+		nodes = append(nodes, startNode(t, opts))
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -42,22 +42,8 @@ func TestNATSPermissions_EnoughForMCP(t *testing.T) {
 		MCPServers: map[string]*config.Server{"demo": {URL: up.URL}},
 		Keys:       []config.Key{{Name: "k", Key: "sk-k"}},
 	}
-	if err := cfg.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	key, err := contracts.GenerateKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, key := startWorkers(ctx, t, cfg, workerConn, pool.WithoutJobs())
 	log := zerolog.Nop()
-	workers, err := pool.New(cfg, workerConn, contracts.NewOpener(key), log, pool.WithoutJobs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := workers.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer workers.Stop(context.Background())
 
 	// Two ingress replicas, each with its own ingress connection.
 	replica := func() (string, *permErrors) {

@@ -36,6 +36,14 @@ func startPermissionedNATS(t *testing.T) *server.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startNode(t, opts)
+}
+
+// startNode runs a parsed configuration on a random loopback client port,
+// without its monitoring port, storing in a temporary directory; it is shut
+// down when the test ends.
+func startNode(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
 	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
 	opts.HTTPPort = 0
 	opts.StoreDir = t.TempDir()
@@ -45,11 +53,33 @@ func startPermissionedNATS(t *testing.T) *server.Server {
 		t.Fatal(err)
 	}
 	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("nats-server %s did not start", opts.ServerName)
+	}
 	return ns
+}
+
+// startWorkers runs a worker pool for cfg on conn, stopped when the test
+// ends, and returns it with the key pair it opens sealed fields with.
+func startWorkers(ctx context.Context, t *testing.T, cfg *config.File, conn *nats.Conn, opts ...pool.Option) (*pool.Pool, *contracts.PrivateKey) {
+	t.Helper()
+	if err := cfg.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	key, err := contracts.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers, err := pool.New(cfg, conn, contracts.NewOpener(key), zerolog.Nop(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := workers.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { workers.Stop(context.Background()) })
+	return workers, key
 }
 
 // permErrors collects the permission violations the server reports to a connection.
@@ -143,22 +173,8 @@ func TestNATSPermissions_EnoughForToolbus(t *testing.T) {
 	}
 	defer up.Close(context.Background())
 	cfg := &config.File{MCPServers: map[string]*config.Server{"demo": {URL: up.URL}}}
-	if err := cfg.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	key, err := contracts.GenerateKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
+	workers, key := startWorkers(ctx, t, cfg, workerConn)
 	log := zerolog.Nop()
-	workers, err := pool.New(cfg, workerConn, contracts.NewOpener(key), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := workers.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer workers.Stop(context.Background())
 	select {
 	case <-workers.JobsReady():
 	case <-ctx.Done():

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,14 +88,7 @@ func startDev(t *testing.T) *devRun {
 func (d *devRun) stop(t *testing.T) {
 	t.Helper()
 	d.cancel()
-	select {
-	case err := <-d.done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("dev mode did not shut down")
-	}
+	contractstest.WaitReturn(t, "run --dev", d.done)
 }
 
 // TestRun_DevMode is the README's first command: `go run ./ingress --dev`
@@ -151,42 +143,6 @@ func buildBinaries(t *testing.T) (ingressBin, workerBin string) {
 		}
 	}
 	return ingressBin, workerBin
-}
-
-// process is a started binary whose output is captured.
-type process struct {
-	cmd            *exec.Cmd
-	stdout, stderr *contractstest.LogBuffer
-	exited         chan struct{}
-}
-
-func startProcess(t *testing.T, bin string, env []string, args ...string) *process {
-	t.Helper()
-	p := &process{cmd: exec.Command(bin, args...), stdout: &contractstest.LogBuffer{}, stderr: &contractstest.LogBuffer{}, exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(p.stop)
-	return p
-}
-
-// stop sends SIGTERM and waits (bounded) for the process to exit.
-func (p *process) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
 }
 
 // keygen runs `worker keygen` and returns the public and private key.
@@ -261,10 +217,10 @@ keys:
 	}
 	pub, priv := keygen(t, workerBin)
 	common := []string{"TOOLBUS_NATS_URL=" + natsSrv.URL}
-	w1 := startProcess(t, workerBin, append(common, "TOOLBUS_SEAL_PRIVATE_KEYS="+priv), "--config", cfgPath)
-	w2 := startProcess(t, workerBin, append(common, "TOOLBUS_SEAL_PRIVATE_KEYS="+priv), "--config", cfgPath)
-	in := startProcess(t, ingressBin, append(common, "TOOLBUS_SEAL_PUBLIC_KEYS="+pub, "TOOLBUS_LISTEN=127.0.0.1:0"), "--config", cfgPath)
-	url := waitForURL(t, in.stdout, in.stderr)
+	w1 := contractstest.StartProcess(t, workerBin, append(common, "TOOLBUS_SEAL_PRIVATE_KEYS="+priv), "--config", cfgPath)
+	w2 := contractstest.StartProcess(t, workerBin, append(common, "TOOLBUS_SEAL_PRIVATE_KEYS="+priv), "--config", cfgPath)
+	in := contractstest.StartProcess(t, ingressBin, append(common, "TOOLBUS_SEAL_PUBLIC_KEYS="+pub, "TOOLBUS_LISTEN=127.0.0.1:0"), "--config", cfgPath)
+	url := waitForURL(t, in.Stdout, in.Stderr)
 	waitReady(t, url, 2)
 
 	// The seed request, by a key that reaches only jira (so "whoami" is unambiguous).
@@ -284,16 +240,16 @@ keys:
 	// An async job submitted to one ingress is answered by the next one:
 	// the state lives in NATS, not in the ingress.
 	jobID := submitJob(t, url, "sk-1234", `{"name":"jira-slow","arguments":{"ms":300}}`)
-	in.stop()
-	in2 := startProcess(t, ingressBin, append(common, "TOOLBUS_SEAL_PUBLIC_KEYS="+pub, "TOOLBUS_LISTEN=127.0.0.1:0"), "--config", cfgPath)
-	url2 := waitForURL(t, in2.stdout, in2.stderr)
+	in.Stop()
+	in2 := contractstest.StartProcess(t, ingressBin, append(common, "TOOLBUS_SEAL_PUBLIC_KEYS="+pub, "TOOLBUS_LISTEN=127.0.0.1:0"), "--config", cfgPath)
+	url2 := waitForURL(t, in2.Stdout, in2.Stderr)
 	if status := pollJob(t, url2, "sk-1234", jobID); status != "succeeded" {
 		t.Fatalf("job after an ingress restart: %s", status)
 	}
 
-	for _, p := range []*process{w1, w2, in, in2} {
-		if strings.Contains(p.stderr.String(), "user-token-5678") || strings.Contains(p.stdout.String(), "user-token-5678") {
-			t.Fatalf("a process logged the user token:\n%s", p.stderr.String())
+	for _, p := range []*contractstest.Process{w1, w2, in, in2} {
+		if strings.Contains(p.Stderr.String(), "user-token-5678") || strings.Contains(p.Stdout.String(), "user-token-5678") {
+			t.Fatalf("a process logged the user token:\n%s", p.Stderr.String())
 		}
 	}
 }

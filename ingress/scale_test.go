@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/ingress/internal/clustertest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
@@ -68,8 +68,8 @@ type scaleEnv struct {
 	nats    *clustertest.Cluster
 	cfgPath string
 	url     string // the ingress
-	ingress *process
-	workers []*process
+	ingress *contractstest.Process
+	workers []*contractstest.Process
 }
 
 // startUpstream runs a demo MCP server in this process, whose tool calls
@@ -102,10 +102,10 @@ func newScaleEnv(t *testing.T, sh *scaleShared, nc *clustertest.Cluster, servers
 }
 
 // startWorker starts one more worker process.
-func (e *scaleEnv) startWorker(args ...string) *process {
+func (e *scaleEnv) startWorker(args ...string) *contractstest.Process {
 	e.t.Helper()
 	env := []string{"TOOLBUS_NATS_URL=" + e.nats.URLs(), "TOOLBUS_SEAL_PRIVATE_KEYS=" + e.sh.priv}
-	w := startProcess(e.t, e.sh.workerBin, env, append([]string{"--config", e.cfgPath}, args...)...)
+	w := contractstest.StartProcess(e.t, e.sh.workerBin, env, append([]string{"--config", e.cfgPath}, args...)...)
 	e.workers = append(e.workers, w)
 	return w
 }
@@ -115,8 +115,8 @@ func (e *scaleEnv) startWorker(args ...string) *process {
 func (e *scaleEnv) startIngress(workers int) {
 	e.t.Helper()
 	env := []string{"TOOLBUS_NATS_URL=" + e.nats.URLs(), "TOOLBUS_SEAL_PUBLIC_KEYS=" + e.sh.pub, "TOOLBUS_LISTEN=127.0.0.1:0"}
-	e.ingress = startProcess(e.t, e.sh.ingressBin, env, "--config", e.cfgPath)
-	e.url = waitForURL(e.t, e.ingress.stdout, e.ingress.stderr)
+	e.ingress = contractstest.StartProcess(e.t, e.sh.ingressBin, env, "--config", e.cfgPath)
+	e.url = waitForURL(e.t, e.ingress.Stdout, e.ingress.Stderr)
 	e.waitWorkers(workers)
 }
 
@@ -136,32 +136,6 @@ func (e *scaleEnv) waitWorkers(n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// waitLog waits until p has logged want.
-func waitLog(t *testing.T, p *process, want string) {
-	t.Helper()
-	deadline := time.Now().Add(scaleWait)
-	for !strings.Contains(p.stderr.String(), want) {
-		select {
-		case <-p.exited:
-			t.Fatalf("the process exited before logging %q:\n%s", want, p.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the process never logged %q:\n%s", want, p.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill sends SIGKILL and waits for the process to end.
-func (p *process) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
 }
 
 // scaleClient keeps enough idle connections for the tests' concurrency.
@@ -380,9 +354,9 @@ func (e *scaleEnv) admin() adminWorkers {
 }
 
 // byName returns the worker process whose default name (host-pid) is name.
-func (e *scaleEnv) byName(name string) *process {
+func (e *scaleEnv) byName(name string) *contractstest.Process {
 	for _, w := range e.workers {
-		if strings.HasSuffix(name, fmt.Sprintf("-%d", w.cmd.Process.Pid)) {
+		if strings.HasSuffix(name, fmt.Sprintf("-%d", w.Pid())) {
 			return w
 		}
 	}
@@ -439,8 +413,8 @@ func (e *scaleEnv) waitJobs(ids []string) int {
 // checkNoToken fails if a process logged the user token.
 func (e *scaleEnv) checkNoToken() {
 	e.t.Helper()
-	for _, p := range append([]*process{e.ingress}, e.workers...) {
-		if p != nil && (strings.Contains(p.stderr.String(), "scale-user") || strings.Contains(p.stdout.String(), "scale-user")) {
+	for _, p := range append([]*contractstest.Process{e.ingress}, e.workers...) {
+		if p != nil && (strings.Contains(p.Stderr.String(), "scale-user") || strings.Contains(p.Stdout.String(), "scale-user")) {
 			e.t.Errorf("a process logged the user token")
 		}
 	}
@@ -500,7 +474,7 @@ func testRollingRestart(t *testing.T, sh *scaleShared) {
 	up, _ := startUpstream(t)
 	e := newScaleEnv(t, sh, clustertest.Start(t, 1), "  demo:\n    url: "+up.URL+"\n", "worker:\n  drain_timeout: 20s\n")
 	for range 3 {
-		waitLog(t, e.startWorker(), "consuming jobs")
+		e.startWorker().WaitLog(t, "consuming jobs", scaleWait)
 	}
 	e.startIngress(3)
 
@@ -523,13 +497,13 @@ func testRollingRestart(t *testing.T, sh *scaleShared) {
 		}
 		old := e.workers[round]
 		t0 := time.Now()
-		old.stop() // SIGTERM, then waits for the exit
+		old.Stop() // SIGTERM, then waits for the exit
 		slowestStop = max(slowestStop, time.Since(t0))
-		if !strings.Contains(old.stderr.String(), `"stopped"`) {
-			t.Errorf("worker %d did not stop cleanly:\n%s", round, old.stderr)
+		if !strings.Contains(old.Stderr.String(), `"stopped"`) {
+			t.Errorf("worker %d did not stop cleanly:\n%s", round, old.Stderr)
 		}
 		t0 = time.Now()
-		waitLog(t, e.startWorker(), "consuming jobs")
+		e.startWorker().WaitLog(t, "consuming jobs", scaleWait)
 		e.waitWorkers(3)
 		slowestStart = max(slowestStart, time.Since(t0))
 		calls.waitMore(t, 50) // the new worker takes its share
@@ -558,7 +532,7 @@ func testKilledWorker(t *testing.T, sh *scaleShared) {
 	e := newScaleEnv(t, sh, clustertest.Start(t, 1), "  demo:\n    url: "+up.URL+"\n",
 		"jobs:\n  ack_wait: 1s\n  backoff: [100ms]\n")
 	for range 3 {
-		waitLog(t, e.startWorker(), "consuming jobs")
+		e.startWorker().WaitLog(t, "consuming jobs", scaleWait)
 	}
 	e.startIngress(3)
 
@@ -587,7 +561,7 @@ func testKilledWorker(t *testing.T, sh *scaleShared) {
 	}
 	// Kill the worker running the most sync calls (every call it has
 	// received runs now).
-	var victim *process
+	var victim *contractstest.Process
 	most := 0
 	for _, w := range e.admin().Workers {
 		for _, ep := range w.Endpoints {
@@ -600,7 +574,7 @@ func testKilledWorker(t *testing.T, sh *scaleShared) {
 		t.Fatal("no worker runs a call")
 	}
 	killed := time.Now()
-	victim.kill(t)
+	victim.Kill(t)
 
 	var failed []result
 	for range nCalls {
@@ -640,7 +614,7 @@ func testClusterNodeLost(t *testing.T, sh *scaleShared) {
 	e := newScaleEnv(t, sh, cluster, "  demo:\n    url: "+up.URL+"\n",
 		"jobs:\n  replicas: 3\n  ack_wait: 2s\n  backoff: [200ms]\n")
 	for range 3 {
-		waitLog(t, e.startWorker(), "consuming jobs")
+		e.startWorker().WaitLog(t, "consuming jobs", scaleWait)
 	}
 	e.startIngress(3)
 
@@ -722,7 +696,7 @@ func testClusterNodeLost(t *testing.T, sh *scaleShared) {
 	// the jobs package's write budget (30 s) before it retries, and a
 	// stopping worker waits for it: end the workers without waiting.
 	for _, w := range e.workers {
-		w.kill(t)
+		w.Kill(t)
 	}
 }
 
@@ -920,7 +894,7 @@ func testNATSRestart(t *testing.T, sh *scaleShared) {
 		}
 	}
 	for _, w := range e.workers {
-		if !strings.Contains(w.stderr.String(), "NATS reconnected") {
+		if !strings.Contains(w.Stderr.String(), "NATS reconnected") {
 			t.Errorf("a worker did not log its reconnection")
 		}
 	}

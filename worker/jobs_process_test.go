@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,67 +22,18 @@ import (
 // jobs of a second or more each.
 const processTimeout = 30 * time.Second
 
-// buildWorker compiles this command into dir.
+// buildWorker compiles this command into a temporary directory; in -short
+// mode it skips the test instead.
 func buildWorker(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the worker binary")
+	}
 	bin := filepath.Join(t.TempDir(), "worker")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-// workerProcess is a worker binary running.
-type workerProcess struct {
-	cmd    *exec.Cmd
-	stderr *contractstest.LogBuffer
-	exited chan struct{}
-}
-
-func startWorker(t *testing.T, bin string, env []string, args ...string) *workerProcess {
-	t.Helper()
-	p := &workerProcess{cmd: exec.Command(bin, args...), stderr: &contractstest.LogBuffer{}, exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-p.exited:
-		case <-time.After(processTimeout):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-// waitLog waits until the process has logged want.
-func (p *workerProcess) waitLog(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.Now().Add(processTimeout)
-	for !strings.Contains(p.stderr.String(), want) {
-		select {
-		case <-p.exited:
-			t.Fatalf("the worker exited:\n%s", p.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the worker never logged %q:\n%s", want, p.stderr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (p *workerProcess) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
 }
 
 // jobsSetup is what the process tests share: NATS, an upstream, a worker
@@ -187,18 +136,15 @@ func (s *jobsSetup) streamEmpty(t *testing.T) {
 // ran again on the other (at least once each, as documented), and nothing
 // is left in the stream.
 func TestProcesses_JobsSurviveAKilledWorker(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the worker binary")
-	}
 	t.Parallel()
 	bin := buildWorker(t)
 	// Each worker runs at most two calls at once, so with four jobs running
 	// each worker runs exactly two.
 	s := newJobsSetup(t, "worker:\n  max_concurrency: 2\n  drain_timeout: 5s\njobs:\n  ack_wait: 1s\n  backoff: [100ms]\n")
-	w1 := startWorker(t, bin, s.env, "--config", s.cfg)
-	w2 := startWorker(t, bin, s.env, "--config", s.cfg)
-	w1.waitLog(t, "consuming jobs")
-	w2.waitLog(t, "consuming jobs")
+	w1 := contractstest.StartProcess(t, bin, s.env, "--config", s.cfg)
+	w2 := contractstest.StartProcess(t, bin, s.env, "--config", s.cfg)
+	w1.WaitLog(t, "consuming jobs", processTimeout)
+	w2.WaitLog(t, "consuming jobs", processTimeout)
 
 	const token = "Bearer killed-worker-user"
 	const n = 4
@@ -210,7 +156,7 @@ func TestProcesses_JobsSurviveAKilledWorker(t *testing.T) {
 	}
 	s.waitAll(t, "every job to run", keys, func(r *contracts.JobRecord) bool { return r.Status == contracts.JobRunning })
 	contractstest.Eventually(t, "every job's upstream call", func() bool { return s.up.Stats().Running == n })
-	w1.kill(t)
+	w1.Kill(t)
 
 	recs := s.waitAll(t, "every job to end", keys, func(r *contracts.JobRecord) bool { return r.Status.Terminal() })
 	again := 0
@@ -233,8 +179,8 @@ func TestProcesses_JobsSurviveAKilledWorker(t *testing.T) {
 	if st := s.up.Stats(); st.Started != n+2 {
 		t.Errorf("the upstream ran %d calls, want %d (the killed worker's jobs twice)", st.Started, n+2)
 	}
-	for _, w := range []*workerProcess{w1, w2} {
-		if strings.Contains(w.stderr.String(), "killed-worker-user") {
+	for _, w := range []*contractstest.Process{w1, w2} {
+		if strings.Contains(w.Stderr.String(), "killed-worker-user") || strings.Contains(w.Stdout.String(), "killed-worker-user") {
 			t.Error("the token is in a worker's logs")
 		}
 	}
@@ -244,9 +190,6 @@ func TestProcesses_JobsSurviveAKilledWorker(t *testing.T) {
 // (file store), and a worker started afterwards runs them all; a worker
 // running through a restart goes on taking jobs.
 func TestProcesses_JobsSurviveANATSRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the worker binary")
-	}
 	t.Parallel()
 	bin := buildWorker(t)
 	s := newJobsSetup(t, "")
@@ -272,10 +215,10 @@ func TestProcesses_JobsSurviveANATSRestart(t *testing.T) {
 
 	queued := submit(1)
 	s.nats.Restart(t)
-	w := startWorker(t, bin, s.env, "--config", s.cfg)
+	w := contractstest.StartProcess(t, bin, s.env, "--config", s.cfg)
 	check(1, queued)
 
 	s.nats.Restart(t)
-	w.waitLog(t, "NATS reconnected")
+	w.WaitLog(t, "NATS reconnected", processTimeout)
 	check(2, submit(2))
 }

@@ -156,14 +156,7 @@ worker:
 	}
 
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run: %v", err)
-		}
-	case <-time.After(contractstest.WaitTimeout):
-		t.Fatal("run did not return after cancel")
-	}
+	contractstest.WaitReturn(t, "run", done)
 	logs := stderr.String()
 	if strings.Contains(logs, "main-test-user-token") || strings.Contains(logs, key.Secret()) {
 		t.Errorf("a secret is in the logs:\n%s", logs)

@@ -30,3 +30,18 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// WaitReturn waits until what, run in a goroutine, sends its result on
+// done, and fails the test if the result is an error or if WaitTimeout
+// passes first.
+func WaitReturn(t testing.TB, what string, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	case <-time.After(WaitTimeout):
+		t.Fatalf("%s did not return within %s", what, WaitTimeout)
+	}
+}

@@ -79,13 +79,21 @@ func natsPasswordVars(t *testing.T) map[string]string {
 	return out
 }
 
-// loadNATSConf parses a NATS config file with every password variable set.
+// loadNATSConf parses a NATS config file with every password variable set,
+// as the node nats-1.
 func loadNATSConf(t *testing.T, path string) *server.Options {
+	t.Helper()
+	return loadNATSNode(t, path, "nats-1")
+}
+
+// loadNATSNode parses a NATS config file with every password variable set,
+// as the node named name (NATS_SERVER_NAME, as docker-compose.yml sets it).
+func loadNATSNode(t *testing.T, path, name string) *server.Options {
 	t.Helper()
 	for _, v := range natsPasswordVars(t) {
 		t.Setenv(v, "pw-"+v)
 	}
-	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_SERVER_NAME", name)
 	opts, err := server.ProcessConfigFile(path)
 	if err != nil {
 		t.Fatal(err)

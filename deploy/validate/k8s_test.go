@@ -67,29 +67,18 @@ func buildOverlay(t *testing.T, dir string) *manifests {
 		}
 		switch gvk := r.GetApiVersion() + " " + kind; gvk {
 		case "apps/v1 Deployment":
-			o := &appsv1.Deployment{}
-			strict(o)
-			m.deployments[name] = o
+			m.deployments[name] = decodeStrict[appsv1.Deployment](strict)
 		case "v1 Service":
-			o := &corev1.Service{}
-			strict(o)
-			m.services[name] = o
+			m.services[name] = decodeStrict[corev1.Service](strict)
 		case "v1 ConfigMap":
-			o := &corev1.ConfigMap{}
-			strict(o)
-			m.configMaps[name] = o
+			m.configMaps[name] = decodeStrict[corev1.ConfigMap](strict)
 		case "v1 Namespace":
-			o := &corev1.Namespace{}
-			strict(o)
+			decodeStrict[corev1.Namespace](strict)
 			m.namespaces = append(m.namespaces, name)
 		case "policy/v1 PodDisruptionBudget":
-			o := &policyv1.PodDisruptionBudget{}
-			strict(o)
-			m.pdbs[name] = o
+			m.pdbs[name] = decodeStrict[policyv1.PodDisruptionBudget](strict)
 		case "autoscaling/v2 HorizontalPodAutoscaler":
-			o := &autoscalingv2.HorizontalPodAutoscaler{}
-			strict(o)
-			m.hpas[name] = o
+			m.hpas[name] = decodeStrict[autoscalingv2.HorizontalPodAutoscaler](strict)
 		case "keda.sh/v1alpha1 ScaledObject":
 			var o map[string]any
 			strict(&o)
@@ -99,6 +88,13 @@ func buildOverlay(t *testing.T, dir string) *manifests {
 		}
 	}
 	return m
+}
+
+// decodeStrict decodes one object of type T with strict.
+func decodeStrict[T any](strict func(into any)) *T {
+	o := new(T)
+	strict(o)
+	return o
 }
 
 var overlays = []string{"overlays/keda", "overlays/hpa"}

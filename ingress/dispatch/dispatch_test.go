@@ -87,32 +87,34 @@ func TestDispatcher_SealBindsTheReplySubject(t *testing.T) {
 	}
 }
 
-func TestDispatcher_TimeoutWhenWorkerIsSilent(t *testing.T) {
-	d, nc, _ := newDispatcher(t)
-	sub, err := nc.Subscribe(contracts.CallSubject("mute"), func(*nats.Msg) {})
-	if err != nil {
-		t.Fatal(err)
+// A worker that never answers costs the call its budget; an answer to
+// another request is refused.
+func TestDispatcher_WorkerAnswersWrong(t *testing.T) {
+	tests := []struct {
+		name    string
+		answer  nats.MsgHandler
+		timeout time.Duration
+		want    contracts.ErrorCode
+	}{
+		{"silent worker", func(*nats.Msg) {}, time.Millisecond, contracts.CodeTimeout},
+		{"reply to another request", func(m *nats.Msg) {
+			resp, _ := json.Marshal(contracts.NewCallResponse("someone-else", json.RawMessage(`{}`), nil))
+			_ = m.Respond(resp)
+		}, time.Second, contracts.CodeInternal},
 	}
-	defer sub.Unsubscribe()
-	_, cerr := d.Call(context.Background(), NewRequestID(), Call{KeyID: "k", Server: "mute", Tool: "t", Timeout: time.Millisecond})
-	if cerr == nil || cerr.Code != contracts.CodeTimeout {
-		t.Fatalf("got %v, want timeout", cerr)
-	}
-}
-
-func TestDispatcher_RejectsForeignReply(t *testing.T) {
-	d, nc, _ := newDispatcher(t)
-	sub, err := nc.Subscribe(contracts.CallSubject("liar"), func(m *nats.Msg) {
-		resp, _ := json.Marshal(contracts.NewCallResponse("someone-else", json.RawMessage(`{}`), nil))
-		_ = m.Respond(resp)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
-	_, cerr := d.Call(context.Background(), NewRequestID(), Call{KeyID: "k", Server: "liar", Tool: "t", Timeout: time.Second})
-	if cerr == nil || cerr.Code != contracts.CodeInternal {
-		t.Fatalf("got %v, want internal", cerr)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, nc, _ := newDispatcher(t)
+			sub, err := nc.Subscribe(contracts.CallSubject("w"), tt.answer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Unsubscribe()
+			_, cerr := d.Call(context.Background(), NewRequestID(), Call{KeyID: "k", Server: "w", Tool: "t", Timeout: tt.timeout})
+			if cerr == nil || cerr.Code != tt.want {
+				t.Fatalf("got %v, want %s", cerr, tt.want)
+			}
+		})
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,24 +108,21 @@ func startCredGateway(t *testing.T) *credGateway {
 // fail with HTTP 500 and a body quoting the request's Authorization.
 func startEchoingUpstream(t *testing.T) string {
 	t.Helper()
-	h, err := demoserver.NewHandler(demoserver.Options{}, demoserver.TransportHTTP)
+	quoteCredential := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if demoserver.PeekRPCMethod(r) == "tools/call" {
+				http.Error(w, "bad credential: "+r.Header.Get("Authorization"), http.StatusInternalServerError)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	up, err := demoserver.Start(context.Background(), demoserver.Options{Wrap: quoteCredential}, demoserver.TransportHTTP)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if demoserver.PeekRPCMethod(r) == "tools/call" {
-			http.Error(w, "bad credential: "+r.Header.Get("Authorization"), http.StatusInternalServerError)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
-		defer cancel()
-		h.Close(ctx)
-		ts.Close()
-	})
-	return ts.URL + demoserver.PathMCP
+	gatewaytest.StopAtEnd(t, up.Close)
+	return up.URL
 }
 
 func (cg *credGateway) echo(t *testing.T, server string) *response {

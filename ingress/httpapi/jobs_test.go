@@ -67,6 +67,15 @@ func (g *gateway) getJob(t *testing.T, h map[string]string, id, query string) (*
 	return &j, resp
 }
 
+// wantJobCount fails the test unless GET /v1/calls lists n jobs for h.
+func (g *gateway) wantJobCount(t *testing.T, h map[string]string, n int, when string) {
+	t.Helper()
+	list := g.do(t, http.MethodGet, "/v1/calls", h, "")
+	if calls, _ := list.JSON(t)["calls"].([]any); len(calls) != n {
+		t.Fatalf("%d jobs listed %s, want %d: %s", len(calls), when, n, list.Body)
+	}
+}
+
 // waitJob polls until cond holds (bounded).
 func (g *gateway) waitJob(t *testing.T, h map[string]string, id string, cond func(*job) bool) *job {
 	t.Helper()
@@ -152,10 +161,7 @@ func TestJobs_Idempotency(t *testing.T) {
 	if third.Status != 202 || third.JSON(t)["id"] == first.JSON(t)["id"] {
 		t.Fatalf("idempotency key shared across users: %s", third.Body)
 	}
-	list := g.do(t, http.MethodGet, "/v1/calls", caller(masterKey, "Bearer idem"), "")
-	if calls, _ := list.JSON(t)["calls"].([]any); len(calls) != 1 {
-		t.Fatalf("%d jobs for one idempotency key: %s", len(calls), list.Body)
-	}
+	g.wantJobCount(t, caller(masterKey, "Bearer idem"), 1, "for one idempotency key")
 }
 
 func TestJobs_CancelQueuedAndRunning(t *testing.T) {
@@ -252,10 +258,7 @@ func TestJobs_FullStreamRefusesNewJobs(t *testing.T) {
 			t.Fatalf("accepted job %s: %d %s", id, resp.Status, resp.Body)
 		}
 	}
-	list := g.do(t, http.MethodGet, "/v1/calls", me, "")
-	if calls, _ := list.JSON(t)["calls"].([]any); len(calls) != 2 {
-		t.Fatalf("%d records after a refused submit: %s", len(calls), list.Body)
-	}
+	g.wantJobCount(t, me, 2, "after a refused submit")
 }
 
 func TestJobs_AnyReplicaAnswers(t *testing.T) {

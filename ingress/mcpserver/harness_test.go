@@ -80,6 +80,17 @@ func connectSSE(t *testing.T, url string, h map[string]string) (*client.Client, 
 	return initClient(t, must(t)(client.NewSSEMCPClient(url, transport.WithHeaders(h))))
 }
 
+// connectListening returns an initialized client of url that keeps the
+// standalone stream (GET) open, as MCP clients that subscribe do.
+func connectListening(t *testing.T, url string, h map[string]string) (*client.Client, *notifications) {
+	t.Helper()
+	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(h), transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return initClient(t, client.NewClient(tr))
+}
+
 // must returns a constructor's client, failing the test on its error.
 func must(t *testing.T) func(*client.Client, error) *client.Client {
 	return func(c *client.Client, err error) *client.Client {

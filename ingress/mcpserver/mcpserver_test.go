@@ -198,57 +198,18 @@ func TestMCP_ServerEndpoint(t *testing.T) {
 		t.Fatalf("ping: %v", err)
 	}
 
-	resources, err := c.ListResources(ctx, mcp.ListResourcesRequest{})
-	if err != nil || len(resources.Resources) != 1 || resources.Resources[0].URI != demoserver.ResourceReadme {
-		t.Fatalf("resources/list: %v %+v", err, resources)
+	if err := demoserver.CheckSurface(ctx, c); err != nil {
+		t.Fatal(err)
 	}
-	templates, err := c.ListResourceTemplates(ctx, mcp.ListResourceTemplatesRequest{})
-	if err != nil || len(templates.ResourceTemplates) != 1 {
-		t.Fatalf("resources/templates/list: %v %+v", err, templates)
-	}
-	read := func(uri string) (string, error) {
-		var req mcp.ReadResourceRequest
-		req.Params.URI = uri
-		res, err := c.ReadResource(ctx, req)
-		if err != nil {
-			return "", err
-		}
-		if len(res.Contents) != 1 {
-			t.Fatalf("contents %+v", res.Contents)
-		}
-		return res.Contents[0].(mcp.TextResourceContents).Text, nil
-	}
-	if got, err := read(demoserver.ResourceReadme); err != nil || got != demoserver.ReadmeText {
-		t.Fatalf("resources/read: %v %q", err, got)
-	}
-	if got, err := read("demo://echo/hello"); err != nil || got != "hello" {
-		t.Fatalf("resources/read of a template: %v %q", err, got)
-	}
-	if _, err := read("demo://missing"); err == nil {
+	var missing mcp.ReadResourceRequest
+	missing.Params.URI = "demo://missing"
+	if _, err := c.ReadResource(ctx, missing); err == nil {
 		t.Fatal("reading a missing resource succeeded")
 	}
-
-	prompts, err := c.ListPrompts(ctx, mcp.ListPromptsRequest{})
-	if err != nil || len(prompts.Prompts) != 1 || prompts.Prompts[0].Name != demoserver.PromptGreet {
-		t.Fatalf("prompts/list: %v %+v", err, prompts)
-	}
 	var get mcp.GetPromptRequest
-	get.Params.Name, get.Params.Arguments = demoserver.PromptGreet, map[string]string{"name": "Ada"}
-	prompt, err := c.GetPrompt(ctx, get)
-	if err != nil || len(prompt.Messages) != 1 || prompt.Messages[0].Content.(mcp.TextContent).Text != "Hello, Ada!" {
-		t.Fatalf("prompts/get: %v %+v", err, prompt)
-	}
-	get.Params.Name = "nope"
+	get.Params.Name, get.Params.Arguments = "nope", map[string]string{"name": "Ada"}
 	if _, err := c.GetPrompt(ctx, get); err == nil {
 		t.Fatal("a missing prompt was found")
-	}
-
-	var complete mcp.CompleteRequest
-	complete.Params.Ref = mcp.PromptReference{Type: "ref/prompt", Name: demoserver.PromptGreet}
-	complete.Params.Argument.Name, complete.Params.Argument.Value = "name", "al"
-	completion, err := c.Complete(ctx, complete)
-	if err != nil || !slices.Equal(completion.Completion.Values, []string{"alice", "albert"}) {
-		t.Fatalf("completion/complete: %v %+v", err, completion)
 	}
 
 	// Every relayed request carried exactly the caller's token upstream.

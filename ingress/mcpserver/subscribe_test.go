@@ -4,25 +4,12 @@ import (
 	"context"
 	"testing"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
-
-// connectListening returns an initialized client of url that keeps the
-// standalone stream (GET) open, as MCP clients that subscribe do.
-func connectListening(t *testing.T, url string, h map[string]string) (*client.Client, *notifications) {
-	t.Helper()
-	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(h), transport.WithContinuousListening())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return initClient(t, client.NewClient(tr))
-}
 
 // A resource subscription made through the gateway reaches the upstream;
 // the upstream's updates reach the subscriber's standalone stream (and no

@@ -19,6 +19,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/internal/workertest"
 )
 
 // do sends req and returns the response, its body closed.
@@ -32,12 +33,11 @@ func do(t *testing.T, req *http.Request) *http.Response {
 	return resp
 }
 
+// start runs a demo server until the test ends, and checks that it closes
+// without an error.
 func start(t *testing.T, opts demoserver.Options, tr string) *demoserver.Running {
 	t.Helper()
-	run, err := demoserver.Start(t.Context(), opts, tr)
-	if err != nil {
-		t.Fatalf("Start(%s): %v", tr, err)
-	}
+	run := workertest.StartDemo(t, opts, tr)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
 		defer cancel()
@@ -109,136 +109,135 @@ func onlyText(t *testing.T, res *mcp.CallToolResult) string {
 	return tc.Text
 }
 
-var httpTransports = []string{demoserver.TransportHTTP, demoserver.TransportSSE}
-
-func TestStart_Tools(t *testing.T) {
-	for _, tr := range httpTransports {
+// eachTransport runs test, as a parallel subtest, against a demo server
+// with opts on each HTTP transport.
+func eachTransport(t *testing.T, opts demoserver.Options, test func(t *testing.T, ctx context.Context, run *demoserver.Running)) {
+	for _, tr := range []string{demoserver.TransportHTTP, demoserver.TransportSSE} {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			ctx := contractstest.Ctx(t)
-			run := start(t, demoserver.Options{}, tr)
-			wantSuffix := map[string]string{"http": "/mcp", "sse": "/sse"}[tr]
-			if !strings.HasPrefix(run.URL, "http://127.0.0.1:") || !strings.HasSuffix(run.URL, wantSuffix) {
-				t.Errorf("URL = %q", run.URL)
-			}
-			c := connect(t, ctx, run, map[string]string{"Authorization": "Bearer x", "X-Extra": "extra"})
-
-			t.Run("echo returns the text only", func(t *testing.T) {
-				res, err := call(ctx, c, demoserver.ToolEcho, map[string]any{"text": "hello"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := onlyText(t, res); got != "hello" || res.IsError {
-					t.Errorf("echo = %q (isError %v), want %q", got, res.IsError, "hello")
-				}
-			})
-			t.Run("whoami returns the Authorization header", func(t *testing.T) {
-				res, err := call(ctx, c, demoserver.ToolWhoami, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := onlyText(t, res); got != "Bearer x" {
-					t.Errorf("whoami = %q, want %q", got, "Bearer x")
-				}
-				sc, _ := json.Marshal(res.StructuredContent)
-				if string(sc) != `{"authorization":"Bearer x"}` {
-					t.Errorf("structuredContent = %s", sc)
-				}
-			})
-			t.Run("fail returns a tool error", func(t *testing.T) {
-				res, err := call(ctx, c, demoserver.ToolFail, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := onlyText(t, res); !res.IsError || got != demoserver.FailText {
-					t.Errorf("fail = %q (isError %v)", got, res.IsError)
-				}
-			})
-			t.Run("slow sleeps and answers", func(t *testing.T) {
-				res, err := call(ctx, c, demoserver.ToolSlow, map[string]any{"ms": 5})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := onlyText(t, res); got != "slept 5ms" {
-					t.Errorf("slow = %q", got)
-				}
-			})
-			t.Run("big returns that many bytes", func(t *testing.T) {
-				res, err := call(ctx, c, demoserver.ToolBig, map[string]any{"bytes": 1 << 20})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := onlyText(t, res); len(got) != 1<<20 || strings.Trim(got, "x") != "" {
-					t.Errorf("big returned %d bytes that are not all 'x'", len(got))
-				}
-				res, err = call(ctx, c, demoserver.ToolBig, map[string]any{"bytes": demoserver.MaxBigBytes + 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !res.IsError {
-					t.Error("big over MaxBigBytes is not a tool error")
-				}
-			})
-			t.Run("recorder saw every request with its headers", func(t *testing.T) {
-				auths := run.Recorder.Authorizations()
-				if len(auths) < 2 {
-					t.Fatalf("recorded %d requests, want at least 2", len(auths))
-				}
-				for i, a := range auths {
-					if a != "Bearer x" {
-						t.Errorf("request %d Authorization = %q", i, a)
-					}
-				}
-				for i, h := range run.Recorder.Requests() {
-					if h.Get("X-Extra") != "extra" {
-						t.Errorf("request %d X-Extra = %q", i, h.Get("X-Extra"))
-					}
-				}
-			})
+			test(t, contractstest.Ctx(t), start(t, opts, tr))
 		})
 	}
 }
 
-func TestStart_Progress(t *testing.T) {
-	for _, tr := range httpTransports {
-		t.Run(tr, func(t *testing.T) {
-			t.Parallel()
-			ctx := contractstest.Ctx(t)
-			run := start(t, demoserver.Options{}, tr)
-			c := connect(t, ctx, run, nil)
-			var (
-				mu       sync.Mutex
-				progress []float64
-			)
-			c.OnNotification(func(n mcp.JSONRPCNotification) {
-				if n.Method != string(mcp.MethodNotificationProgress) {
-					return
-				}
-				if n.Params.AdditionalFields["progressToken"] != "tok" {
-					t.Errorf("progress token = %v", n.Params.AdditionalFields["progressToken"])
-				}
-				p, _ := n.Params.AdditionalFields["progress"].(float64)
-				mu.Lock()
-				progress = append(progress, p)
-				mu.Unlock()
-			})
-			req := mcp.CallToolRequest{}
-			req.Params.Name = demoserver.ToolSlow
-			req.Params.Arguments = map[string]any{"ms": 8}
-			req.Params.Meta = &mcp.Meta{ProgressToken: "tok"}
-			if _, err := c.CallTool(ctx, req); err != nil {
+func TestStart_Tools(t *testing.T) {
+	eachTransport(t, demoserver.Options{}, func(t *testing.T, ctx context.Context, run *demoserver.Running) {
+		wantSuffix := map[string]string{"http": "/mcp", "sse": "/sse"}[run.Transport]
+		if !strings.HasPrefix(run.URL, "http://127.0.0.1:") || !strings.HasSuffix(run.URL, wantSuffix) {
+			t.Errorf("URL = %q", run.URL)
+		}
+		c := connect(t, ctx, run, map[string]string{"Authorization": "Bearer x", "X-Extra": "extra"})
+
+		t.Run("echo returns the text only", func(t *testing.T) {
+			res, err := call(ctx, c, demoserver.ToolEcho, map[string]any{"text": "hello"})
+			if err != nil {
 				t.Fatal(err)
 			}
-			// The server sends every notification before the response, but
-			// the client may dispatch them after CallTool returns.
-			waitFor(t, ctx, func() bool { mu.Lock(); defer mu.Unlock(); return len(progress) >= 4 })
-			mu.Lock()
-			defer mu.Unlock()
-			if want := []float64{0, 1, 2, 3}; !equal(progress, want) {
-				t.Errorf("progress = %v, want %v", progress, want)
+			if got := onlyText(t, res); got != "hello" || res.IsError {
+				t.Errorf("echo = %q (isError %v), want %q", got, res.IsError, "hello")
 			}
 		})
-	}
+		t.Run("whoami returns the Authorization header", func(t *testing.T) {
+			res, err := call(ctx, c, demoserver.ToolWhoami, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := onlyText(t, res); got != "Bearer x" {
+				t.Errorf("whoami = %q, want %q", got, "Bearer x")
+			}
+			sc, _ := json.Marshal(res.StructuredContent)
+			if string(sc) != `{"authorization":"Bearer x"}` {
+				t.Errorf("structuredContent = %s", sc)
+			}
+		})
+		t.Run("fail returns a tool error", func(t *testing.T) {
+			res, err := call(ctx, c, demoserver.ToolFail, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := onlyText(t, res); !res.IsError || got != demoserver.FailText {
+				t.Errorf("fail = %q (isError %v)", got, res.IsError)
+			}
+		})
+		t.Run("slow sleeps and answers", func(t *testing.T) {
+			res, err := call(ctx, c, demoserver.ToolSlow, map[string]any{"ms": 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := onlyText(t, res); got != "slept 5ms" {
+				t.Errorf("slow = %q", got)
+			}
+		})
+		t.Run("big returns that many bytes", func(t *testing.T) {
+			res, err := call(ctx, c, demoserver.ToolBig, map[string]any{"bytes": 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := onlyText(t, res); len(got) != 1<<20 || strings.Trim(got, "x") != "" {
+				t.Errorf("big returned %d bytes that are not all 'x'", len(got))
+			}
+			res, err = call(ctx, c, demoserver.ToolBig, map[string]any{"bytes": demoserver.MaxBigBytes + 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.IsError {
+				t.Error("big over MaxBigBytes is not a tool error")
+			}
+		})
+		t.Run("recorder saw every request with its headers", func(t *testing.T) {
+			auths := run.Recorder.Authorizations()
+			if len(auths) < 2 {
+				t.Fatalf("recorded %d requests, want at least 2", len(auths))
+			}
+			for i, a := range auths {
+				if a != "Bearer x" {
+					t.Errorf("request %d Authorization = %q", i, a)
+				}
+			}
+			for i, h := range run.Recorder.Requests() {
+				if h.Get("X-Extra") != "extra" {
+					t.Errorf("request %d X-Extra = %q", i, h.Get("X-Extra"))
+				}
+			}
+		})
+	})
+}
+
+func TestStart_Progress(t *testing.T) {
+	eachTransport(t, demoserver.Options{}, func(t *testing.T, ctx context.Context, run *demoserver.Running) {
+		c := connect(t, ctx, run, nil)
+		var (
+			mu       sync.Mutex
+			progress []float64
+		)
+		c.OnNotification(func(n mcp.JSONRPCNotification) {
+			if n.Method != string(mcp.MethodNotificationProgress) {
+				return
+			}
+			if n.Params.AdditionalFields["progressToken"] != "tok" {
+				t.Errorf("progress token = %v", n.Params.AdditionalFields["progressToken"])
+			}
+			p, _ := n.Params.AdditionalFields["progress"].(float64)
+			mu.Lock()
+			progress = append(progress, p)
+			mu.Unlock()
+		})
+		req := mcp.CallToolRequest{}
+		req.Params.Name = demoserver.ToolSlow
+		req.Params.Arguments = map[string]any{"ms": 8}
+		req.Params.Meta = &mcp.Meta{ProgressToken: "tok"}
+		if _, err := c.CallTool(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		// The server sends every notification before the response, but
+		// the client may dispatch them after CallTool returns.
+		waitFor(t, ctx, func() bool { mu.Lock(); defer mu.Unlock(); return len(progress) >= 4 })
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []float64{0, 1, 2, 3}; !equal(progress, want) {
+			t.Errorf("progress = %v, want %v", progress, want)
+		}
+	})
 }
 
 func waitFor(t *testing.T, ctx context.Context, cond func() bool) {
@@ -267,126 +266,115 @@ func equal(a, b []float64) bool {
 }
 
 func TestStart_CancelAndClose(t *testing.T) {
-	for _, tr := range httpTransports {
-		t.Run(tr, func(t *testing.T) {
-			t.Parallel()
-			ctx := contractstest.Ctx(t)
-			run := start(t, demoserver.Options{Delay: time.Minute}, tr)
-			c := connect(t, ctx, run, nil)
+	eachTransport(t, demoserver.Options{Delay: time.Minute}, func(t *testing.T, ctx context.Context, run *demoserver.Running) {
+		c := connect(t, ctx, run, nil)
 
-			t.Run("a cancelled call returns early", func(t *testing.T) {
-				callCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-				defer cancel()
-				if _, err := call(callCtx, c, demoserver.ToolSlow, map[string]any{"ms": 60_000}); err == nil {
-					t.Fatal("slow returned no error")
-				}
-				callCtx2, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
-				defer cancel2()
-				if _, err := call(callCtx2, c, demoserver.ToolEcho, map[string]any{"text": "x"}); err == nil {
-					t.Fatal("delayed echo returned no error")
-				}
-			})
-			t.Run("Close interrupts a running call and ends streams", func(t *testing.T) {
-				errc := make(chan error, 1)
-				go func() {
-					_, err := call(ctx, c, demoserver.ToolSlow, map[string]any{"ms": 60_000})
-					errc <- err
-				}()
-				waitFor(t, ctx, func() bool {
-					for _, e := range run.Recorder.Entries() {
-						if e.Method == http.MethodPost {
-							return true
-						}
-					}
-					return false
-				})
-				closeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				defer cancel()
-				if err := run.Close(closeCtx); err != nil {
-					t.Fatalf("Close: %v", err)
-				}
-				if tr == demoserver.TransportHTTP {
-					// Streamable HTTP answers on the POST; SSE's answer
-					// would go to the closed stream, so the SSE client only
-					// learns from its own context.
-					select {
-					case err := <-errc:
-						if err == nil {
-							t.Error("slow returned no error after Close")
-						}
-					case <-ctx.Done():
-						t.Fatal("call still running after Close")
-					}
-				}
-				if err := run.Close(closeCtx); err != nil {
-					t.Errorf("second Close: %v", err)
-				}
-			})
+		t.Run("a cancelled call returns early", func(t *testing.T) {
+			callCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel()
+			if _, err := call(callCtx, c, demoserver.ToolSlow, map[string]any{"ms": 60_000}); err == nil {
+				t.Fatal("slow returned no error")
+			}
+			callCtx2, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+			defer cancel2()
+			if _, err := call(callCtx2, c, demoserver.ToolEcho, map[string]any{"text": "x"}); err == nil {
+				t.Fatal("delayed echo returned no error")
+			}
 		})
-	}
+		t.Run("Close interrupts a running call and ends streams", func(t *testing.T) {
+			errc := make(chan error, 1)
+			go func() {
+				_, err := call(ctx, c, demoserver.ToolSlow, map[string]any{"ms": 60_000})
+				errc <- err
+			}()
+			waitFor(t, ctx, func() bool {
+				for _, e := range run.Recorder.Entries() {
+					if e.Method == http.MethodPost {
+						return true
+					}
+				}
+				return false
+			})
+			closeCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if err := run.Close(closeCtx); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if run.Transport == demoserver.TransportHTTP {
+				// Streamable HTTP answers on the POST; SSE's answer
+				// would go to the closed stream, so the SSE client only
+				// learns from its own context.
+				select {
+				case err := <-errc:
+					if err == nil {
+						t.Error("slow returned no error after Close")
+					}
+				case <-ctx.Done():
+					t.Fatal("call still running after Close")
+				}
+			}
+			if err := run.Close(closeCtx); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+		})
+	})
 }
 
 func TestStart_RequireToken(t *testing.T) {
 	const token = "Bearer s3cret"
-	for _, tr := range httpTransports {
-		t.Run(tr, func(t *testing.T) {
-			t.Parallel()
-			ctx := contractstest.Ctx(t)
-			run := start(t, demoserver.Options{RequireToken: token}, tr)
-
-			t.Run("a wrong token is refused with ErrAuthorizationRequired", func(t *testing.T) {
-				err := initialize(ctx, newClient(t, run, map[string]string{"Authorization": "Bearer wrong"}))
-				if !errors.Is(err, transport.ErrAuthorizationRequired) {
-					t.Fatalf("err = %v, want ErrAuthorizationRequired", err)
-				}
-				var authErr *transport.AuthorizationRequiredError
-				if !errors.As(err, &authErr) || !strings.HasSuffix(authErr.ResourceMetadataURL, demoserver.PathResourceMetadata) {
-					t.Errorf("resource metadata URL not found in %v", err)
-				}
-				if got := run.Recorder.Values("Authorization"); len(got) == 0 || got[0] != "Bearer wrong" {
-					t.Errorf("recorded %q, want the refused request first", got)
-				}
-			})
-			t.Run("the right token is accepted", func(t *testing.T) {
-				c := connect(t, ctx, run, map[string]string{"Authorization": token})
-				res, err := call(ctx, c, demoserver.ToolWhoami, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := onlyText(t, res); got != token {
-					t.Errorf("whoami = %q", got)
-				}
-			})
-			t.Run("401 carries the challenge and a JSON body", func(t *testing.T) {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, run.URL, nil)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				base := strings.TrimSuffix(run.URL, map[string]string{"http": "/mcp", "sse": "/sse"}[tr])
-				want := `Bearer realm="demo", resource_metadata="` + base + `/.well-known/oauth-protected-resource"`
-				if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != want {
-					t.Errorf("got %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
-				}
-				var body map[string]string
-				if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body["error"] == "" {
-					t.Errorf("body %v, %v", body, err)
-				}
-
-				mreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+demoserver.PathResourceMetadata, nil)
-				mresp, err := http.DefaultClient.Do(mreq)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer mresp.Body.Close()
-				var meta map[string]any
-				if err := json.NewDecoder(mresp.Body).Decode(&meta); err != nil || meta["resource"] != run.URL {
-					t.Errorf("metadata %v, %v", meta, err)
-				}
-			})
+	eachTransport(t, demoserver.Options{RequireToken: token}, func(t *testing.T, ctx context.Context, run *demoserver.Running) {
+		t.Run("a wrong token is refused with ErrAuthorizationRequired", func(t *testing.T) {
+			err := initialize(ctx, newClient(t, run, map[string]string{"Authorization": "Bearer wrong"}))
+			if !errors.Is(err, transport.ErrAuthorizationRequired) {
+				t.Fatalf("err = %v, want ErrAuthorizationRequired", err)
+			}
+			var authErr *transport.AuthorizationRequiredError
+			if !errors.As(err, &authErr) || !strings.HasSuffix(authErr.ResourceMetadataURL, demoserver.PathResourceMetadata) {
+				t.Errorf("resource metadata URL not found in %v", err)
+			}
+			if got := run.Recorder.Values("Authorization"); len(got) == 0 || got[0] != "Bearer wrong" {
+				t.Errorf("recorded %q, want the refused request first", got)
+			}
 		})
-	}
+		t.Run("the right token is accepted", func(t *testing.T) {
+			c := connect(t, ctx, run, map[string]string{"Authorization": token})
+			res, err := call(ctx, c, demoserver.ToolWhoami, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := onlyText(t, res); got != token {
+				t.Errorf("whoami = %q", got)
+			}
+		})
+		t.Run("401 carries the challenge and a JSON body", func(t *testing.T) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, run.URL, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			base := strings.TrimSuffix(run.URL, map[string]string{"http": "/mcp", "sse": "/sse"}[run.Transport])
+			want := `Bearer realm="demo", resource_metadata="` + base + `/.well-known/oauth-protected-resource"`
+			if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != want {
+				t.Errorf("got %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
+			}
+			var body map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body["error"] == "" {
+				t.Errorf("body %v, %v", body, err)
+			}
+
+			mreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+demoserver.PathResourceMetadata, nil)
+			mresp, err := http.DefaultClient.Do(mreq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mresp.Body.Close()
+			var meta map[string]any
+			if err := json.NewDecoder(mresp.Body).Decode(&meta); err != nil || meta["resource"] != run.URL {
+				t.Errorf("metadata %v, %v", meta, err)
+			}
+		})
+	})
 }
 
 func TestHandler_LimitsBodyAndPath(t *testing.T) {
@@ -515,14 +503,7 @@ func TestMain_HTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Main: %v", err)
-		}
-	case <-time.After(contractstest.WaitTimeout):
-		t.Fatal("Main did not return after its context ended")
-	}
+	contractstest.WaitReturn(t, "Main", done)
 }
 
 func TestMain_BadFlags(t *testing.T) {

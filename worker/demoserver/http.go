@@ -208,8 +208,12 @@ func Start(ctx context.Context, opts Options, transport string) (*Running, error
 		return nil, fmt.Errorf("demoserver: listen %s: %w", addr, err)
 	}
 	log := opts.logger()
+	var handler http.Handler = h
+	if opts.Wrap != nil {
+		handler = opts.Wrap(h)
+	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

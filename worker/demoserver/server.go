@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +73,9 @@ type Options struct {
 	// Subscriptions, when set, holds the server's resource subscriptions
 	// (one server's only).
 	Subscriptions *Subscriptions
+	// Wrap, when set, wraps the HTTP handler Start serves: a test's fault
+	// injection or checks in front of the demo server.
+	Wrap func(http.Handler) http.Handler
 }
 
 // Calls counts the tool calls of a demo server: how many ran, how many at

@@ -25,7 +25,8 @@ type fixture struct {
 	now  time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds a handler whose call events go to publish (nil: none).
+func newFixture(t *testing.T, publish func(subject string, data []byte) error) *fixture {
 	t.Helper()
 	f := &fixture{keys: workertest.NewKeys(t), logs: &contractstest.LogBuffer{}}
 	f.demo = workertest.StartDemo(t, demoserver.Options{}, demoserver.TransportHTTP)
@@ -36,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	}, config.Worker{})
 	up := upstream.New(upstream.Options{Logger: f.logs.Logger("worker")})
 	t.Cleanup(func() { _ = up.Close() })
-	f.h = handler.New(handler.Config{File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger("worker")})
+	f.h = handler.New(handler.Config{File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger("worker"), Publish: publish})
 	return f
 }
 
@@ -71,7 +72,7 @@ func (f *fixture) call(t *testing.T, subject string, data []byte) *contracts.Cal
 
 func TestHandler_Call(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newFixture(t, nil)
 	const token = "Bearer user-token-1"
 
 	t.Run("passes the opened token upstream", func(t *testing.T) {
@@ -140,17 +141,13 @@ func TestHandler_Call(t *testing.T) {
 		},
 		{
 			name: "key id changed after sealing", subject: contracts.CallSubject("demo"),
-			build: changed(func(r *contracts.CallRequest) {
-				r.KeyID = "team-b"
-			}),
-			want: contracts.CodeSealInvalid,
+			build: changed(func(r *contracts.CallRequest) { r.KeyID = "team-b" }),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "expiry extended after sealing", subject: contracts.CallSubject("demo"),
-			build: changed(func(r *contracts.CallRequest) {
-				r.ExpiresUnixMS += 60_000
-			}),
-			want: contracts.CodeSealInvalid,
+			build: changed(func(r *contracts.CallRequest) { r.ExpiresUnixMS += 60_000 }),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "expired", subject: contracts.CallSubject("demo"),
@@ -169,10 +166,8 @@ func TestHandler_Call(t *testing.T) {
 		},
 		{
 			name: "server changed to match another subject", subject: contracts.CallSubject("limited"),
-			build: changed(func(r *contracts.CallRequest) {
-				r.Server = "limited"
-			}),
-			want: contracts.CodeSealInvalid,
+			build: changed(func(r *contracts.CallRequest) { r.Server = "limited" }),
+			want:  contracts.CodeSealInvalid,
 		},
 		{
 			name: "moved without a token", subject: contracts.CallSubject("limited"),
@@ -269,7 +264,7 @@ func TestHandler_Call(t *testing.T) {
 
 func TestHandler_List(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newFixture(t, nil)
 	req := f.keys.ListRequest(t, "demo", "Bearer x", reply)
 	out := f.serve(t, handler.ListOp, contracts.ListSubject("demo"), workertest.Encode(t, req))
 	resp, err := contracts.DecodeListResponse(out)

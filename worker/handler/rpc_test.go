@@ -9,33 +9,11 @@ import (
 	"time"
 
 	"github.com/toolbus/toolbus/contracts"
-	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/handler"
 	"github.com/toolbus/toolbus/worker/internal/workertest"
-	"github.com/toolbus/toolbus/worker/upstream"
 )
-
-func (f *fixture) rpcRequest(t *testing.T, server, method, params, token, replyTo string) *contracts.RPCRequest {
-	t.Helper()
-	req := &contracts.RPCRequest{
-		RequestHeader: contracts.RequestHeader{Type: contracts.TypeRPCRequest, RequestID: fmt.Sprintf("rpc-%d", time.Now().UnixNano()), Server: server,
-			KeyID: "team-a", TimeoutMS: 5000, ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli()},
-		Method: method,
-	}
-	if params != "" {
-		req.Params = json.RawMessage(params)
-	}
-	if token != "" {
-		s, err := f.keys.Sealer.Seal(token, req.Binding(replyTo))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Token, req.TokenFP = s, contracts.Fingerprint(token)
-	}
-	return req
-}
 
 func (f *fixture) rpc(t *testing.T, subject string, req *contracts.RPCRequest) *contracts.RPCResponse {
 	t.Helper()
@@ -44,18 +22,18 @@ func (f *fixture) rpc(t *testing.T, subject string, req *contracts.RPCRequest) *
 
 func TestHandler_RPC(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
+	f := newFixture(t, nil)
 	const token = "Bearer user-token-1"
 	subject := contracts.RPCSubject("demo")
 
-	resp := f.rpc(t, subject, f.rpcRequest(t, "demo", "resources/read", `{"uri":"`+demoserver.ResourceReadme+`"}`, token, reply))
+	resp := f.rpc(t, subject, f.keys.RPCRequest(t, "demo", "resources/read", `{"uri":"`+demoserver.ResourceReadme+`"}`, token, reply))
 	if resp.Error != nil || !strings.Contains(string(resp.Result), "toolbus demo server") {
 		t.Fatalf("resources/read: %+v %s", resp.Error, resp.Result)
 	}
 	if got := f.demo.Recorder.Authorizations(); got[len(got)-1] != token {
 		t.Fatalf("the upstream saw %q", got[len(got)-1])
 	}
-	if resp := f.rpc(t, subject, f.rpcRequest(t, "demo", "ping", "", token, reply)); resp.Error != nil {
+	if resp := f.rpc(t, subject, f.keys.RPCRequest(t, "demo", "ping", "", token, reply)); resp.Error != nil {
 		t.Fatalf("ping: %+v", resp.Error)
 	}
 	for _, tt := range []struct {
@@ -67,11 +45,11 @@ func TestHandler_RPC(t *testing.T) {
 		// mcp-go answers a missing resource with -32002 on 2025-11-25
 		// sessions (the default upstream protocol), with invalid params on
 		// the stateless 2026 revision.
-		{"a missing resource", subject, f.rpcRequest(t, "demo", "resources/read", `{"uri":"demo://nope"}`, token, reply), contracts.CodeNotFound},
-		{"a missing prompt", subject, f.rpcRequest(t, "demo", "prompts/get", `{"name":"nope"}`, token, reply), contracts.CodeInvalidRequest},
-		{"params of the wrong shape", subject, f.rpcRequest(t, "demo", "prompts/get", `{"name":7}`, token, reply), contracts.CodeInvalidRequest},
-		{"sealed for another reply subject", subject, f.rpcRequest(t, "demo", "ping", "", token, "_INBOX.elsewhere"), contracts.CodeSealInvalid},
-		{"moved to another server's subject", contracts.RPCSubject("open"), f.rpcRequest(t, "demo", "ping", "", token, reply), contracts.CodeSealInvalid},
+		{"a missing resource", subject, f.keys.RPCRequest(t, "demo", "resources/read", `{"uri":"demo://nope"}`, token, reply), contracts.CodeNotFound},
+		{"a missing prompt", subject, f.keys.RPCRequest(t, "demo", "prompts/get", `{"name":"nope"}`, token, reply), contracts.CodeInvalidRequest},
+		{"params of the wrong shape", subject, f.keys.RPCRequest(t, "demo", "prompts/get", `{"name":7}`, token, reply), contracts.CodeInvalidRequest},
+		{"sealed for another reply subject", subject, f.keys.RPCRequest(t, "demo", "ping", "", token, "_INBOX.elsewhere"), contracts.CodeSealInvalid},
+		{"moved to another server's subject", contracts.RPCSubject("open"), f.keys.RPCRequest(t, "demo", "ping", "", token, reply), contracts.CodeSealInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := f.rpc(t, tt.subject, tt.req); got.Error == nil || got.Error.Code != tt.want {
@@ -80,14 +58,14 @@ func TestHandler_RPC(t *testing.T) {
 		})
 	}
 	t.Run("sealed for another method", func(t *testing.T) {
-		req := f.rpcRequest(t, "demo", "prompts/list", "", token, reply)
+		req := f.keys.RPCRequest(t, "demo", "prompts/list", "", token, reply)
 		req.Method = "resources/list"
 		if got := f.rpc(t, subject, req); got.Error == nil || got.Error.Code != contracts.CodeSealInvalid {
 			t.Fatalf("got %+v, want seal_invalid", got.Error)
 		}
 	})
 	t.Run("a method that is not relayed", func(t *testing.T) {
-		req := f.rpcRequest(t, "demo", "ping", "", "", reply)
+		req := f.keys.RPCRequest(t, "demo", "ping", "", "", reply)
 		req.Method = "tools/call"
 		out := f.serve(t, handler.RPCOp, subject, workertest.Encode(t, req))
 		resp, err := contracts.DecodeRPCResponse(out)
@@ -105,22 +83,16 @@ type eventsFixture struct {
 }
 
 func newEventsFixture(t *testing.T) *eventsFixture {
-	f := &eventsFixture{fixture: newFixture(t), events: map[string][]contracts.CallEvent{}}
-	cfg := workertest.Config(t, map[string]*config.Server{"demo": {URL: f.demo.URL}}, config.Worker{})
-	up := upstream.New(upstream.Options{Logger: f.logs.Logger("worker")})
-	t.Cleanup(func() { _ = up.Close() })
-	f.h = handler.New(handler.Config{
-		File: cfg, Opener: f.keys.Opener, Upstream: up, Logger: f.logs.Logger("worker"),
-		Publish: func(subject string, data []byte) error {
-			var ev contracts.CallEvent
-			if err := json.Unmarshal(data, &ev); err != nil {
-				t.Errorf("event %s: %v", data, err)
-			}
-			f.mu.Lock()
-			f.events[subject] = append(f.events[subject], ev)
-			f.mu.Unlock()
-			return nil
-		},
+	f := &eventsFixture{events: map[string][]contracts.CallEvent{}}
+	f.fixture = newFixture(t, func(subject string, data []byte) error {
+		var ev contracts.CallEvent
+		if err := json.Unmarshal(data, &ev); err != nil {
+			t.Errorf("event %s: %v", data, err)
+		}
+		f.mu.Lock()
+		f.events[subject] = append(f.events[subject], ev)
+		f.mu.Unlock()
+		return nil
 	})
 	return f
 }
@@ -135,14 +107,8 @@ func (f *eventsFixture) of(subject string) []contracts.CallEvent {
 func (f *eventsFixture) callWithEvents(t *testing.T, ms int, eventsTo string) *contracts.CallRequest {
 	t.Helper()
 	const token = "Bearer user-token-1"
-	req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: fmt.Sprintf(`{"ms":%d}`, ms), Token: token, Timeout: 30 * time.Second}, reply)
-	req.EventsTo = eventsTo
-	s, err := f.keys.Sealer.Seal(token, req.Binding(reply))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Token = s
-	return req
+	return f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: fmt.Sprintf(`{"ms":%d}`, ms),
+		Token: token, Timeout: 30 * time.Second, EventsTo: eventsTo}, reply)
 }
 
 func TestHandler_CallEvents(t *testing.T) {

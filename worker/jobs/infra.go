@@ -115,55 +115,58 @@ func Setup(ctx context.Context, js jetstream.JetStream, j config.Jobs) (*Infra, 
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.Stream(ctx, want.Name)
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, err
-	}
-	if err == nil {
-		have := s.CachedInfo().Config
-		if slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
-			have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
-			have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
-			have.Discard == want.Discard && have.Duplicates == want.Duplicates {
-			return s, nil
-		}
-	}
-	return js.CreateOrUpdateStream(ctx, want)
+	return ensure(ctx, js.Stream, want.Name, jetstream.ErrStreamNotFound,
+		func(s jetstream.Stream, _ context.Context) (jetstream.StreamConfig, error) {
+			return s.CachedInfo().Config, nil
+		},
+		func(have jetstream.StreamConfig) bool {
+			return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+				have.Retention == want.Retention && have.Storage == want.Storage && have.Replicas == want.Replicas &&
+				have.MaxAge == want.MaxAge && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
+				have.Discard == want.Discard && have.Duplicates == want.Duplicates
+		},
+		func(ctx context.Context) (jetstream.Stream, error) { return js.CreateOrUpdateStream(ctx, want) })
 }
 
 func ensureRecords(ctx context.Context, js jetstream.JetStream, want jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, want.Bucket)
-	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, err
-	}
-	if err == nil {
-		st, err := kv.Status(ctx)
-		if err != nil {
-			return nil, err
-		}
-		have := st.Config()
-		if have.Description == want.Description && have.History == want.History && have.TTL == want.TTL &&
-			have.Storage == want.Storage && have.Replicas == want.Replicas {
-			return kv, nil
-		}
-	}
-	return js.CreateOrUpdateKeyValue(ctx, want)
+	return ensure(ctx, js.KeyValue, want.Bucket, jetstream.ErrBucketNotFound, jetstream.KeyValue.Status,
+		func(st jetstream.KeyValueStatus) bool {
+			have := st.Config()
+			return have.Description == want.Description && have.History == want.History && have.TTL == want.TTL &&
+				have.Storage == want.Storage && have.Replicas == want.Replicas
+		},
+		func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateOrUpdateKeyValue(ctx, want) })
 }
 
 func ensureResults(ctx context.Context, js jetstream.JetStream, want jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	obj, err := js.ObjectStore(ctx, want.Bucket)
-	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, err
-	}
-	if err == nil {
-		have, err := obj.Status(ctx)
+	return ensure(ctx, js.ObjectStore, want.Bucket, jetstream.ErrBucketNotFound, jetstream.ObjectStore.Status,
+		func(have jetstream.ObjectStoreStatus) bool {
+			return have.Description() == want.Description && have.TTL() == want.TTL &&
+				have.Storage() == want.Storage && have.Replicas() == want.Replicas
+		},
+		func(ctx context.Context) (jetstream.ObjectStore, error) {
+			return js.CreateOrUpdateObjectStore(ctx, want)
+		})
+}
+
+// ensure binds to the stream or bucket get finds by name when its
+// configuration (read with config) is as wanted (same); otherwise, or when
+// there is none (notFound), it creates or updates it with put.
+func ensure[T, C any](ctx context.Context, get func(context.Context, string) (T, error), name string, notFound error,
+	config func(T, context.Context) (C, error), same func(C) bool, put func(context.Context) (T, error)) (T, error) {
+	var none T
+	have, err := get(ctx, name)
+	switch {
+	case err == nil:
+		c, err := config(have, ctx)
 		if err != nil {
-			return nil, err
+			return none, err
 		}
-		if have.Description() == want.Description && have.TTL() == want.TTL &&
-			have.Storage() == want.Storage && have.Replicas() == want.Replicas {
-			return obj, nil
+		if same(c) {
+			return have, nil
 		}
+	case !errors.Is(err, notFound):
+		return none, err
 	}
-	return js.CreateOrUpdateObjectStore(ctx, want)
+	return put(ctx)
 }

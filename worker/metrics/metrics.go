@@ -88,36 +88,20 @@ type requestKey struct{ op, server, tool, code string }
 func New(reg prometheus.Registerer, cfg *config.File) *Metrics {
 	m := &Metrics{
 		tools: telemetry.NewToolLabels(cfg, 0),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: telemetry.Namespace, Subsystem: subsystem, Name: "requests_total",
-			Help: "Requests and jobs handled, by op (tools/call, tools/list, a relayed MCP method, job), server, tool (known tools only, else _other) and code (ok or the error code answered).",
-		}, []string{"op", "server", "tool", "code"}),
-		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: telemetry.Namespace, Subsystem: subsystem, Name: "upstream_duration_seconds",
-			Help:    "Time of calls to the upstream MCP servers, by server, op and outcome (ok or error).",
-			Buckets: telemetry.DurationBuckets,
-		}, []string{"server", "op", "outcome"}),
-		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: telemetry.Namespace, Subsystem: subsystem, Name: "upstream_errors_total",
-			Help: "Failed upstream calls by server and class (the error code: upstream_error, upstream_timeout, upstream_unauthorized, unknown_tool, invalid_request, timeout, cancelled, ...).",
-		}, []string{"server", "class"}),
-		sealFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: telemetry.Namespace, Subsystem: subsystem, Name: "seal_failures_total",
-			Help: "Sealed user credentials refused, by server and reason (expired, replayed, unknown_key, invalid, wrong_subject).",
-		}, []string{"server", "reason"}),
-		overloaded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: telemetry.Namespace, Subsystem: subsystem, Name: "overload_rejections_total",
-			Help: "Requests refused without reaching the upstream, by server and reason (no_slot, stopping, circuit_open).",
-		}, []string{"server", "reason"}),
-		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: telemetry.Namespace, Subsystem: subsystem, Name: "queue_wait_seconds",
-			Help:    "Time before a call starts, by server and kind: request (a NATS request waiting for a call slot here) or job (an async job, from its submission to its start).",
-			Buckets: []float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120, 600, 3600},
-		}, []string{"server", "kind"}),
-		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: telemetry.Namespace, Subsystem: subsystem, Name: "job_deliveries_total",
-			Help: "Async job deliveries by server and what became of the job: succeeded, failed, cancelled, expired (final states), retry (queued again after a retryable failure), requeued (given back by a stopping worker), or skipped, duplicate, not_owned, invalid, no_record, deferred, lost_worker.",
-		}, []string{"server", "outcome"}),
+		requests: counterVec("requests_total", "Requests and jobs handled, by op (tools/call, tools/list, a relayed MCP method, job), server, tool (known tools only, else _other) and code (ok or the error code answered).",
+			"op", "server", "tool", "code"),
+		upstream: histogramVec("upstream_duration_seconds", "Time of calls to the upstream MCP servers, by server, op and outcome (ok or error).",
+			telemetry.DurationBuckets, "server", "op", "outcome"),
+		upstreamErrors: counterVec("upstream_errors_total", "Failed upstream calls by server and class (the error code: upstream_error, upstream_timeout, upstream_unauthorized, unknown_tool, invalid_request, timeout, cancelled, ...).",
+			"server", "class"),
+		sealFailures: counterVec("seal_failures_total", "Sealed user credentials refused, by server and reason (expired, replayed, unknown_key, invalid, wrong_subject).",
+			"server", "reason"),
+		overloaded: counterVec("overload_rejections_total", "Requests refused without reaching the upstream, by server and reason (no_slot, stopping, circuit_open).",
+			"server", "reason"),
+		queueWait: histogramVec("queue_wait_seconds", "Time before a call starts, by server and kind: request (a NATS request waiting for a call slot here) or job (an async job, from its submission to its start).",
+			[]float64{.0005, .001, .005, .01, .05, .1, .5, 1, 5, 30, 120, 600, 3600}, "server", "kind"),
+		jobs: counterVec("job_deliveries_total", "Async job deliveries by server and what became of the job: succeeded, failed, cancelled, expired (final states), retry (queued again after a retryable failure), requeued (given back by a stopping worker), or skipped, duplicate, not_owned, invalid, no_record, deferred, lost_worker.",
+			"server", "outcome"),
 		perServer: make(map[string]*serverSeries, len(cfg.MCPServers)),
 		series:    make(map[requestKey]prometheus.Counter),
 	}
@@ -140,8 +124,22 @@ func New(reg prometheus.Registerer, cfg *config.File) *Metrics {
 	}
 	m.other = resolve(telemetry.OtherServer)
 	reg.MustRegister(m.requests, m.upstream, m.upstreamErrors, m.sealFailures, m.overloaded, m.queueWait, m.jobs,
-		&poolCollector{m: m}, &pendingCollector{m: m})
+		&scrapeCollector{m: m})
 	return m
+}
+
+// counterVec is a worker counter with labels.
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: telemetry.Namespace, Subsystem: subsystem, Name: name, Help: help,
+	}, labels)
+}
+
+// histogramVec is a worker histogram with labels.
+func histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: telemetry.Namespace, Subsystem: subsystem, Name: name, Help: help, Buckets: buckets,
+	}, labels)
 }
 
 func (m *Metrics) server(name string) *serverSeries {
@@ -309,47 +307,33 @@ var (
 		"Async jobs of a server delivered to a worker and not settled yet: running or waiting for a slot (the shared consumer's ack-pending count: aggregate with max).", []string{"server"}, nil)
 )
 
-// poolCollector reports the slot gauges at scrape time: nothing is
-// counted on the hot path.
-type poolCollector struct{ m *Metrics }
-
-func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- inFlightDesc
-	ch <- waitingDesc
-	ch <- slotsDesc
-}
-
-func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.m.slots.Load()
-	if f == nil {
-		return
-	}
-	for _, s := range (*f)() {
-		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.Running), s.Server)
-		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(s.Waiting), s.Server)
-		ch <- prometheus.MustNewConstMetric(slotsDesc, prometheus.GaugeValue, float64(s.Slots), s.Server)
-	}
-}
-
 // pendingTimeout bounds the JetStream look-up of a scrape.
 const pendingTimeout = 2 * time.Second
 
-type pendingCollector struct{ m *Metrics }
+// scrapeCollector reports at scrape time the slot gauges (nothing is
+// counted on the hot path) and the jobs waiting in JetStream.
+type scrapeCollector struct{ m *Metrics }
 
-func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- queuedDesc
-	ch <- unackedDesc
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{inFlightDesc, waitingDesc, slotsDesc, queuedDesc, unackedDesc} {
+		ch <- d
+	}
 }
 
-func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
-	f := c.m.pending.Load()
-	if f == nil {
-		return
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	if f := c.m.slots.Load(); f != nil {
+		for _, s := range (*f)() {
+			ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.Running), s.Server)
+			ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(s.Waiting), s.Server)
+			ch <- prometheus.MustNewConstMetric(slotsDesc, prometheus.GaugeValue, float64(s.Slots), s.Server)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
-	defer cancel()
-	for _, q := range (*f)(ctx) {
-		ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(q.Pending), q.Server)
-		ch <- prometheus.MustNewConstMetric(unackedDesc, prometheus.GaugeValue, float64(q.AckPending), q.Server)
+	if f := c.m.pending.Load(); f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)
+		defer cancel()
+		for _, q := range (*f)(ctx) {
+			ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(q.Pending), q.Server)
+			ch <- prometheus.MustNewConstMetric(unackedDesc, prometheus.GaugeValue, float64(q.AckPending), q.Server)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package pool_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,19 +52,7 @@ func setup(t *testing.T, worker config.Worker, adjust func(map[string]*config.Se
 		adjust(all)
 	}
 	cfg := workertest.Config(t, all, worker)
-	var err error
-	e.pool, err = pool.New(cfg, e.nats.Connect(t), e.keys.Opener, e.logs.Logger("worker"), append([]pool.Option{pool.WithName("test-worker")}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.pool.Start(contractstest.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
-		defer cancel()
-		_ = e.pool.Stop(ctx)
-	})
+	e.pool = workertest.StartPool(t, cfg, e.nats.Connect(t), e.keys.Opener, e.logs.Logger("worker"), append([]pool.Option{pool.WithName("test-worker")}, opts...)...)
 	return e
 }
 
@@ -381,17 +368,7 @@ func TestPool_TokenNeverLeaks(t *testing.T) {
 	if bus.Count() < len(calls) || inboxes.Count() < len(calls) {
 		t.Fatalf("recorded %d requests and %d replies", bus.Count(), inboxes.Count())
 	}
-	for _, s := range []string{token, secret} {
-		if bus.Contains([]byte(s)) || inboxes.Contains([]byte(s)) {
-			t.Errorf("%q crossed NATS in plaintext", s)
-		}
-		if strings.Contains(e.logs.String(), s) {
-			t.Errorf("%q is in the logs", s)
-		}
-	}
-	if !strings.Contains(e.logs.String(), contracts.Fingerprint(token)) {
-		t.Error("the token's fingerprint is not in the logs")
-	}
+	workertest.CheckTokenKept(t, e.logs, token, []string{secret}, bus, inboxes)
 }
 
 // TestPool_PanicAnswersInternal: an upstream answer that makes the handling

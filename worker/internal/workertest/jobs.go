@@ -59,13 +59,7 @@ func (k Keys) JobRequest(t testing.TB, j Job) (*contracts.JobRequest, *contracts
 	if j.Args != "" {
 		req.Arguments = json.RawMessage(j.Args)
 	}
-	if j.Token != "" {
-		s, err := k.Sealer.Seal(j.Token, req.Binding())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Token = s
-	}
+	k.seal(t, &req.RequestHeader, j.Token, req.Binding())
 	return req, RecordOf(req, now)
 }
 

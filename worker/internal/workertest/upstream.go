@@ -2,14 +2,11 @@ package workertest
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 
-	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
 )
 
@@ -32,19 +29,10 @@ type Upstream struct {
 func StartUpstream(t testing.TB, opts demoserver.Options) *Upstream {
 	t.Helper()
 	opts.Calls = &demoserver.Calls{}
-	h, err := demoserver.NewHandler(opts, demoserver.TransportHTTP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &Upstream{Recorder: h.Recorder(), calls: opts.Calls}
-	srv := httptest.NewServer(u.wrap(h))
-	u.URL = srv.URL + demoserver.PathMCP
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
-		defer cancel()
-		h.Close(ctx)
-		srv.Close()
-	})
+	u := &Upstream{calls: opts.Calls}
+	opts.Wrap = u.wrap
+	run := StartDemo(t, opts, demoserver.TransportHTTP)
+	u.URL, u.Recorder = run.URL, run.Recorder
 	return u
 }
 

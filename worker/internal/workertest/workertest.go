@@ -1,12 +1,15 @@
 // Package workertest holds helpers for the worker's tests: demo upstreams,
-// configurations and sealed requests built with a real contracts.Sealer.
-// The log buffer and the bounded waits are contractstest's.
+// configurations, sealed requests built with a real contracts.Sealer (calls,
+// lists, relayed requests, jobs), a started worker pool (StartPool) and the
+// check that a user token stayed sealed (CheckTokenKept). The log buffer and
+// the bounded waits are contractstest's.
 package workertest
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,6 +71,7 @@ type Call struct {
 	KeyID        string // default "team-a"
 	Timeout      time.Duration
 	Expires      time.Time // default now + Timeout + 5s
+	EventsTo     string    // the subject of the call's events; empty for none
 }
 
 // Request returns the CallRequest for c, its token sealed for replyTo.
@@ -91,42 +95,56 @@ func (k Keys) Request(t testing.TB, c Call, replyTo string) *contracts.CallReque
 			TimeoutMS:     c.Timeout.Milliseconds(),
 			ExpiresUnixMS: c.Expires.UnixMilli(),
 		},
-		Tool: c.Tool,
+		Tool:     c.Tool,
+		EventsTo: c.EventsTo,
 	}
 	if c.Args != "" {
 		req.Arguments = json.RawMessage(c.Args)
 	}
-	if c.Token != "" {
-		s, err := k.Sealer.Seal(c.Token, req.Binding(replyTo))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Token = s
-		req.TokenFP = contracts.Fingerprint(c.Token)
-	}
+	k.seal(t, &req.RequestHeader, c.Token, req.Binding(replyTo))
 	return req
 }
 
 // ListRequest returns a tools/list request for server, sealed for replyTo.
 func (k Keys) ListRequest(t testing.TB, server, token, replyTo string) *contracts.ListRequest {
 	t.Helper()
-	req := &contracts.ListRequest{RequestHeader: contracts.RequestHeader{
-		Type:          contracts.TypeListRequest,
-		RequestID:     fmt.Sprintf("list-%d", nextID.Add(1)),
-		Server:        server,
-		KeyID:         "team-a",
-		TimeoutMS:     5000,
-		ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli(),
-	}}
-	if token != "" {
-		s, err := k.Sealer.Seal(token, req.Binding(replyTo))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Token = s
-		req.TokenFP = contracts.Fingerprint(token)
-	}
+	req := &contracts.ListRequest{RequestHeader: header(contracts.TypeListRequest, "list", server)}
+	k.seal(t, &req.RequestHeader, token, req.Binding(replyTo))
 	return req
+}
+
+// RPCRequest returns a relayed MCP request of method with params (a JSON
+// object, or empty) for server, sealed for replyTo.
+func (k Keys) RPCRequest(t testing.TB, server, method, params, token, replyTo string) *contracts.RPCRequest {
+	t.Helper()
+	req := &contracts.RPCRequest{RequestHeader: header(contracts.TypeRPCRequest, "rpc", server), Method: method}
+	if params != "" {
+		req.Params = json.RawMessage(params)
+	}
+	k.seal(t, &req.RequestHeader, token, req.Binding(replyTo))
+	return req
+}
+
+// header is the header of a request of type typ to server from team-a,
+// its id idPrefix-N, with a budget of five seconds that expires in ten.
+func header(typ, idPrefix, server string) contracts.RequestHeader {
+	return contracts.RequestHeader{
+		Type: typ, RequestID: fmt.Sprintf("%s-%d", idPrefix, nextID.Add(1)), Server: server,
+		KeyID: "team-a", TimeoutMS: 5000, ExpiresUnixMS: time.Now().Add(10 * time.Second).UnixMilli(),
+	}
+}
+
+// seal seals token, unless empty, into h for binding b.
+func (k Keys) seal(t testing.TB, h *contracts.RequestHeader, token string, b contracts.Binding) {
+	t.Helper()
+	if token == "" {
+		return
+	}
+	s, err := k.Sealer.Seal(token, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Token, h.TokenFP = s, contracts.Fingerprint(token)
 }
 
 // Encode marshals v.
@@ -164,6 +182,26 @@ func Text(t testing.TB, raw json.RawMessage) string {
 		t.Fatalf("result %s: %v", raw, err)
 	}
 	return r.Content[0].Text
+}
+
+// CheckTokenKept fails the test when the user token or one of secrets
+// crossed NATS in plaintext in one of recs or is in logs, or when logs lack
+// the token's fingerprint, which the worker logs in its place.
+func CheckTokenKept(t testing.TB, logs *contractstest.LogBuffer, token string, secrets []string, recs ...*contractstest.Recording) {
+	t.Helper()
+	for _, s := range append([]string{token}, secrets...) {
+		for _, r := range recs {
+			if r.Contains([]byte(s)) {
+				t.Errorf("%q crossed NATS in plaintext", s)
+			}
+		}
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("%q is in the logs", s)
+		}
+	}
+	if !strings.Contains(logs.String(), contracts.Fingerprint(token)) {
+		t.Error("the token's fingerprint is not in the logs")
+	}
 }
 
 // UpstreamSawCall reports whether the demo server received a tools/call.
