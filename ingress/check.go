@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/rs/zerolog"
@@ -21,33 +20,17 @@ warning on stderr. Exits non-zero when the configuration has an error
 
 // runCheck is `ingress check`.
 func runCheck(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("ingress check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), checkUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "configuration file to check")
-	strict := fs.Bool("strict", false, "treat every warning as an error")
-	dev := fs.Bool("dev", false, "check the file for --dev (no sealing key needed)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("check: --config FILE is required, and nothing else")
-	}
-	cfg, warnings, err := loadConfig(*configPath, *strict, getenv)
-	printWarnings(stderr, warnings)
-	if err == nil {
-		err = checkStartup(cfg, *dev)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: invalid\n", *configPath)
-		return err
-	}
-	if err := cfg.WriteEffective(stdout); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "%s: valid, %d warning(s)\n", *configPath, len(warnings))
-	return nil
+	var dev bool
+	return config.Check{
+		Name: "ingress check", Usage: checkUsage,
+		Flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&dev, "dev", false, "check the file for --dev (no sealing key needed)")
+		},
+		Load: func(path string, strict bool) (*config.File, []config.Warning, error) {
+			return loadConfig(path, strict, getenv)
+		},
+		Startup: func(cfg *config.File) error { return checkStartup(cfg, dev) },
+	}.Run(args, stdout, stderr)
 }
 
 // checkStartup checks what run checks before it connects: the sealing keys
@@ -96,12 +79,5 @@ func loadConfig(path string, strict bool, getenv func(string) string) (*config.F
 func logWarnings(log zerolog.Logger, warnings []config.Warning) {
 	for _, w := range warnings {
 		log.Warn().Str("path", w.Path).Msg("config: " + w.Message)
-	}
-}
-
-// printWarnings writes check's warnings, one line each.
-func printWarnings(w io.Writer, warnings []config.Warning) {
-	for _, warning := range warnings {
-		fmt.Fprintf(w, "warning: %s\n", warning)
 	}
 }

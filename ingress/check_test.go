@@ -15,6 +15,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 )
 
@@ -74,23 +75,15 @@ func TestCheck_PrintsEffectiveConfigRedacted(t *testing.T) {
 			t.Errorf("check output carries %q:\n%s\n%s", secret, out, errs)
 		}
 	}
-	for _, want := range []string{
-		"  jira:\n", "    transport: http\n", "    timeout: 30s\n", "API_TOKEN: " + config.Redacted,
-		"url: nats://REDACTED@127.0.0.1:4222", "  - name: master\n    key_sha256: " + config.Redacted,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, out)
-		}
-	}
-	for _, want := range []string{
+	contractstest.Contains(t, "stdout", out,
+		"  jira:\n", "    transport: http\n", "    timeout: 30s\n", "API_TOKEN: "+config.Redacted,
+		"url: nats://REDACTED@127.0.0.1:4222", "  - name: master\n    key_sha256: "+config.Redacted,
+	)
+	contractstest.Contains(t, "stderr", errs,
 		"warning: general_settings.store_model_in_db: LiteLLM key not implemented by toolbus, ignored: ",
 		"warning: mcp_servers.jira.auth_typo: unknown key: toolbus does not read it (did you mean auth_type?)\n",
-		path + ": valid, 2 warning(s)\n",
-	} {
-		if !strings.Contains(errs, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errs)
-		}
-	}
+		path+": valid, 2 warning(s)\n",
+	)
 	if strings.Contains(errs, "bearer") {
 		t.Errorf("a warning carries a value:\n%s", errs)
 	}
@@ -144,11 +137,7 @@ func TestCheck_Errors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("check passed:\n%s", stderr.String())
 			}
-			for _, want := range tt.want {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error lacks %q:\n%v", want, err)
-				}
-			}
+			contractstest.Contains(t, "the error", err.Error(), tt.want...)
 			if stdout.Len() != 0 || !strings.Contains(stderr.String(), path+": invalid") {
 				t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/ingress/auth"
 )
 
@@ -40,7 +41,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return err
 	}
 	cfg, warnings, err := loadConfig(*configPath, false, getenv)
-	printWarnings(stderr, warnings)
+	config.PrintWarnings(stderr, warnings)
 	if err != nil {
 		return err
 	}

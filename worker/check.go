@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 
 	"github.com/toolbus/toolbus/contracts/config"
@@ -19,35 +18,17 @@ has an error (under --strict, a warning too).`
 
 // runCheck is `worker check`.
 func runCheck(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("worker check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(fs.Output(), checkUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "configuration file to check")
-	servers := fs.String("servers", "", "comma-separated servers the worker would serve")
-	strict := fs.Bool("strict", false, "treat every warning as an error")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("check: --config FILE is required, and nothing else")
-	}
-	cfg, warnings, err := loadConfig(*configPath, *servers, *strict, getenv)
-	for _, w := range warnings {
-		fmt.Fprintf(stderr, "warning: %s\n", w)
-	}
-	if err == nil {
-		err = checkStartup(cfg)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: invalid\n", *configPath)
-		return err
-	}
-	if err := cfg.WriteEffective(stdout); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "%s: valid, %d warning(s)\n", *configPath, len(warnings))
-	return nil
+	var servers string
+	return config.Check{
+		Name: "worker check", Usage: checkUsage,
+		Flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&servers, "servers", "", "comma-separated servers the worker would serve")
+		},
+		Load: func(path string, strict bool) (*config.File, []config.Warning, error) {
+			return loadConfig(path, servers, strict, getenv)
+		},
+		Startup: checkStartup,
+	}.Run(args, stdout, stderr)
 }
 
 // checkStartup checks what run checks before it connects: the sealing

@@ -8,6 +8,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // Secrets of the check tests: none may appear in check's output.
@@ -52,23 +53,15 @@ func TestCheck_PrintsEffectiveConfigRedacted(t *testing.T) {
 			t.Errorf("check output carries %q:\n%s\n%s", secret, out, errs)
 		}
 	}
-	for _, want := range []string{
-		"FROM_ENV: " + config.Redacted, "API_TOKEN: " + config.Redacted, "private_keys: [" + config.Redacted + "]",
+	contractstest.Contains(t, "stdout", out,
+		"FROM_ENV: "+config.Redacted, "API_TOKEN: "+config.Redacted, "private_keys: ["+config.Redacted+"]",
 		"url: nats://REDACTED@127.0.0.1:4222", "servers: [files]", "max_concurrency: 256",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, out)
-		}
-	}
-	for _, want := range []string{
+	)
+	contractstest.Contains(t, "stderr", errs,
 		"warning: mcp_servers.files.spec_version: LiteLLM key not implemented by toolbus, ignored: ",
 		"warning: mcp_servers.jira.auth_typo: unknown key: toolbus does not read it (did you mean auth_type?)\n",
-		path + ": valid, 2 warning(s)\n",
-	} {
-		if !strings.Contains(errs, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, errs)
-		}
-	}
+		path+": valid, 2 warning(s)\n",
+	)
 }
 
 func TestCheck_Errors(t *testing.T) {
@@ -102,11 +95,7 @@ func TestCheck_Errors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("check passed:\n%s", stderr.String())
 			}
-			for _, want := range tt.want {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error lacks %q:\n%v", want, err)
-				}
-			}
+			contractstest.Contains(t, "the error", err.Error(), tt.want...)
 			if stdout.Len() != 0 || !strings.Contains(stderr.String(), path+": invalid") {
 				t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
 			}

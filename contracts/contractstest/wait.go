@@ -2,6 +2,7 @@ package contractstest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +44,16 @@ func WaitReturn(t testing.TB, what string, done <-chan error) {
 		}
 	case <-time.After(WaitTimeout):
 		t.Fatalf("%s did not return within %s", what, WaitTimeout)
+	}
+}
+
+// Contains fails the test for each of wants that got lacks, naming what got
+// is (stdout, a log, a body) and showing it.
+func Contains(t testing.TB, what, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(got, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, got)
+		}
 	}
 }
