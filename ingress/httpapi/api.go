@@ -26,7 +26,8 @@ type Options struct {
 	Jobs       *jobs.Store
 	Logger     zerolog.Logger
 	// MaxInFlight bounds the API requests served at once (see
-	// limitInFlight); 0 means DefaultMaxInFlight, < 0 no bound.
+	// limitInFlight): ingress.max_in_flight, whose default config.Normalize
+	// applies; 0 or less, no bound.
 	MaxInFlight int
 	// MCP, if set, is mounted behind the key middleware (see mcp.go).
 	MCP MCPEndpoint
@@ -72,9 +73,6 @@ func New(o Options) http.Handler {
 	}
 
 	maxInFlight := o.MaxInFlight
-	if maxInFlight == 0 {
-		maxInFlight = DefaultMaxInFlight
-	}
 	// Admin endpoints are not bounded by the in-flight limit: they must
 	// answer while the gateway is overloaded.
 	admin := r.Group("/admin", authenticate(o.Policy), requireAdmin())

@@ -9,18 +9,14 @@ import (
 	"github.com/toolbus/toolbus/ingress/metrics"
 )
 
-// DefaultMaxInFlight is how many API requests one ingress serves at once
-// when Options.MaxInFlight is 0.
-const DefaultMaxInFlight = 1024
-
 // limitInFlight bounds the requests being served at once. One over the bound
 // is answered 503 overloaded (retryable, with Retry-After) at once, before
 // its body is read: under a burst the ingress sheds load instead of letting
 // requests, goroutines and buffered bodies pile up, so its memory stays
-// bounded. max < 0 means no bound. m counts the requests in flight and the
+// bounded. max <= 0 means no bound. m counts the requests in flight and the
 // rejections.
 func limitInFlight(max int, m *metrics.Metrics) gin.HandlerFunc {
-	if max < 0 {
+	if max <= 0 {
 		var n atomic.Int64
 		m.SetInFlight(func() int { return int(n.Load()) })
 		return func(c *gin.Context) {
