@@ -59,12 +59,21 @@ type Server struct {
 	// Transport is http (streamable HTTP; LiteLLM's streamable_http and
 	// its spellings mean the same), sse or stdio. Default http, or stdio
 	// when Command is set and URL is not.
-	Transport       string            `yaml:"transport"`
-	Command         string            `yaml:"command"`
-	Args            []string          `yaml:"args"`
-	Env             map[string]string `yaml:"env" secret:"true"`
-	AllowedTools    []string          `yaml:"allowed_tools"`
-	DisallowedTools []string          `yaml:"disallowed_tools"`
+	Transport string            `yaml:"transport"`
+	Command   string            `yaml:"command"`
+	Args      []string          `yaml:"args"`
+	Env       map[string]string `yaml:"env" secret:"true"`
+	// AllowedTools, if set, are the only tools the server exposes;
+	// DisallowedTools are never exposed, and win over AllowedTools. Each
+	// entry names a tool with or without its <server><separator> prefix
+	// (filters.go).
+	AllowedTools    []string `yaml:"allowed_tools"`
+	DisallowedTools []string `yaml:"disallowed_tools"`
+	// AllowedParams maps a tool (with or without its prefix) to the only
+	// argument names a call of it may carry; a call with any other is
+	// refused forbidden_param. A tool it does not name takes any argument.
+	AllowedParams map[string][]string `yaml:"allowed_params"`
+	filters       *toolFilters
 	// Auth is passthrough or none, the older spelling of auth_type (none).
 	// Default passthrough, or none with auth_type none.
 	Auth string `yaml:"auth"`
@@ -116,9 +125,12 @@ type Key struct {
 	Key       string `yaml:"key" secret:"true"`
 	// Servers the key may use; empty means all.
 	Servers []string `yaml:"servers"`
-	// Tools the key may use, as <server>-<tool>; empty means every tool of
-	// the allowed servers.
-	Tools []string `yaml:"tools"`
+	// Tools the key may use, as <server><separator><tool>, or a bare tool
+	// name for that tool on every server the key may use; empty means
+	// every tool of the allowed servers. Normalize rewrites the bare names
+	// to prefixed ones (filters.go).
+	Tools    []string `yaml:"tools"`
+	rawTools []string // Tools as written, before Normalize
 }
 
 // NATS is how both processes reach the bus. User and password, if any, go
@@ -342,6 +354,11 @@ var DefaultJobBackoff = []Duration{Duration(time.Second), Duration(5 * time.Seco
 func (f *File) Normalize() error {
 	f.applyDefaults()
 	f.hashKeys()
+	sep := f.Ingress.Separator()
+	for _, s := range f.MCPServers {
+		s.resolveToolFilters(sep)
+	}
+	f.resolveKeyTools(sep)
 	return f.validate()
 }
 
@@ -484,6 +501,7 @@ func (f *File) validate() error {
 			bad("mcp_servers.%s.protocol_version: %q is not a revision (YYYY-MM-DD) or latest", name, v)
 		}
 		s.validateCredentials(bad)
+		s.validateToolFilters(bad)
 		if s.MaxTimeout < s.Timeout {
 			bad("mcp_servers.%s: max_timeout is shorter than timeout", name)
 		}
@@ -576,12 +594,4 @@ func (f *File) ServerNames() []string {
 	}
 	slices.Sort(names)
 	return names
-}
-
-// ToolAllowed applies the server's allowed_tools and disallowed_tools.
-func (s *Server) ToolAllowed(tool string) bool {
-	if len(s.AllowedTools) > 0 && !slices.Contains(s.AllowedTools, tool) {
-		return false
-	}
-	return !slices.Contains(s.DisallowedTools, tool)
 }

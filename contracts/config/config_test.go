@@ -157,7 +157,7 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 	for _, path := range strings.Fields(`
 		Strict GeneralSettings.MasterKey Keys
 		MCPServers.Description MCPServers.Command MCPServers.Args MCPServers.Env
-		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AuthEnv MCPServers.PassthroughOnFanout
+		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AllowedParams MCPServers.AuthEnv MCPServers.PassthroughOnFanout
 		MCPServers.Credentials.AuthType MCPServers.Credentials.AuthValue MCPServers.Credentials.AuthenticationToken
 		MCPServers.Credentials.StaticHeaders MCPServers.Credentials.OAuth2Flow MCPServers.Credentials.ClientID
 		MCPServers.Credentials.ClientSecret MCPServers.Credentials.TokenURL MCPServers.Credentials.Scopes

@@ -62,7 +62,6 @@ var liteLLMKeys = map[string]liteLLMKey{
 	"mcp_servers.*.authorization_url": {"ignored: interactive OAuth is not brokered; the caller's credential is passed through"},
 	"mcp_servers.*.registration_url":  {"ignored: interactive OAuth is not brokered; the caller's credential is passed through"},
 	"mcp_servers.*.extra_headers":     {"ignored: no client header is forwarded but the caller's credential"},
-	"mcp_servers.*.allowed_params":    {"ignored: every argument of an allowed tool is passed on"},
 }
 
 // LiteLLMKeys returns the paths of the LiteLLM keys toolbus does not

@@ -85,7 +85,6 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 		},
 		{
 			file:        "allowed_params.yaml",
-			liteLLM:     []string{"mcp_servers.deepwiki_mcp.allowed_params"},
 			credentials: []string{"mcp_servers.deepwiki_mcp.auth_type"},
 			servers:     []string{"deepwiki_mcp"},
 		},

@@ -40,8 +40,9 @@ func NewToolLabels(cfg *config.File, maxPerServer int) *ToolLabels {
 	}
 	t := &ToolLabels{max: maxPerServer, known: make(map[string]map[string]struct{}, len(cfg.MCPServers))}
 	for name, srv := range cfg.MCPServers {
-		tools := make(map[string]struct{}, len(srv.AllowedTools))
-		for _, tool := range srv.AllowedTools {
+		names := srv.AllowedToolNames()
+		tools := make(map[string]struct{}, len(names))
+		for _, tool := range names {
 			if len(tools) < maxPerServer {
 				tools[tool] = struct{}{}
 			}
