@@ -11,6 +11,7 @@ type ErrorCode string
 const (
 	CodeUnauthorized         ErrorCode = "unauthorized"          // missing or unknown gateway key
 	CodeForbidden            ErrorCode = "forbidden"             // the key may not use this server or tool
+	CodeForbiddenParam       ErrorCode = "forbidden_param"       // an argument the server's allowed_params does not let the tool take
 	CodeUnknownServer        ErrorCode = "unknown_server"        // no such server (for this key)
 	CodeUnknownTool          ErrorCode = "unknown_tool"          // no such tool (for this key)
 	CodeAmbiguousTool        ErrorCode = "ambiguous_tool"        // a bare tool name that several servers have
@@ -52,7 +53,8 @@ type Error struct {
 	// upstream_unauthorized, so that the client can start its own OAuth flow.
 	WWWAuthenticate string `json:"www_authenticate,omitempty"`
 	// Available lists what the caller could have named instead (servers or
-	// tools), with unknown_server, unknown_tool and ambiguous_tool.
+	// tools), with unknown_server, unknown_tool and ambiguous_tool; the
+	// arguments the tool takes with forbidden_param.
 	Available []string `json:"available,omitempty"`
 }
 

@@ -70,6 +70,9 @@ type policyCase struct {
 	// everyDoor: the refusal is about the request, so every list door
 	// refuses too.
 	everyDoor bool
+	// listed: the tool is listed although the call is refused (the refusal
+	// is about the call's arguments, not the tool).
+	listed bool
 	// upstream, if set, checks what the real upstreams received.
 	upstream func(t *testing.T, g *gatewaytest.Gateway, door string)
 }
@@ -78,9 +81,11 @@ func TestPolicy_EveryDoorAnswersTheSame(t *testing.T) {
 	g := gatewaytest.Start(t, gatewaytest.WithConfig(func(c *config.File) {
 		// Every list reaches the upstream, so what it received can be checked.
 		c.Ingress.ListCacheTTL = config.Duration(time.Nanosecond)
+		addDemo2(c)
 	}))
 	echo := `{"text":"hi"}`
 	forbidden, unknownTool := &outcome{code: "forbidden"}, &outcome{code: "unknown_tool"}
+	forbiddenParam := &outcome{code: "forbidden_param"}
 	// Credentials differ per door (see door.headers), so that a pooled
 	// upstream client or a cached list of one door cannot answer another.
 	general := func(door string) string { return "Bearer general-" + slug(door) }
@@ -97,6 +102,19 @@ func TestPolicy_EveryDoorAnswersTheSame(t *testing.T) {
 		{name: "tool outside the server's allowed_tools", call: call{key: gatewaytest.MasterKey, server: "limited", tool: "whoami", args: `{}`}, want: forbidden},
 		{name: "tool in the server's disallowed_tools", call: call{key: gatewaytest.MasterKey, server: "noauth", tool: "fail", args: `{}`}, want: forbidden},
 		{name: "unknown tool", call: call{key: gatewaytest.MasterKey, server: "demo", tool: "nope", args: `{}`}, want: unknownTool},
+		// LiteLLM's documented filters (addDemo2): entries with or without
+		// the <server>- prefix, disallowed_tools winning.
+		{name: "prefixed allowed_tools entry", call: call{key: gatewaytest.MasterKey, server: "demo2", tool: "echo", args: echo}, want: &outcome{"ok", "hi"}},
+		{name: "prefixed allowed_tools entry, no arguments", call: call{key: gatewaytest.MasterKey, server: "demo2", tool: "whoami", args: `{}`}, want: &outcome{"ok", ""}},
+		{name: "bare allowed_tools entry, prefixed disallowed_tools entry", call: call{key: gatewaytest.MasterKey, server: "demo2", tool: "fail", args: `{}`}, want: forbidden},
+		{name: "tool in neither list", call: call{key: gatewaytest.MasterKey, server: "demo2", tool: "slow", args: `{"ms":1}`}, want: forbidden},
+		{name: "argument outside allowed_params", call: call{key: gatewaytest.MasterKey, server: "demo2", tool: "echo", args: `{"text":"hi","extra":1}`}, want: forbiddenParam, listed: true},
+		{name: "argument outside allowed_params, key with a bare tool name", call: call{key: teamBKey, server: "demo2", tool: "echo", args: `{"extra":1}`}, want: forbiddenParam, listed: true},
+		// Keys' tools with or without the prefix (team-b: echo, other-whoami).
+		{name: "key's bare tool name", call: call{key: teamBKey, server: "demo2", tool: "echo", args: echo}, want: &outcome{"ok", "hi"}},
+		{name: "key's bare tool name on another server", call: call{key: teamBKey, server: "other", tool: "echo", args: echo}, want: &outcome{"ok", "hi"}},
+		{name: "key's prefixed tool name", call: call{key: teamBKey, server: "other", tool: "whoami", args: `{}`}, want: &outcome{"ok", ""}},
+		{name: "tool the key's names leave out", call: call{key: teamBKey, server: "demo2", tool: "whoami", args: `{}`}, want: forbidden},
 		{
 			name: "unknown server", call: call{key: gatewaytest.MasterKey, server: "nope", tool: "echo", args: echo},
 			// A name <server>-<tool> whose server is no server is no tool.
@@ -217,7 +235,7 @@ func TestPolicy_EveryDoorAnswersTheSame(t *testing.T) {
 		t.Run(door.name, func(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.name, func(t *testing.T) {
-					wantCode, wantListed := "ok", tc.want.code == "ok"
+					wantCode, wantListed := "ok", tc.want.code == "ok" || tc.listed
 					if door.named && tc.serverLevel || tc.everyDoor {
 						wantCode, wantListed = tc.want.code, false
 					}
@@ -233,6 +251,24 @@ func TestPolicy_EveryDoorAnswersTheSame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// teamBKey is the key addDemo2 adds.
+const teamBKey = "sk-team-b-filters"
+
+// addDemo2 adds the server demo2 with LiteLLM's documented filters (a demo
+// upstream, no credential) and the key team-b, whose tools are named bare
+// (echo: on each of its servers) and prefixed (other-whoami).
+func addDemo2(c *config.File) {
+	c.MCPServers["demo2"] = &config.Server{
+		URL: c.MCPServers["noauth"].URL, Auth: config.AuthNone,
+		AllowedTools:    []string{"demo2-echo", "demo2-whoami", "fail"},
+		DisallowedTools: []string{"demo2-fail"},
+		AllowedParams:   map[string][]string{"demo2-echo": {"text"}},
+	}
+	c.Keys = append(c.Keys, config.Key{
+		Name: "team-b", Key: teamBKey, Servers: []string{"demo2", "other"}, Tools: []string{"echo", "other-whoami"},
+	})
 }
 
 // wantOnly fails unless server's upstream received requests, each with

@@ -1,9 +1,11 @@
 package frontdoor
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,6 +102,42 @@ func (p *Policy) CheckTool(c *Caller, srv *config.Server, tool string) *contract
 		return contracts.NewError(contracts.CodeForbidden, "this key may not use tool %s%s%s", srv.Name, p.sep, Clip(tool))
 	}
 	return nil
+}
+
+// CheckArguments refuses, as forbidden_param, a call of tool on srv whose
+// arguments (a JSON object; empty or null is none) name one that the
+// server's allowed_params does not let the tool take. The error names the
+// refused arguments (clipped) and lists the allowed ones.
+func CheckArguments(srv *config.Server, tool string, args json.RawMessage) *contracts.Error {
+	allowed, restricted := srv.AllowedParamsOf(tool)
+	if !restricted {
+		return nil
+	}
+	var fields map[string]json.RawMessage
+	if a := bytes.TrimSpace(args); len(a) > 0 && string(a) != "null" {
+		if err := json.Unmarshal(a, &fields); err != nil {
+			return contracts.NewError(contracts.CodeInvalidRequest, "arguments must be a JSON object")
+		}
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	bad := srv.ForbiddenParams(tool, names)
+	if len(bad) == 0 {
+		return nil
+	}
+	for i, b := range bad {
+		bad[i] = strconv.Quote(Clip(b))
+	}
+	const maxNamed = 10
+	if len(bad) > maxNamed {
+		bad = append(bad[:maxNamed], "…")
+	}
+	e := contracts.NewError(contracts.CodeForbiddenParam, "tool %q of server %q may not take the argument(s) %s (its allowed_params)",
+		Clip(tool), srv.Name, strings.Join(bad, ", "))
+	e.Available = slices.Clone(allowed)
+	return e
 }
 
 // visible reports whether the caller may see and use tool on srv.

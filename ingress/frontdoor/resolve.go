@@ -35,6 +35,9 @@ type CallInput struct {
 	Naming Naming
 	// Timeout is the budget the caller asks; 0 means the server's default.
 	Timeout time.Duration
+	// Arguments are the call's arguments, a JSON object (or empty): checked
+	// against the server's allowed_params.
+	Arguments json.RawMessage
 }
 
 // Call is a resolved tool call: every decision made, ready to dispatch now
@@ -58,6 +61,9 @@ func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Cal
 		return nil, err
 	}
 	if err := p.CheckTool(c, srv, tool); err != nil {
+		return nil, err
+	}
+	if err := CheckArguments(srv, tool, in.Arguments); err != nil {
 		return nil, err
 	}
 	return &Call{Caller: c, Server: srv, Tool: tool, Token: c.Credential(srv, Targeted), Timeout: p.Budget(srv, in.Timeout)}, nil

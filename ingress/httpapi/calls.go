@@ -106,6 +106,7 @@ func (a *API) prepareCall(c *gin.Context) *callPlan {
 	}
 	call, err := a.policy.ResolveCall(c.Request.Context(), caller(c), frontdoor.CallInput{
 		Server: body.Server, Name: body.Name, Naming: frontdoor.PrefixedOrBare, Timeout: body.Timeout,
+		Arguments: body.Arguments,
 	})
 	if err != nil {
 		abortWithError(c, err)

@@ -15,7 +15,7 @@ func httpStatus(code contracts.ErrorCode) int {
 	switch code {
 	case contracts.CodeUnauthorized, contracts.CodeUpstreamUnauthorized:
 		return http.StatusUnauthorized
-	case contracts.CodeForbidden:
+	case contracts.CodeForbidden, contracts.CodeForbiddenParam:
 		return http.StatusForbidden
 	case contracts.CodeUnknownServer, contracts.CodeUnknownTool, contracts.CodeNotFound:
 		return http.StatusNotFound

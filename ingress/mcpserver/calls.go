@@ -39,7 +39,7 @@ func (x *exchange) callTool(m *message) answer {
 		return answer{err: newRPCError(codeInvalidParams, "arguments must be an object")}
 	}
 	resolved, cerr := x.s.policy.ResolveCall(requestCtx(x.c), x.caller, frontdoor.CallInput{
-		Server: x.endpointName(), Name: p.Name, Naming: frontdoor.Prefixed,
+		Server: x.endpointName(), Name: p.Name, Naming: frontdoor.Prefixed, Arguments: args,
 	})
 	if cerr != nil {
 		return answer{err: wireError(cerr, m.Method)}
@@ -121,7 +121,7 @@ func (x *exchange) relayEvent(ev *contracts.CallEvent, progressToken json.RawMes
 // _meta.
 func (x *exchange) toolFailure(e *contracts.Error, method string) answer {
 	switch e.Code {
-	case contracts.CodeInvalidRequest, contracts.CodeUnknownTool, contracts.CodeForbidden,
+	case contracts.CodeInvalidRequest, contracts.CodeUnknownTool, contracts.CodeForbidden, contracts.CodeForbiddenParam,
 		contracts.CodeUnknownServer, contracts.CodeRequestTooLarge:
 		return answer{err: wireError(e, method)}
 	case contracts.CodeUpstreamUnauthorized:

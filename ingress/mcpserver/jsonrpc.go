@@ -127,7 +127,7 @@ func wireError(e *contracts.Error, method string) *rpcError {
 	code := codeInternalError
 	switch e.Code {
 	case contracts.CodeInvalidRequest, contracts.CodeUnknownTool, contracts.CodeUnknownServer,
-		contracts.CodeAmbiguousTool, contracts.CodeForbidden:
+		contracts.CodeAmbiguousTool, contracts.CodeForbidden, contracts.CodeForbiddenParam:
 		code = codeInvalidParams
 	case contracts.CodeRequestTooLarge:
 		code = codeInvalidRequest
