@@ -17,6 +17,8 @@ func TestAdmitter_Admit(t *testing.T) {
 		"demo": {URL: "http://127.0.0.1:1/mcp", DisallowedTools: []string{"delete"}, Timeout: config.Duration(time.Second), MaxTimeout: config.Duration(2 * time.Second)},
 		"open": {URL: "http://127.0.0.1:1/mcp", Auth: config.AuthNone},
 		"svc":  {URL: "http://127.0.0.1:1/mcp", Credentials: config.Credentials{AuthType: "api_key", AuthValue: "k"}},
+		// LiteLLM's filters, with and without the <server>- prefix.
+		"lit": {URL: "http://127.0.0.1:1/mcp", AllowedTools: []string{"lit-echo", "fail"}, DisallowedTools: []string{"lit-fail"}},
 	}, config.Worker{})
 	const reply, token = "_INBOX.r.1", "Bearer admit-me"
 	call := func(server, tool string, keys workertest.Keys) *contracts.CallRequest {
@@ -42,6 +44,8 @@ func TestAdmitter_Admit(t *testing.T) {
 		{"on a subject of another kind", request(contracts.ListSubject("demo"), call("demo", "echo", keys)), contracts.CodeSealInvalid},
 		{"unknown server", request(contracts.CallSubject("nope"), call("nope", "echo", keys)), contracts.CodeUnknownServer},
 		{"tool not allowed", request(contracts.CallSubject("demo"), call("demo", "delete", keys)), contracts.CodeForbidden},
+		{"tool allowed bare, disallowed prefixed", request(contracts.CallSubject("lit"), call("lit", "fail", keys)), contracts.CodeForbidden},
+		{"tool outside a prefixed allowed_tools", request(contracts.CallSubject("lit"), call("lit", "whoami", keys)), contracts.CodeForbidden},
 		{"sealed to another key", request(contracts.CallSubject("demo"), call("demo", "echo", workertest.NewKeys(t))), contracts.CodeSealInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +55,12 @@ func TestAdmitter_Admit(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a prefixed allowed_tools entry admits the bare tool", func(t *testing.T) {
+		a := &admit.Admitter{File: cfg, Opener: keys.Opener, Replay: contracts.NewReplayGuard()}
+		if _, refusal := a.Admit(request(contracts.CallSubject("lit"), call("lit", "echo", keys))); refusal != nil {
+			t.Fatalf("refused: %+v", refusal)
+		}
+	})
 	t.Run("moved without a token is invalid_request", func(t *testing.T) {
 		req := keys.Request(t, workertest.Call{Server: "demo", Tool: "echo"}, reply)
 		a := &admit.Admitter{File: cfg, Opener: keys.Opener}
