@@ -57,6 +57,7 @@ var liteLLMKeys = map[string]liteLLMKey{
 	"mcp_servers.*.spec_version":      {"ignored: toolbus speaks protocol_version to the server (default 2025-11-25)"},
 	"mcp_servers.*.mcp_info":          {"ignored: description: is the server's description"},
 	"mcp_servers.*.access_groups":     {"ignored: grant servers to gateway keys with keys[].servers"},
+	"mcp_servers.*.allow_all_keys":    {"ignored: a key without servers: may use every server; list this server in a restricted key's servers"},
 	"mcp_servers.*.alias":             {"ignored: tools are prefixed with the server's name, its key in mcp_servers"},
 	"mcp_servers.*.spec_path":         {"ignored: OpenAPI specs are not turned into MCP tools; url must be an MCP endpoint"},
 	"mcp_servers.*.authorization_url": {"ignored: interactive OAuth is not brokered; the caller's credential is passed through"},
