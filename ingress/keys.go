@@ -36,7 +36,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	configPath := fs.String("config", "", "configuration file (for nats.url)")
 	name := fs.String("name", "", "the key's name (its id in logs and job ownership)")
 	servers := fs.String("servers", "", "servers the key may use, comma-separated (default: all)")
-	tools := fs.String("tools", "", "tools the key may use as <server>-<tool>, comma-separated (default: all)")
+	tools := fs.String("tools", "", "tools the key may use as <server>-<tool>, or a bare tool name for that tool on each of its servers (needs --config), comma-separated (default: all)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -59,7 +59,13 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 
 	switch verb {
 	case "create":
-		key, err := auth.CreateKey(ctx, js, cfg.Jobs.Replicas, *name, splitCSV(*servers), splitCSV(*tools))
+		keyTools := splitCSV(*tools)
+		if len(keyTools) > 0 {
+			if keyTools = cfg.KeyToolNames(splitCSV(*servers), keyTools); len(keyTools) == 0 {
+				return errors.New("--tools names no tool of a server the key may use: name them <server>-<tool>, with --config naming the servers")
+			}
+		}
+		key, err := auth.CreateKey(ctx, js, cfg.Jobs.Replicas, *name, splitCSV(*servers), keyTools)
 		if err != nil {
 			return err
 		}

@@ -96,3 +96,28 @@ func TestKeysCommand_ReachesRunningReplicas(t *testing.T) {
 		within("the revoked key is refused by "+url, func() bool { return status(url) == http.StatusUnauthorized })
 	}
 }
+
+// `ingress keys create --tools` takes bare tool names as keys: in the file
+// do (that tool on each of the key's servers), resolved with --config; a
+// list naming no tool of a configured server is refused, not stored as a
+// key that may use nothing.
+func TestKeysCommand_BareToolNames(t *testing.T) {
+	ns := contractstest.StartNATS(t)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("mcp_servers:\n  jira: {url: 'http://127.0.0.1:9/mcp'}\n  wiki: {url: 'http://127.0.0.1:9/mcp'}\n  other: {url: 'http://127.0.0.1:9/mcp'}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return map[string]string{"TOOLBUS_NATS_URL": ns.URL}[k] }
+	ctx := contractstest.Ctx(t)
+	var out, errs bytes.Buffer
+	if err := runKeys(ctx, []string{"create", "--config", cfg, "--name", "team-d", "--servers", "jira,wiki", "--tools", "search,other-x"}, &out, &errs, getenv); err != nil {
+		t.Fatalf("create: %v %s", err, errs.String())
+	}
+	out.Reset()
+	if err := runKeys(ctx, []string{"list"}, &out, &errs, getenv); err != nil || !strings.Contains(out.String(), "team-d\tservers=jira,wiki\ttools=jira-search,other-x,wiki-search\t") {
+		t.Fatalf("list: %v %q", err, out.String())
+	}
+	if err := runKeys(ctx, []string{"create", "--name", "team-e", "--tools", "search"}, &out, &errs, getenv); err == nil {
+		t.Fatal("a bare tool name without the servers' configuration was accepted")
+	}
+}

@@ -143,8 +143,6 @@ func (s *Server) validateToolFilters(bad func(string, ...any)) {
 // entry is a bare tool name, allowed on every server the key may use
 // (LiteLLM's keys name tools either way).
 func (f *File) resolveKeyTools(sep string) {
-	servers := f.ServerNames()
-	slices.SortStableFunc(servers, func(x, y string) int { return len(y) - len(x) })
 	for i := range f.Keys {
 		k := &f.Keys[i]
 		if len(k.Tools) == 0 {
@@ -153,26 +151,42 @@ func (f *File) resolveKeyTools(sep string) {
 		if k.rawTools == nil {
 			k.rawTools = slices.Clone(k.Tools)
 		}
-		var out []string
-		for _, t := range k.rawTools {
-			if prefixedTool(t, servers, sep) {
-				out = append(out, t)
-				continue
-			}
-			for _, s := range servers {
-				if len(k.Servers) == 0 || slices.Contains(k.Servers, s) {
-					out = append(out, s+sep+t)
-				}
-			}
-		}
-		slices.Sort(out)
-		k.Tools = slices.Compact(out)
+		k.Tools = f.keyToolNames(k.Servers, k.rawTools, sep)
 		if len(k.Tools) == 0 {
 			// A key whose tools name none of its servers may use no tool:
 			// keep one name no server has rather than an empty list (all).
 			k.Tools = []string{fmt.Sprintf("%s(no tool)", sep)}
 		}
 	}
+}
+
+// KeyToolNames resolves a key's tool list as Normalize does for the keys
+// of the file (`ingress keys create` uses it for managed keys): each entry prefixed
+// <server><separator><tool> for a configured server stays; a bare name
+// becomes that tool on every configured server in servers (all when
+// servers is empty). The result is sorted; it is empty when no entry names
+// a tool of a server the key may use.
+func (f *File) KeyToolNames(servers, tools []string) []string {
+	return f.keyToolNames(servers, tools, f.Ingress.Separator())
+}
+
+func (f *File) keyToolNames(keyServers, tools []string, sep string) []string {
+	servers := f.ServerNames()
+	slices.SortStableFunc(servers, func(x, y string) int { return len(y) - len(x) })
+	var out []string
+	for _, t := range tools {
+		if prefixedTool(t, servers, sep) {
+			out = append(out, t)
+			continue
+		}
+		for _, s := range servers {
+			if len(keyServers) == 0 || slices.Contains(keyServers, s) {
+				out = append(out, s+sep+t)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // prefixedTool reports whether t is <server><sep><tool> for a server in
