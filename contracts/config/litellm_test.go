@@ -37,6 +37,8 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 		// credentials are credential keys present (see credentialKeys).
 		credentials []string
 		servers     []string
+		// honoured, if set, checks what the file's keys set.
+		honoured func(t *testing.T, f *File)
 	}{
 		{
 			file:        "overview.yaml",
@@ -76,6 +78,12 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 				"mcp_servers.github_mcp.client_secret", "mcp_servers.github_mcp.scopes",
 			},
 			servers: []string{"github_mcp"},
+			honoured: func(t *testing.T, f *File) {
+				s := f.MCPServers["github_mcp"]
+				if !s.ToolAllowed("list_tools") || s.ToolAllowed("create_issue") {
+					t.Error("allowed_tools [list_tools] not applied")
+				}
+			},
 		},
 		{
 			file:        "access_groups.yaml",
@@ -87,6 +95,15 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 			file:        "allowed_params.yaml",
 			credentials: []string{"mcp_servers.deepwiki_mcp.auth_type"},
 			servers:     []string{"deepwiki_mcp"},
+			honoured: func(t *testing.T, f *File) {
+				s := f.MCPServers["deepwiki_mcp"]
+				if p, ok := s.AllowedParamsOf("read_wiki_contents"); !ok || !slices.Equal(p, []string{"status"}) {
+					t.Errorf("allowed_params of read_wiki_contents: %v %v", p, ok)
+				}
+				if got := s.ForbiddenParams("read_wiki_contents", []string{"status", "limit"}); !slices.Equal(got, []string{"limit"}) {
+					t.Errorf("forbidden params %v, want [limit] (LiteLLM's documented refusal)", got)
+				}
+			},
 		},
 		{
 			file:    "client_side_auth_header.yaml",
@@ -133,6 +150,9 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 			}
 			if got := f.ServerNames(); !slices.Equal(got, tt.servers) && !(len(got) == 0 && len(tt.servers) == 0) {
 				t.Errorf("servers %v, want %v", got, tt.servers)
+			}
+			if tt.honoured != nil {
+				tt.honoured(t, f)
 			}
 
 			want := map[string]string{}
