@@ -84,7 +84,8 @@ func scrape(t *testing.T, base string) string {
 func wantSeries(t *testing.T, text, name string, labels map[string]string, value string) {
 	t.Helper()
 	for _, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(line, name+"{") {
+		series, sample, found := strings.Cut(line, " ")
+		if !found || (series != name && !strings.HasPrefix(series, name+"{")) {
 			continue
 		}
 		ok := true
@@ -94,7 +95,7 @@ func wantSeries(t *testing.T, text, name string, labels map[string]string, value
 				break
 			}
 		}
-		if ok && (value == "" || strings.HasSuffix(line, "} "+value)) {
+		if ok && (value == "" || sample == value) {
 			return
 		}
 	}
@@ -163,6 +164,12 @@ func TestTelemetry_MetricsAfterKnownCalls(t *testing.T) {
 	wantSeries(t, w, "toolbus_worker_in_flight", map[string]string{"server": "demo"}, "0")
 	wantSeries(t, w, "toolbus_worker_overload_rejections_total", map[string]string{"server": "demo", "reason": "no_slot"}, "0")
 	wantSeries(t, w, "toolbus_worker_jobs_queued", map[string]string{"server": "demo"}, "0")
+	// Two upstream clients (sessions), kept open: the user's for the calls,
+	// and one with no credential for the list (a fan-out: the user's token
+	// goes to no server there).
+	wantSeries(t, w, "toolbus_worker_upstream_clients_opened_total", nil, "2")
+	wantSeries(t, w, "toolbus_worker_upstream_clients", nil, "2")
+	wantSeries(t, w, "toolbus_worker_upstream_client_failures_total", nil, "0")
 	assertNoSecretIn(t, "the worker's /metrics", w)
 
 	// The worker's server answers probes too.

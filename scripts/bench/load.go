@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -211,26 +209,7 @@ func directCaller(ctx context.Context, url, tool string, args map[string]any, c 
 	return call, func() { _ = cl.Close() }, nil
 }
 
-// restCaller posts body to /mcp/tools/call through toolbus.
+// restCaller posts body to /mcp/tools/call through toolbus, as one user.
 func restCaller(base string, body []byte, c int) caller {
-	hc := httpClient(c)
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/mcp/tools/call", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("x-litellm-key", benchKey)
-		req.Header.Set("Authorization", "Bearer bench-user")
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	return usersCaller(base, body, 1, c)
 }

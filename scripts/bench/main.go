@@ -3,10 +3,16 @@
 // process, an ingress process, worker processes) in front of a fast mcp-go
 // upstream (the demo server's echo tool).
 //
-//	go run ./scripts/bench [-duration 5s] [-parts sync,async,scale,size] [-concurrency 1,32,256]
+//	go run ./scripts/bench [-duration 5s] [-parts sync,async,scale,size,users] [-concurrency 1,32,256]
 //
 // It prints a markdown table, and one JSON line per figure to -json FILE
 // (or stdout with -json -).
+//
+// To run it where there is no Go toolchain (a many-core machine), build
+// everything it runs into one directory and copy that:
+//
+//	go run ./scripts/bench -build DIR     # DIR/bench, DIR/ingress, DIR/worker, DIR/nats-server
+//	DIR/bench -bin DIR [flags]
 package main
 
 import (
@@ -34,23 +40,36 @@ func main() {
 
 func mainErr() error {
 	duration := flag.Duration("duration", 5*time.Second, "how long each measurement runs")
-	partsFlag := flag.String("parts", "sync,async,scale,size", "which parts to run")
+	partsFlag := flag.String("parts", "sync,async,scale,size,users", "which parts to run")
+	usersFlag := flag.String("users", "1,100,5000", "numbers of distinct user tokens in the users part")
+	binDir := flag.String("bin", "", "run the binaries in this directory (made by -build) instead of building them")
+	buildDir := flag.String("build", "", "build the benchmark and every binary it runs into this directory, and exit")
 	concFlag := flag.String("concurrency", "1,32,256", "concurrency levels of the sync part")
 	jsonOut := flag.String("json", "", "also write one JSON line per figure to this file (- for stdout)")
 	scaleLoad := flag.Float64("scale-load", 1, "callers per worker call slot in the scale part (see benchScale)")
 	profileDir := flag.String("profile", "", "write CPU and allocation profiles of the ingress, a worker and nats-server for each measurement to this directory (builds with -tags pprof; profiling costs a few percent)")
 	flag.Parse()
 	parts := strings.Split(*partsFlag, ",")
-	var levels []int
-	for _, f := range strings.Split(*concFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return fmt.Errorf("bad -concurrency %q", *concFlag)
-		}
-		levels = append(levels, n)
+	levels, err := counts("-concurrency", *concFlag)
+	if err != nil {
+		return err
+	}
+	userCounts, err := counts("-users", *usersFlag)
+	if err != nil {
+		return err
 	}
 
 	ctx := context.Background()
+	if *buildDir != "" {
+		if err := os.MkdirAll(*buildDir, 0o755); err != nil {
+			return err
+		}
+		_, err := build(ctx, *buildDir, *profileDir != "", true)
+		return err
+	}
+	if *binDir != "" && *profileDir != "" {
+		return fmt.Errorf("-profile needs profiling builds: make them with -build DIR -profile X, or leave out -bin")
+	}
 	dir, err := os.MkdirTemp("", "toolbus-bench-*")
 	if err != nil {
 		return err
@@ -62,7 +81,7 @@ func mainErr() error {
 			return err
 		}
 	}
-	s, err := newSystem(ctx, dir, slowSlots, *profileDir)
+	s, err := newSystem(ctx, dir, *binDir, slowSlots, *profileDir)
 	if err != nil {
 		return err
 	}
@@ -82,6 +101,11 @@ func mainErr() error {
 	}
 	if slices.Contains(parts, "size") {
 		if err := benchSizes(ctx, s, *duration, report); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(parts, "users") {
+		if err := benchUsers(s, userCounts, *duration, report); err != nil {
 			return err
 		}
 	}
@@ -112,6 +136,19 @@ func mainErr() error {
 		}
 	}
 	return nil
+}
+
+// counts parses a comma list of positive numbers.
+func counts(flagName, list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad %s %q", flagName, list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func echoBody(server string, text string) []byte {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -142,13 +143,35 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// build compiles the binaries the benchmark runs; profiling builds the
-// ingress and worker with net/http/pprof (see worker/telemetry/pprof.go).
-func build(ctx context.Context, dir string, profiling bool) (map[string]string, error) {
-	bins := map[string]string{
-		"ingress":     "./ingress",
-		"worker":      "./worker",
-		"nats-server": "github.com/nats-io/nats-server/v2",
+// benchBinaries are the programs the benchmark runs, by file name, with
+// the package each is built from.
+var benchBinaries = map[string]string{
+	"ingress":     "./ingress",
+	"worker":      "./worker",
+	"nats-server": "github.com/nats-io/nats-server/v2",
+}
+
+// prebuilt returns the binaries in dir (see -bin), checking each is there.
+func prebuilt(dir string) (map[string]string, error) {
+	out := map[string]string{}
+	for name := range benchBinaries {
+		path := filepath.Join(dir, name)
+		if info, err := os.Stat(path); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+			return nil, fmt.Errorf("-bin %s: no executable %s (make the directory with -build)", dir, name)
+		}
+		out[name] = path
+	}
+	return out, nil
+}
+
+// build compiles the binaries the benchmark runs into dir; profiling builds
+// the ingress and worker with net/http/pprof (see contracts/telemetry/pprof.go).
+// withSelf also builds the benchmark itself there, so that dir runs on a
+// machine without a Go toolchain (-build).
+func build(ctx context.Context, dir string, profiling, withSelf bool) (map[string]string, error) {
+	bins := maps.Clone(benchBinaries)
+	if withSelf {
+		bins["bench"] = "./scripts/bench"
 	}
 	out := map[string]string{}
 	for name, pkg := range bins {

@@ -26,9 +26,11 @@ type system struct {
 	ingress *proc
 	url     string
 	workers []*proc
-	pub     string
-	priv    string
-	cfgPath string
+	// metricsURL is the first worker's Prometheus endpoint.
+	metricsURL string
+	pub        string
+	priv       string
+	cfgPath    string
 	// profileDir, if set, receives CPU and allocation profiles of each
 	// measured run (see profile.go).
 	profileDir string
@@ -37,10 +39,17 @@ type system struct {
 
 const benchKey = "sk-bench"
 
-func newSystem(ctx context.Context, dir string, slowConcurrency int, profileDir string) (*system, error) {
+// newSystem starts toolbus in dir, from the binaries in binDir (-bin) or,
+// when binDir is empty, from binaries it builds.
+func newSystem(ctx context.Context, dir, binDir string, slowConcurrency int, profileDir string) (*system, error) {
 	s := &system{dir: dir, profileDir: profileDir}
 	var err error
-	if s.bins, err = build(ctx, dir, profileDir != ""); err != nil {
+	if binDir != "" {
+		s.bins, err = prebuilt(binDir)
+	} else {
+		s.bins, err = build(ctx, dir, profileDir != "", false)
+	}
+	if err != nil {
 		return nil, err
 	}
 	port, err := freePort()
@@ -135,6 +144,14 @@ func (s *system) addWorker() error {
 	env, err := s.pprofEnv([]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PRIVATE_KEYS=" + s.priv})
 	if err != nil {
 		return err
+	}
+	if len(s.workers) == 0 {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		env = append(env, fmt.Sprintf("TOOLBUS_METRICS_LISTEN=127.0.0.1:%d", port))
+		s.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	}
 	w, err := start(s.dir, fmt.Sprintf("worker-%d", len(s.workers)+1), s.bins["worker"], env, "--config", s.cfgPath)
 	if err != nil {

@@ -67,6 +67,7 @@ type Metrics struct {
 
 	slots   atomic.Pointer[func() []SlotStats]
 	pending atomic.Pointer[func(context.Context) []JobQueue]
+	clients atomic.Pointer[func() ClientStats]
 
 	mu     sync.RWMutex
 	series map[requestKey]prometheus.Counter
@@ -276,6 +277,21 @@ func (m *Metrics) SetSlots(f func() []SlotStats) {
 	m.slots.Store(&f)
 }
 
+// ClientStats counts the worker's pooled upstream clients (one per server
+// and user credential where the transport has sessions).
+type ClientStats struct {
+	Open                               int
+	Opened, ConnectFailures, Evictions uint64
+}
+
+// SetClients sets the function that reports the upstream client pool.
+func (m *Metrics) SetClients(f func() ClientStats) {
+	if m == nil {
+		return
+	}
+	m.clients.Store(&f)
+}
+
 // JobQueue is one server's jobs in JetStream, as its consumer counts them.
 type JobQueue struct {
 	Server string
@@ -303,6 +319,14 @@ var (
 		"Calls this worker may run at once on a server.", []string{"server"}, nil)
 	queuedDesc = prometheus.NewDesc(telemetry.Namespace+"_"+subsystem+"_jobs_queued",
 		"Async jobs of a server waiting in JetStream, not delivered to any worker yet (the shared consumer's pending count: the same on every worker, aggregate with max).", []string{"server"}, nil)
+	clientsDesc = prometheus.NewDesc(telemetry.Namespace+"_"+subsystem+"_upstream_clients",
+		"Upstream MCP clients pooled now (one per server and user credential where the transport has sessions).", nil, nil)
+	clientsOpenedDesc = prometheus.NewDesc(telemetry.Namespace+"_"+subsystem+"_upstream_clients_opened_total",
+		"Upstream MCP clients started and initialized (each a new session where the transport has them).", nil, nil)
+	clientFailuresDesc = prometheus.NewDesc(telemetry.Namespace+"_"+subsystem+"_upstream_client_failures_total",
+		"Upstream MCP clients that failed to start or initialize.", nil, nil)
+	clientEvictionsDesc = prometheus.NewDesc(telemetry.Namespace+"_"+subsystem+"_upstream_client_evictions_total",
+		"Pooled upstream MCP clients closed to make room for another (max_clients).", nil, nil)
 	unackedDesc = prometheus.NewDesc(telemetry.Namespace+"_"+subsystem+"_jobs_unacked",
 		"Async jobs of a server delivered to a worker and not settled yet: running or waiting for a slot (the shared consumer's ack-pending count: aggregate with max).", []string{"server"}, nil)
 )
@@ -315,7 +339,8 @@ const pendingTimeout = 2 * time.Second
 type scrapeCollector struct{ m *Metrics }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{inFlightDesc, waitingDesc, slotsDesc, queuedDesc, unackedDesc} {
+	for _, d := range []*prometheus.Desc{inFlightDesc, waitingDesc, slotsDesc, queuedDesc, unackedDesc,
+		clientsDesc, clientsOpenedDesc, clientFailuresDesc, clientEvictionsDesc} {
 		ch <- d
 	}
 }
@@ -327,6 +352,13 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(s.Waiting), s.Server)
 			ch <- prometheus.MustNewConstMetric(slotsDesc, prometheus.GaugeValue, float64(s.Slots), s.Server)
 		}
+	}
+	if f := c.m.clients.Load(); f != nil {
+		st := (*f)()
+		ch <- prometheus.MustNewConstMetric(clientsDesc, prometheus.GaugeValue, float64(st.Open))
+		ch <- prometheus.MustNewConstMetric(clientsOpenedDesc, prometheus.CounterValue, float64(st.Opened))
+		ch <- prometheus.MustNewConstMetric(clientFailuresDesc, prometheus.CounterValue, float64(st.ConnectFailures))
+		ch <- prometheus.MustNewConstMetric(clientEvictionsDesc, prometheus.CounterValue, float64(st.Evictions))
 	}
 	if f := c.m.pending.Load(); f != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), pendingTimeout)

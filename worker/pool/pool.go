@@ -262,6 +262,7 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		p.limits[s] = lim
 	}
 	o.metrics.SetSlots(p.slotStats)
+	o.metrics.SetClients(p.clientStats)
 	return p, nil
 }
 

@@ -35,6 +35,12 @@ func (p *Pool) slotStats() []workermetrics.SlotStats {
 	return out
 }
 
+// clientStats reports the upstream client pool (for the gauges).
+func (p *Pool) clientStats() workermetrics.ClientStats {
+	st := p.up.Stats()
+	return workermetrics.ClientStats{Open: st.Clients, Opened: st.Connects, ConnectFailures: st.ConnectFailures, Evictions: st.Evictions}
+}
+
 // requestTrace is one request's spans on this worker: the worker's span
 // (from receipt to reply) and, inside it, the wait for a call slot.
 type requestTrace struct {
