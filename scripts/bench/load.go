@@ -179,7 +179,13 @@ func httpClient(c int) *http.Client {
 // so that both sides pay the same client costs.
 func directCaller(ctx context.Context, url, tool string, args map[string]any, c int, headers map[string]string) (caller, func(), error) {
 	tr, err := transport.NewStreamableHTTP(url,
-		transport.WithHTTPBasicClient(httpClient(c)), transport.WithHTTPHeaders(headers))
+		transport.WithHTTPBasicClient(httpClient(c)), transport.WithHTTPHeaders(headers),
+		transport.WithHTTPHeaderFunc(func(ctx context.Context) map[string]string {
+			if tp := traceparentOf(ctx); tp != "" {
+				return map[string]string{"traceparent": tp}
+			}
+			return nil
+		}))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,7 +3,7 @@
 // process, an ingress process, worker processes) in front of a fast mcp-go
 // upstream (the demo server's echo tool).
 //
-//	go run ./scripts/bench [-duration 5s] [-parts sync,async,scale,size,users] [-concurrency 1,32,256]
+//	go run ./scripts/bench [-duration 5s] [-parts sync,async,scale,size,users,budget] [-concurrency 1,32,256]
 //
 // It prints a markdown table, and one JSON line per figure to -json FILE
 // (or stdout with -json -).
@@ -40,7 +40,7 @@ func main() {
 
 func mainErr() error {
 	duration := flag.Duration("duration", 5*time.Second, "how long each measurement runs")
-	partsFlag := flag.String("parts", "sync,async,scale,size,users", "which parts to run")
+	partsFlag := flag.String("parts", "sync,async,scale,size,users,budget", "which parts to run")
 	usersFlag := flag.String("users", "1,100,5000", "numbers of distinct user tokens in the users part")
 	binDir := flag.String("bin", "", "run the binaries in this directory (made by -build) instead of building them")
 	buildDir := flag.String("build", "", "build the benchmark and every binary it runs into this directory, and exit")
@@ -119,7 +119,14 @@ func mainErr() error {
 			return err
 		}
 	}
+	var budgets []budgetTable
+	if slices.Contains(parts, "budget") {
+		if budgets, err = benchBudget(ctx, s); err != nil {
+			return err
+		}
+	}
 	printTable(os.Stdout, results)
+	printBudget(os.Stdout, budgets)
 	if *jsonOut != "" {
 		w := io.Writer(os.Stdout)
 		if *jsonOut != "-" {

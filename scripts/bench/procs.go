@@ -82,13 +82,19 @@ func (p *proc) stop() {
 
 var urlPattern = regexp.MustCompile(`http://127\.0\.0\.1:\d+[^\s"]*`)
 
-// waitOutput waits for a line matching the URL pattern containing want.
-func (p *proc) waitURL(want string, timeout time.Duration) (string, error) {
+// waitURL waits for a URL containing want on an output line that also
+// contains onLine ("" for any line), and returns the first such URL.
+func (p *proc) waitURL(want string, timeout time.Duration, onLine ...string) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		for _, m := range urlPattern.FindAllString(p.output(), -1) {
-			if strings.Contains(m, want) {
-				return m, nil
+		for _, line := range strings.Split(p.output(), "\n") {
+			if len(onLine) > 0 && !strings.Contains(line, onLine[0]) {
+				continue
+			}
+			for _, m := range urlPattern.FindAllString(line, -1) {
+				if strings.Contains(m, want) {
+					return m, nil
+				}
 			}
 		}
 		select {

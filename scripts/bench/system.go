@@ -28,9 +28,14 @@ type system struct {
 	workers []*proc
 	// metricsURL is the first worker's Prometheus endpoint.
 	metricsURL string
-	pub        string
-	priv       string
-	cfgPath    string
+	// extraEnv is added to the environment of the ingress and workers
+	// started from now on (see restart).
+	extraEnv []string
+	// starts numbers the processes started, for their log files' names.
+	starts  int
+	pub     string
+	priv    string
+	cfgPath string
 	// profileDir, if set, receives CPU and allocation profiles of each
 	// measured run (see profile.go).
 	profileDir string
@@ -116,18 +121,40 @@ jobs:
 	if err := s.addWorker(); err != nil {
 		return nil, err
 	}
-	env, err := s.pprofEnv([]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PUBLIC_KEYS=" + s.pub, "TOOLBUS_LISTEN=127.0.0.1:0"})
-	if err != nil {
-		return nil, err
-	}
-	s.ingress, err = start(dir, "ingress", s.bins["ingress"], env, "--config", s.cfgPath)
-	if err != nil {
-		return nil, err
-	}
-	if s.url, err = s.ingress.waitURL("127.0.0.1", 30*time.Second); err != nil {
+	if err := s.startIngress(); err != nil {
 		return nil, err
 	}
 	return s, s.waitWorkers(1)
+}
+
+// startIngress starts the ingress process, with s.extraEnv.
+func (s *system) startIngress() error {
+	env, err := s.pprofEnv(append([]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PUBLIC_KEYS=" + s.pub, "TOOLBUS_LISTEN=127.0.0.1:0"}, s.extraEnv...))
+	if err != nil {
+		return err
+	}
+	s.ingress, err = start(s.dir, fmt.Sprintf("ingress-%d", s.starts), s.bins["ingress"], env, "--config", s.cfgPath)
+	if err != nil {
+		return err
+	}
+	s.starts++
+	s.url, err = s.ingress.waitURL("127.0.0.1", 30*time.Second, "ingress listening")
+	return err
+}
+
+// restart stops the ingress and every worker and starts the ingress and
+// one worker again, with env added to their environment.
+func (s *system) restart(env []string) error {
+	s.ingress.stop()
+	s.keepWorkers(0)
+	s.extraEnv = env
+	if err := s.addWorker(); err != nil {
+		return err
+	}
+	if err := s.startIngress(); err != nil {
+		return err
+	}
+	return s.waitWorkers(1)
 }
 
 func (s *system) upstream(name, delay string) (*proc, string, error) {
@@ -141,7 +168,7 @@ func (s *system) upstream(name, delay string) (*proc, string, error) {
 
 // addWorker starts one more worker process.
 func (s *system) addWorker() error {
-	env, err := s.pprofEnv([]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PRIVATE_KEYS=" + s.priv})
+	env, err := s.pprofEnv(append([]string{"TOOLBUS_NATS_URL=" + s.natsURL, "TOOLBUS_SEAL_PRIVATE_KEYS=" + s.priv}, s.extraEnv...))
 	if err != nil {
 		return err
 	}
@@ -153,10 +180,11 @@ func (s *system) addWorker() error {
 		env = append(env, fmt.Sprintf("TOOLBUS_METRICS_LISTEN=127.0.0.1:%d", port))
 		s.metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	}
-	w, err := start(s.dir, fmt.Sprintf("worker-%d", len(s.workers)+1), s.bins["worker"], env, "--config", s.cfgPath)
+	w, err := start(s.dir, fmt.Sprintf("worker-%d", s.starts), s.bins["worker"], env, "--config", s.cfgPath)
 	if err != nil {
 		return err
 	}
+	s.starts++
 	s.workers = append(s.workers, w)
 	return nil
 }
@@ -176,7 +204,11 @@ func (s *system) waitWorkers(n int) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("%d workers never became ready", n)
+	var logs []string
+	for _, w := range s.workers {
+		logs = append(logs, w.name+":\n"+w.output())
+	}
+	return fmt.Errorf("%d workers never became ready; their output:\n%s", n, strings.Join(logs, "\n"))
 }
 
 // stopWorkers stops all but the first n workers.

@@ -55,6 +55,9 @@ func usersCaller(base string, body []byte, n, c int) caller {
 		req.Header.Set("x-litellm-key", benchKey)
 		req.Header.Set("Authorization", tokens[next.Add(1)%uint64(n)])
 		req.Header.Set("Content-Type", "application/json")
+		if tp := traceparentOf(ctx); tp != "" {
+			req.Header.Set("traceparent", tp)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return err
