@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -218,8 +219,9 @@ type Ingress struct {
 	// ListCacheTTL is how long a server's tool list (per user token) is
 	// reused. Default 30s (DefaultListCacheTTL).
 	ListCacheTTL Duration `yaml:"list_cache_ttl"`
-	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For is
-	// believed. Default none: the client address is the peer's.
+	// TrustedProxies are the IP addresses or CIDRs whose X-Forwarded-For
+	// (and X-Real-IP) is believed for the client address the request log
+	// records (client_ip). Default none: the client address is the peer's.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ShutdownTimeout bounds the drain of in-flight requests. Default 30s
 	// (DefaultShutdownTimeout).
@@ -525,6 +527,13 @@ func (f *File) validate() error {
 		for _, s := range k.Servers {
 			if _, ok := f.MCPServers[s]; !ok {
 				bad("%s.servers: unknown server %q", where, s)
+			}
+		}
+	}
+	for i, p := range f.Ingress.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("ingress.trusted_proxies[%d]: %q is not an IP address or CIDR", i, p)
 			}
 		}
 	}

@@ -224,3 +224,13 @@ func TestNormalize_KeepsSetValuesAndRunsTwice(t *testing.T) {
 		t.Fatalf("set values changed: %+v %+v", f.Ingress, f.Worker)
 	}
 }
+
+func TestIngress_TrustedProxiesAreAddressesOrCIDRs(t *testing.T) {
+	if _, err := Decode([]byte("ingress:\n  trusted_proxies: [10.0.0.0/8, 192.0.2.1, \"::1\"]\n"), yaml.Unmarshal); err != nil {
+		t.Fatalf("valid entries refused: %v", err)
+	}
+	_, err := Decode([]byte("ingress:\n  trusted_proxies: [10.0.0.0/8, proxy.internal, 10.0.0.0/33]\n"), yaml.Unmarshal)
+	if err == nil || !strings.Contains(err.Error(), "ingress.trusted_proxies[1]") || !strings.Contains(err.Error(), "ingress.trusted_proxies[2]") {
+		t.Fatalf("want both bad entries named, got %v", err)
+	}
+}

@@ -56,7 +56,9 @@ func New(o Options) http.Handler {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	// toolbus reads no client address from forwarding headers.
+	// The client address (the request log's client_ip) comes from
+	// forwarding headers only when the peer is a trusted proxy; the entries
+	// were checked when the configuration loaded.
 	_ = r.SetTrustedProxies(o.Config.Ingress.TrustedProxies)
 	r.NoRoute(func(c *gin.Context) {
 		abortWithError(c, contracts.NewError(contracts.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
 )
 
 // The seed design note's request, end to end: the MCP server receives
@@ -415,7 +416,8 @@ func TestLogs_OneLinePerCallWithFingerprintOnly(t *testing.T) {
 	if line == nil {
 		t.Fatalf("no ingress log line for request %s:\n%s", id, g.Logs.String())
 	}
-	want := map[string]any{"key": "master", "server": "demo", "tool": "echo", "status": float64(200), "token_fp": contracts.Fingerprint(token)}
+	want := map[string]any{"key": "master", "server": "demo", "tool": "echo", "status": float64(200), "token_fp": contracts.Fingerprint(token),
+		"client_ip": "127.0.0.1"}
 	for k, v := range want {
 		if line[k] != v {
 			t.Errorf("log field %s = %v, want %v", k, line[k], v)
@@ -425,6 +427,45 @@ func TestLogs_OneLinePerCallWithFingerprintOnly(t *testing.T) {
 		t.Error("no duration_ms")
 	}
 	g.AssertNoSecret(t, "log-check-secret")
+}
+
+// The request log's client_ip believes X-Forwarded-For only from a peer in
+// ingress.trusted_proxies.
+func TestLogs_ClientIPFromTrustedProxiesOnly(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		want    string
+	}{
+		{"no trusted proxy: the peer", nil, "127.0.0.1"},
+		{"loopback trusted: the forwarded client", []string{"127.0.0.0/8"}, "203.0.113.7"},
+		{"another proxy trusted: the peer", []string{"10.0.0.1"}, "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGateway(t, func(c *config.File) { c.Ingress.TrustedProxies = tc.trusted })
+			resp := g.do(t, http.MethodGet, "/mcp-rest/tools/list", map[string]string{
+				"x-litellm-key": masterKey, "X-Forwarded-For": "203.0.113.7",
+			}, "")
+			if resp.Status != http.StatusOK {
+				t.Fatalf("%d %s", resp.Status, resp.Body)
+			}
+			id := resp.Header.Get("X-Request-Id")
+			for _, l := range strings.Split(g.Logs.String(), "\n") {
+				if !strings.Contains(l, id) || !strings.Contains(l, `"route"`) {
+					continue
+				}
+				var line map[string]any
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+				if line["client_ip"] != tc.want {
+					t.Fatalf("client_ip = %v, want %s", line["client_ip"], tc.want)
+				}
+				return
+			}
+			t.Fatalf("no log line for request %s", id)
+		})
+	}
 }
 
 func TestHealth(t *testing.T) {

@@ -77,7 +77,7 @@ func accessLog(log zerolog.Logger) gin.HandlerFunc {
 		}
 		r := frontdoor.Of(c)
 		ev = ev.Str("request_id", r.ID).
-			Str("method", c.Request.Method).Str("route", c.FullPath()).
+			Str("method", c.Request.Method).Str("route", c.FullPath()).Str("client_ip", c.ClientIP()).
 			Int("status", c.Writer.Status()).Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
 		if id := c.GetHeader(headerRequestID); id != "" && clientRequestID.MatchString(id) {
 			ev = ev.Str("client_request_id", id)
