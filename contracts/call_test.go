@@ -218,8 +218,11 @@ func TestDecodeCallRequest_RejectsBadMessages(t *testing.T) {
 		{"future version", func(m map[string]any) { m["type"] = "toolbus.call.request.v2" }},
 		{"no request id", func(m map[string]any) { delete(m, "request_id") }},
 		{"long request id", func(m map[string]any) { m["request_id"] = strings.Repeat("r", 129) }},
-		{"server with a dot", func(m map[string]any) { m["server"] = "a.b" }},
-		{"server wildcard", func(m map[string]any) { m["server"] = ">" }},
+		// "a.b" and ">" are server names since LiteLLM's names are accepted
+		// (their subject token is escaped: ServerToken); these are not.
+		{"server with a comma", func(m map[string]any) { m["server"] = "a,b" }},
+		{"server with a slash", func(m map[string]any) { m["server"] = "a/b" }},
+		{"server with a control character", func(m map[string]any) { m["server"] = "a\nb" }},
 		{"no tool", func(m map[string]any) { delete(m, "tool") }},
 		{"arguments not an object", func(m map[string]any) { m["arguments"] = []int{1} }},
 		{"zero timeout", func(m map[string]any) { m["timeout_ms"] = 0 }},

@@ -71,7 +71,7 @@ const clientRPCPrefix = "toolbus:"
 // client repeats it in its answer, which lets any ingress replica route the
 // answer without state.
 func ClientRequestRPCID(server, requestID, id string) string {
-	return clientRPCPrefix + server + ":" + requestID + ":" + id
+	return clientRPCPrefix + ServerToken(server) + ":" + requestID + ":" + id
 }
 
 // ParseClientRequestRPCID is the inverse of ClientRequestRPCID.
@@ -81,10 +81,13 @@ func ParseClientRequestRPCID(s string) (server, requestID, id string, ok bool) {
 		return "", "", "", false
 	}
 	parts := strings.Split(rest, ":")
-	if len(parts) != 3 || !ValidServerName(parts[0]) || !validToken(parts[1]) || !validToken(parts[2]) {
+	if len(parts) != 3 || !validToken(parts[1]) || !validToken(parts[2]) {
 		return "", "", "", false
 	}
-	return parts[0], parts[1], parts[2], true
+	if server, ok = ServerFromToken(parts[0]); !ok {
+		return "", "", "", false
+	}
+	return server, parts[1], parts[2], true
 }
 
 // maxAnswerLen bounds an answer's size.

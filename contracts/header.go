@@ -70,7 +70,7 @@ func (h *RequestHeader) Validate(want string) error {
 		return badMessage("type %q, want %q", h.Type, want)
 	case h.RequestID == "" || len(h.RequestID) > maxIDLen:
 		return badMessage("request_id must be 1 to %d bytes", maxIDLen)
-	case !ValidServerName(h.Server):
+	case !ServerNameAllowed(h.Server):
 		return badMessage("invalid server name")
 	case len(h.KeyID) > maxIDLen:
 		return badMessage("key_id longer than %d bytes", maxIDLen)

@@ -89,7 +89,7 @@ func checkAddressed(typ, want, server string) error {
 	if err := checkType(typ, want); err != nil {
 		return err
 	}
-	if !ValidServerName(server) {
+	if !ServerNameAllowed(server) {
 		return badMessage("invalid server name")
 	}
 	return nil

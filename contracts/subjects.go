@@ -1,6 +1,10 @@
 package contracts
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
 
 // Subject layout. All toolbus traffic lives below SubjectRoot so that one
 // permission (or one raw subscriber, in tests) covers it.
@@ -67,31 +71,38 @@ const (
 // maxServerNameLen bounds server names so that subjects stay short.
 const maxServerNameLen = 64
 
+// Every builder below that takes a server takes its configured name and
+// puts ServerToken(name) in the subject, so that a name LiteLLM allows
+// (deepwiki.mcp, "my server") is still one subject token; ParseSubject
+// gives the name back.
+
 // CallSubject is the subject a synchronous tools/call for server is sent on.
-func CallSubject(server string) string { return callPrefix + server }
+func CallSubject(server string) string { return callPrefix + ServerToken(server) }
 
 // RPCSubject is the subject other MCP requests for server (resources,
 // prompts, completion, ping; see RPCMethods) are relayed on.
-func RPCSubject(server string) string { return rpcPrefix + server }
+func RPCSubject(server string) string { return rpcPrefix + ServerToken(server) }
 
 // ListSubject is the subject a tools/list for server is sent on.
-func ListSubject(server string) string { return listPrefix + server }
+func ListSubject(server string) string { return listPrefix + ServerToken(server) }
 
 // JobSubject is the subject an async job for server is published on; keyTag
 // (see KeyTag) names the gateway key, so that the jobs one key has queued
 // can be counted by subject.
-func JobSubject(server, keyTag string) string { return jobsPrefix + server + "." + keyTag }
+func JobSubject(server, keyTag string) string {
+	return jobsPrefix + ServerToken(server) + "." + keyTag
+}
 
 // ServerJobsSubject matches every job for server: the filter of the server's
 // durable consumer.
-func ServerJobsSubject(server string) string { return jobsPrefix + server + ".*" }
+func ServerJobsSubject(server string) string { return jobsPrefix + ServerToken(server) + ".*" }
 
 // KeyJobsSubject matches every job of one gateway key, on any server.
 func KeyJobsSubject(keyTag string) string { return jobsPrefix + "*." + keyTag }
 
 // JobsConsumer is the durable pull consumer of server's jobs, shared by
 // every worker that serves server.
-func JobsConsumer(server string) string { return "toolbus-jobs-" + server }
+func JobsConsumer(server string) string { return "toolbus-jobs-" + ServerToken(server) }
 
 // CancelSubject is where the cancellation of job id is announced.
 func CancelSubject(jobID string) string { return cancelPrefix + jobID }
@@ -125,22 +136,123 @@ func IdempotencyKey(owner, idemHash string) string { return "idem." + owner + ".
 // ResultObject is the object store name of a job's result.
 func ResultObject(owner, jobID string) string { return owner + "." + jobID }
 
-// ValidServerName reports whether name can name a server: 1 to 64 characters
-// from [A-Za-z0-9_-]. The set keeps a name usable as one NATS subject token,
-// a URL path segment and an HTTP header name part (x-mcp-<server>-authorization).
+// ValidServerName reports whether name is a plain server name: 1 to 64
+// characters from [A-Za-z0-9_-]. Such a name is its own subject token
+// (ServerToken), URL path segment and HTTP header name part
+// (x-mcp-<server>-authorization). Other names LiteLLM allows are accepted
+// too (ServerNameAllowed) and escaped in subjects.
 func ValidServerName(name string) bool {
 	if name == "" || len(name) > maxServerNameLen {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
+		if !plainNameByte(name[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func plainNameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+}
+
+// ServerNameAllowed reports whether name can name a server: 1 to 64 bytes
+// of UTF-8 with no control character, no comma (it separates the servers of
+// a selection, /mcp/a,b), no slash (a name is one URL path segment) and no
+// space at either end. That admits every name LiteLLM's config takes in
+// practice (deepwiki.mcp, "My Server"; LiteLLM itself refuses only the tool
+// separator, litellm/proxy/_experimental/mcp_server/utils.py
+// validate_mcp_server_name), and toolbus also takes the separator.
+func ServerNameAllowed(name string) bool {
+	if name == "" || len(name) > maxServerNameLen || !utf8.ValidString(name) {
+		return false
+	}
+	if strings.TrimSpace(name) != name || strings.ContainsAny(name, ",/") {
+		return false
+	}
+	return !strings.ContainsFunc(name, unicode.IsControl)
+}
+
+// serverTokenEscape starts every escaped server token (ServerToken).
+const serverTokenEscape = "__"
+
+// ServerToken is the subject token of server name: the name itself when it
+// is a plain name (ValidServerName) that does not begin with "__", else
+// "__" followed by the name with each byte outside [A-Za-z0-9-] written as
+// _ and two lowercase hex digits ("deepwiki.mcp" -> "__deepwiki_2emcp",
+// "my server" -> "__my_20server"). The mapping is injective (a plain token
+// never begins with "__", and an escaped one decodes one way:
+// ServerFromToken), and its output is always 1 to 194 characters from
+// [A-Za-z0-9_-]: one subject token, a valid JetStream consumer name and a
+// valid NATS micro endpoint name.
+func ServerToken(name string) string {
+	if ValidServerName(name) && !strings.HasPrefix(name, serverTokenEscape) {
+		return name
+	}
+	const hexDigits = "0123456789abcdef"
+	var b strings.Builder
+	b.Grow(len(serverTokenEscape) + 3*len(name))
+	b.WriteString(serverTokenEscape)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if plainNameByte(c) && c != '_' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('_')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&0xf])
+	}
+	return b.String()
+}
+
+// ServerFromToken is the inverse of ServerToken: the server name of a
+// subject token, and false when token is not one ServerToken makes of an
+// allowed name (ServerNameAllowed).
+func ServerFromToken(token string) (string, bool) {
+	rest, escaped := strings.CutPrefix(token, serverTokenEscape)
+	if !escaped {
+		return token, ValidServerName(token)
+	}
+	var b []byte
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		switch {
+		case c == '_':
+			if i+2 >= len(rest) {
+				return "", false
+			}
+			hi, lo := unhex(rest[i+1]), unhex(rest[i+2])
+			if hi < 0 || lo < 0 {
+				return "", false
+			}
+			b = append(b, byte(hi<<4|lo))
+			i += 2
+		case plainNameByte(c):
+			b = append(b, c)
+		default:
+			return "", false
+		}
+	}
+	name := string(b)
+	// Only the canonical token of an allowed name decodes: no second
+	// spelling of a name reaches a worker.
+	if !ServerNameAllowed(name) || ServerToken(name) != token {
+		return "", false
+	}
+	return name, true
+}
+
+// unhex is the value of a lowercase hex digit, or -1.
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	}
+	return -1
 }
 
 // AnswerSubject is the subject an MCP client's answer to the upstream's
@@ -151,12 +263,12 @@ func AnswerSubject(requestID, id string) string { return answerPrefix + requestI
 // NotifySubject is where server's notifications for subscriber go (see
 // ServerNotification).
 func NotifySubject(server, subscriber string) string {
-	return notifyPrefix + server + "." + subscriber
+	return notifyPrefix + ServerToken(server) + "." + subscriber
 }
 
 // UnsubscribeSubject is where unsubscriptions from server's resources are
 // announced (see Unsubscribe).
-func UnsubscribeSubject(server string) string { return unsubscribePrefix + server }
+func UnsubscribeSubject(server string) string { return unsubscribePrefix + ServerToken(server) }
 
 // SubjectKind is what a toolbus subject carries: the subject's first token
 // after SubjectRoot, so it doubles as a short label ("call", "list", ...).
@@ -188,7 +300,8 @@ type Subject struct {
 // ParseSubject is the inverse of the subject builders above for the
 // subjects a worker receives requests on: it returns the kind and the
 // server (or id) of subject, and false for anything else - another prefix,
-// an invalid server name or id, a wildcard. It does not allocate.
+// an invalid server name or id, a wildcard. It does not allocate for a
+// plain server name (ValidServerName).
 func ParseSubject(subject string) (Subject, bool) {
 	rest, ok := strings.CutPrefix(subject, SubjectRoot+".")
 	if !ok {
@@ -198,11 +311,16 @@ func ParseSubject(subject string) (Subject, bool) {
 	s := Subject{Kind: SubjectKind(kind)}
 	switch s.Kind {
 	case SubjectCall, SubjectList, SubjectRPC, SubjectUnsubscribe:
-		s.Server = rest
-		return s, ValidServerName(rest)
+		s.Server, ok = ServerFromToken(rest)
+		return s, ok
 	case SubjectJob:
-		s.Server, s.KeyTag, ok = strings.Cut(rest, ".")
-		return s, ok && ValidServerName(s.Server) && validToken(s.KeyTag)
+		var token string
+		token, s.KeyTag, ok = strings.Cut(rest, ".")
+		if !ok || !validToken(s.KeyTag) {
+			return Subject{}, false
+		}
+		s.Server, ok = ServerFromToken(token)
+		return s, ok
 	case SubjectCancel:
 		s.ID = rest
 		return s, validToken(rest)

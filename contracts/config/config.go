@@ -21,6 +21,7 @@ type File struct {
 	// key toolbus does not implement) into an error, as --strict does.
 	Strict          bool               `yaml:"strict"`
 	GeneralSettings GeneralSettings    `yaml:"general_settings"`
+	LiteLLMSettings LiteLLMSettings    `yaml:"litellm_settings"`
 	MCPServers      map[string]*Server `yaml:"mcp_servers"`
 	Keys            []Key              `yaml:"keys"`
 	NATS            NATS               `yaml:"nats"`
@@ -55,6 +56,19 @@ const (
 type Server struct {
 	Name        string `yaml:"-"`
 	Description string `yaml:"description"`
+	// Alias, if set, prefixes the server's tools in place of its name and
+	// names it in selections and server_id (LiteLLM's alias; names.go).
+	// Normalize sets it from litellm_settings.mcp_aliases when unset.
+	Alias string `yaml:"alias"`
+	// AccessGroups are the access groups the server belongs to: a key's
+	// access_groups, a selection (/mcp/<group>, x-mcp-access-groups) name
+	// every server of a group.
+	AccessGroups []string `yaml:"access_groups"`
+	// MCPInfo is free-form information about the server (logo, cost
+	// info...), reported as it is in the REST list's mcp_info and by
+	// /v1/mcp/server.
+	MCPInfo   map[string]any `yaml:"mcp_info"`
+	liteLLMID string         // LiteLLM's stable server id (names.go)
 	// LiteLLM fields.
 	URL string `yaml:"url" secret:"url"`
 	// Transport is http (streamable HTTP; LiteLLM's streamable_http and
@@ -124,8 +138,13 @@ type Key struct {
 	// accepted for convenience and hashed at load; it is then cleared.
 	KeySHA256 string `yaml:"key_sha256" secret:"true"`
 	Key       string `yaml:"key" secret:"true"`
-	// Servers the key may use; empty means all.
+	// Servers the key may use (a name, alias or LiteLLM server id); empty
+	// means all, unless AccessGroups is set. Normalize rewrites them to
+	// names, with the servers of AccessGroups added (names.go).
 	Servers []string `yaml:"servers"`
+	// AccessGroups grant the key every server of each group.
+	AccessGroups []string `yaml:"access_groups"`
+	rawServers   []string // Servers as written, before Normalize
 	// Tools the key may use, as <server><separator><tool>, or a bare tool
 	// name for that tool on every server the key may use; empty means
 	// every tool of the allowed servers. Normalize rewrites the bare names
@@ -236,6 +255,10 @@ type Ingress struct {
 	// (DefaultToolSeparator), as LiteLLM's (whose MCP_TOOL_PREFIX_SEPARATOR
 	// variable also sets it).
 	ToolSeparator string `yaml:"tool_separator"`
+	// PerServerToolNames is how /<server>/mcp names the server's tools:
+	// prefixed (<prefix><separator><tool>, LiteLLM's form, the default;
+	// calls take both forms) or bare (the server's own names).
+	PerServerToolNames string `yaml:"per_server_tool_names"`
 }
 
 // Worker settings.
@@ -354,8 +377,10 @@ var DefaultJobBackoff = []Duration{Duration(time.Second), Duration(5 * time.Seco
 // Normalize applies defaults, hashes plaintext keys and validates. Call it
 // again after changing the File by hand (tests, dev mode).
 func (f *File) Normalize() error {
+	f.resolveNames()
 	f.applyDefaults()
 	f.hashKeys()
+	f.resolveKeyServers()
 	sep := f.Ingress.Separator()
 	for _, s := range f.MCPServers {
 		s.resolveToolFilters(sep)
@@ -413,6 +438,9 @@ func (f *File) applyDefaults() {
 	}
 	if in.ToolSeparator == "" {
 		in.ToolSeparator = DefaultToolSeparator
+	}
+	if in.PerServerToolNames == "" {
+		in.PerServerToolNames = ToolNamesPrefixed
 	}
 	w := &f.Worker
 	if w.MaxConcurrency <= 0 {
@@ -481,8 +509,8 @@ func (f *File) validate() error {
 	}
 	for _, name := range f.ServerNames() {
 		s := f.MCPServers[name]
-		if !contracts.ValidServerName(name) {
-			bad("mcp_servers.%s: a server name is 1 to 64 characters from A-Z a-z 0-9 _ -", name)
+		if !contracts.ServerNameAllowed(name) {
+			bad("mcp_servers.%s: a server name is 1 to 64 characters, without a comma, a slash, a control character or a space at either end", name)
 		}
 		switch s.Transport {
 		case TransportHTTP, TransportSSE:
@@ -525,7 +553,7 @@ func (f *File) validate() error {
 		}
 		hashes[k.KeySHA256] = true
 		for _, s := range k.Servers {
-			if _, ok := f.MCPServers[s]; !ok {
+			if _, ok := f.MCPServers[s]; !ok && s != noServer {
 				bad("%s.servers: unknown server %q", where, s)
 			}
 		}
@@ -537,6 +565,7 @@ func (f *File) validate() error {
 			}
 		}
 	}
+	f.validateNames(bad)
 	if t := f.NATS.TLS; (t.CertFile == "") != (t.KeyFile == "") {
 		bad("nats.tls: cert_file and key_file go together")
 	}

@@ -83,7 +83,7 @@ keys:
 func TestDecode_ReportsEveryProblem(t *testing.T) {
 	_, err := Decode([]byte(`
 mcp_servers:
-  "bad.name": {url: "http://x/mcp"}
+  "bad,name": {url: "http://x/mcp"}
   nourl: {transport: sse}
   weird: {url: "http://x", transport: carrier-pigeon}
   envhttp: {url: "http://x", auth_env: TOKEN}
@@ -100,7 +100,7 @@ keys:
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"bad.name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost", "tool_separator", "oldproto.protocol_version", "fanoutkey.passthrough_on_fanout"} {
+	for _, want := range []string{"bad,name", "nourl.url", "carrier-pigeon", "envhttp.auth_env", "sometimes", "keys[0]", "keys[1].name", "ghost", "tool_separator", "oldproto.protocol_version", "fanoutkey.passthrough_on_fanout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
@@ -155,7 +155,8 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 	}
 	emptyOnPurpose := map[string]bool{}
 	for _, path := range strings.Fields(`
-		Strict GeneralSettings.MasterKey Keys
+		Strict GeneralSettings.MasterKey Keys LiteLLMSettings.MCPAliases
+		MCPServers.Alias MCPServers.AccessGroups MCPServers.MCPInfo
 		MCPServers.Description MCPServers.Command MCPServers.Args MCPServers.Env
 		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AllowedParams MCPServers.AuthEnv MCPServers.PassthroughOnFanout
 		MCPServers.Credentials.AuthType MCPServers.Credentials.AuthValue MCPServers.Credentials.AuthenticationToken

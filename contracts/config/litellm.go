@@ -19,7 +19,6 @@ type liteLLMKey struct{ instead string }
 var liteLLMKeys = map[string]liteLLMKey{
 	// Top-level sections of LiteLLM's proxy.
 	"model_list":            {"ignored: toolbus is a tool-call gateway and serves no models"},
-	"litellm_settings":      {"ignored: these settings are for LiteLLM's model calls"},
 	"router_settings":       {"ignored: toolbus routes tool calls by server name, over NATS"},
 	"environment_variables": {"ignored: set the variables in the process's environment (os.environ/NAME reads them)"},
 	"guardrails":            {"ignored: toolbus runs no guardrails on tool calls"},
@@ -33,8 +32,8 @@ var liteLLMKeys = map[string]liteLLMKey{
 	"vector_store_registry": {"ignored: toolbus serves no vector stores"},
 	"search_tools":          {"ignored: toolbus serves no search API"},
 
-	// litellm_settings keys about MCP.
-	"litellm_settings.mcp_aliases":              {"ignored: tools are prefixed with the server's name, its key in mcp_servers"},
+	// litellm_settings keys about MCP (mcp_aliases is read; every other key
+	// of the section is named by liteLLMSectionRest).
 	"litellm_settings.mcp_semantic_tool_filter": {"ignored: tools/list returns every tool the key may use"},
 
 	// general_settings: master_key is read; these are not.
@@ -55,14 +54,18 @@ var liteLLMKeys = map[string]liteLLMKey{
 
 	// mcp_servers.<name> keys.
 	"mcp_servers.*.spec_version":      {"ignored: toolbus speaks protocol_version to the server (default 2025-11-25)"},
-	"mcp_servers.*.mcp_info":          {"ignored: description: is the server's description"},
-	"mcp_servers.*.access_groups":     {"ignored: grant servers to gateway keys with keys[].servers"},
 	"mcp_servers.*.allow_all_keys":    {"ignored: a key without servers: may use every server; list this server in a restricted key's servers"},
-	"mcp_servers.*.alias":             {"ignored: tools are prefixed with the server's name, its key in mcp_servers"},
 	"mcp_servers.*.spec_path":         {"ignored: OpenAPI specs are not turned into MCP tools; url must be an MCP endpoint"},
 	"mcp_servers.*.authorization_url": {"ignored: interactive OAuth is not brokered; the caller's credential is passed through"},
 	"mcp_servers.*.registration_url":  {"ignored: interactive OAuth is not brokered; the caller's credential is passed through"},
 	"mcp_servers.*.extra_headers":     {"ignored: no client header is forwarded but the caller's credential"},
+}
+
+// liteLLMSectionRest says what happens to the keys of a LiteLLM section
+// that toolbus reads only in part, other than those it reads and those
+// liteLLMKeys names.
+var liteLLMSectionRest = map[string]liteLLMKey{
+	"litellm_settings": {"ignored: these settings are for LiteLLM's model calls (toolbus reads mcp_aliases only)"},
 }
 
 // LiteLLMKeys returns the paths of the LiteLLM keys toolbus does not

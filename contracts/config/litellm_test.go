@@ -42,7 +42,7 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 	}{
 		{
 			file:        "overview.yaml",
-			liteLLM:     []string{"model_list", "litellm_settings", "litellm_settings.mcp_aliases"},
+			liteLLM:     []string{"model_list"},
 			credentials: []string{"mcp_servers.my_http_server.auth_type", "mcp_servers.my_http_server.auth_value"},
 			servers:     []string{"circleci_mcp", "deepwiki_mcp", "my_http_server", "zapier_mcp"},
 		},
@@ -87,9 +87,14 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 		},
 		{
 			file:        "access_groups.yaml",
-			liteLLM:     []string{"mcp_servers.deepwiki_mcp.spec_version", "mcp_servers.deepwiki_mcp.access_groups"},
+			liteLLM:     []string{"mcp_servers.deepwiki_mcp.spec_version"},
 			credentials: []string{"mcp_servers.deepwiki_mcp.auth_type"},
 			servers:     []string{"deepwiki_mcp"},
+			honoured: func(t *testing.T, f *File) {
+				if got := f.AccessGroups(); !slices.Equal(got["dev_group"], []string{"deepwiki_mcp"}) {
+					t.Errorf("access groups %v, want dev_group: [deepwiki_mcp]", got)
+				}
+			},
 		},
 		{
 			file:        "allowed_params.yaml",

@@ -199,6 +199,11 @@ func (w *walker) resolveAll(n *yaml.Node, path string, depth int) {
 func (w *walker) unknown(path, pattern string, value *yaml.Node, known map[string]reflect.Type) {
 	k, ok := liteLLMKeys[pattern]
 	if !ok {
+		if section, _, nested := strings.Cut(pattern, "."); nested {
+			k, ok = liteLLMSectionRest[section]
+		}
+	}
+	if !ok {
 		msg := "unknown key: toolbus does not read it"
 		if near := nearest(path[strings.LastIndex(path, ".")+1:], known); near != "" {
 			msg += " (did you mean " + near + "?)"
