@@ -48,7 +48,7 @@ const liteLLMDefaultTransport = "MCPTransport.http"
 // (litellm/proxy/_experimental/mcp_server/mcp_server_manager.py,
 // MCPServerManager._generate_stable_server_id, called by
 // load_servers_from_config): the first 32 hex digits of the SHA-256 of
-// "<server_name>|<url>|<transport>|<auth_type or ''>|<alias or ''>", with
+// "<server_name>|<url>|<transport>|<auth_type or ”>|<alias or ”>", with
 // the values as written in the config (transport: the literal value, or
 // LiteLLM's default enum member when the key is absent; alias: the
 // server's alias, else the first mcp_aliases entry naming it).
