@@ -22,18 +22,31 @@ type Policy struct {
 	keys    *auth.Keys
 	catalog *dispatch.Catalog
 	sep     string
-	// serversByLength is the server names, longest first, so that a
-	// <server><sep><tool> name whose server name holds the separator itself
-	// resolves to the longest server that matches.
-	serversByLength []string
+	// prefixes are the names a <prefix><sep><tool> name may start with
+	// (each server's prefix, and its name where that differs), longest
+	// first, so that a prefix that holds the separator itself resolves to
+	// the longest that matches.
+	prefixes []prefix
+}
+
+// prefix is one name that prefixes a server's tools.
+type prefix struct {
+	label  string
+	server string
 }
 
 // New returns the policy of cfg's servers and ingress limits, keys' gateway
 // keys, and catalog's tool lists.
 func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
 	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, sep: cfg.Ingress.Separator()}
-	p.serversByLength = cfg.ServerNames()
-	slices.SortStableFunc(p.serversByLength, func(x, y string) int { return len(y) - len(x) })
+	for _, name := range cfg.ServerNames() {
+		srv := cfg.MCPServers[name]
+		p.prefixes = append(p.prefixes, prefix{srv.Prefix(), name})
+		if srv.Prefix() != name {
+			p.prefixes = append(p.prefixes, prefix{name, name})
+		}
+	}
+	slices.SortStableFunc(p.prefixes, func(x, y prefix) int { return len(y.label) - len(x.label) })
 	return p
 }
 
@@ -52,36 +65,30 @@ func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
 	return NewCaller(key, h, inAuthorization), nil
 }
 
-// Server returns the server name if the caller may use it: unknown_server
+// Server returns the server ref names (its name, alias or LiteLLM server
+// id: config.File.ServerRef) if the caller may use it: unknown_server
 // (naming the servers it may use) when there is none, forbidden when the
 // key may not use it.
-func (p *Policy) Server(c *Caller, name string) (*config.Server, *contracts.Error) {
-	srv, ok := p.cfg.MCPServers[name]
+func (p *Policy) Server(c *Caller, ref string) (*config.Server, *contracts.Error) {
+	name, ok := p.cfg.ServerRef(ref)
 	if !ok {
-		e := contracts.NewError(contracts.CodeUnknownServer, "no server %q", Clip(name))
-		for _, n := range p.cfg.ServerNames() {
-			if c.Key.AllowsServer(n) {
-				e.Available = append(e.Available, n)
-			}
-		}
-		return nil, e
+		return nil, p.unknownServer(c, "no server %q", Clip(ref))
 	}
 	if !c.Key.AllowsServer(name) {
 		return nil, contracts.NewError(contracts.CodeForbidden, "this key may not use server %q", name)
 	}
-	return srv, nil
+	return p.cfg.MCPServers[name], nil
 }
 
-// Servers returns the servers a request covers: the one it names (as
-// Server checks it), or, when it names none, every server the caller may
-// use.
-func (p *Policy) Servers(c *Caller, name string) ([]*config.Server, *contracts.Error) {
-	if name != "" {
-		srv, err := p.Server(c, name)
-		if err != nil {
-			return nil, err
-		}
-		return []*config.Server{srv}, nil
+// Servers returns the servers a request covers: those its selection names
+// (a path's /mcp/<sel>, /<sel>/mcp, the REST list's server_id, else the
+// x-mcp-servers and x-mcp-access-groups headers: see Selection), or, when
+// it names none, every server the caller may use. It is the one place a
+// selection is decided, so that a selection outside the key's servers is
+// the same refusal on every door.
+func (p *Policy) Servers(c *Caller, sel Selection) ([]*config.Server, *contracts.Error) {
+	if !sel.IsZero() {
+		return p.selectServers(c, sel)
 	}
 	var out []*config.Server
 	for _, n := range p.cfg.ServerNames() {
@@ -90,6 +97,19 @@ func (p *Policy) Servers(c *Caller, name string) ([]*config.Server, *contracts.E
 		}
 	}
 	return out, nil
+}
+
+// ToolName is the name of srv's tool where tools of several servers meet
+// (the aggregated /mcp, a selection, the REST API): <prefix><sep><tool>,
+// the prefix being the server's alias or name (config.Server.Prefix).
+func (p *Policy) ToolName(srv *config.Server, tool string) string {
+	return srv.Prefix() + p.sep + tool
+}
+
+// PerServerPrefixed reports whether /<server>/mcp lists tools prefixed
+// (ingress.per_server_tool_names: prefixed, LiteLLM's form).
+func (p *Policy) PerServerPrefixed() bool {
+	return p.cfg.Ingress.PerServerToolNames != config.ToolNamesBare
 }
 
 // CheckTool refuses, as forbidden, a tool of srv that the server's

@@ -3,6 +3,7 @@ package frontdoor
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,13 +27,19 @@ const (
 
 // CallInput is a tool call as a door names it.
 type CallInput struct {
-	// Server is the server the door names: server_id on the REST API, the
-	// endpoint's server on /<server>/mcp. "" takes it from Name.
+	// Server is the server the door names (its name, alias or LiteLLM
+	// server id): server_id on the REST API, the endpoint's server on
+	// /<server>/mcp. "" takes it from Name.
 	Server string
-	// Name is the tool's name: the server's own name when Server is set,
-	// else named as Naming says.
+	// Name is the tool's name: when Server is set, the server's own name or
+	// that name prefixed <prefix><sep> (the prefix is taken off, as LiteLLM
+	// does); else named as Naming says.
 	Name   string
 	Naming Naming
+	// Within, if set, are the servers the door's selection covers (a
+	// selection of several servers on /mcp/<sel>, x-mcp-servers): a name
+	// must resolve to one of them.
+	Within []*config.Server
 	// Timeout is the budget the caller asks; 0 means the server's default.
 	Timeout time.Duration
 	// Arguments are the call's arguments, a JSON object (or empty): checked
@@ -72,25 +79,50 @@ func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Cal
 func (p *Policy) resolveName(ctx context.Context, c *Caller, in CallInput) (*config.Server, string, *contracts.Error) {
 	if in.Server != "" {
 		srv, err := p.Server(c, in.Server)
-		return srv, in.Name, err
+		if err != nil {
+			return nil, "", err
+		}
+		return srv, p.unprefixed(srv, in.Name), nil
 	}
-	for _, name := range p.serversByLength {
-		if tool, ok := strings.CutPrefix(in.Name, name+p.sep); ok && tool != "" {
-			srv, err := p.Server(c, name)
-			return srv, tool, err
+	for _, pre := range p.prefixes {
+		if tool, ok := strings.CutPrefix(in.Name, pre.label+p.sep); ok && tool != "" {
+			srv, err := p.Server(c, pre.server)
+			if err != nil {
+				return nil, "", err
+			}
+			if in.Within != nil && !slices.Contains(in.Within, srv) {
+				return nil, "", contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q: server %q is not among this endpoint's servers", Clip(in.Name), srv.Name)
+			}
+			return srv, tool, nil
 		}
 	}
 	if in.Naming == Prefixed {
 		return nil, "", contracts.NewError(contracts.CodeUnknownTool, "unknown tool %q: tools are named <server>%s<tool>", Clip(in.Name), p.sep)
 	}
-	return p.lookUpBare(ctx, c, in.Name)
+	return p.lookUpBare(ctx, c, in.Within, in.Name)
+}
+
+// unprefixed is name, a tool of srv, without a <prefix><sep> or
+// <name><sep> in front (LiteLLM takes the prefix off a name called on a
+// named server: litellm/proxy/_experimental/mcp_server/server.py,
+// split_server_prefix_from_name).
+func (p *Policy) unprefixed(srv *config.Server, name string) string {
+	for _, label := range []string{srv.Prefix(), srv.Name} {
+		if tool, ok := strings.CutPrefix(name, label+p.sep); ok && tool != "" {
+			return tool
+		}
+	}
+	return name
 }
 
 // lookUpBare finds the one server the caller may use that has tool. A
 // server that cannot list right now (down, no worker, refuses the user) is
 // skipped, and named in the answer if the tool is not found elsewhere.
-func (p *Policy) lookUpBare(ctx context.Context, c *Caller, tool string) (*config.Server, string, *contracts.Error) {
-	servers, _ := p.Servers(c, "")
+func (p *Policy) lookUpBare(ctx context.Context, c *Caller, within []*config.Server, tool string) (*config.Server, string, *contracts.Error) {
+	servers := within
+	if servers == nil {
+		servers, _ = p.Servers(c, Selection{})
+	}
 	var found []*config.Server
 	var available, unlisted []string
 	for _, l := range p.List(ctx, c, servers, FanOut) {
@@ -99,7 +131,7 @@ func (p *Policy) lookUpBare(ctx context.Context, c *Caller, tool string) (*confi
 			continue
 		}
 		for _, t := range l.Tools {
-			available = append(available, l.Server.Name+p.sep+t.Name)
+			available = append(available, p.ToolName(l.Server, t.Name))
 			if t.Name == tool {
 				found = append(found, l.Server)
 			}
@@ -118,7 +150,7 @@ func (p *Policy) lookUpBare(ctx context.Context, c *Caller, tool string) (*confi
 	default:
 		e := contracts.NewError(contracts.CodeAmbiguousTool, "several servers have a tool %q: name one as <server>%s<tool> or with server_id", Clip(tool), p.sep)
 		for _, s := range found {
-			e.Available = append(e.Available, s.Name+p.sep+tool)
+			e.Available = append(e.Available, p.ToolName(s, tool))
 		}
 		return nil, "", e
 	}

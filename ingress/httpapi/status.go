@@ -38,9 +38,19 @@ func httpStatus(code contracts.ErrorCode) int {
 	}
 }
 
-// errorBody is the JSON shape of every error response.
+// errorBody is the JSON shape of every error response: toolbus's error
+// object, and the same error as LiteLLM's proxy writes it (FastAPI's
+// HTTPException detail, {"error": ..., "message": ...}), so that a client
+// written for LiteLLM reads it.
 type errorBody struct {
-	Error *contracts.Error `json:"error"`
+	Error  *contracts.Error `json:"error"`
+	Detail errorDetail      `json:"detail"`
+}
+
+// errorDetail is LiteLLM's detail object: error is the toolbus code.
+type errorDetail struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
 }
 
 // abortWithError writes e as the response and stops the handler chain.
@@ -52,5 +62,5 @@ func abortWithError(c *gin.Context, e *contracts.Error) {
 		c.Header("Retry-After", "1")
 	}
 	frontdoor.Of(c).Code = e.Code
-	c.AbortWithStatusJSON(httpStatus(e.Code), errorBody{Error: e})
+	c.AbortWithStatusJSON(httpStatus(e.Code), errorBody{Error: e, Detail: errorDetail{Error: string(e.Code), Message: e.Message}})
 }

@@ -39,7 +39,7 @@ func (x *exchange) callTool(m *message) answer {
 		return answer{err: newRPCError(codeInvalidParams, "arguments must be an object")}
 	}
 	resolved, cerr := x.s.policy.ResolveCall(requestCtx(x.c), x.caller, frontdoor.CallInput{
-		Server: x.endpointName(), Name: p.Name, Naming: frontdoor.Prefixed, Arguments: args,
+		Server: x.endpointName(), Within: x.within, Name: p.Name, Naming: frontdoor.Prefixed, Arguments: args,
 	})
 	if cerr != nil {
 		return answer{err: wireError(cerr, m.Method)}

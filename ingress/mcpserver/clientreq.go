@@ -129,7 +129,7 @@ func (x *exchange) clientAnswer(m *message) {
 		writeStatus(x.c, http.StatusAccepted)
 		return
 	}
-	if x.s.cfg.MCPServers[server] == nil || !x.caller.Key.AllowsServer(server) || (x.only != nil && x.only.Name != server) {
+	if x.s.cfg.MCPServers[server] == nil || !x.caller.Key.AllowsServer(server) || !x.reaches(server) {
 		x.s.abort(x.c, contracts.NewError(contracts.CodeForbidden, "the answer names a request of a server this endpoint and key do not reach"))
 		return
 	}

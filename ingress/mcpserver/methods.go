@@ -123,8 +123,14 @@ func (x *exchange) initialize(m *message) answer {
 // fails, the request fails. Every tool may be run as a task.
 func (x *exchange) listTools(m *message) answer {
 	servers, reach := []*config.Server{x.only}, frontdoor.Targeted
-	if x.only == nil {
-		servers, _ = x.s.policy.Servers(x.caller, "")
+	switch {
+	case x.within != nil:
+		servers = x.within
+		if len(servers) > 1 {
+			reach = frontdoor.FanOut
+		}
+	case x.only == nil:
+		servers, _ = x.s.policy.Servers(x.caller, frontdoor.Selection{})
 		reach = frontdoor.FanOut
 	}
 	all := []json.RawMessage{}
@@ -173,8 +179,8 @@ func (x *exchange) publicTool(srv *config.Server, t dispatch.Tool) json.RawMessa
 	if json.Unmarshal(t.Raw, &obj) != nil {
 		return nil
 	}
-	if x.only == nil {
-		name, _ := json.Marshal(srv.Name + x.s.policy.Separator() + t.Name)
+	if x.only == nil || x.s.policy.PerServerPrefixed() {
+		name, _ := json.Marshal(x.s.policy.ToolName(srv, t.Name))
 		obj["name"] = name
 	}
 	if x.s.jobs != nil {

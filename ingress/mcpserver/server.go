@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,19 +110,31 @@ func New(o Options) (*Server, error) {
 // the request's frontdoor.Request; abort writes an error response the way
 // the rest of the API does (JSON body, status mapping).
 //
-//	POST|GET|DELETE /mcp            streamable HTTP, every server's tools as <server>-<tool>
-//	POST|GET|DELETE /:server/mcp    streamable HTTP, one server: tools, resources (and their
-//	                                subscriptions' updates on GET), prompts, completion
-//	GET /sse, POST /message         legacy HTTP+SSE, aggregated
-//	GET /:server/sse, POST /:server/message   legacy HTTP+SSE, one server
+// <sel> is LiteLLM's server selection (frontdoor.Selection): a server's
+// name, alias or LiteLLM server id, an access group, or a comma list of
+// them. Without one in the path, the x-mcp-servers and x-mcp-access-groups
+// headers select; without those, every server the key may use.
+//
+//	POST|GET|DELETE /mcp                   streamable HTTP, tools of the selected servers as <prefix>-<tool>
+//	POST|GET|DELETE /mcp/<sel>, /<sel>/mcp streamable HTTP, the selected servers; one server (not a
+//	                                       group) is its own endpoint: tools, resources (and their
+//	                                       subscriptions' updates on GET), prompts, completion
+//	GET /sse, POST /message                legacy HTTP+SSE (also GET /mcp/sse, POST /mcp/sse/messages,
+//	                                       LiteLLM's paths)
+//	GET /<sel>/sse, POST /<sel>/message    legacy HTTP+SSE, the selected servers (also
+//	                                       GET /mcp/<sel>/sse, POST /mcp/<sel>/sse/messages)
 func (s *Server) Mount(requests, streams gin.IRoutes, abort func(*gin.Context, *contracts.Error)) {
 	s.abort = abort
-	for _, prefix := range []string{"", "/:server"} {
-		requests.POST(prefix+"/mcp", s.guard, s.postMCP)
-		streams.GET(prefix+"/mcp", s.guard, s.getMCP)
-		requests.DELETE(prefix+"/mcp", s.guard, s.deleteMCP)
+	for _, path := range []string{"/mcp", "/:sel/mcp", "/mcp/:sel"} {
+		requests.POST(path, s.guard, s.postMCP)
+		streams.GET(path, s.guard, s.getMCP)
+		requests.DELETE(path, s.guard, s.deleteMCP)
+	}
+	for _, prefix := range []string{"", "/:sel"} {
 		streams.GET(prefix+"/sse", s.guard, s.getSSE)
 		requests.POST(prefix+"/message", s.guard, s.postMessage)
+		streams.GET("/mcp"+prefix+"/sse", s.guard, s.getSSE)
+		requests.POST("/mcp"+prefix+"/sse/messages", s.guard, s.postMessage)
 	}
 }
 
@@ -132,23 +146,46 @@ func (s *Server) Close() {
 	s.sse.close()
 }
 
-// endpoint resolves the server of a /:server/... route (nil for the
-// aggregated routes) through the front-door policy, writing the error
-// response when there is none the key may use. It returns the request's
-// caller too.
-func (s *Server) endpoint(c *gin.Context) (*frontdoor.Caller, *config.Server, bool) {
+// scope is the servers an MCP request reaches, as its path and headers
+// select them (frontdoor.Policy.Servers).
+type scope struct {
+	// only is the one server a path names (not an access group): the
+	// server's own endpoint. nil otherwise.
+	only *config.Server
+	// within are the servers of any other selection; nil: every server the
+	// key may use.
+	within []*config.Server
+	// id names the scope in SSE sessions and call ids: "" for every
+	// server, else the selected servers' names.
+	id string
+}
+
+// endpoint resolves the servers of the request's selection through the
+// front-door policy, writing the error response when it names none the key
+// may use. It returns the request's caller too.
+func (s *Server) endpoint(c *gin.Context) (*frontdoor.Caller, scope, bool) {
 	r := frontdoor.Of(c)
-	name := c.Param("server")
-	if name == "" {
-		return r.Caller, nil, true
+	sel := frontdoor.SelectionOf(c.Param("sel"), c.Request.Header)
+	if sel.IsZero() {
+		return r.Caller, scope{}, true
 	}
-	srv, err := s.policy.Server(r.Caller, name)
+	servers, err := s.policy.Servers(r.Caller, sel)
 	if err != nil {
 		s.abort(c, err)
-		return nil, nil, false
+		return nil, scope{}, false
 	}
-	r.Server = name
-	return r.Caller, srv, true
+	names := make([]string, len(servers))
+	for i, srv := range servers {
+		names[i] = srv.Name
+	}
+	sc := scope{id: strings.Join(names, ",")}
+	if name, single := s.policy.Single(sel); single {
+		sc.only = s.cfg.MCPServers[name]
+	} else {
+		sc.within = servers
+	}
+	r.Server = sc.id
+	return r.Caller, sc, true
 }
 
 // exchange is one MCP request being answered: who asks, on which endpoint,
@@ -157,7 +194,8 @@ type exchange struct {
 	s       *Server
 	c       *gin.Context
 	caller  *frontdoor.Caller
-	only    *config.Server // the server of /:server/mcp; nil on the aggregated endpoint
+	only    *config.Server   // the server of /<server>/mcp; nil on the aggregated endpoint
+	within  []*config.Server // a selection's servers on the aggregated endpoint; nil: all the key may use
 	session string         // the client's Mcp-Session-Id (or legacy session), if any
 	// emit sends a message related to the request to the client now; nil
 	// when the transport cannot (a plain JSON response).
@@ -194,7 +232,7 @@ func (x *exchange) record() *frontdoor.Request { return frontdoor.Of(x.c) }
 // the call is kept in memory for it.
 func (x *exchange) callID(id []byte) string {
 	h := sha256.New()
-	for _, part := range []string{"toolbus.mcp.call.v1", x.owner(), x.endpointName(), x.session, idKey(id)} {
+	for _, part := range []string{"toolbus.mcp.call.v1", x.owner(), x.scopeID(), x.session, idKey(id)} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
@@ -206,6 +244,33 @@ func (x *exchange) endpointName() string {
 		return ""
 	}
 	return x.only.Name
+}
+
+// scopeID names the exchange's servers (scope.id).
+func (x *exchange) scopeID() string {
+	switch {
+	case x.only != nil:
+		return x.only.Name
+	case x.within != nil:
+		names := make([]string, len(x.within))
+		for i, srv := range x.within {
+			names[i] = srv.Name
+		}
+		return strings.Join(names, ",")
+	}
+	return ""
+}
+
+// reaches reports whether server is one of the exchange's servers (the
+// key's permission is checked apart).
+func (x *exchange) reaches(server string) bool {
+	switch {
+	case x.only != nil:
+		return x.only.Name == server
+	case x.within != nil:
+		return slices.ContainsFunc(x.within, func(s *config.Server) bool { return s.Name == server })
+	}
+	return true
 }
 
 // acquireID marks id as running on this replica. A client that reuses the

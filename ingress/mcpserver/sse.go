@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -235,16 +236,12 @@ func validToken(s string) bool {
 // getSSE serves GET /sse and /:server/sse: the stream of one session, until
 // the client leaves or the server shuts down.
 func (s *Server) getSSE(c *gin.Context) {
-	caller, only, ok := s.endpoint(c)
+	caller, sc, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
-	endpoint := ""
-	msgPath := "/message"
-	if only != nil {
-		endpoint = only.Name
-		msgPath = "/" + only.Name + "/message"
-	}
+	endpoint := sc.id
+	msgPath := messagePath(c)
 	id, ss, err := s.sse.open(caller.Key.Name, endpoint)
 	if err != nil {
 		s.abort(c, contracts.NewError(contracts.CodeOverloaded, "no SSE session available: %v", err))
@@ -288,6 +285,21 @@ func (s *Server) getSSE(c *gin.Context) {
 	}
 }
 
+// messagePath is where the client of the stream GET c opened posts its
+// messages: /message beside /sse and /<sel>/sse, /sse/messages below
+// /mcp/sse and /mcp/<sel>/sse (LiteLLM's path), the selection as the
+// client wrote it.
+func messagePath(c *gin.Context) string {
+	sel := ""
+	if v := c.Param("sel"); v != "" {
+		sel = "/" + url.PathEscape(v)
+	}
+	if strings.HasPrefix(c.FullPath(), "/mcp/") {
+		return "/mcp" + sel + "/sse/messages"
+	}
+	return sel + "/message"
+}
+
 // postMessage serves POST /message?sessionId= (and /:server/message): one
 // client message of a legacy SSE session. A request is answered on the
 // session's stream (its notifications first); the POST itself answers 202
@@ -295,14 +307,11 @@ func (s *Server) getSSE(c *gin.Context) {
 // session, 401 with the upstream's challenge when the upstream refused the
 // user's credential.
 func (s *Server) postMessage(c *gin.Context) {
-	caller, only, ok := s.endpoint(c)
+	caller, sc, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
-	endpoint := ""
-	if only != nil {
-		endpoint = only.Name
-	}
+	endpoint := sc.id
 	id := c.Query("sessionId")
 	ctx := c.Request.Context()
 	if err := s.sse.deliver(ctx, id, caller.Key.Name, endpoint, nil); err != nil {
@@ -313,7 +322,7 @@ func (s *Server) postMessage(c *gin.Context) {
 	if !ok {
 		return
 	}
-	x := &exchange{s: s, c: c, caller: caller, only: only, session: id}
+	x := &exchange{s: s, c: c, caller: caller, only: sc.only, within: sc.within, session: id}
 	logMethod(c, msg)
 	if x.nonRequest(msg) {
 		return

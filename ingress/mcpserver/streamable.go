@@ -30,7 +30,7 @@ const (
 
 // postMCP serves POST /mcp and /:server/mcp.
 func (s *Server) postMCP(c *gin.Context) {
-	caller, only, ok := s.endpoint(c)
+	caller, sc, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
@@ -43,7 +43,7 @@ func (s *Server) postMCP(c *gin.Context) {
 		s.abort(c, contracts.NewError(contracts.CodeInvalidRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(protocolVersions, ", ")))
 		return
 	}
-	x := &exchange{s: s, c: c, caller: caller, only: only, session: c.GetHeader(headerSessionID)}
+	x := &exchange{s: s, c: c, caller: caller, only: sc.only, within: sc.within, session: c.GetHeader(headerSessionID)}
 	logMethod(c, msg)
 	if x.nonRequest(msg) {
 		return

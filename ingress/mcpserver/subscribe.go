@@ -50,10 +50,11 @@ func (x *exchange) unsubscribe(m *message) answer {
 // endpoint has nothing to send outside a request's answer, which MCP
 // answers with 405.
 func (s *Server) getMCP(c *gin.Context) {
-	caller, only, ok := s.endpoint(c)
+	caller, sc, ok := s.endpoint(c)
 	if !ok {
 		return
 	}
+	only := sc.only
 	if only == nil {
 		c.Header("Allow", "POST, DELETE")
 		s.abort(c, contracts.NewError(contracts.CodeMethodNotAllowed, "the aggregated MCP endpoint offers no standalone SSE stream; POST requests to it"))

@@ -131,7 +131,7 @@ func (x *exchange) task(id string) (*contracts.JobRecord, *contracts.Error) {
 	if err != nil {
 		return nil, taskError(err, id)
 	}
-	if x.only != nil && rec.Server != x.only.Name {
+	if !x.reaches(rec.Server) {
 		return nil, taskError(contracts.NewError(contracts.CodeNotFound, "no job"), id)
 	}
 	return rec, nil
@@ -230,7 +230,7 @@ func (x *exchange) listTasks(m *message) answer {
 	}
 	views := []taskView{}
 	for _, rec := range recs {
-		if x.only == nil || rec.Server == x.only.Name {
+		if x.reaches(rec.Server) {
 			views = append(views, x.taskView(rec))
 		}
 	}
