@@ -334,7 +334,39 @@ func callDoors() []callDoor {
 		{"Tasks on /<server>/mcp", false, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
 			return rpcCall(t, g, "/"+c.server+"/mcp", c, c.tool, true)
 		}},
+		// LiteLLM's server selection and names (issue 14).
+		{"REST call, server_id and <server>-<tool>", false, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
+			return restCall(t, g, "/mcp-rest/tools/call", c, `{"name":"`+c.server+`-`+c.tool+`","server_id":"`+c.server+`","arguments":`+c.args+`}`, nil)
+		}},
+		{"/<server>/mcp tools/call, <server>-<tool>", false, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
+			return rpcCall(t, g, "/"+c.server+"/mcp", c, c.server+"-"+c.tool, false)
+		}},
+		{"/mcp/<server> tools/call", false, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
+			return rpcCall(t, g, "/mcp/"+c.server, c, c.tool, false)
+		}},
+		{"/mcp/<server>,<server> tools/call", false, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
+			return rpcCall(t, g, "/mcp/"+c.server+","+c.server, c, c.server+"-"+c.tool, false)
+		}},
+		{"/mcp x-mcp-servers tools/call", false, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
+			return rpcCall(t, g, "/mcp", withHeader(c, "x-mcp-servers", c.server), c.server+"-"+c.tool, false)
+		}},
+		{"legacy SSE /mcp/sse", true, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
+			return sseCall(t, g, "/mcp", c, c.server+"-"+c.tool)
+		}},
+		{"legacy SSE /mcp/<server>/sse", false, func(t *testing.T, g *gatewaytest.Gateway, c call) outcome {
+			return sseCall(t, g, "/mcp/"+c.server, c, c.tool)
+		}},
 	}
+}
+
+// withHeader is c with one more header.
+func withHeader(c call, name, value string) call {
+	out := c
+	out.headers = map[string]string{name: value}
+	for k, v := range c.headers {
+		out.headers[k] = v
+	}
+	return out
 }
 
 func listDoors() []listDoor {
@@ -348,8 +380,22 @@ func listDoors() []listDoor {
 		{"/mcp tools/list", false, func(t *testing.T, g *gatewaytest.Gateway, c call) (string, bool) {
 			return rpcList(t, g, "/mcp", c, c.server+"-"+c.tool)
 		}},
+		// A server's endpoint lists <server>-<tool>, as LiteLLM does
+		// (ingress.per_server_tool_names: prefixed, the default).
 		{"/<server>/mcp tools/list", true, func(t *testing.T, g *gatewaytest.Gateway, c call) (string, bool) {
-			return rpcList(t, g, "/"+c.server+"/mcp", c, c.tool)
+			return rpcList(t, g, "/"+c.server+"/mcp", c, c.server+"-"+c.tool)
+		}},
+		{"/mcp/<server> tools/list", true, func(t *testing.T, g *gatewaytest.Gateway, c call) (string, bool) {
+			return rpcList(t, g, "/mcp/"+c.server, c, c.server+"-"+c.tool)
+		}},
+		{"/mcp x-mcp-servers tools/list", true, func(t *testing.T, g *gatewaytest.Gateway, c call) (string, bool) {
+			return rpcList(t, g, "/mcp", withHeader(c, "x-mcp-servers", c.server), c.server+"-"+c.tool)
+		}},
+		{"REST list, mcp_server_name", true, func(t *testing.T, g *gatewaytest.Gateway, c call) (string, bool) {
+			return restList(t, g, "/mcp-rest/tools/list?mcp_server_name="+url.QueryEscape(c.server), c)
+		}},
+		{"REST list, x-mcp-servers", true, func(t *testing.T, g *gatewaytest.Gateway, c call) (string, bool) {
+			return restList(t, g, "/mcp-rest/tools/list", withHeader(c, "x-mcp-servers", c.server))
 		}},
 	}
 }
