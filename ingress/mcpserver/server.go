@@ -196,7 +196,7 @@ type exchange struct {
 	caller  *frontdoor.Caller
 	only    *config.Server   // the server of /<server>/mcp; nil on the aggregated endpoint
 	within  []*config.Server // a selection's servers on the aggregated endpoint; nil: all the key may use
-	session string         // the client's Mcp-Session-Id (or legacy session), if any
+	session string           // the client's Mcp-Session-Id (or legacy session), if any
 	// emit sends a message related to the request to the client now; nil
 	// when the transport cannot (a plain JSON response).
 	emit func([]byte) bool
