@@ -15,6 +15,12 @@ type ManagedKey struct {
 	Name      string    `json:"name"`
 	Servers   []string  `json:"servers,omitempty"`
 	Tools     []string  `json:"tools,omitempty"`
+	// AccessGroups grant the key every server of each group, as the
+	// ingress's configuration declares the groups when it reads the key.
+	AccessGroups []string `json:"access_groups,omitempty"`
+	// Source says where the key came from when it was not created by
+	// toolbus ("litellm": imported from a LiteLLM virtual key).
+	Source string `json:"source,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

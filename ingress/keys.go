@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -20,25 +21,60 @@ const keysUsage = `usage:
   ingress keys create --name NAME [--servers a,b] [--tools a-x,b-y] [--config FILE]
   ingress keys list [--config FILE]
   ingress keys revoke --name NAME [--config FILE]
+  ingress keys import FILE [--config FILE] [--unrestricted none|all] [--dry-run]
 
 Managed gateway keys are stored (as SHA-256 only) in NATS; every ingress
 replica picks up a change within moments, without a restart. The NATS URL
-comes from --config or TOOLBUS_NATS_URL.`
+comes from --config or TOOLBUS_NATS_URL.
+
+keys import reads a LiteLLM virtual-key export (JSON or CSV of
+LiteLLM_VerificationToken rows with their MCP permissions; see
+docs/litellm.md) and stores each key's SHA-256 as LiteLLM has it, so
+applications keep their keys. --config names the servers and access groups
+the keys' permissions refer to. Every bad row is reported by line and
+nothing is stored unless every row is good.`
 
 // runKeys is the `ingress keys` command.
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		return errors.New(keysUsage)
 	}
-	verb := args[0]
+	verb, rest := args[0], args[1:]
+	file := ""
+	if verb == "import" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		file, rest = rest[0], rest[1:]
+	}
 	fs := flag.NewFlagSet("keys "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (for nats.url)")
 	name := fs.String("name", "", "the key's name (its id in logs and job ownership)")
 	servers := fs.String("servers", "", "servers the key may use, comma-separated (default: all)")
 	tools := fs.String("tools", "", "tools the key may use as <server>-<tool>, or a bare tool name for that tool on each of its servers (needs --config), comma-separated (default: all)")
-	if err := fs.Parse(args[1:]); err != nil {
+	unrestricted := fs.String("unrestricted", "none", "import: what a key without MCP permissions may use: none (as LiteLLM) or all")
+	dryRun := fs.Bool("dry-run", false, "import: check the export and print what would be stored, storing nothing")
+	accessGroups := fs.String("access-groups", "", "create: access groups the key may use, comma-separated")
+	if err := fs.Parse(rest); err != nil {
 		return err
+	}
+	if verb == "import" && file == "" {
+		if file = fs.Arg(0); file == "" {
+			return errors.New(keysUsage)
+		}
+	}
+	var plan *importPlan
+	if verb == "import" {
+		p, err := readImport(file, *configPath, *unrestricted, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		for _, n := range p.notes {
+			fmt.Fprintln(stdout, n)
+		}
+		if *dryRun {
+			fmt.Fprintf(stdout, "dry run: %d keys to store, %d to revoke; nothing stored\n", len(p.keys), len(p.revoke))
+			return nil
+		}
+		plan = p
 	}
 	cfg, warnings, err := loadConfig(*configPath, false, getenv)
 	config.PrintWarnings(stderr, warnings)
@@ -65,7 +101,12 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 				return errors.New("--tools names no tool of a server the key may use: name them <server>-<tool>, with --config naming the servers")
 			}
 		}
-		key, err := auth.CreateKey(ctx, js, cfg.Jobs.Replicas, *name, splitCSV(*servers), keyTools)
+		for _, g := range splitCSV(*accessGroups) {
+			if _, ok := cfg.AccessGroups()[g]; !ok {
+				return fmt.Errorf("--access-groups: no server of --config declares the access group %q", g)
+			}
+		}
+		key, err := auth.CreateKey(ctx, js, cfg.Jobs.Replicas, *name, splitCSV(*servers), keyTools, splitCSV(*accessGroups)...)
 		if err != nil {
 			return err
 		}
@@ -76,8 +117,21 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			return err
 		}
 		for _, k := range keys {
-			fmt.Fprintf(stdout, "%s\tservers=%s\ttools=%s\tcreated=%s\n", k.Name, orAll(k.Servers), orAll(k.Tools), k.CreatedAt.Format(time.RFC3339))
+			line := fmt.Sprintf("%s\tservers=%s\ttools=%s\tcreated=%s", k.Name, orAll(k.Servers), orAll(k.Tools), k.CreatedAt.Format(time.RFC3339))
+			if len(k.AccessGroups) > 0 {
+				line += "\taccess_groups=" + strings.Join(k.AccessGroups, ",")
+			}
+			if k.Source != "" {
+				line += "\tsource=" + k.Source
+			}
+			fmt.Fprintln(stdout, line)
 		}
+	case "import":
+		res, err := auth.ImportKeys(ctx, js, cfg.Jobs.Replicas, plan.keys, plan.revoke)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "imported %d keys (%d new, %d replaced), revoked %d\n", res.Created+res.Replaced, res.Created, res.Replaced, res.Revoked)
 	case "revoke":
 		if err := auth.RevokeKey(ctx, js, *name); err != nil {
 			return err
@@ -87,6 +141,30 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return errors.New(keysUsage)
 	}
 	return nil
+}
+
+// readImport reads and checks an export against the configuration.
+func readImport(file, configPath, unrestricted string, getenv func(string) string, stderr io.Writer) (*importPlan, error) {
+	if unrestricted != "none" && unrestricted != "all" {
+		return nil, errors.New("--unrestricted: none or all")
+	}
+	cfg, _, err := loadConfig(configPath, false, getenv)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := parseLiteLLMExport(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: nothing imported:\n%w", file, err)
+	}
+	plan, err := planImport(cfg, rows, unrestricted == "all", time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%s: nothing imported:\n%w", file, err)
+	}
+	return plan, nil
 }
 
 func splitCSV(s string) []string {

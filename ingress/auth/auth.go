@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -57,6 +58,35 @@ type Keys struct {
 
 	mu      sync.RWMutex
 	managed map[[sha256.Size]byte]*Principal
+	// groups are the servers of each access group (config.File.AccessGroups),
+	// which managed keys' access_groups name.
+	groups map[string][]string
+}
+
+// UseAccessGroups sets the servers of each access group that managed keys'
+// access_groups name (config.File.AccessGroups). Call it before Watch.
+func (k *Keys) UseAccessGroups(groups map[string][]string) {
+	k.mu.Lock()
+	k.groups = groups
+	k.mu.Unlock()
+}
+
+// managedServers is the servers of a managed key: its servers and those of
+// its access groups; empty (all) only when it names neither.
+func (k *Keys) managedServers(mk *contracts.ManagedKey) []string {
+	if len(mk.AccessGroups) == 0 {
+		return mk.Servers
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := slices.Clone(mk.Servers)
+	for _, g := range mk.AccessGroups {
+		out = append(out, k.groups[g]...)
+	}
+	if len(out) == 0 {
+		out = []string{"/"} // groups with no server here: no server, not all
+	}
+	return out
 }
 
 // New builds the key set from the configuration (keys are already hashed by

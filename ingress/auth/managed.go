@@ -135,8 +135,9 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 			log.Warn().Str("key", mk.Name).Msg("managed keys: a configured key has this name; ignored")
 			continue
 		}
+		p := newPrincipal(mk.Name, hash, k.managedServers(mk), mk.Tools, k.sep)
 		k.mu.Lock()
-		k.managed[hash] = newPrincipal(mk.Name, hash, mk.Servers, mk.Tools, k.sep)
+		k.managed[hash] = p
 		k.mu.Unlock()
 	}
 	return errWatchEnded
@@ -155,7 +156,9 @@ func bucket(ctx context.Context, js jetstream.JetStream, create bool, replicas i
 
 // CreateKey makes a new random gateway key named name, stores its hash and
 // returns the key: the only time it is ever shown. Names are unique.
-func CreateKey(ctx context.Context, js jetstream.JetStream, replicas int, name string, servers, tools []string) (string, error) {
+// accessGroups, if any, are access groups the key may use (their servers
+// are those the reading ingress's configuration declares).
+func CreateKey(ctx context.Context, js jetstream.JetStream, replicas int, name string, servers, tools []string, accessGroups ...string) (string, error) {
 	if name == "" {
 		return "", errors.New("a key needs a name")
 	}
@@ -176,7 +179,7 @@ func CreateKey(ctx context.Context, js jetstream.JetStream, replicas int, name s
 	}
 	key := "sk-tb-" + base64.RawURLEncoding.EncodeToString(secret)
 	rec, _ := json.Marshal(contracts.ManagedKey{
-		Type: contracts.TypeManagedKey, Name: name, Servers: servers, Tools: tools, CreatedAt: time.Now().UTC(),
+		Type: contracts.TypeManagedKey, Name: name, Servers: servers, Tools: tools, AccessGroups: accessGroups, CreatedAt: time.Now().UTC(),
 	})
 	if _, err := kv.Create(ctx, config.HashKey(key), rec); err != nil {
 		return "", err
@@ -239,4 +242,103 @@ func RevokeKey(ctx context.Context, js jetstream.JetStream, name string) error {
 		return fmt.Errorf("no managed key named %q", name)
 	}
 	return nil
+}
+
+// Import is one key to store by ImportKeys: the hex SHA-256 of the key (as
+// LiteLLM stores its virtual keys: LiteLLM_VerificationToken.token) and its
+// record.
+type Import struct {
+	Hash   string
+	Record contracts.ManagedKey
+}
+
+// ImportResult counts what ImportKeys did.
+type ImportResult struct {
+	Created, Replaced, Revoked int
+}
+
+// ImportKeys stores keys under their hashes and deletes the managed keys
+// whose hashes are in revoke (keys that are blocked or expired where they
+// come from), after checking the whole set first: a hash that is not 64
+// hex digits, a name used twice, or a name another managed key already has
+// under another hash refuses the import before anything is written. A key
+// already stored under its hash is replaced (an import can be run again).
+func ImportKeys(ctx context.Context, js jetstream.JetStream, replicas int, keys []Import, revoke []string) (ImportResult, error) {
+	var res ImportResult
+	names := map[string]string{}
+	for _, k := range keys {
+		if !validHex(k.Hash) {
+			return res, fmt.Errorf("key %q: the hash is not a SHA-256 hex digest", k.Record.Name)
+		}
+		if k.Record.Name == "" {
+			return res, errors.New("a key without a name")
+		}
+		if other, dup := names[k.Record.Name]; dup && other != k.Hash {
+			return res, fmt.Errorf("the name %q is given to two keys", k.Record.Name)
+		}
+		names[k.Record.Name] = k.Hash
+	}
+	for _, h := range revoke {
+		if !validHex(h) {
+			return res, errors.New("a key to revoke whose hash is not a SHA-256 hex digest")
+		}
+	}
+	kv, err := bucket(ctx, js, true, replicas)
+	if err != nil {
+		return res, err
+	}
+	existing := map[string]string{} // name -> hash
+	lister, err := kv.ListKeys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return res, err
+	}
+	stored := map[string]bool{}
+	if lister != nil {
+		for h := range lister.Keys() {
+			stored[h] = true
+			entry, err := kv.Get(ctx, h)
+			if err != nil {
+				continue
+			}
+			if mk, err := contracts.DecodeManagedKey(entry.Value()); err == nil {
+				existing[mk.Name] = h
+			}
+		}
+	}
+	for name, h := range names {
+		if other, ok := existing[name]; ok && other != h && !slices.Contains(revoke, other) {
+			return res, fmt.Errorf("a managed key named %q exists with another key; revoke it first", name)
+		}
+	}
+	for _, k := range keys {
+		rec := k.Record
+		rec.Type = contracts.TypeManagedKey
+		if rec.CreatedAt.IsZero() {
+			rec.CreatedAt = time.Now().UTC()
+		}
+		data, _ := json.Marshal(rec)
+		if _, err := kv.Put(ctx, k.Hash, data); err != nil {
+			return res, fmt.Errorf("storing key %q: %w", rec.Name, err)
+		}
+		if stored[k.Hash] {
+			res.Replaced++
+		} else {
+			res.Created++
+		}
+	}
+	for _, h := range revoke {
+		if !stored[h] {
+			continue
+		}
+		if err := kv.Delete(ctx, h); err != nil {
+			return res, err
+		}
+		res.Revoked++
+	}
+	return res, nil
+}
+
+func validHex(h string) bool {
+	raw, err := hex.DecodeString(h)
+	return err == nil && len(raw) == sha256.Size && h == hex.EncodeToString(raw)
 }

@@ -76,6 +76,7 @@ func Assemble(o Options) (g *Gateway, err error) {
 	if g.Keys, err = auth.New(cfg.Keys, cfg.Ingress.Separator()); err != nil {
 		return nil, err
 	}
+	g.Keys.UseAccessGroups(cfg.AccessGroups()) // managed keys' access_groups
 	if len(cfg.Keys) == 0 {
 		log.Warn().Msg("no gateway keys configured: only managed keys (ingress keys create) will be accepted")
 	}
