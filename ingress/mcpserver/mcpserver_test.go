@@ -175,8 +175,11 @@ func names(tools []mcp.Tool) []string {
 	return out
 }
 
+// With ingress.per_server_tool_names: bare, a server's endpoint lists the
+// server's own names (the default, prefixed, is LiteLLM's form: the
+// frontdoor doors table and TestLiteLLM_PerServerNames).
 func TestMCP_ServerEndpoint(t *testing.T) {
-	g := startGateway(t)
+	g := startGateway(t, func(c *config.File) { c.Ingress.PerServerToolNames = config.ToolNamesBare })
 	ctx := contractstest.Ctx(t)
 	c, _ := connect(t, g.URL+"/demo/mcp", headers(masterKey, userToken))
 	caps := c.GetServerCapabilities()
