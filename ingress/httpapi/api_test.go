@@ -342,7 +342,9 @@ func badInputs() []badInput {
 		{"ambiguous bare tool", post, call, key, `{"name":"echo"}`, 400, "ambiguous_tool"},
 		{"over-long user token", post, call, withKey(map[string]string{"Authorization": "Bearer " + strings.Repeat("t", 9000)}), `{"name":"demo-echo"}`, 400, "invalid_request"},
 		{"wrong method", http.MethodGet, call, key, ``, 405, "method_not_allowed"},
-		{"unknown route", http.MethodGet, "/mcp/nothing", key, ``, 404, "not_found"},
+		// (/mcp/<x> is LiteLLM's server selection: /mcp/nothing is unknown_server.)
+		{"unknown route", http.MethodGet, "/v1/nothing", key, ``, 404, "not_found"},
+		{"selection of no server", http.MethodGet, "/mcp/nothing", key, ``, 404, "unknown_server"},
 		{"list: unknown server", http.MethodGet, list + "?server_id=nope", key, ``, 404, "unknown_server"},
 		{"list: server not allowed", http.MethodGet, list + "?server_id=other", map[string]string{"x-litellm-key": teamAKey}, ``, 403, "forbidden"},
 		{"list: no key", http.MethodGet, list, nil, ``, 401, "unauthorized"},
