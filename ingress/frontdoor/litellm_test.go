@@ -374,6 +374,20 @@ func TestLiteLLM_ManagementEndpoints(t *testing.T) {
 		t.Fatalf("/v1/mcp/server for the master key: %.300s", r.Body)
 	}
 
+	r = gatewaytest.Do(t, http.MethodGet, g.URL+"/v1/mcp/server/"+g.Cfg.MCPServers["gh"].ServerID(), key(groupKey), "")
+	var one map[string]any
+	if r.Status != http.StatusOK || json.Unmarshal(r.Body, &one) != nil || one["server_name"] != "gh" || one["alias"] != "github" {
+		t.Fatalf("/v1/mcp/server/{id}: %d %s", r.Status, r.Body)
+	}
+	r = gatewaytest.Do(t, http.MethodGet, g.URL+"/v1/mcp/server/deepwiki", key(groupKey), "")
+	if r.Status != http.StatusForbidden {
+		t.Fatalf("/v1/mcp/server/{id} of a server the key may not use: %d %s", r.Status, r.Body)
+	}
+	r = gatewaytest.Do(t, http.MethodGet, g.URL+"/v1/mcp/access_groups", key(groupKey), "")
+	if r.Status != http.StatusOK || string(r.Body) != `{"access_groups":["dev","ops"]}` {
+		t.Fatalf("/v1/mcp/access_groups: %d %s", r.Status, r.Body)
+	}
+
 	r = gatewaytest.Do(t, http.MethodGet, g.URL+"/v1/mcp/tools?server_id=github", key(groupKey), "")
 	var tools struct {
 		Tools []restTool `json:"tools"`

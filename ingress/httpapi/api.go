@@ -87,6 +87,8 @@ func New(o Options) http.Handler {
 	api.GET("/mcp-rest/tools/list", a.listTools)
 	api.GET("/mcp/enabled", a.mcpEnabled)
 	api.GET("/v1/mcp/server", a.listServers)
+	api.GET("/v1/mcp/server/:id", a.getServer)
+	api.GET("/v1/mcp/access_groups", a.accessGroups)
 	api.GET("/v1/mcp/tools", a.managementTools)
 	api.POST("/v1/calls", a.submitCall)
 	api.GET("/v1/calls", a.listCalls)

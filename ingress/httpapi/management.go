@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -53,6 +54,34 @@ func (a *API) listServers(c *gin.Context) {
 		out = append(out, viewOf(srv))
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// getServer serves GET /v1/mcp/server/{server_id}: one server the key may
+// use, by its LiteLLM server id, name or alias.
+func (a *API) getServer(c *gin.Context) {
+	srv, err := a.policy.Server(caller(c), c.Param("id"))
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, viewOf(srv))
+}
+
+// accessGroups serves GET /v1/mcp/access_groups: the access groups of the
+// servers the key may use, sorted ({"access_groups": [...]}, LiteLLM's
+// shape).
+func (a *API) accessGroups(c *gin.Context) {
+	servers, err := a.policy.Servers(caller(c), frontdoor.Selection{})
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	var groups []string
+	for _, srv := range servers {
+		groups = append(groups, srv.AccessGroups...)
+	}
+	slices.Sort(groups)
+	c.JSON(http.StatusOK, gin.H{"access_groups": nonNil(slices.Compact(groups))})
 }
 
 func viewOf(srv *config.Server) serverView {
