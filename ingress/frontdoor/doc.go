@@ -14,10 +14,16 @@
 //	ambiguous_tool  a bare name that several servers have
 //
 // Doors differ only in how they name things. A REST call names a server
-// with server_id, or as <server><sep><tool> (ingress.tool_separator), or
-// not at all: a bare name is then looked up in the tool lists of every
-// server the key may use. On /mcp tools are listed, and so called, as
-// <server><sep><tool> only; on /<server>/mcp the endpoint names the server.
+// with server_id (its name, alias or LiteLLM server id), or as
+// <prefix><sep><tool> (ingress.tool_separator; the prefix is the server's
+// alias or name, config.Server.Prefix), or not at all: a bare name is then
+// looked up in the tool lists of every server the key may use. On /mcp
+// tools are listed, and so called, as <prefix><sep><tool> only; on
+// /<server>/mcp the endpoint names the server, and a name is taken with or
+// without its prefix. Which servers a request covers is LiteLLM's
+// selection (Selection: /mcp/<sel>, /<sel>/mcp, x-mcp-servers,
+// x-mcp-access-groups, the REST list's server_id), decided by
+// Policy.Servers only.
 // A tool the key may not use is not listed by any door.
 //
 // Request is the record of one HTTP request at the front door (its id, the

@@ -4,11 +4,18 @@
 // ingress → NATS → worker → upstream.
 //
 //	/mcp            streamable HTTP: the tools of every server the key may
-//	                use, named <server>-<tool> (ingress.tool_separator)
-//	/<server>/mcp   streamable HTTP: one server under its own tool names, and
-//	                its resources, resource templates, prompts, completion
-//	                and ping, relayed (contracts.RPCSubject)
-//	/sse, /message, /<server>/sse, /<server>/message
+//	                use (or that x-mcp-servers / x-mcp-access-groups
+//	                select), named <prefix>-<tool> (ingress.tool_separator;
+//	                the prefix is the server's alias or name)
+//	/mcp/<sel>, /<sel>/mcp
+//	                streamable HTTP: the servers LiteLLM's selection <sel>
+//	                names (frontdoor.Selection). One server is its own
+//	                endpoint: its tools (listed <prefix>-<tool>, or bare
+//	                under ingress.per_server_tool_names: bare), resources,
+//	                resource templates, prompts, completion and ping,
+//	                relayed (contracts.RPCSubject)
+//	/sse, /message, /<sel>/sse, /<sel>/message, /mcp/sse, /mcp/sse/messages,
+//	/mcp/<sel>/sse, /mcp/<sel>/sse/messages
 //	                the legacy HTTP+SSE transport (2024-11-05)
 //
 // # A stateless server
