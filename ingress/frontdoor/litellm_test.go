@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 )
@@ -177,6 +178,7 @@ func rpcText(t *testing.T, g *gatewaytest.Gateway, path string, h map[string]str
 
 func TestLiteLLM_PerServerNames(t *testing.T) {
 	g := startLiteLLM(t)
+	g.RecordBus(t)
 	master := key(gatewaytest.MasterKey)
 	names, code := mcpTools(t, g, "/deepwiki.mcp/mcp", master)
 	if code != "" || !slices.Contains(names, "deepwiki-echo") || slices.Contains(names, "echo") {
@@ -197,6 +199,21 @@ func TestLiteLLM_PerServerNames(t *testing.T) {
 	}
 	if got := rpcText(t, g, "/mcp/ops", master, "deepwiki-echo"); got != "unknown_tool" {
 		t.Errorf("a tool outside the selection: %s, want unknown_tool", got)
+	}
+	// deepwiki.mcp's calls travel on one escaped subject token, never on a
+	// subject hierarchy below "deepwiki".
+	g.Bus.Flush(t)
+	escaped := 0
+	for _, m := range g.Bus.Messages() {
+		if m.Subject == contracts.CallSubject("deepwiki.mcp") {
+			escaped++
+		}
+		if strings.Contains(m.Subject, ".deepwiki.") || strings.HasSuffix(m.Subject, ".deepwiki") {
+			t.Errorf("a subject below deepwiki: %s", m.Subject)
+		}
+	}
+	if contracts.CallSubject("deepwiki.mcp") != "toolbus.v1.call.__deepwiki_2emcp" || escaped == 0 {
+		t.Errorf("no call on %s among %d messages", contracts.CallSubject("deepwiki.mcp"), g.Bus.Count())
 	}
 
 	bare := g.NewIngress(t, func(in *config.Ingress) { in.PerServerToolNames = config.ToolNamesBare })
