@@ -17,7 +17,9 @@ import (
 // come from the config file, so there is nothing to create, update or
 // delete: those routes are not served.
 
-// mcpEnabled serves GET /mcp/enabled: whether the MCP gateway is on.
+// mcpEnabled serves GET /mcp/enabled: whether the MCP gateway is on, as
+// LiteLLM answers it ({"enabled": MCP_AVAILABLE}: get_mcp_server_enabled
+// in litellm/proxy/_experimental/mcp_server/server.py).
 func (a *API) mcpEnabled(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"enabled": true})
 }
