@@ -66,6 +66,12 @@ const (
 	// time (`ingress keys create|list|revoke`): key = hex SHA-256 of the
 	// gateway key, value = a ManagedKey.
 	KeysBucket = "toolbus_keys"
+	// OAuthBucket is the JetStream KV bucket of the OAuth proxy
+	// (ingress/oauthproxy): OAuthStateKey holds the random key every
+	// ingress replica seals its OAuth registrations, states and codes with
+	// when the server has no client_secret to derive one from.
+	OAuthBucket   = "toolbus_oauth"
+	OAuthStateKey = "state_key"
 )
 
 // maxServerNameLen bounds server names so that subjects stay short.

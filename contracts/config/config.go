@@ -259,6 +259,11 @@ type Ingress struct {
 	// prefixed (<prefix><separator><tool>, LiteLLM's form, the default;
 	// calls take both forms) or bare (the server's own names).
 	PerServerToolNames string `yaml:"per_server_tool_names"`
+	// PublicURL is the gateway's own origin as clients reach it
+	// (scheme://host[:port], no path), used in the OAuth documents it publishes
+	// (docs/oauth.md). Default: taken from each request's Host (https when
+	// the request came over TLS).
+	PublicURL string `yaml:"public_url"`
 }
 
 // Worker settings.
@@ -506,6 +511,11 @@ func (f *File) validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if sep := f.Ingress.ToolSeparator; len(sep) > maxToolSeparator || strings.ContainsFunc(sep, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		bad("ingress.tool_separator: %q is not 1 to %d printable ASCII characters", sep, maxToolSeparator)
+	}
+	if p := f.Ingress.PublicURL; p != "" {
+		if u, err := url.Parse(p); err != nil || !httpURL(p) || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+			bad("ingress.public_url: want an http(s) origin (scheme://host[:port]) without path, query or user")
+		}
 	}
 	for _, name := range f.ServerNames() {
 		s := f.MCPServers[name]

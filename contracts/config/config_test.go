@@ -162,12 +162,13 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 		MCPServers.Credentials.AuthType MCPServers.Credentials.AuthValue MCPServers.Credentials.AuthenticationToken
 		MCPServers.Credentials.StaticHeaders MCPServers.Credentials.OAuth2Flow MCPServers.Credentials.ClientID
 		MCPServers.Credentials.ClientSecret MCPServers.Credentials.TokenURL MCPServers.Credentials.Scopes
+		MCPServers.Credentials.AuthorizationURL MCPServers.Credentials.RegistrationURL
 		MCPServers.Credentials.AWSRegionName MCPServers.Credentials.AWSServiceName MCPServers.Credentials.AWSAccessKeyID
 		MCPServers.Credentials.AWSSecretAccessKey MCPServers.Credentials.AWSSessionToken
 		MCPServers.Credentials.AWSRoleName MCPServers.Credentials.AWSSessionName
 		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName
 		Seal.PublicKeys Seal.PrivateKeys Seal.PrivateKeysFile
-		Ingress.TrustedProxies
+		Ingress.TrustedProxies Ingress.PublicURL
 		Worker.Name Worker.Servers Worker.MetricsListen
 		Jobs.MaxStreamBytes
 		Tracing.Endpoint Tracing.ServiceName`) {

@@ -77,6 +77,12 @@ type Credentials struct {
 	ClientSecret string   `yaml:"client_secret" secret:"true"`
 	TokenURL     string   `yaml:"token_url"`
 	Scopes       []string `yaml:"scopes"`
+	// AuthorizationURL and RegistrationURL are the upstream authorization
+	// server's endpoints for the interactive flow (oauth2 without
+	// client_credentials) that the ingress proxies (ingress/oauthproxy);
+	// unset, they are discovered from the server's metadata.
+	AuthorizationURL string `yaml:"authorization_url"`
+	RegistrationURL  string `yaml:"registration_url"`
 
 	// AWS SigV4 (auth_type aws_sigv4): region (required), service (default
 	// bedrock-agentcore) and static keys (an optional session token for
@@ -102,6 +108,15 @@ func (c *Credentials) ReceivesCaller() bool {
 		return c.OAuth2Flow != OAuth2ClientCredentials
 	}
 	return false
+}
+
+// InteractiveOAuth2 reports whether the server is an oauth2 server whose
+// callers obtain their token through the interactive flow (oauth2 without
+// client_credentials): the ingress then answers for its OAuth discovery
+// and proxies the flow to the server's authorization server
+// (ingress/oauthproxy).
+func (c *Credentials) InteractiveOAuth2() bool {
+	return c.AuthType == AuthTypeOAuth2 && c.OAuth2Flow != OAuth2ClientCredentials
 }
 
 // HasServiceCredential reports whether the server has a credential of its
@@ -229,6 +244,9 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 				bad("%s.token_url: an http(s) URL is required for oauth2_flow client_credentials", where)
 			}
 		case "", OAuth2AuthorizationCode:
+			if s.Transport == TransportStdio {
+				bad("%s: interactive oauth2 needs an http or sse server", where)
+			}
 		default:
 			bad("%s.oauth2_flow: %q is not client_credentials or authorization_code", where, c.OAuth2Flow)
 		}
@@ -247,6 +265,15 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 			bad("%s.oauth2_flow: only for auth_type oauth2", where)
 		}
 	}
+	for _, u := range []struct{ key, value string }{
+		{"authorization_url", c.AuthorizationURL}, {"registration_url", c.RegistrationURL}, {"token_url", c.TokenURL},
+	} {
+		if u.value != "" && !httpURL(u.value) {
+			bad("%s.%s: want an http(s) URL", where, u.key)
+		} else if u.value != "" && u.key != "token_url" && !c.InteractiveOAuth2() {
+			bad("%s.%s: only for auth_type oauth2 without client_credentials", where, u.key)
+		}
+	}
 	own := c.credentialHeader()
 	for _, name := range sortedKeys(c.StaticHeaders) {
 		switch {
@@ -258,6 +285,13 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 			bad("%s.static_headers.%s: auth_type %s sets this header", where, name, c.AuthType)
 		}
 	}
+}
+
+// httpURL reports whether v is an absolute http(s) URL with a host and no
+// fragment.
+func httpURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Fragment == ""
 }
 
 // validBasic accepts user:password, or the base64 of it.

@@ -53,12 +53,10 @@ var liteLLMKeys = map[string]liteLLMKey{
 	"general_settings.mcp_client_side_auth_header_name": {"ignored: the caller's credential is read from x-mcp-<server>-authorization, else Authorization"},
 
 	// mcp_servers.<name> keys.
-	"mcp_servers.*.spec_version":      {"ignored: toolbus speaks protocol_version to the server (default 2025-11-25)"},
-	"mcp_servers.*.allow_all_keys":    {"ignored: a key without servers: may use every server; list this server in a restricted key's servers"},
-	"mcp_servers.*.spec_path":         {"ignored: OpenAPI specs are not turned into MCP tools; url must be an MCP endpoint"},
-	"mcp_servers.*.authorization_url": {"ignored: interactive OAuth is not brokered; the caller's credential is passed through"},
-	"mcp_servers.*.registration_url":  {"ignored: interactive OAuth is not brokered; the caller's credential is passed through"},
-	"mcp_servers.*.extra_headers":     {"ignored: no client header is forwarded but the caller's credential"},
+	"mcp_servers.*.spec_version":   {"ignored: toolbus speaks protocol_version to the server (default 2025-11-25)"},
+	"mcp_servers.*.allow_all_keys": {"ignored: a key without servers: may use every server; list this server in a restricted key's servers"},
+	"mcp_servers.*.spec_path":      {"ignored: OpenAPI specs are not turned into MCP tools; url must be an MCP endpoint"},
+	"mcp_servers.*.extra_headers":  {"ignored: no client header is forwarded but the caller's credential"},
 }
 
 // liteLLMSectionRest says what happens to the keys of a LiteLLM section

@@ -23,7 +23,7 @@ var docsEnv = map[string]string{
 // it does not, it is an unknown key.
 var credentialKeys = []string{
 	"auth_type", "auth_value", "authentication_token", "static_headers", "client_id", "client_secret",
-	"token_url", "scopes", "oauth2_flow",
+	"token_url", "scopes", "oauth2_flow", "authorization_url", "registration_url",
 }
 
 // The config.yaml examples of LiteLLM's MCP documentation (testdata/litellm,
@@ -47,16 +47,14 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 			servers:     []string{"circleci_mcp", "deepwiki_mcp", "my_http_server", "zapier_mcp"},
 		},
 		{
-			file: "auth_types.yaml",
-			liteLLM: []string{
-				"mcp_servers.oauth2_example.authorization_url", "mcp_servers.oauth2_example.registration_url",
-				"mcp_servers.github_mcp.extra_headers",
-			},
+			file:    "auth_types.yaml",
+			liteLLM: []string{"mcp_servers.github_mcp.extra_headers"},
 			credentials: []string{
 				"mcp_servers.api_key_example.auth_type", "mcp_servers.api_key_example.auth_value",
 				"mcp_servers.oauth2_example.auth_type", "mcp_servers.oauth2_example.token_url",
 				"mcp_servers.oauth2_example.client_id", "mcp_servers.oauth2_example.client_secret",
-				"mcp_servers.oauth2_example.scopes",
+				"mcp_servers.oauth2_example.scopes", "mcp_servers.oauth2_example.authorization_url",
+				"mcp_servers.oauth2_example.registration_url",
 				"mcp_servers.bearer_example.auth_type", "mcp_servers.bearer_example.auth_value",
 				"mcp_servers.basic_example.auth_type", "mcp_servers.basic_example.auth_value",
 				"mcp_servers.custom_auth_example.auth_type", "mcp_servers.custom_auth_example.auth_value",
@@ -71,9 +69,9 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 			servers:     []string{"github_mcp"},
 		},
 		{
-			file:    "allowed_tools.yaml",
-			liteLLM: []string{"mcp_servers.github_mcp.authorization_url"},
+			file: "allowed_tools.yaml",
 			credentials: []string{
+				"mcp_servers.github_mcp.authorization_url",
 				"mcp_servers.github_mcp.auth_type", "mcp_servers.github_mcp.token_url", "mcp_servers.github_mcp.client_id",
 				"mcp_servers.github_mcp.client_secret", "mcp_servers.github_mcp.scopes",
 			},

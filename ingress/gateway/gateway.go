@@ -19,6 +19,7 @@ import (
 	"github.com/toolbus/toolbus/ingress/jobs"
 	"github.com/toolbus/toolbus/ingress/mcpserver"
 	"github.com/toolbus/toolbus/ingress/metrics"
+	"github.com/toolbus/toolbus/ingress/oauthproxy"
 )
 
 // Options are what the ingress is built from.
@@ -58,6 +59,9 @@ type Gateway struct {
 	Jobs       *jobs.Store
 	MCP        *mcpserver.Server
 	Metrics    *metrics.Metrics
+	// OAuth is the OAuth proxy of interactive oauth2 servers; nil when
+	// there is none.
+	OAuth *oauthproxy.Proxy
 
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
@@ -94,15 +98,25 @@ func Assemble(o Options) (g *Gateway, err error) {
 	}
 	g.Catalog = dispatch.NewCatalog(g.Dispatcher, cfg.Ingress.ListCacheTTL.D())
 	g.Policy = frontdoor.New(cfg, g.Keys, g.Catalog)
-	if g.MCP, err = mcpserver.New(mcpserver.Options{
+	var public []httpapi.PublicEndpoint
+	mcpOpts := mcpserver.Options{
 		Config: cfg, Policy: g.Policy, Dispatcher: g.Dispatcher, Jobs: g.Jobs, Conn: o.Conn,
 		Logger: o.Logger.With().Str("component", "mcp").Logger(), Version: o.Version,
-	}); err != nil {
+	}
+	if oauthproxy.Enabled(cfg) {
+		// Interactive oauth2 servers: their OAuth flow through the gateway.
+		g.OAuth = oauthproxy.New(oauthproxy.Options{
+			Config: cfg, Conn: o.Conn, Logger: o.Logger.With().Str("component", "oauth").Logger(),
+		})
+		mcpOpts.Challenge = g.OAuth.Challenge
+		public = append(public, g.OAuth)
+	}
+	if g.MCP, err = mcpserver.New(mcpOpts); err != nil {
 		return nil, err
 	}
 	g.Handler = httpapi.New(httpapi.Options{
 		Config: cfg, Policy: g.Policy, Dispatcher: g.Dispatcher, Jobs: g.Jobs, Logger: log,
-		MaxInFlight: cfg.Ingress.MaxInFlight, MCP: g.MCP,
+		MaxInFlight: cfg.Ingress.MaxInFlight, MCP: g.MCP, Public: public,
 		// Every request is measured and traced; GET /metrics on the listen port.
 		Metrics: g.Metrics, MetricsHandler: metricsHandler, Tracer: o.Tracer,
 	})

@@ -31,6 +31,10 @@ type Options struct {
 	MaxInFlight int
 	// MCP, if set, is mounted behind the key middleware (see mcp.go).
 	MCP MCPEndpoint
+	// Public are mounted without the key middleware (OAuth discovery and
+	// flows, which clients reach before they hold anything), with the
+	// in-flight and body bounds.
+	Public []PublicEndpoint
 	// Metrics, if set, records every request (observe.go); MetricsHandler,
 	// if set, is served on GET /metrics without a key.
 	Metrics        *metrics.Metrics
@@ -95,6 +99,10 @@ func New(o Options) http.Handler {
 	api.GET("/v1/calls/:id", a.getCall)
 	api.DELETE("/v1/calls/:id", a.cancelCall)
 	mountMCP(r, api, o)
+	public := r.Group("", limitInFlight(maxInFlight, o.Metrics), limitBody(o.Config.Ingress.MaxBodyBytes))
+	for _, p := range o.Public {
+		p.Mount(public, abortWithError)
+	}
 	return r
 }
 

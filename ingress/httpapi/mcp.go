@@ -18,6 +18,13 @@ type MCPEndpoint interface {
 	Mount(requests, streams gin.IRoutes, abort func(*gin.Context, *contracts.Error))
 }
 
+// PublicEndpoint is a set of routes that take no gateway key (package
+// oauthproxy). Mount adds them to r; abort writes an error response as the
+// API does.
+type PublicEndpoint interface {
+	Mount(r gin.IRoutes, abort func(*gin.Context, *contracts.Error))
+}
+
 // mountMCP mounts o.MCP, if any.
 func mountMCP(r *gin.Engine, api gin.IRoutes, o Options) {
 	if o.MCP == nil {

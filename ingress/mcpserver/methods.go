@@ -208,6 +208,13 @@ func (x *exchange) failure(e *contracts.Error, method string) answer {
 	a := answer{err: wireError(e, method)}
 	if e.Code == contracts.CodeUpstreamUnauthorized {
 		a.httpErr = e
+		if x.only != nil {
+			if ch := x.s.challengeFor(x.c, x.only, true); ch != "" {
+				own := *e
+				own.WWWAuthenticate = ch
+				a.httpErr = &own
+			}
+		}
 	}
 	return a
 }

@@ -57,6 +57,12 @@ type Options struct {
 	Logger zerolog.Logger
 	// Version is reported as serverInfo.version; empty means "dev".
 	Version string
+	// Challenge, if set, is the WWW-Authenticate challenge of
+	// /<server>/mcp for srv (invalid: the upstream refused the credential),
+	// or "" (package oauthproxy): a request with no credential for such a
+	// server is answered 401 with it, and an upstream's 401 carries it
+	// instead of the upstream's own.
+	Challenge func(c *gin.Context, srv *config.Server, invalid bool) string
 }
 
 // Server is the MCP endpoint. Mount it on the HTTP API's authenticated
@@ -70,7 +76,8 @@ type Server struct {
 	log     zerolog.Logger
 	version string
 
-	abort func(*gin.Context, *contracts.Error)
+	abort     func(*gin.Context, *contracts.Error)
+	challenge func(c *gin.Context, srv *config.Server, invalid bool) string
 
 	inflightMu sync.Mutex
 	inflight   map[string]bool // call request ids running on this replica
@@ -92,6 +99,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: o.Config, policy: o.Policy, d: o.Dispatcher, jobs: o.Jobs, log: o.Logger,
 		version: o.Version, inflight: make(map[string]bool), done: make(chan struct{}),
+		challenge: o.Challenge,
 	}
 	if s.version == "" {
 		s.version = "dev"
@@ -185,7 +193,23 @@ func (s *Server) endpoint(c *gin.Context) (*frontdoor.Caller, scope, bool) {
 		sc.within = servers
 	}
 	r.Server = sc.id
+	if srv := sc.only; srv != nil {
+		if ch := s.challengeFor(c, srv, false); ch != "" && r.Caller.Credential(srv, frontdoor.Targeted).IsZero() {
+			e := contracts.NewError(contracts.CodeUpstreamUnauthorized, "%s needs the user's OAuth token: authorize as the WWW-Authenticate challenge says", srv.Name)
+			e.WWWAuthenticate = ch
+			s.abort(c, e)
+			return nil, scope{}, false
+		}
+	}
 	return r.Caller, sc, true
+}
+
+// challengeFor is Options.Challenge's answer, "" without one.
+func (s *Server) challengeFor(c *gin.Context, srv *config.Server, invalid bool) string {
+	if s.challenge == nil {
+		return ""
+	}
+	return s.challenge(c, srv, invalid)
 }
 
 // exchange is one MCP request being answered: who asks, on which endpoint,
