@@ -236,3 +236,18 @@ func TestIngress_TrustedProxiesAreAddressesOrCIDRs(t *testing.T) {
 		t.Fatalf("want both bad entries named, got %v", err)
 	}
 }
+
+func TestDecode_PublicURLIsAnOrigin(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"https://gw.example":      true,
+		"http://127.0.0.1:4000/":  true,
+		"https://gw.example/base": false,
+		"gw.example":              false,
+		"https://gw.example/?a=b": false,
+	} {
+		_, err := Decode([]byte("ingress:\n  public_url: \""+v+"\"\n"), yaml.Unmarshal)
+		if (err == nil) != ok {
+			t.Errorf("public_url %q: got %v, want ok=%v", v, err, ok)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -71,7 +72,9 @@ func (as *authServer) serve(clients ...*storage.Client) {
 		byID[c.GetID()] = c
 	}
 	store := storage.NewStorageWithClients(storage.NewUserStore(as.URL), byID)
-	var h http.Handler = exampleop.SetupServer(as.URL, store, nil, false)
+	// The example OP logs every request through slog's default logger;
+	// SetupServer makes the logger it is given the default.
+	var h http.Handler = exampleop.SetupServer(as.URL, store, slog.New(slog.DiscardHandler), false)
 	as.handler.Store(&h)
 }
 

@@ -140,6 +140,9 @@ type fakeUpstream struct {
 	prmHits atomic.Int64
 	failing atomic.Bool
 	issuer  atomic.Value // the issuer the AS metadata declares
+
+	mu         sync.Mutex
+	registered []map[string]any // bodies received by its registration endpoint
 }
 
 func startFakeUpstream(t *testing.T) *fakeUpstream {
@@ -156,7 +159,18 @@ func startFakeUpstream(t *testing.T) *fakeUpstream {
 	mux.HandleFunc("/.well-known/oauth-authorization-server/as", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer": f.issuer.Load(), "authorization_endpoint": f.URL + "/as/authorize", "token_endpoint": f.URL + "/as/token",
+			"registration_endpoint": f.URL + "/as/register",
 		})
+	})
+	mux.HandleFunc("POST /as/register", func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		f.registered = append(f.registered, body)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]any{"client_id": "upstream-client", "redirect_uris": body["redirect_uris"]})
 	})
 	f.Server = httptest.NewServer(mux)
 	f.issuer.Store(f.URL + "/as")
@@ -373,5 +387,26 @@ func TestConfiguredClient_ExactMatchAndBinding(t *testing.T) {
 		"client_id": {"gw"}, "client_secret": {"gw-secret"}, "resource": {srv.URL}}
 	if got.Encode() != want.Encode() {
 		t.Fatalf("the upstream token request:\n got %v\nwant %v", got, want)
+	}
+}
+
+// Without a configured client, registration goes to the upstream's
+// registration endpoint, redirect URIs unchanged and the resource
+// indicator rewritten; its answer comes back as it is.
+func TestPassThrough_RegistrationIsRelayed(t *testing.T) {
+	f := startFakeUpstream(t)
+	_, base := newTestProxy(t, &config.Server{URL: f.URL + "/mcp", Credentials: config.Credentials{AuthType: "oauth2"}})
+	if r := send(t, http.MethodGet, base+"/.well-known/oauth-authorization-server/s", nil); r.body["registration_endpoint"] != base+"/s/register" {
+		t.Fatalf("metadata offers no registration: %v", r.body)
+	}
+	r := postJSON(t, base+"/s/register", map[string]any{"redirect_uris": []string{"http://127.0.0.1:9/cb"}, "resource": base + "/s/mcp"})
+	if r.status != http.StatusCreated || r.body["client_id"] != "upstream-client" || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("register: %d %v", r.status, r.body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.registered) != 1 || f.registered[0]["resource"] != f.URL+"/mcp" ||
+		f.registered[0]["redirect_uris"].([]any)[0] != "http://127.0.0.1:9/cb" {
+		t.Fatalf("the upstream received %v", f.registered)
 	}
 }
