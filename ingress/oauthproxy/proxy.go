@@ -349,7 +349,7 @@ func (p *Proxy) registerUpstream(c *gin.Context, srv *config.Server, meta map[st
 	if h := c.GetHeader("Authorization"); h != "" {
 		req.Header.Set("Authorization", h) // an initial access token (RFC 7591 §3)
 	}
-	p.relay(c, srv, req)
+	p.relay(c, srv, req, false)
 }
 
 // redirectURIs validates a registration's redirect_uris.
@@ -681,7 +681,7 @@ func (p *Proxy) token(c *gin.Context) {
 	}
 	req.Header = header
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	p.relay(c, srv, req)
+	p.relay(c, srv, req, configured(srv))
 }
 
 // basicOnly reports whether an authorization server takes client secrets
@@ -692,8 +692,11 @@ func basicOnly(methods []string) bool {
 
 // relay sends req upstream and answers with its JSON response, status kept
 // for 2xx and 4xx; anything else is 502 upstream_auth_failed. Nothing of
-// either body is logged.
-func (p *Proxy) relay(c *gin.Context, srv *config.Server, req *http.Request) {
+// either body is logged. ours marks a request authenticated with the
+// configured client's secret: an error answer is then reduced to its
+// RFC 6749 code (an upstream may echo what it was sent), and an answer that
+// holds the secret is not relayed.
+func (p *Proxy) relay(c *gin.Context, srv *config.Server, req *http.Request, ours bool) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := p.disc.do(req)
 	if err != nil {
@@ -712,9 +715,33 @@ func (p *Proxy) relay(c *gin.Context, srv *config.Server, req *http.Request) {
 		p.unavailable(c, srv, errUnavailable)
 		return
 	}
+	if ours && resp.StatusCode >= 400 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(body, &e)
+		oauthError(c, resp.StatusCode, tokenErrorCode(e.Error), "the authorization server of "+srv.Name+" refused the token request")
+		return
+	}
+	if ours && srv.ClientSecret != "" && strings.Contains(string(body), srv.ClientSecret) {
+		p.log.Warn().Str("server", srv.Name).Int("upstream_status", resp.StatusCode).Msg("oauth upstream echoed the client secret")
+		p.unavailable(c, srv, errUnavailable)
+		return
+	}
 	c.Header("Cache-Control", "no-store")
 	c.Header("Pragma", "no-cache")
 	c.Data(resp.StatusCode, "application/json", body)
+}
+
+// tokenErrorCode keeps a token endpoint's error code if it is one of RFC
+// 6749's (or RFC 8707's).
+func tokenErrorCode(e string) string {
+	switch e {
+	case "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+		"invalid_scope", "invalid_target":
+		return e
+	}
+	return "invalid_request"
 }
 
 type aead = cipher.AEAD

@@ -410,3 +410,37 @@ func TestPassThrough_RegistrationIsRelayed(t *testing.T) {
 		t.Fatalf("the upstream received %v", f.registered)
 	}
 }
+
+// An upstream token endpoint that echoes what it was sent (the configured
+// client secret among it) in an error, or in a success, never gets it to
+// the client.
+func TestConfiguredClient_UpstreamEchoOfTheSecretIsNotRelayed(t *testing.T) {
+	var status atomic.Int64
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(int(status.Load()))
+		_ = json.NewEncoder(w).Encode(map[string]any{"error": "invalid_client", "error_description": "bad secret " + r.PostForm.Get("client_secret")})
+	}))
+	t.Cleanup(echo.Close)
+	const secret = "gw-secret-echoed-7c2a"
+	_, base := newTestProxy(t, &config.Server{URL: "http://127.0.0.1:1/mcp", Credentials: config.Credentials{
+		AuthType: "oauth2", ClientID: "gw", ClientSecret: secret,
+		AuthorizationURL: "https://as.example/authorize", TokenURL: echo.URL,
+	}})
+	client := postJSON(t, base+"/s/register", map[string]any{"redirect_uris": []string{"https://app.example/cb"}}).body["client_id"].(string)
+	for _, st := range []int64{http.StatusUnauthorized, http.StatusOK} {
+		status.Store(st)
+		r := send(t, http.MethodPost, base+"/s/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"rt"}, "client_id": {client}})
+		raw, _ := json.Marshal(r.body)
+		if strings.Contains(string(raw), secret) {
+			t.Fatalf("HTTP %d from the upstream: the client secret reached the client: %s", st, raw)
+		}
+		if st == http.StatusUnauthorized && (r.status != http.StatusUnauthorized || errorCode(r) != "invalid_client") {
+			t.Errorf("an upstream refusal: got %d %v, want 401 invalid_client", r.status, r.body)
+		}
+		if st == http.StatusOK && r.status != http.StatusBadGateway {
+			t.Errorf("a success that holds the secret: got %d, want 502", r.status)
+		}
+	}
+}
