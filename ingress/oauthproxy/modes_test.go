@@ -131,8 +131,18 @@ func TestOAuthProxy_PassThroughToTheUpstreamsServer(t *testing.T) {
 	if !upstreamAuth {
 		t.Fatal("the authorization server saw no request")
 	}
+	// LiteLLM's path form /mcp/<server> has its own resource.
+	resp := gatewaytest.Do(t, "POST", g.URL+"/mcp/oauthy", map[string]string{"x-litellm-key": gatewaytest.MasterKey, "Accept": "application/json, text/event-stream"},
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	alt := g.URL + "/.well-known/oauth-protected-resource/mcp/oauthy"
+	if resp.Status != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+alt+`"`) {
+		t.Fatalf("/mcp/oauthy without a token: %d %q", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	if doc := gatewaytest.Do(t, "GET", alt, nil, "").JSON(t); doc["resource"] != g.URL+"/mcp/oauthy" {
+		t.Fatalf("the path form's metadata: %v", doc)
+	}
 	// The gateway's metadata offers no registration: the upstream has none.
-	resp := gatewaytest.Do(t, "GET", g.URL+"/.well-known/oauth-authorization-server/oauthy", nil, "")
+	resp = gatewaytest.Do(t, "GET", g.URL+"/.well-known/oauth-authorization-server/oauthy", nil, "")
 	if doc := resp.JSON(t); resp.Status != 200 || doc["registration_endpoint"] != nil || doc["issuer"] != g.URL+"/oauthy" {
 		t.Fatalf("metadata: %d %v", resp.Status, doc)
 	}
