@@ -23,6 +23,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 )
 
@@ -216,7 +217,12 @@ func browse(t *testing.T, authURL, redirectURI string) (got url.Values, upstream
 func TestOAuthProxy_MCPClientCompletesTheUpstreamFlow(t *testing.T) {
 	as := startAuthServer(t)
 	up := startUpstream(t, as.URL)
-	g := gatewaytest.Start(t, gatewaytest.WithConfig(func(f *config.File) {
+	tracing, err := telemetry.NewTracing(t.Context(), config.Tracing{}, telemetry.ServiceIngress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.StopAtEnd(t, tracing.Shutdown)
+	g := gatewaytest.Start(t, gatewaytest.WithTelemetry(tracing), gatewaytest.WithConfig(func(f *config.File) {
 		f.MCPServers["oauthy"] = &config.Server{URL: up.URL, Credentials: config.Credentials{
 			AuthType: config.AuthTypeOAuth2, ClientID: clientID, ClientSecret: clientSecret,
 			Scopes: []string{"openid", "offline_access"},
@@ -258,7 +264,7 @@ func TestOAuthProxy_MCPClientCompletesTheUpstreamFlow(t *testing.T) {
 		return err
 	}
 	c := newClient()
-	err := initialize(c)
+	err = initialize(c)
 	if !client.IsOAuthAuthorizationRequiredError(err) {
 		t.Fatalf("initialize without a token: %v, want OAuth authorization required", err)
 	}
@@ -365,8 +371,12 @@ func TestOAuthProxy_MCPClientCompletesTheUpstreamFlow(t *testing.T) {
 		t.Fatalf("after the refresh the upstream saw %q, want the refreshed token", got)
 	}
 
-	// Nothing secret in the logs, on the bus in plaintext, or in the
-	// gateway's error bodies.
+	// Nothing secret in the logs, the metrics, on the bus in plaintext, or
+	// in the gateway's error bodies.
+	metrics := gatewaytest.Do(t, http.MethodGet, g.URL+"/metrics", nil, "")
+	if metrics.Status != http.StatusOK || !strings.Contains(string(metrics.Body), "oauthy") {
+		t.Fatalf("the ingress metrics (%d) do not show the OAuth routes' server: the check would be vacuous", metrics.Status)
+	}
 	for _, secret := range []string{first.AccessToken, first.RefreshToken, second.AccessToken, second.RefreshToken, upstreamCode, clientSecret} {
 		if secret == "" {
 			continue
@@ -374,6 +384,9 @@ func TestOAuthProxy_MCPClientCompletesTheUpstreamFlow(t *testing.T) {
 		g.AssertNoSecret(t, secret)
 		if strings.Contains(string(resp.Body), secret) {
 			t.Errorf("an error body holds a secret")
+		}
+		if strings.Contains(string(metrics.Body), secret) {
+			t.Errorf("the metrics hold a secret")
 		}
 	}
 }
