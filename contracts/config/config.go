@@ -112,6 +112,12 @@ type Server struct {
 	// MaxConcurrency bounds the calls one worker process runs on this
 	// server at once. Default 64 (DefaultServerConc).
 	MaxConcurrency int `yaml:"max_concurrency"`
+	// MaxResultBytes bounds what a worker reads of one answer of the
+	// server (an HTTP body, an event of an SSE stream): a call whose answer
+	// is larger fails result_too_large as soon as the limit is reached,
+	// and the rest is never read. Default 8 MiB (DefaultMaxResultBytes),
+	// the largest result an async job records.
+	MaxResultBytes int64 `yaml:"max_result_bytes"`
 	// ProtocolVersion is the MCP revision the workers speak to the server:
 	// a revision, or "latest" to negotiate the newest one mcp-go knows
 	// (2026-07-28). Default "2025-11-25" (DefaultUpstreamProtocol), as
@@ -362,6 +368,7 @@ const (
 	DefaultToolSeparator   = "-"
 	DefaultWorkerConc      = 256
 	DefaultServerConc      = 64
+	DefaultMaxResultBytes  = int64(contracts.MaxJobResultBytes)
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultMaxClients      = 1024
 	DefaultClientIdleTTL   = 5 * time.Minute
@@ -421,6 +428,9 @@ func (f *File) applyDefaults() {
 		}
 		if s.ProtocolVersion == "" {
 			s.ProtocolVersion = DefaultUpstreamProtocol
+		}
+		if s.MaxResultBytes <= 0 {
+			s.MaxResultBytes = DefaultMaxResultBytes
 		}
 	}
 	if f.NATS.URL == "" {

@@ -25,7 +25,7 @@ func httpStatus(code contracts.ErrorCode) int {
 		return http.StatusRequestEntityTooLarge
 	case contracts.CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case contracts.CodeUpstreamError, contracts.CodeUpstreamAuthFailed, contracts.CodeSealInvalid:
+	case contracts.CodeUpstreamError, contracts.CodeUpstreamAuthFailed, contracts.CodeSealInvalid, contracts.CodeResultTooLarge:
 		return http.StatusBadGateway
 	case contracts.CodeUpstreamTimeout, contracts.CodeTimeout:
 		return http.StatusGatewayTimeout

@@ -135,10 +135,17 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 			return err
 		}
 		ch := &challenge{}
-		err = fn(withChallenge(ctx, ch), e)
+		lim := newResultLimit(srv.MaxResultBytes)
+		err = fn(withResultLimit(withChallenge(ctx, ch), lim), e)
 		if err == nil {
 			p.release(e)
 			return nil
+		}
+		if lim.exceeded() || e.limit.exceeded() {
+			// The answer was cut at max_result_bytes: the session is
+			// fine (an SSE stream that was cut has already left the pool).
+			p.release(e)
+			return p.upstreamError(srv, errResultTooLarge, "")
 		}
 		if unusable(err) {
 			p.discard(e)
@@ -147,7 +154,7 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 		if attempt == 1 && errors.Is(err, transport.ErrSessionTerminated) && ctx.Err() == nil {
 			continue
 		}
-		return p.upstreamError(srv, withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get(), cred)
+		return p.upstreamError(srv, withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get())
 	}
 }
 

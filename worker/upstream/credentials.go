@@ -390,9 +390,9 @@ func (p *Pool) serviceRefusal(srv *config.Server, err error) error {
 }
 
 // upstreamError is newError for a call to srv, with srv's own secrets also
-// removed from the detail.
-func (p *Pool) upstreamError(srv *config.Server, err error, wwwAuth string, cred contracts.Token) *Error {
-	e := newError(err, wwwAuth, cred)
+// removed from the detail (which names classes only: a second guard).
+func (p *Pool) upstreamError(srv *config.Server, err error, wwwAuth string) *Error {
+	e := newError(err, wwwAuth)
 	e.Detail = p.httpClientFor(srv).auth.redact(e.Detail)
 	return e
 }

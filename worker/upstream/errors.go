@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -12,8 +13,10 @@ import (
 )
 
 // Error is a failed upstream call. Wire is what the caller may see; Detail
-// describes the cause for the worker's own logs, with the user's credential
-// removed and its length bounded (mcp-go errors can carry response bodies).
+// describes the cause for the worker's own logs by its class only (the
+// wire code, the HTTP status, the JSON-RPC error class, a timeout or an
+// unreachable server; see Describe): never text the upstream sent, which
+// could echo the user's credential in a form no redaction recognises.
 // Error unwraps to Wire, so errors.Is(err, &contracts.Error{Code: c}) works.
 type Error struct {
 	Wire   *contracts.Error
@@ -40,6 +43,8 @@ func Classify(err error, wwwAuth string) *contracts.Error {
 		return nil
 	case errors.As(err, &wire):
 		return wire
+	case errors.Is(err, errResultTooLarge):
+		return contracts.NewError(contracts.CodeResultTooLarge, "the MCP server's answer exceeds the server's max_result_bytes")
 	case isAuthRequired(err):
 		e := contracts.NewError(contracts.CodeUpstreamUnauthorized, "the MCP server rejected the user's credential")
 		e.WWWAuthenticate = wwwAuth
@@ -87,9 +92,66 @@ func isUnreachable(err error) bool {
 	return false
 }
 
-// newError classifies err as Classify does and keeps a redacted detail.
-func newError(err error, wwwAuth string, token contracts.Token) *Error {
-	return &Error{Wire: Classify(err, wwwAuth), Detail: redact(err.Error(), token)}
+// newError classifies err as Classify does, with its class as the detail.
+func newError(err error, wwwAuth string) *Error {
+	wire := Classify(err, wwwAuth)
+	return &Error{Wire: wire, Detail: describe(err, wire.Code)}
+}
+
+// Describe is the class of an upstream failure, for logs: fixed phrases
+// and numbers only, never the error's text (mcp-go puts the upstream's
+// response body in its errors).
+func Describe(err error) string {
+	if err == nil {
+		return ""
+	}
+	return describe(err, Classify(err, "").Code)
+}
+
+// httpStatus finds the status code mcp-go writes into its errors ("request
+// failed with status 500: <body>", "unexpected status 502").
+var httpStatus = regexp.MustCompile(`\bstatus (\d{3})\b`)
+
+// rpcClasses are the JSON-RPC error classes named in a detail.
+var rpcClasses = []struct {
+	err  error
+	name string
+}{
+	{mcp.ErrParseError, "json-rpc parse error"},
+	{mcp.ErrInvalidRequest, "json-rpc invalid request"},
+	{mcp.ErrMethodNotFound, "json-rpc method not found"},
+	{mcp.ErrInvalidParams, "json-rpc invalid params"},
+	{mcp.ErrInternalError, "json-rpc internal error"},
+	{mcp.ErrRequestInterrupted, "json-rpc request interrupted"},
+	{mcp.ErrResourceNotFound, "json-rpc resource not found"},
+}
+
+func describe(err error, code contracts.ErrorCode) string {
+	parts := []string{string(code)}
+	if m := httpStatus.FindStringSubmatch(err.Error()); m != nil {
+		parts = append(parts, "http "+m[1])
+	}
+	for _, c := range rpcClasses {
+		if errors.Is(err, c.err) {
+			parts = append(parts, c.name)
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		parts = append(parts, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		parts = append(parts, "cancelled")
+	case errors.Is(err, transport.ErrSessionTerminated):
+		parts = append(parts, "session terminated")
+	case isAuthRequired(err):
+		parts = append(parts, "authorization required")
+	case errors.Is(err, errResultTooLarge):
+		parts = append(parts, "result over max_result_bytes")
+	case isUnreachable(err):
+		parts = append(parts, "unreachable")
+	}
+	return strings.Join(parts, ": ")
 }
 
 // redact removes the credential (and its part after an auth scheme such as

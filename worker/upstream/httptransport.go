@@ -75,7 +75,8 @@ func withChallenge(ctx context.Context, c *challenge) context.Context {
 // It also sets the request's W3C traceparent (and tracestate) to the trace
 // context of the request's context - the upstream call's span, or the
 // caller's own trace context when tracing is off - so the MCP server sees
-// the trace it belongs to. Nothing else is added.
+// the trace it belongs to. Nothing else is added. The body of every answer
+// is bounded by the request context's result limit (limit.go).
 type challengeRecorder struct{ base http.RoundTripper }
 
 func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -86,6 +87,9 @@ func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error)
 		req = &traced
 	}
 	resp, err := rt.base.RoundTrip(req)
+	if err == nil {
+		limitBody(req, resp) // limit.go
+	}
 	if err == nil && resp.StatusCode == http.StatusUnauthorized {
 		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok {
 			c.set(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))

@@ -152,6 +152,10 @@ type entry struct {
 	// subs are the resource subscriptions made on the client.
 	subs entrySubs
 	err  error // connect failure; set before done is closed
+	// limit bounds the answers read on the client's long-lived streams
+	// (an SSE transport's stream, a standalone GET stream); a call's own
+	// answer has a limit of its own (do).
+	limit *resultLimit
 
 	// Guarded by Pool.mu.
 	refs     int
@@ -197,7 +201,7 @@ func New(opts Options) *Pool {
 	p := &Pool{
 		opts:       opts,
 		log:        opts.Logger,
-		slog:       slog.New(zerolog.NewSlogHandler(opts.Logger.With().Str("lib", "mcp-go").Logger())),
+		slog:       slog.New(classHandler{next: zerolog.NewSlogHandler(opts.Logger.With().Str("lib", "mcp-go").Logger())}), // liblog.go
 		httpClient: &http.Client{Transport: challengeRecorder{base: opts.Transport}},
 		baseEnv:    opts.BaseEnv,
 		ctx:        ctx,
@@ -278,7 +282,7 @@ func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.T
 					Detail: fmt.Sprintf("max_clients %d reached", p.opts.MaxClients),
 				}
 			}
-			e = &entry{key: k, fp: cred.Fingerprint(), done: make(chan struct{}), refs: 1}
+			e = &entry{key: k, fp: cred.Fingerprint(), done: make(chan struct{}), refs: 1, limit: newResultLimit(srv.MaxResultBytes)}
 			e.elem = sc.lru.PushFront(e)
 			sc.entries[k] = e
 			p.mu.Unlock()
@@ -297,7 +301,7 @@ func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.T
 		case <-e.done:
 		case <-ctx.Done():
 			p.release(e)
-			return nil, newError(ctx.Err(), "", cred)
+			return nil, newError(ctx.Err(), "")
 		}
 		if e.err == nil {
 			return e, nil
@@ -467,12 +471,15 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 	ch := &challenge{}
 	c, err := p.newClient(srv, cred, e)
 	if err == nil {
-		err = p.start(ctx, c, ch)
+		err = p.start(ctx, c, ch, e.limit)
 	}
 	if err == nil {
 		req := mcp.InitializeRequest{}
 		req.Params.ClientInfo = mcp.Implementation{Name: p.opts.ClientName, Version: p.opts.ClientVersion}
-		_, err = c.Initialize(withChallenge(ctx, ch), req)
+		_, err = c.Initialize(withResultLimit(withChallenge(ctx, ch), e.limit), req)
+	}
+	if err != nil && e.limit.exceeded() {
+		err = errResultTooLarge
 	}
 	if err == nil {
 		p.mu.Lock()
@@ -492,7 +499,7 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 		p.log.Debug().Str("server", srv.Name).Str("token_fp", e.fp).Str("protocol", c.ProtocolVersion()).Msg("upstream client connected")
 	} else {
 		p.connectFailures.Add(1)
-		e.err = p.upstreamError(srv, withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get(), cred)
+		e.err = p.upstreamError(srv, withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get())
 		p.mu.Lock()
 		p.removeLocked(e)
 		e.closed = true
@@ -506,9 +513,9 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 
 // start runs c.Start on the pool's context, giving up (and closing c) when
 // ctx ends first.
-func (p *Pool) start(ctx context.Context, c *client.Client, ch *challenge) error {
+func (p *Pool) start(ctx context.Context, c *client.Client, ch *challenge, lim *resultLimit) error {
 	started := make(chan error, 1)
-	go func() { started <- c.Start(withChallenge(p.ctx, ch)) }()
+	go func() { started <- c.Start(withResultLimit(withChallenge(p.ctx, ch), lim)) }()
 	select {
 	case err := <-started:
 		return err
