@@ -20,7 +20,11 @@ type ManagedKey struct {
 	AccessGroups []string `json:"access_groups,omitempty"`
 	// Source says where the key came from when it was not created by
 	// toolbus ("litellm": imported from a LiteLLM virtual key).
-	Source    string    `json:"source,omitempty"`
+	Source string `json:"source,omitempty"`
+	// ToolRefs is Tools resolved to (server, tool) pairs when the key was
+	// created: what the ingress checks. A record without it (made by an
+	// older toolbus) is checked by Tools' names.
+	ToolRefs  []ToolRef `json:"tool_refs,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -34,4 +38,12 @@ func DecodeManagedKey(data []byte) (*ManagedKey, error) {
 		return nil, badMessage("not a managed key")
 	}
 	return &k, nil
+}
+
+// ToolRef is one tool of one server: what an entry of a key's tool list
+// denotes once resolved (a prefixed name names one server's tool; a bare
+// name, that tool on each server the key may use).
+type ToolRef struct {
+	Server string `json:"server"`
+	Tool   string `json:"tool"`
 }

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/ingress/auth"
 )
@@ -81,6 +83,12 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
+	var mk contracts.ManagedKey
+	if verb == "create" {
+		if mk, err = createChecks(cfg, *name, splitCSV(*servers), splitCSV(*tools)); err != nil {
+			return err
+		}
+	}
 	nc, err := connectNATS(cfg.NATS, zerolog.Nop())
 	if err != nil {
 		return err
@@ -95,18 +103,13 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 
 	switch verb {
 	case "create":
-		keyTools := splitCSV(*tools)
-		if len(keyTools) > 0 {
-			if keyTools = cfg.KeyToolNames(splitCSV(*servers), keyTools); len(keyTools) == 0 {
-				return errors.New("--tools names no tool of a server the key may use: name them <server>-<tool>, with --config naming the servers")
-			}
-		}
 		for _, g := range splitCSV(*accessGroups) {
 			if _, ok := cfg.AccessGroups()[g]; !ok {
 				return fmt.Errorf("--access-groups: no server of --config declares the access group %q", g)
 			}
 		}
-		key, err := auth.CreateKey(ctx, js, cfg.Jobs.Replicas, *name, splitCSV(*servers), keyTools, splitCSV(*accessGroups)...)
+		mk.AccessGroups = splitCSV(*accessGroups)
+		key, err := auth.CreateManagedKey(ctx, js, cfg.Jobs.Replicas, mk)
 		if err != nil {
 			return err
 		}
@@ -165,6 +168,29 @@ func readImport(file, configPath, unrestricted string, getenv func(string) strin
 		return nil, fmt.Errorf("%s: nothing imported:\n%w", file, err)
 	}
 	return plan, nil
+}
+
+// createChecks refuses a managed key that would share its name with a
+// configured key (names identify owners) or whose tools are ambiguous, and
+// returns its record: the tool names shown and the (server, tool) pairs
+// checked.
+func createChecks(cfg *config.File, name string, servers, tools []string) (contracts.ManagedKey, error) {
+	mk := contracts.ManagedKey{Name: name, Servers: servers}
+	if slices.ContainsFunc(cfg.Keys, func(k config.Key) bool { return k.Name == name }) {
+		return mk, fmt.Errorf("a configured key is named %q: names identify owners, pick another", name)
+	}
+	if len(tools) == 0 {
+		return mk, nil
+	}
+	refs, err := cfg.KeyToolRefs(servers, tools)
+	if err != nil {
+		return mk, fmt.Errorf("--tools: %w", err)
+	}
+	if len(refs) == 0 {
+		return mk, errors.New("--tools names no tool of a server the key may use: name them <server>-<tool>, with --config naming the servers")
+	}
+	mk.Tools, mk.ToolRefs = cfg.KeyToolNames(servers, tools), refs
+	return mk, nil
 }
 
 func splitCSV(s string) []string {

@@ -121,3 +121,33 @@ func TestKeysCommand_BareToolNames(t *testing.T) {
 		t.Fatal("a bare tool name without the servers' configuration was accepted")
 	}
 }
+
+// `keys create` refuses a configured key's name (names identify owners)
+// and an ambiguous tool entry, before it reaches NATS.
+func TestKeysCommand_CreateRefuses(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte(`
+mcp_servers:
+  pyup: {url: 'http://127.0.0.1:9/mcp'}
+  pyup-x: {url: 'http://127.0.0.1:9/mcp'}
+keys:
+  - {name: static, key: sk-static}
+nats: {url: 'nats://127.0.0.1:1'}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(string) string { return "" }
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "static"}, `a configured key is named "static"`},
+		{[]string{"--name", "new", "--tools", "pyup-x-secret"}, `tool "x-secret" of server "pyup" or tool "secret" of server "pyup-x"`},
+	} {
+		var out, errs bytes.Buffer
+		err := runKeys(contractstest.Ctx(t), append([]string{"create", "--config", cfg}, tc.args...), &out, &errs, getenv)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("create %v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

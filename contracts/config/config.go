@@ -155,8 +155,10 @@ type Key struct {
 	// name for that tool on every server the key may use; empty means
 	// every tool of the allowed servers. Normalize rewrites the bare names
 	// to prefixed ones (filters.go).
-	Tools    []string `yaml:"tools"`
-	rawTools []string // Tools as written, before Normalize
+	Tools         []string `yaml:"tools"`
+	rawTools      []string // Tools as written, before Normalize
+	toolRefs      []contracts.ToolRef
+	toolsResolved bool // toolRefs is Tools resolved (filters.go)
 }
 
 // NATS is how both processes reach the bus. User and password, if any, go
@@ -397,8 +399,9 @@ func (f *File) Normalize() error {
 	for _, s := range f.MCPServers {
 		s.resolveToolFilters(sep)
 	}
-	f.resolveKeyTools(sep)
-	return f.validate()
+	var errs []error
+	f.resolveKeyTools(sep, func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) })
+	return errors.Join(append(errs, f.validate())...)
 }
 
 func (f *File) applyDefaults() {
@@ -552,6 +555,7 @@ func (f *File) validate() error {
 		}
 		s.validateCredentials(bad)
 		s.validateToolFilters(bad)
+		s.validateToolPrefixes(f.ServerNames(), f.Ingress.Separator(), bad)
 		if s.MaxTimeout < s.Timeout {
 			bad("mcp_servers.%s: max_timeout is shorter than timeout", name)
 		}
@@ -576,6 +580,15 @@ func (f *File) validate() error {
 			if _, ok := f.MCPServers[s]; !ok && s != noServer {
 				bad("%s.servers: unknown server %q", where, s)
 			}
+		}
+		// An empty list is refused rather than read as "all" (a key meant to
+		// reach nothing would reach everything) or as "none" (a key that
+		// can do nothing is a mistake): omit the field for every server.
+		if k.Servers != nil && len(k.Servers) == 0 {
+			bad("%s.servers: an empty list; omit servers to allow every server, or remove the key to allow none", where)
+		}
+		if k.rawTools != nil && len(k.rawTools) == 0 {
+			bad("%s.tools: an empty list; omit tools to allow every tool of the key's servers", where)
 		}
 	}
 	for i, p := range f.Ingress.TrustedProxies {

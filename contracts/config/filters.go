@@ -1,9 +1,14 @@
 package config
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+
+	"github.com/toolbus/toolbus/contracts"
 )
 
 // toolFilters is a server's allowed_tools, disallowed_tools and
@@ -137,21 +142,54 @@ func (s *Server) validateToolFilters(bad func(string, ...any)) {
 	}
 }
 
-// resolveKeyTools rewrites each key's tools to the <server><sep><tool>
-// names the gateway checks: an entry that starts with a configured
-// server's name and sep (the longest such name) stays as it is; any other
-// entry is a bare tool name, allowed on every server the key may use
-// (LiteLLM's keys name tools either way).
-func (f *File) resolveKeyTools(sep string) {
+// validateToolPrefixes reports entries of the server's tool lists that
+// carry its own prefix but could also name another server's tool: in the
+// lists of server pyup, pyup-x-secret could be tool x-secret of pyup or
+// tool secret of pyup-x. (An entry with another server's prefix only is a
+// bare name of this server's, as LiteLLM reads it.)
+func (s *Server) validateToolPrefixes(servers []string, sep string, bad func(string, ...any)) {
+	lists := []struct {
+		key   string
+		tools []string
+	}{{"allowed_tools", s.AllowedTools}, {"disallowed_tools", s.DisallowedTools}, {"allowed_params", slices.Sorted(maps.Keys(s.AllowedParams))}}
+	for _, list := range lists {
+		for _, t := range list.tools {
+			readings := toolReadings(t, servers, sep)
+			own := slices.ContainsFunc(readings, func(r contracts.ToolRef) bool { return r.Server == s.Name })
+			longer := slices.ContainsFunc(readings, func(r contracts.ToolRef) bool { return len(r.Server) > len(s.Name) })
+			if own && longer {
+				bad("mcp_servers.%s.%s: %v", s.Name, list.key, ambiguousEntry(t, readings))
+			}
+		}
+	}
+}
+
+// resolveKeyTools resolves each key's tools to (server, tool) pairs, the
+// pairs the gateway checks (Key.ToolRefs), and rewrites Tools to their
+// <server><sep><tool> names for display: an entry that starts with one
+// configured server's name and sep names that server's tool; an entry that
+// could name tools of two servers (servers pyup and pyup-x, entry
+// pyup-x-secret) is an error naming both readings; any other entry is a
+// bare tool name, allowed on every server the key may use (LiteLLM's keys
+// name tools either way).
+func (f *File) resolveKeyTools(sep string, bad func(string, ...any)) {
 	for i := range f.Keys {
 		k := &f.Keys[i]
-		if len(k.Tools) == 0 {
+		if k.Tools == nil && k.rawTools == nil {
 			continue
 		}
 		if k.rawTools == nil {
 			k.rawTools = slices.Clone(k.Tools)
 		}
-		k.Tools = f.keyToolNames(k.Servers, k.rawTools, sep)
+		if len(k.rawTools) == 0 {
+			continue // an error (validate)
+		}
+		refs, err := f.keyToolRefs(k.Servers, k.rawTools, sep)
+		if err != nil {
+			bad("keys[%d].tools: %v", i, err)
+		}
+		k.toolRefs, k.toolsResolved = refs, true
+		k.Tools = refNames(refs, sep)
 		if len(k.Tools) == 0 {
 			// A key whose tools name none of its servers may use no tool:
 			// keep one name no server has rather than an empty list (all).
@@ -160,42 +198,86 @@ func (f *File) resolveKeyTools(sep string) {
 	}
 }
 
-// KeyToolNames resolves a key's tool list as Normalize does for the keys
-// of the file (`ingress keys create` uses it for managed keys): each entry prefixed
-// <server><separator><tool> for a configured server stays; a bare name
-// becomes that tool on every configured server in servers (all when
-// servers is empty). The result is sorted; it is empty when no entry names
-// a tool of a server the key may use.
-func (f *File) KeyToolNames(servers, tools []string) []string {
-	return f.keyToolNames(servers, tools, f.Ingress.Separator())
+// ToolRefs returns the (server, tool) pairs the key may use, and whether
+// its tool list restricts it at all (false: every tool of its servers).
+// Before Normalize the pairs are unknown: it returns nil, false.
+func (k *Key) ToolRefs() ([]contracts.ToolRef, bool) {
+	return k.toolRefs, k.toolsResolved
 }
 
-func (f *File) keyToolNames(keyServers, tools []string, sep string) []string {
+// KeyToolNames resolves a key's tool list as Normalize does for the keys
+// of the file, to <server><separator><tool> names (sorted; empty when no
+// entry names a tool of a server the key may use, or an entry is
+// ambiguous).
+func (f *File) KeyToolNames(servers, tools []string) []string {
+	refs, err := f.KeyToolRefs(servers, tools)
+	if err != nil {
+		return nil
+	}
+	return refNames(refs, f.Ingress.Separator())
+}
+
+// KeyToolRefs resolves a key's tool list as Normalize does for the keys of
+// the file (`ingress keys create` uses it for managed keys): each entry
+// prefixed <server><separator><tool> for one configured server names that
+// tool; a bare name, that tool on every configured server in servers (all
+// when servers is empty); an entry with two such readings is an error. The
+// result is sorted.
+func (f *File) KeyToolRefs(servers, tools []string) ([]contracts.ToolRef, error) {
+	return f.keyToolRefs(servers, tools, f.Ingress.Separator())
+}
+
+func (f *File) keyToolRefs(keyServers, tools []string, sep string) ([]contracts.ToolRef, error) {
 	servers := f.ServerNames()
-	slices.SortStableFunc(servers, func(x, y string) int { return len(y) - len(x) })
-	var out []string
+	var out []contracts.ToolRef
+	var errs []error
 	for _, t := range tools {
-		if prefixedTool(t, servers, sep) {
-			out = append(out, t)
-			continue
-		}
-		for _, s := range servers {
-			if len(keyServers) == 0 || slices.Contains(keyServers, s) {
-				out = append(out, s+sep+t)
+		readings := toolReadings(t, servers, sep)
+		switch {
+		case len(readings) > 1:
+			errs = append(errs, ambiguousEntry(t, readings))
+		case len(readings) == 1:
+			out = append(out, readings[0]) // the key's servers still decide
+		default:
+			for _, s := range servers {
+				if len(keyServers) == 0 || slices.Contains(keyServers, s) {
+					out = append(out, contracts.ToolRef{Server: s, Tool: t})
+				}
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.SortFunc(out, func(a, b contracts.ToolRef) int {
+		return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Tool, b.Tool))
+	})
+	return slices.Compact(out), errors.Join(errs...)
 }
 
-// prefixedTool reports whether t is <server><sep><tool> for a server in
-// servers (longest first).
-func prefixedTool(t string, servers []string, sep string) bool {
+// toolReadings returns the (server, tool) pairs t names as
+// <server><sep><tool> for a server in servers.
+func toolReadings(t string, servers []string, sep string) []contracts.ToolRef {
+	var out []contracts.ToolRef
 	for _, s := range servers {
 		if rest, ok := strings.CutPrefix(t, s+sep); ok && rest != "" {
-			return true
+			out = append(out, contracts.ToolRef{Server: s, Tool: rest})
 		}
 	}
-	return false
+	return out
+}
+
+// ambiguousEntry is the error of an entry with several readings.
+func ambiguousEntry(t string, readings []contracts.ToolRef) error {
+	names := make([]string, len(readings))
+	for i, r := range readings {
+		names[i] = fmt.Sprintf("tool %q of server %q", r.Tool, r.Server)
+	}
+	return fmt.Errorf("%q is ambiguous: it could be %s; rename a server, or name the tool bare and restrict the key's servers", t, strings.Join(names, " or "))
+}
+
+func refNames(refs []contracts.ToolRef, sep string) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.Server + sep + r.Tool
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

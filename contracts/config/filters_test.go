@@ -1,8 +1,12 @@
 package config
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/toolbus/toolbus/contracts"
 )
 
 // LiteLLM's documented example: entries with or without the server's
@@ -69,7 +73,7 @@ mcp_servers:
   a-b: {url: "http://127.0.0.1:7002/mcp"}
   c: {url: "http://127.0.0.1:7003/mcp"}
 keys:
-  - {name: k1, key: sk-1, tools: ["a-b-x", "echo"]}
+  - {name: k1, key: sk-1, tools: ["c-x", "echo"]}
   - {name: k2, key: sk-2, servers: [c], tools: ["whoami"]}
   - {name: k3, key: sk-3, servers: [c], tools: ["a-echo"]}
 `), Options{})
@@ -77,7 +81,7 @@ keys:
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		"k1": {"a-b-echo", "a-b-x", "a-echo", "c-echo"},
+		"k1": {"a-b-echo", "a-echo", "c-echo", "c-x"},
 		"k2": {"c-whoami"},
 		"k3": {"a-echo"},
 	}
@@ -118,5 +122,64 @@ mcp_servers:
 `), Options{})
 	if err == nil {
 		t.Fatal("empty names accepted")
+	}
+}
+
+// The issue's example: with servers pyup and pyup-x, the entry
+// pyup-x-secret could be tool secret of pyup-x or tool x-secret of pyup.
+// In a key's tools, or in pyup's own lists, it is a start-up error naming
+// both readings; in pyup-x's lists it is pyup-x's own tool.
+func TestToolLists_AmbiguousEntry(t *testing.T) {
+	const servers = `
+mcp_servers:
+  pyup: {url: "http://127.0.0.1:7001/mcp"%s}
+  pyup-x: {url: "http://127.0.0.1:7002/mcp"%s}
+`
+	for name, tc := range map[string]struct{ pyup, pyupX, keys string }{
+		"key tools":             {keys: "keys:\n  - {name: k, key: sk-1, tools: [pyup-x-secret]}\n"},
+		"key tools and servers": {keys: "keys:\n  - {name: k, key: sk-1, servers: [pyup-x], tools: [pyup-x-secret]}\n"},
+		"allowed_tools":         {pyup: ", allowed_tools: [pyup-x-secret]"},
+		"disallowed_tools":      {pyup: ", disallowed_tools: [pyup-x-secret]"},
+		"allowed_params":        {pyup: ", allowed_params: {pyup-x-secret: [a]}"},
+	} {
+		_, _, err := Parse([]byte(fmt.Sprintf(servers, tc.pyup, tc.pyupX)+tc.keys), Options{})
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		for _, want := range []string{`tool "secret" of server "pyup-x"`, `tool "x-secret" of server "pyup"`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: error %q does not name %s", name, err, want)
+			}
+		}
+	}
+	// In pyup-x's own lists the prefix is its own, the longest reading.
+	f, _, err := Parse([]byte(fmt.Sprintf(servers, "", ", allowed_tools: [pyup-x-secret]")+
+		"keys:\n  - {name: k, key: sk-1, servers: [pyup-x], tools: [secret]}\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f.MCPServers["pyup-x"]; !s.ToolAllowed("secret") || s.ToolAllowed("x-secret") {
+		t.Error("pyup-x's allowed_tools: want its own tool secret only")
+	}
+	refs, restricted := f.Keys[0].ToolRefs()
+	if want := []contracts.ToolRef{{Server: "pyup-x", Tool: "secret"}}; !restricted || !slices.Equal(refs, want) {
+		t.Errorf("key tools resolve to %v %v, want %v", refs, restricted, want)
+	}
+}
+
+// An empty servers or tools list in a key is refused: read as "all" it
+// would open every server to a key meant to reach none.
+func TestKeys_EmptyLists(t *testing.T) {
+	for _, field := range []string{"servers", "tools"} {
+		_, _, err := Parse([]byte(`
+mcp_servers:
+  a: {url: "http://127.0.0.1:7001/mcp"}
+keys:
+  - {name: k, key: sk-1, `+field+`: []}
+`), Options{})
+		if err == nil || !strings.Contains(err.Error(), "keys[0]."+field+": an empty list") {
+			t.Errorf("%s: []: err = %v", field, err)
+		}
 	}
 }

@@ -32,9 +32,10 @@ type Principal struct {
 	// Name is the key's configured name: its id in logs, messages and jobs.
 	Name    string
 	hash    [sha256.Size]byte
-	servers map[string]bool // nil: all
-	tools   map[string]bool // nil: all, as <server><sep><tool>
-	sep     string          // the tool separator (ingress.tool_separator)
+	servers map[string]bool            // nil: all
+	refs    map[contracts.ToolRef]bool // nil: see tools; else the (server, tool) pairs allowed
+	tools   map[string]bool            // with refs nil: nil all, else <server><sep><tool> names (a managed key from an older toolbus)
+	sep     string                     // the tool separator (ingress.tool_separator)
 }
 
 // AllowsServer reports whether the key may use server.
@@ -46,6 +47,9 @@ func (p *Principal) AllowsServer(server string) bool {
 func (p *Principal) AllowsTool(server, tool string) bool {
 	if !p.AllowsServer(server) {
 		return false
+	}
+	if p.refs != nil {
+		return p.refs[contracts.ToolRef{Server: server, Tool: tool}]
 	}
 	return p.tools == nil || p.tools[server+p.sep+tool]
 }
@@ -102,7 +106,11 @@ func New(keys []config.Key, toolSeparator string) (*Keys, error) {
 		if err != nil || len(raw) != sha256.Size {
 			return nil, contracts.NewError(contracts.CodeInvalidRequest, "key %q: key_sha256 is not a SHA-256 hex digest", c.Name)
 		}
+		refs, resolved := c.ToolRefs()
 		p := newPrincipal(c.Name, [sha256.Size]byte(raw), c.Servers, c.Tools, k.sep)
+		if resolved {
+			p.setRefs(refs)
+		}
 		k.byHash[p.hash] = p
 	}
 	return k, nil
@@ -117,6 +125,17 @@ func newPrincipal(name string, hash [sha256.Size]byte, servers, tools []string, 
 		p.tools = toSet(tools)
 	}
 	return p
+}
+
+// setRefs makes the key's tools the (server, tool) pairs refs (none when
+// empty), which config resolved without ambiguity: a name such as
+// pyup-x-secret is never compared as a string.
+func (p *Principal) setRefs(refs []contracts.ToolRef) {
+	p.refs = make(map[contracts.ToolRef]bool, len(refs))
+	for _, r := range refs {
+		p.refs[r] = true
+	}
+	p.tools = nil
 }
 
 func toSet(items []string) map[string]bool {

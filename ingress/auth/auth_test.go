@@ -123,3 +123,53 @@ func TestKeys_FindReportsAuthorization(t *testing.T) {
 		t.Fatalf("got %v, want an unauthorized error that does not echo the value", err)
 	}
 }
+
+// Tools are checked as (server, tool) pairs: with servers pyup and pyup-x,
+// a key allowed tool secret of pyup-x (shown as pyup-x-secret) may not
+// call tool x-secret of pyup, whose name is the same string - for a
+// configured key and for a managed key alike.
+func TestPrincipal_ToolPairs(t *testing.T) {
+	f, _, err := config.Parse([]byte(`
+mcp_servers:
+  pyup: {url: "http://127.0.0.1:7001/mcp"}
+  pyup-x: {url: "http://127.0.0.1:7002/mcp"}
+keys:
+  - {name: k, key: sk-k, servers: [pyup-x, pyup], tools: [pyup-x-secret]}
+`), config.Options{})
+	if err == nil {
+		t.Fatal("the ambiguous entry pyup-x-secret was accepted")
+	}
+	f, _, err = config.Parse([]byte(`
+mcp_servers:
+  pyup: {url: "http://127.0.0.1:7001/mcp"}
+  pyup-x: {url: "http://127.0.0.1:7002/mcp"}
+keys:
+  - {name: k, key: sk-k, servers: [pyup-x, pyup], tools: [other]}
+`), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Keys[0].Tools = nil // what the check uses is the pairs
+	keys, err := New(f.Keys, f.Ingress.Separator())
+	if err != nil {
+		t.Fatal(err)
+	}
+	configured, _ := keys.Authenticate(http.Header{"X-Litellm-Key": {"sk-k"}})
+	refs, err := f.KeyToolRefs([]string{"pyup-x"}, []string{"secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	managed := newPrincipal("m", [32]byte{}, []string{"pyup-x", "pyup"}, []string{"pyup-x-secret"}, "-")
+	managed.setRefs(refs)
+	for _, p := range []*Principal{configured, managed} {
+		if p.AllowsTool("pyup", "x-secret") || p.AllowsTool("pyup-x", "x-secret") {
+			t.Errorf("%s: a tool it was not given is allowed", p.Name)
+		}
+	}
+	if !configured.AllowsTool("pyup", "other") || !configured.AllowsTool("pyup-x", "other") || configured.AllowsTool("pyup-x", "secret") {
+		t.Error("configured: want tool other on both servers only")
+	}
+	if !managed.AllowsTool("pyup-x", "secret") {
+		t.Error("managed: its own tool refused")
+	}
+}

@@ -136,6 +136,9 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 			continue
 		}
 		p := newPrincipal(mk.Name, hash, k.managedServers(mk), mk.Tools, k.sep)
+		if len(mk.ToolRefs) > 0 {
+			p.setRefs(mk.ToolRefs)
+		}
 		k.mu.Lock()
 		k.managed[hash] = p
 		k.mu.Unlock()
@@ -159,6 +162,14 @@ func bucket(ctx context.Context, js jetstream.JetStream, create bool, replicas i
 // accessGroups, if any, are access groups the key may use (their servers
 // are those the reading ingress's configuration declares).
 func CreateKey(ctx context.Context, js jetstream.JetStream, replicas int, name string, servers, tools []string, accessGroups ...string) (string, error) {
+	return CreateManagedKey(ctx, js, replicas, contracts.ManagedKey{Name: name, Servers: servers, Tools: tools, AccessGroups: accessGroups})
+}
+
+// CreateManagedKey is CreateKey for the record mk (its type and creation
+// time are set here): with the (server, tool) pairs of its tools
+// (config.File.KeyToolRefs resolves them) and its access groups.
+func CreateManagedKey(ctx context.Context, js jetstream.JetStream, replicas int, mk contracts.ManagedKey) (string, error) {
+	name := mk.Name
 	if name == "" {
 		return "", errors.New("a key needs a name")
 	}
@@ -178,9 +189,8 @@ func CreateKey(ctx context.Context, js jetstream.JetStream, replicas int, name s
 		return "", err
 	}
 	key := "sk-tb-" + base64.RawURLEncoding.EncodeToString(secret)
-	rec, _ := json.Marshal(contracts.ManagedKey{
-		Type: contracts.TypeManagedKey, Name: name, Servers: servers, Tools: tools, AccessGroups: accessGroups, CreatedAt: time.Now().UTC(),
-	})
+	mk.Type, mk.CreatedAt = contracts.TypeManagedKey, time.Now().UTC()
+	rec, _ := json.Marshal(mk)
 	if _, err := kv.Create(ctx, config.HashKey(key), rec); err != nil {
 		return "", err
 	}

@@ -136,7 +136,11 @@ func (x *exchange) listTools(m *message) answer {
 	all := []json.RawMessage{}
 	var failed []string
 	var failures []listFailure
-	for _, l := range x.s.policy.List(requestCtx(x.c), x.caller, servers, reach) {
+	listings := x.s.policy.List(requestCtx(x.c), x.caller, servers, reach)
+	if x.only == nil {
+		failures = x.dropClashes(listings)
+	}
+	for _, l := range listings {
 		if l.Err != nil {
 			failed = append(failed, l.Server.Name)
 			failures = append(failures, listFailure{Server: l.Server.Name, Error: l.Err})
@@ -162,6 +166,40 @@ func (x *exchange) listTools(m *message) answer {
 	}
 	result, _ := json.Marshal(res)
 	return answer{result: result}
+}
+
+// dropClashes takes out of listings every tool whose aggregated name
+// <server><sep><tool> is also another server's tool's (servers pyup and
+// pyup-x: pyup's x-secret and pyup-x's secret are both pyup-x-secret), so
+// that no name lists two tools; each server that lost one has a failure
+// naming the clash (ambiguous_tool). Its tools stay on /<server>/mcp.
+func (x *exchange) dropClashes(listings []frontdoor.Listing) []listFailure {
+	sep := x.s.policy.Separator()
+	owners := map[string][]string{}
+	for _, l := range listings {
+		for _, t := range l.Tools {
+			owners[l.Server.Name+sep+t.Name] = append(owners[l.Server.Name+sep+t.Name], l.Server.Name)
+		}
+	}
+	var failures []listFailure
+	for i := range listings {
+		l := &listings[i]
+		var clashes []string
+		l.Tools = slices.DeleteFunc(l.Tools, func(t dispatch.Tool) bool {
+			name := l.Server.Name + sep + t.Name
+			if len(owners[name]) > 1 {
+				clashes = append(clashes, name)
+				return true
+			}
+			return false
+		})
+		if len(clashes) > 0 {
+			failures = append(failures, listFailure{Server: l.Server.Name, Error: contracts.NewError(contracts.CodeAmbiguousTool,
+				"left out: %s also names another server's tool here; use /%s/mcp", frontdoor.Clip(strings.Join(clashes, ", ")), l.Server.Name)})
+			x.s.log.Warn().Str("server", l.Server.Name).Int("tools", len(clashes)).Msg("tools/list: aggregated names shared by two servers' tools left out")
+		}
+	}
+	return failures
 }
 
 // listFailure is a server that could not list on the aggregated
