@@ -24,8 +24,13 @@ type ManagedKey struct {
 	// ToolRefs is Tools resolved to (server, tool) pairs when the key was
 	// created: what the ingress checks. A record without it (made by an
 	// older toolbus) is checked by Tools' names.
-	ToolRefs  []ToolRef `json:"tool_refs,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	ToolRefs []ToolRef `json:"tool_refs,omitempty"`
+	// ResourceRefs and PromptRefs are the resources (URI patterns) and
+	// prompts the key may use; without them a key with tools may use none,
+	// a key without tools every one.
+	ResourceRefs []ToolRef `json:"resource_refs,omitempty"`
+	PromptRefs   []ToolRef `json:"prompt_refs,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // DecodeManagedKey decodes a ManagedKey.

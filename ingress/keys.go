@@ -20,7 +20,7 @@ import (
 )
 
 const keysUsage = `usage:
-  ingress keys create --name NAME [--servers a,b] [--tools a-x,b-y] [--config FILE]
+  ingress keys create --name NAME [--servers a,b] [--tools a-x,b-y] [--resources a-URI,...] [--prompts a-p,...] [--config FILE]
   ingress keys list [--config FILE]
   ingress keys revoke --name NAME [--config FILE]
   ingress keys import FILE [--config FILE] [--unrestricted none|all] [--dry-run]
@@ -51,6 +51,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	configPath := fs.String("config", "", "configuration file (for nats.url)")
 	name := fs.String("name", "", "the key's name (its id in logs and job ownership)")
 	servers := fs.String("servers", "", "servers the key may use, comma-separated (default: all)")
+	resources := fs.String("resources", "", "resources the key may use, as <server>-<uri> or a bare URI (a trailing * matches a prefix; * alone, every one), comma-separated (default: all, or none with --tools)")
+	prompts := fs.String("prompts", "", "prompts the key may use, as <server>-<name> or a bare name (* for every one), comma-separated (default: all, or none with --tools)")
 	tools := fs.String("tools", "", "tools the key may use as <server>-<tool>, or a bare tool name for that tool on each of its servers (needs --config), comma-separated (default: all)")
 	unrestricted := fs.String("unrestricted", "none", "import: what a key without MCP permissions may use: none (as LiteLLM) or all")
 	dryRun := fs.Bool("dry-run", false, "import: check the export and print what would be stored, storing nothing")
@@ -85,7 +87,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	var mk contracts.ManagedKey
 	if verb == "create" {
-		if mk, err = createChecks(cfg, *name, splitCSV(*servers), splitCSV(*tools)); err != nil {
+		if mk, err = createChecks(cfg, *name, splitCSV(*servers), splitCSV(*tools), splitCSV(*resources), splitCSV(*prompts)); err != nil {
 			return err
 		}
 	}
@@ -171,25 +173,30 @@ func readImport(file, configPath, unrestricted string, getenv func(string) strin
 }
 
 // createChecks refuses a managed key that would share its name with a
-// configured key (names identify owners) or whose tools are ambiguous, and
-// returns its record: the tool names shown and the (server, tool) pairs
-// checked.
-func createChecks(cfg *config.File, name string, servers, tools []string) (contracts.ManagedKey, error) {
+// configured key (names identify owners) or whose tools, resources or
+// prompts are ambiguous, and returns its record: the tool names shown and
+// the (server, name) pairs checked.
+func createChecks(cfg *config.File, name string, servers, tools, resources, prompts []string) (contracts.ManagedKey, error) {
 	mk := contracts.ManagedKey{Name: name, Servers: servers}
 	if slices.ContainsFunc(cfg.Keys, func(k config.Key) bool { return k.Name == name }) {
 		return mk, fmt.Errorf("a configured key is named %q: names identify owners, pick another", name)
 	}
-	if len(tools) == 0 {
-		return mk, nil
+	var err error
+	if len(tools) > 0 {
+		if mk.ToolRefs, err = cfg.KeyToolRefs(servers, tools); err != nil {
+			return mk, fmt.Errorf("--tools: %w", err)
+		}
+		if len(mk.ToolRefs) == 0 {
+			return mk, errors.New("--tools names no tool of a server the key may use: name them <server>-<tool>, with --config naming the servers")
+		}
+		mk.Tools = cfg.KeyToolNames(servers, tools)
 	}
-	refs, err := cfg.KeyToolRefs(servers, tools)
-	if err != nil {
-		return mk, fmt.Errorf("--tools: %w", err)
+	if mk.ResourceRefs, err = cfg.KeyToolRefs(servers, resources); err != nil {
+		return mk, fmt.Errorf("--resources: %w", err)
 	}
-	if len(refs) == 0 {
-		return mk, errors.New("--tools names no tool of a server the key may use: name them <server>-<tool>, with --config naming the servers")
+	if mk.PromptRefs, err = cfg.KeyToolRefs(servers, prompts); err != nil {
+		return mk, fmt.Errorf("--prompts: %w", err)
 	}
-	mk.Tools, mk.ToolRefs = cfg.KeyToolNames(servers, tools), refs
 	return mk, nil
 }
 

@@ -159,6 +159,19 @@ type Key struct {
 	rawTools      []string // Tools as written, before Normalize
 	toolRefs      []contracts.ToolRef
 	toolsResolved bool // toolRefs is Tools resolved (filters.go)
+	// Resources and Prompts are the MCP resources (by URI) and prompts
+	// (by name) the key may use, named like Tools: <server><separator><uri
+	// or name>, or bare for every server the key may use; an entry ending
+	// in * matches every URI or name it starts with, and * alone every one
+	// (the opt-in of a key with a tool list). Without the field a key may
+	// use every resource (prompt) of its servers - unless it has a tools
+	// list: a key limited to some tools reads no resource and gets no
+	// prompt, completion or subscription until these lists grant them
+	// (policy.go in ingress/frontdoor checks them).
+	Resources    []string `yaml:"resources"`
+	Prompts      []string `yaml:"prompts"`
+	resourceRefs []contracts.ToolRef
+	promptRefs   []contracts.ToolRef
 }
 
 // NATS is how both processes reach the bus. User and password, if any, go
@@ -400,7 +413,9 @@ func (f *File) Normalize() error {
 		s.resolveToolFilters(sep)
 	}
 	var errs []error
-	f.resolveKeyTools(sep, func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) })
+	collect := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	f.resolveKeyTools(sep, collect)
+	f.resolveKeyGrants(sep, collect)
 	return errors.Join(append(errs, f.validate())...)
 }
 
@@ -589,6 +604,9 @@ func (f *File) validate() error {
 		}
 		if k.rawTools != nil && len(k.rawTools) == 0 {
 			bad("%s.tools: an empty list; omit tools to allow every tool of the key's servers", where)
+		}
+		if k.Resources != nil && len(k.Resources) == 0 || k.Prompts != nil && len(k.Prompts) == 0 {
+			bad("%s: an empty resources or prompts list; omit it (a key with a tools list then has none), or list what the key may use", where)
 		}
 	}
 	for i, p := range f.Ingress.TrustedProxies {

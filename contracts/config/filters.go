@@ -198,6 +198,43 @@ func (f *File) resolveKeyTools(sep string, bad func(string, ...any)) {
 	}
 }
 
+// resolveKeyGrants resolves each key's resources and prompts lists as
+// resolveKeyTools resolves its tools (an entry with two readings is an
+// error).
+func (f *File) resolveKeyGrants(sep string, bad func(string, ...any)) {
+	for i := range f.Keys {
+		k := &f.Keys[i]
+		for _, g := range []struct {
+			field string
+			list  []string
+			refs  *[]contracts.ToolRef
+		}{{"resources", k.Resources, &k.resourceRefs}, {"prompts", k.Prompts, &k.promptRefs}} {
+			if len(g.list) == 0 {
+				*g.refs = nil
+				continue
+			}
+			refs, err := f.keyToolRefs(k.Servers, g.list, sep)
+			if err != nil {
+				bad("keys[%d].%s: %v", i, g.field, err)
+			}
+			*g.refs = refs
+		}
+	}
+}
+
+// ResourceRefs returns the key's resources as (server, URI pattern) pairs,
+// and whether resources are restricted at all: with a resources list, or
+// with a tools list (then refs may be empty: none). Before Normalize it
+// reports no restriction.
+func (k *Key) ResourceRefs() ([]contracts.ToolRef, bool) {
+	return k.resourceRefs, k.resourceRefs != nil || k.toolsResolved
+}
+
+// PromptRefs is ResourceRefs for prompts (by name).
+func (k *Key) PromptRefs() ([]contracts.ToolRef, bool) {
+	return k.promptRefs, k.promptRefs != nil || k.toolsResolved
+}
+
 // ToolRefs returns the (server, tool) pairs the key may use, and whether
 // its tool list restricts it at all (false: every tool of its servers).
 // Before Normalize the pairs are unknown: it returns nil, false.

@@ -36,6 +36,9 @@ type Principal struct {
 	refs    map[contracts.ToolRef]bool // nil: see tools; else the (server, tool) pairs allowed
 	tools   map[string]bool            // with refs nil: nil all, else <server><sep><tool> names (a managed key from an older toolbus)
 	sep     string                     // the tool separator (ingress.tool_separator)
+	// resources and prompts are what the key may use of servers' MCP
+	// resources and prompts (grants.go); nil: everything.
+	resources, prompts *grants
 }
 
 // AllowsServer reports whether the key may use server.
@@ -111,6 +114,9 @@ func New(keys []config.Key, toolSeparator string) (*Keys, error) {
 		if resolved {
 			p.setRefs(refs)
 		}
+		res, resRestricted := c.ResourceRefs()
+		prompts, promptsRestricted := c.PromptRefs()
+		p.resources, p.prompts = newGrants(res, resRestricted), newGrants(prompts, promptsRestricted)
 		k.byHash[p.hash] = p
 	}
 	return k, nil

@@ -139,6 +139,9 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 		if len(mk.ToolRefs) > 0 {
 			p.setRefs(mk.ToolRefs)
 		}
+		restricted := len(mk.Tools) > 0 || len(mk.ToolRefs) > 0
+		p.resources = newGrants(mk.ResourceRefs, restricted || len(mk.ResourceRefs) > 0)
+		p.prompts = newGrants(mk.PromptRefs, restricted || len(mk.PromptRefs) > 0)
 		k.mu.Lock()
 		k.managed[hash] = p
 		k.mu.Unlock()
@@ -167,7 +170,8 @@ func CreateKey(ctx context.Context, js jetstream.JetStream, replicas int, name s
 
 // CreateManagedKey is CreateKey for the record mk (its type and creation
 // time are set here): with the (server, tool) pairs of its tools
-// (config.File.KeyToolRefs resolves them) and its access groups.
+// (config.File.KeyToolRefs resolves them), its access groups and the
+// resources and prompts it may use.
 func CreateManagedKey(ctx context.Context, js jetstream.JetStream, replicas int, mk contracts.ManagedKey) (string, error) {
 	name := mk.Name
 	if name == "" {

@@ -268,11 +268,17 @@ func (x *exchange) relay(m *message) answer {
 	if json.Unmarshal(params, &obj) != nil {
 		return answer{err: newRPCError(codeInvalidParams, "params must be an object")}
 	}
+	if e := x.s.policy.CheckRPC(x.caller, x.only, m.Method, params); e != nil {
+		return x.failure(e, m.Method)
+	}
+	if result, ok := x.s.policy.LocalRPC(x.caller, x.only, m.Method); ok {
+		return answer{result: result}
+	}
 	result, err := x.s.d.RPC(requestCtx(x.c), dispatch.NewRequestID(), x.s.policy.RPC(x.caller, x.only, m.Method, params))
 	if err != nil {
 		return x.failure(err, m.Method)
 	}
-	return answer{result: result}
+	return answer{result: x.s.policy.FilterRPC(x.caller, x.only, m.Method, result)}
 }
 
 // clip bounds a client-supplied string quoted in an error.
