@@ -9,34 +9,37 @@ type ErrorCode string
 // The error codes. The ingress maps each to an HTTP status in one place
 // (ingress/httpapi/status.go).
 const (
-	CodeUnauthorized         ErrorCode = "unauthorized"          // missing or unknown gateway key
-	CodeForbidden            ErrorCode = "forbidden"             // the key may not use this server or tool
-	CodeForbiddenParam       ErrorCode = "forbidden_param"       // an argument the server's allowed_params does not let the tool take
-	CodeUnknownServer        ErrorCode = "unknown_server"        // no such server (for this key)
-	CodeUnknownTool          ErrorCode = "unknown_tool"          // no such tool (for this key)
-	CodeAmbiguousTool        ErrorCode = "ambiguous_tool"        // a bare tool name that several servers have
-	CodeInvalidRequest       ErrorCode = "invalid_request"       // malformed body, wrong types, bad headers
-	CodeRequestTooLarge      ErrorCode = "request_too_large"     // body over the configured limit
-	CodeNotFound             ErrorCode = "not_found"             // no such route or resource
-	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"    // wrong HTTP method for the route
-	CodeUpstreamUnauthorized ErrorCode = "upstream_unauthorized" // the MCP server rejected the user's credential
-	CodeUpstreamError        ErrorCode = "upstream_error"        // the MCP server failed or is unreachable
-	CodeUpstreamTimeout      ErrorCode = "upstream_timeout"      // the MCP server did not answer in time
-	CodeUpstreamAuthFailed   ErrorCode = "upstream_auth_failed"  // the worker could not obtain or use the server's own credential
-	CodeNoWorkers            ErrorCode = "no_workers"            // no worker serves this server right now
-	CodeOverloaded           ErrorCode = "overloaded"            // every worker for the server is at its limit
-	CodeSealInvalid          ErrorCode = "seal_invalid"          // the sealed token failed to open or bind
-	CodeTimeout              ErrorCode = "timeout"               // the request's own deadline passed
-	CodeTooManyJobs          ErrorCode = "too_many_jobs"         // the key has as many jobs queued as it may
-	CodeCancelled            ErrorCode = "cancelled"             // the caller cancelled the job
-	CodeInternal             ErrorCode = "internal"              // a bug; details are in the logs, not here
+	CodeUnauthorized         ErrorCode = "unauthorized"           // missing or unknown gateway key
+	CodeForbidden            ErrorCode = "forbidden"              // the key may not use this server or tool
+	CodeForbiddenParam       ErrorCode = "forbidden_param"        // an argument the server's allowed_params does not let the tool take
+	CodeUnknownServer        ErrorCode = "unknown_server"         // no such server (for this key)
+	CodeUnknownTool          ErrorCode = "unknown_tool"           // no such tool (for this key)
+	CodeAmbiguousTool        ErrorCode = "ambiguous_tool"         // a bare tool name that several servers have
+	CodeInvalidRequest       ErrorCode = "invalid_request"        // malformed body, wrong types, bad headers
+	CodeRequestTooLarge      ErrorCode = "request_too_large"      // body over the configured limit
+	CodeNotFound             ErrorCode = "not_found"              // no such route or resource
+	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"     // wrong HTTP method for the route
+	CodeUpstreamUnauthorized ErrorCode = "upstream_unauthorized"  // the MCP server rejected the user's credential
+	CodeUpstreamError        ErrorCode = "upstream_error"         // the MCP server failed or is unreachable
+	CodeUpstreamTimeout      ErrorCode = "upstream_timeout"       // the MCP server did not answer in time
+	CodeUpstreamAuthFailed   ErrorCode = "upstream_auth_failed"   // the worker could not obtain or use the server's own credential
+	CodeNoWorkers            ErrorCode = "no_workers"             // no worker serves this server right now
+	CodeOverloaded           ErrorCode = "overloaded"             // every worker for the server is at its limit
+	CodeSealInvalid          ErrorCode = "seal_invalid"           // the sealed token failed to open or bind
+	CodeTimeout              ErrorCode = "timeout"                // the request's own deadline passed
+	CodeTooManyJobs          ErrorCode = "too_many_jobs"          // the key has as many jobs queued as it may
+	CodeCancelled            ErrorCode = "cancelled"              // the caller cancelled the job
+	CodeIdempotencyConflict  ErrorCode = "idempotency_conflict"   // an Idempotency-Key reused with another request
+	CodeStorageQuota         ErrorCode = "storage_quota_exceeded" // the key's retained jobs are at its quota
+	CodeStorageFull          ErrorCode = "storage_full"           // the job store is full
+	CodeInternal             ErrorCode = "internal"               // a bug; details are in the logs, not here
 )
 
 // Retryable reports whether a caller may retry the same request unchanged
 // and expect a different outcome.
 func (c ErrorCode) Retryable() bool {
 	switch c {
-	case CodeUpstreamError, CodeUpstreamTimeout, CodeUpstreamAuthFailed, CodeNoWorkers, CodeOverloaded, CodeTimeout, CodeTooManyJobs:
+	case CodeUpstreamError, CodeUpstreamTimeout, CodeUpstreamAuthFailed, CodeNoWorkers, CodeOverloaded, CodeTimeout, CodeTooManyJobs, CodeStorageFull:
 		return true
 	}
 	return false

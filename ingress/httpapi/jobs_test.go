@@ -162,6 +162,19 @@ func TestJobs_Idempotency(t *testing.T) {
 		t.Fatalf("idempotency key shared across users: %s", third.Body)
 	}
 	g.wantJobCount(t, caller(masterKey, "Bearer idem"), 1, "for one idempotency key")
+
+	// The same key with another request is a conflict, not the first job.
+	for _, body := range []string{
+		`{"name":"demo-echo","arguments":{"text":"twice"}}`,
+		`{"name":"demo-whoami","arguments":{"text":"once"}}`,
+		`{"name":"demo-echo","arguments":{"text":"once"},"timeout_seconds":3}`,
+	} {
+		conflict := g.do(t, http.MethodPost, "/v1/calls", h, body)
+		if conflict.Status != http.StatusConflict || conflict.ErrorCode(t) != "idempotency_conflict" {
+			t.Errorf("replay with %s: %d %s, want 409 idempotency_conflict", body, conflict.Status, conflict.Body)
+		}
+	}
+	g.wantJobCount(t, caller(masterKey, "Bearer idem"), 1, "after conflicting replays")
 }
 
 func TestJobs_CancelQueuedAndRunning(t *testing.T) {

@@ -33,6 +33,12 @@ func httpStatus(code contracts.ErrorCode) int {
 		return http.StatusServiceUnavailable
 	case contracts.CodeTooManyJobs:
 		return http.StatusTooManyRequests
+	case contracts.CodeIdempotencyConflict:
+		return http.StatusConflict
+	case contracts.CodeStorageQuota:
+		return http.StatusInsufficientStorage
+	case contracts.CodeStorageFull:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

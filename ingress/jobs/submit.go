@@ -2,8 +2,13 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,11 +54,12 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 	if in.IdempotencyKey != "" {
 		rec.IdempotencyKey = contracts.HashIdempotencyKey(in.IdempotencyKey)
 		idemKey = contracts.IdempotencyKey(in.Owner, rec.IdempotencyKey)
-		if _, err := kv.Create(ctx, idemKey, []byte(rec.ID)); err != nil {
+		digest := in.digest()
+		if _, err := kv.Create(ctx, idemKey, []byte(rec.ID+"\n"+digest)); err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) {
 				return nil, false, s.busError(err)
 			}
-			existing, cerr := s.existing(ctx, kv, in.Owner, idemKey)
+			existing, cerr := s.existing(ctx, kv, in.Owner, idemKey, digest)
 			return existing, existing != nil, cerr
 		}
 	}
@@ -112,13 +118,31 @@ func (s *Store) tokenLifetime(timeout time.Duration) time.Duration {
 	return s.cfg.MaxQueueTime.D() + time.Duration(s.cfg.MaxAttempts)*(timeout+lastBackoff+s.cfg.AckWait.D()) + clockSkew
 }
 
-// existing returns the job an idempotency key points to.
-func (s *Store) existing(ctx context.Context, kv jetstream.KeyValue, owner, idemKey string) (*contracts.JobRecord, *contracts.Error) {
+// digest is the hex SHA-256 of what the submission asks for (server, tool,
+// arguments and budget), kept with its idempotency key: a replay must ask
+// for the same.
+func (in Submission) digest() string {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(in.Server), []byte(in.Tool), in.Arguments, []byte(strconv.FormatInt(int64(in.Timeout), 10))} {
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(part))))
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// existing returns the job an idempotency key points to, or
+// idempotency_conflict when the key was used for another request (digest).
+// The entry holds "<job id>\n<digest>" (an older ingress wrote the id only).
+func (s *Store) existing(ctx context.Context, kv jetstream.KeyValue, owner, idemKey, digest string) (*contracts.JobRecord, *contracts.Error) {
 	entry, err := kv.Get(ctx, idemKey)
 	if err != nil {
 		return nil, s.busError(err)
 	}
-	rec, cerr := s.Get(ctx, owner, string(entry.Value()))
+	id, stored, _ := strings.Cut(string(entry.Value()), "\n")
+	if stored != "" && stored != digest {
+		return nil, contracts.NewError(contracts.CodeIdempotencyConflict, "this Idempotency-Key was used for another request")
+	}
+	rec, cerr := s.Get(ctx, owner, id)
 	if cerr != nil {
 		// The first submission is still being recorded, or failed and is
 		// being undone: the caller may retry.
