@@ -1,6 +1,9 @@
 package contracts
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // ErrorCode is a stable, machine-readable error identifier. Codes are part of
 // the public API (HTTP bodies use them too): add new ones, never rename.
@@ -17,6 +20,7 @@ const (
 	CodeAmbiguousTool        ErrorCode = "ambiguous_tool"         // a bare tool name that several servers have
 	CodeInvalidRequest       ErrorCode = "invalid_request"        // malformed body, wrong types, bad headers
 	CodeRequestTooLarge      ErrorCode = "request_too_large"      // body over the configured limit
+	CodeHeadersTooLarge      ErrorCode = "headers_too_large"      // request headers over the limit
 	CodeNotFound             ErrorCode = "not_found"              // no such route or resource
 	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"     // wrong HTTP method for the route
 	CodeUpstreamUnauthorized ErrorCode = "upstream_unauthorized"  // the MCP server rejected the user's credential
@@ -72,4 +76,17 @@ func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Code == e.Code
+}
+
+// MaxQuoted bounds what an error message quotes of a caller's input.
+const MaxQuoted = 256
+
+// Clip bounds a caller-supplied string quoted in an error message to
+// MaxQuoted bytes (and an ellipsis), so an error never echoes a large
+// input whole.
+func Clip(s string) string {
+	if len(s) > MaxQuoted {
+		return strings.ToValidUTF8(s[:MaxQuoted], "") + "…"
+	}
+	return s
 }

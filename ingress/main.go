@@ -28,6 +28,7 @@ import (
 	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/gateway"
+	"github.com/toolbus/toolbus/ingress/httpapi"
 )
 
 // Shutdown bounds beyond ingress.shutdown_timeout.
@@ -146,7 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      cfg.Ingress.MaxTimeout.D() + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    httpapi.ServerMaxHeaderBytes, // beyond it Go answers 431 in plain text
 	}
 	url := "http://" + ln.Addr().String()
 	log.Info().Str("listen", url).Bool("dev", *dev).Strs("servers", cfg.ServerNames()).Msg("ingress listening")

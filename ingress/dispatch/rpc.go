@@ -21,7 +21,7 @@ type RPC struct {
 // RPC sends r to a worker of r.Server and returns the MCP result object.
 func (d *Dispatcher) RPC(ctx context.Context, requestID string, r RPC) (json.RawMessage, *contracts.Error) {
 	if !contracts.RPCMethodAllowed(r.Method) {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "method %q is not relayed", r.Method)
+		return nil, contracts.NewError(contracts.CodeInvalidRequest, "method %q is not relayed", contracts.Clip(r.Method))
 	}
 	var resp contracts.RPCResponse
 	return d.roundTrip(ctx, trip{

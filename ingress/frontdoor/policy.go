@@ -184,11 +184,5 @@ func (p *Policy) RPC(c *Caller, srv *config.Server, method string, params json.R
 	}
 }
 
-// Clip bounds a client-supplied string quoted in an error.
-func Clip(s string) string {
-	const maxQuoted = 256
-	if len(s) > maxQuoted {
-		return strings.ToValidUTF8(s[:maxQuoted], "") + "…"
-	}
-	return s
-}
+// Clip bounds a client-supplied string quoted in an error (contracts.Clip).
+func Clip(s string) string { return contracts.Clip(s) }

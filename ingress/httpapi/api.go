@@ -65,10 +65,10 @@ func New(o Options) http.Handler {
 	// were checked when the configuration loaded.
 	_ = r.SetTrustedProxies(o.Config.Ingress.TrustedProxies)
 	r.NoRoute(func(c *gin.Context) {
-		abortWithError(c, contracts.NewError(contracts.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+		abortWithError(c, contracts.NewError(contracts.CodeNotFound, "no route %s %s", frontdoor.Clip(c.Request.Method), frontdoor.Clip(c.Request.URL.Path)))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		abortWithError(c, contracts.NewError(contracts.CodeMethodNotAllowed, "method %s not allowed here", c.Request.Method))
+		abortWithError(c, contracts.NewError(contracts.CodeMethodNotAllowed, "method %s not allowed here", frontdoor.Clip(c.Request.Method)))
 	})
 	r.Use(requestID(), observe(o.Metrics, o.Tracer), accessLog(o.Logger), recovery(o.Logger), checkHeaders())
 
@@ -81,10 +81,10 @@ func New(o Options) http.Handler {
 	maxInFlight := o.MaxInFlight
 	// Admin endpoints are not bounded by the in-flight limit: they must
 	// answer while the gateway is overloaded.
-	admin := r.Group("/admin", authenticate(o.Policy), requireAdmin())
+	admin := r.Group("/admin", checkHost(), authenticate(o.Policy), requireAdmin())
 	admin.GET("/workers", a.adminWorkers)
 
-	api := r.Group("", limitInFlight(maxInFlight, o.Metrics), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy))
+	api := r.Group("", checkHost(), limitInFlight(maxInFlight, o.Metrics), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy))
 	api.POST("/mcp/tools/call", a.callTool)
 	api.POST("/mcp-rest/tools/call", a.callTool)
 	api.GET("/mcp/tools/list", a.listTools)

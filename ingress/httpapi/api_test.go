@@ -348,7 +348,28 @@ func badInputs() []badInput {
 		{"list: unknown server", http.MethodGet, list + "?server_id=nope", key, ``, 404, "unknown_server"},
 		{"list: server not allowed", http.MethodGet, list + "?server_id=other", map[string]string{"x-litellm-key": teamAKey}, ``, 403, "forbidden"},
 		{"list: no key", http.MethodGet, list, nil, ``, 401, "unauthorized"},
+		// DNS rebinding: REST and async doors check Host and Origin on a
+		// loopback listener as /mcp does, before the key.
+		{"rebinding Host on REST", post, call, withKey(map[string]string{"Host": "evil.example"}), `{"name":"demo-echo"}`, 403, "forbidden"},
+		{"rebinding Origin on REST", post, call, withKey(map[string]string{"Origin": "http://evil.example"}), `{"name":"demo-echo"}`, 403, "forbidden"},
+		{"rebinding Host on async", post, "/v1/calls", withKey(map[string]string{"Host": "evil.example:4000"}), `{"name":"demo-echo"}`, 403, "forbidden"},
+		{"rebinding Host on a list", http.MethodGet, list, withKey(map[string]string{"Host": "evil.example"}), ``, 403, "forbidden"},
+		// Echoed input is clipped: a 60 KB server_id does not come back whole.
+		{"server_id of 60 KB", post, call, key, `{"name":"echo","server_id":"` + strings.Repeat("s", 60<<10) + `"}`, 404, "unknown_server"},
+		{"list: server_id of 60 KB", http.MethodGet, list + "?server_id=" + strings.Repeat("s", 60<<10), key, ``, 404, "unknown_server"},
+		{"tool name of 60 KB", post, call, key, `{"name":"demo-` + strings.Repeat("t", 60<<10) + `"}`, 400, "invalid_request"},
+		{"headers over 64 KiB", post, call, withKey(padHeaders(10, 7000)), `{"name":"demo-echo"}`, 431, "headers_too_large"},
+		{"job id of 60 KB", http.MethodGet, "/v1/calls/" + strings.Repeat("j", 60<<10), key, ``, 404, "not_found"},
 	}
+}
+
+// padHeaders returns n headers X-Pad-<i> of size bytes each.
+func padHeaders(n, size int) map[string]string {
+	h := map[string]string{}
+	for i := range n {
+		h[fmt.Sprintf("X-Pad-%d", i)] = strings.Repeat("p", size)
+	}
+	return h
 }
 
 func TestBadInputs(t *testing.T) {
@@ -371,6 +392,9 @@ func TestBadInputs(t *testing.T) {
 			}
 			if strings.Contains(string(resp.Body), masterKey) || strings.Contains(string(resp.Body), teamAKey) {
 				t.Fatalf("error body echoes a gateway key: %s", resp.Body)
+			}
+			if len(resp.Body) > 4<<10 {
+				t.Fatalf("error body of %d bytes: echoed input is not clipped", len(resp.Body))
 			}
 		})
 	}

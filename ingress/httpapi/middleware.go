@@ -21,6 +21,15 @@ const (
 	headerRequestID = "X-Request-Id"
 )
 
+// Header size bounds. Go's HTTP server answers headers beyond its
+// MaxHeaderBytes itself, in plain text (431); the ingress sets it to
+// ServerMaxHeaderBytes, and checkHeaders answers headers over
+// MaxHeaderBytes (but within Go's bound) in the JSON error shape.
+const (
+	MaxHeaderBytes       = 64 << 10
+	ServerMaxHeaderBytes = 2 * MaxHeaderBytes
+)
+
 var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 // requestID gives every request a unique id, returned in X-Request-Id, and
@@ -100,14 +109,19 @@ func accessLog(log zerolog.Logger) gin.HandlerFunc {
 // router (HTTP/2, proxies, in-process callers).
 func checkHeaders() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		total := 0
 		for name, values := range c.Request.Header {
 			for _, v := range values {
+				if total += len(name) + len(v) + 4; total > MaxHeaderBytes {
+					abortWithError(c, contracts.NewError(contracts.CodeHeadersTooLarge, "the request's headers are larger than %d bytes", MaxHeaderBytes))
+					return
+				}
 				if len(v) > maxHeaderValue {
-					abortWithError(c, contracts.NewError(contracts.CodeInvalidRequest, "header %s is longer than %d bytes", name, maxHeaderValue))
+					abortWithError(c, contracts.NewError(contracts.CodeInvalidRequest, "header %s is longer than %d bytes", frontdoor.Clip(name), maxHeaderValue))
 					return
 				}
 				if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
-					abortWithError(c, contracts.NewError(contracts.CodeInvalidRequest, "header %s contains control characters", name))
+					abortWithError(c, contracts.NewError(contracts.CodeInvalidRequest, "header %s contains control characters", frontdoor.Clip(name)))
 					return
 				}
 			}
@@ -145,3 +159,15 @@ func authenticate(policy *frontdoor.Policy) gin.HandlerFunc {
 
 // caller is the authenticated caller of a request behind authenticate.
 func caller(c *gin.Context) *frontdoor.Caller { return frontdoor.Of(c).Caller }
+
+// checkHost refuses a request that fails the DNS-rebinding protection
+// (frontdoor.CheckHost) before the key is even read.
+func checkHost() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if e := frontdoor.CheckHost(c.Request); e != nil {
+			abortWithError(c, e)
+			return
+		}
+		c.Next()
+	}
+}

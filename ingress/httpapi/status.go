@@ -23,6 +23,8 @@ func httpStatus(code contracts.ErrorCode) int {
 		return http.StatusBadRequest
 	case contracts.CodeRequestTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case contracts.CodeHeadersTooLarge:
+		return http.StatusRequestHeaderFieldsTooLarge
 	case contracts.CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
 	case contracts.CodeUpstreamError, contracts.CodeUpstreamAuthFailed, contracts.CodeSealInvalid, contracts.CodeResultTooLarge:

@@ -104,5 +104,5 @@ func (s *Store) busError(err error) *contracts.Error {
 
 // notFound is the one answer for missing, expired and foreign jobs.
 func notFound(id string) *contracts.Error {
-	return contracts.NewError(contracts.CodeNotFound, "no job %q", id)
+	return contracts.NewError(contracts.CodeNotFound, "no job %q", contracts.Clip(id))
 }

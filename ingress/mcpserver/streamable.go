@@ -40,7 +40,7 @@ func (s *Server) postMCP(c *gin.Context) {
 	}
 	if v := c.GetHeader(headerProtocolVersion); v != "" && !slices.Contains(protocolVersions, v) &&
 		msg.Method != "initialize" && msg.Method != "server/discover" {
-		s.abort(c, contracts.NewError(contracts.CodeInvalidRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", v, strings.Join(protocolVersions, ", ")))
+		s.abort(c, contracts.NewError(contracts.CodeInvalidRequest, "unsupported MCP-Protocol-Version %q (supported: %s)", clip(v), strings.Join(protocolVersions, ", ")))
 		return
 	}
 	x := &exchange{s: s, c: c, caller: caller, only: sc.only, within: sc.within, session: c.GetHeader(headerSessionID)}
