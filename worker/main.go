@@ -190,7 +190,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	stopErr := p.Stop(stopCtx)
 	svcNC.Close() // drained by Stop; replies went out on nc
-	if err := natsconn.Drain(nc, natsDrainTimeout); err != nil {
+	if !nc.IsConnected() {
+		nc.Close() // nothing can drain without the bus; do not wait for it
+	} else if err := natsconn.Drain(nc, natsDrainTimeout); err != nil {
 		log.Warn().Err(err).Msg("NATS connection closed before its drain finished")
 	}
 	if stopErr != nil {

@@ -153,7 +153,9 @@ func (p *Pool) waitServiceDrained(ctx context.Context) error {
 	}
 	t := time.NewTicker(drainPoll)
 	defer t.Stop()
-	for p.svcConn.NumSubscriptions() > 0 && !p.svcConn.IsClosed() {
+	// Disconnected, the subscriptions cannot drain, and no request reaches
+	// them: there is nothing to wait for.
+	for p.svcConn.NumSubscriptions() > 0 && !p.svcConn.IsClosed() && p.svcConn.IsConnected() {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("worker pool: the service's subscriptions did not drain: %w", ctx.Err())
