@@ -139,6 +139,10 @@ func OwnerJobsKeys(owner string) string { return "job." + owner + ".*" }
 // (hashed) to a job id.
 func IdempotencyKey(owner, idemHash string) string { return "idem." + owner + "." + idemHash }
 
+// UsageKey is the KV key of the Usage of the gateway key whose KeyTag is
+// keyTag.
+func UsageKey(keyTag string) string { return "usage." + keyTag }
+
 // ResultObject is the object store name of a job's result.
 func ResultObject(owner, jobID string) string { return owner + "." + jobID }
 

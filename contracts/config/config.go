@@ -363,10 +363,50 @@ type Jobs struct {
 	// MaxWait bounds a long poll (GET /v1/calls/{id}?wait=). Default 60s
 	// (DefaultMaxWait).
 	MaxWait Duration `yaml:"max_wait"`
+	// MaxRetainedBytesPerKey bounds the bytes one gateway key's jobs keep
+	// in the job store over a retention period (their results, and their
+	// records at their size when submitted); a submit over it is refused
+	// 507 storage_quota_exceeded until enough has expired. Default 1 GiB
+	// (DefaultMaxRetainedBytes).
+	MaxRetainedBytesPerKey int64 `yaml:"max_retained_bytes_per_key"`
+	// MaxRetainedJobsPerKey bounds the jobs one gateway key submits over a
+	// retention period (their records live that long). Default 100,000
+	// (DefaultMaxRetainedJobs).
+	MaxRetainedJobsPerKey int64 `yaml:"max_retained_jobs_per_key"`
+	// KeyQuotas overrides the two for some gateway keys, by key name.
+	KeyQuotas map[string]KeyQuota `yaml:"key_quotas"`
+	// MaxRecordsBytes and MaxResultsBytes cap the records bucket and the
+	// results object store (JetStream MaxBytes); a full store refuses new
+	// jobs (503 storage_full) and fails results that do not fit
+	// (storage_full, retried within max_attempts). Default no cap (0)
+	// beyond the NATS server's own storage limits.
+	MaxRecordsBytes int64 `yaml:"max_records_bytes"`
+	MaxResultsBytes int64 `yaml:"max_results_bytes"`
 	// InlineResultBytes is the largest result kept inside the job record;
 	// larger ones go to the object store. Default 256 KiB
 	// (DefaultInlineResultSize), at most 512 KiB.
 	InlineResultBytes int `yaml:"inline_result_bytes"`
+}
+
+// KeyQuota is a gateway key's own bound on what its jobs keep (see
+// Jobs.MaxRetainedBytesPerKey); 0 keeps the default.
+type KeyQuota struct {
+	MaxRetainedBytes int64 `yaml:"max_retained_bytes"`
+	MaxRetainedJobs  int64 `yaml:"max_retained_jobs"`
+}
+
+// Quota returns the retained bytes and jobs gateway key keyID may have.
+func (j *Jobs) Quota(keyID string) (bytes, jobs int64) {
+	bytes, jobs = j.MaxRetainedBytesPerKey, j.MaxRetainedJobsPerKey
+	if q, ok := j.KeyQuotas[keyID]; ok {
+		if q.MaxRetainedBytes > 0 {
+			bytes = q.MaxRetainedBytes
+		}
+		if q.MaxRetainedJobs > 0 {
+			jobs = q.MaxRetainedJobs
+		}
+	}
+	return bytes, jobs
 }
 
 // Defaults, applied by Normalize (each is documented at its field).
@@ -396,6 +436,8 @@ const (
 	DefaultMaxQueueTime     = time.Hour
 	DefaultMaxWait          = 60 * time.Second
 	DefaultInlineResultSize = 256 << 10
+	DefaultMaxRetainedBytes = 1 << 30
+	DefaultMaxRetainedJobs  = 100_000
 )
 
 // DefaultJobBackoff is the retry delay sequence.
@@ -510,6 +552,12 @@ func (f *File) applyDefaults() {
 	setDefault(&j.MaxWait, DefaultMaxWait)
 	if j.InlineResultBytes <= 0 {
 		j.InlineResultBytes = DefaultInlineResultSize
+	}
+	if j.MaxRetainedBytesPerKey <= 0 {
+		j.MaxRetainedBytesPerKey = DefaultMaxRetainedBytes
+	}
+	if j.MaxRetainedJobsPerKey <= 0 {
+		j.MaxRetainedJobsPerKey = DefaultMaxRetainedJobs
 	}
 }
 

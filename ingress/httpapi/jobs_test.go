@@ -374,3 +374,46 @@ func TestJobs_BadInputs(t *testing.T) {
 		})
 	}
 }
+
+// A key over its stored-bytes quota is refused 507 while another key still
+// submits: the key "quota" may keep 1 MiB, and its two 600 KiB results put
+// it over.
+func TestJobs_StoredBytesQuota(t *testing.T) {
+	g := startGateway(t, func(c *config.File) {
+		c.Jobs.KeyQuotas = map[string]config.KeyQuota{"quota": {MaxRetainedBytes: 1 << 20}}
+		c.Keys = append(c.Keys,
+			config.Key{Name: "quota", Key: "sk-quota", Servers: []string{"demo"}},
+			config.Key{Name: "free", Key: "sk-free", Servers: []string{"demo"}})
+	})
+	limited, free := caller("sk-quota", ""), caller("sk-free", "")
+	const big = `{"name":"demo-big","arguments":{"bytes":614400}}`
+	for range 2 {
+		id := g.submit(t, limited, big)
+		g.waitJob(t, limited, id, func(j *job) bool { return j.Status == "succeeded" })
+	}
+	resp := g.do(t, http.MethodPost, "/v1/calls", limited, big)
+	if resp.Status != http.StatusInsufficientStorage || resp.ErrorCode(t) != "storage_quota_exceeded" {
+		t.Fatalf("over its quota: %d %s, want 507 storage_quota_exceeded", resp.Status, resp.Body)
+	}
+	id := g.submit(t, free, big)
+	g.waitJob(t, free, id, func(j *job) bool { return j.Status == "succeeded" })
+}
+
+// A full job store (jobs.max_records_bytes) refuses new jobs 503
+// storage_full, retryable.
+func TestJobs_StoreFull(t *testing.T) {
+	g := startGateway(t, func(c *config.File) { c.Jobs.MaxRecordsBytes = 8 << 10 })
+	me := caller(masterKey, "")
+	for i := range 100 {
+		// ghost has no worker: its jobs stay queued, their records stay.
+		resp := g.do(t, http.MethodPost, "/v1/calls", me, fmt.Sprintf(`{"name":"ghost-echo","arguments":{"text":"%d"}}`, i))
+		if resp.Status == http.StatusAccepted {
+			continue
+		}
+		if resp.Status != http.StatusServiceUnavailable || resp.ErrorCode(t) != "storage_full" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("a full store: %d %s, want 503 storage_full", resp.Status, resp.Body)
+		}
+		return
+	}
+	t.Fatal("100 jobs fit in 8 KiB of records")
+}

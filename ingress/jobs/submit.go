@@ -72,6 +72,10 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 		}
 	}
 
+	if cerr := s.checkQuota(ctx, kv, in.KeyID); cerr != nil { // a replay above is not refused
+		undo()
+		return nil, false, cerr
+	}
 	if cerr := s.checkCap(ctx, stream, in.KeyID); cerr != nil {
 		undo()
 		return nil, false, cerr
@@ -79,6 +83,9 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 	data, _ := json.Marshal(rec)
 	if _, err := kv.Create(ctx, contracts.JobKey(in.Owner, rec.ID), data); err != nil {
 		undo()
+		if storeFull(err) {
+			return nil, false, contracts.NewError(contracts.CodeStorageFull, "the job store is full")
+		}
 		return nil, false, s.busError(err)
 	}
 
@@ -106,6 +113,7 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 		undo()
 		return nil, false, s.publishError(err)
 	}
+	s.addUsage(ctx, kv, in.KeyID, int64(len(data)))
 	return rec, false, nil
 }
 

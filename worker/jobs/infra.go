@@ -50,6 +50,7 @@ func RecordsConfig(j config.Jobs) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      contracts.JobsBucket,
 		Description: "toolbus job records",
+		MaxBytes:    capBytes(j.MaxRecordsBytes),
 		History:     1,
 		TTL:         j.Retention.D(),
 		Storage:     jetstream.FileStorage,
@@ -62,10 +63,19 @@ func ResultsConfig(j config.Jobs) jetstream.ObjectStoreConfig {
 	return jetstream.ObjectStoreConfig{
 		Bucket:      contracts.ResultsBucket,
 		Description: "toolbus job results too large for a record",
+		MaxBytes:    capBytes(j.MaxResultsBytes),
 		TTL:         j.Retention.D(),
 		Storage:     jetstream.FileStorage,
 		Replicas:    j.Replicas,
 	}
+}
+
+// capBytes is a MaxBytes setting: n, or -1 (none) for 0 or less.
+func capBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // MaxJobsInFlight bounds the jobs of one server delivered and not yet
@@ -133,7 +143,7 @@ func ensureRecords(ctx context.Context, js jetstream.JetStream, want jetstream.K
 		func(st jetstream.KeyValueStatus) bool {
 			have := st.Config()
 			return have.Description == want.Description && have.History == want.History && have.TTL == want.TTL &&
-				have.Storage == want.Storage && have.Replicas == want.Replicas
+				have.Storage == want.Storage && have.Replicas == want.Replicas && capBytes(have.MaxBytes) == want.MaxBytes
 		},
 		func(ctx context.Context) (jetstream.KeyValue, error) { return js.CreateOrUpdateKeyValue(ctx, want) })
 }
@@ -142,7 +152,8 @@ func ensureResults(ctx context.Context, js jetstream.JetStream, want jetstream.O
 	return ensure(ctx, js.ObjectStore, want.Bucket, jetstream.ErrBucketNotFound, jetstream.ObjectStore.Status,
 		func(have jetstream.ObjectStoreStatus) bool {
 			return have.Description() == want.Description && have.TTL() == want.TTL &&
-				have.Storage() == want.Storage && have.Replicas() == want.Replicas
+				have.Storage() == want.Storage && have.Replicas() == want.Replicas &&
+				capBytes(objectMaxBytes(have)) == want.MaxBytes
 		},
 		func(ctx context.Context) (jetstream.ObjectStore, error) {
 			return js.CreateOrUpdateObjectStore(ctx, want)
@@ -169,4 +180,12 @@ func ensure[T, C any](ctx context.Context, get func(context.Context, string) (T,
 		return none, err
 	}
 	return put(ctx)
+}
+
+// objectMaxBytes is the MaxBytes of an object store (its stream's).
+func objectMaxBytes(st jetstream.ObjectStoreStatus) int64 {
+	if info, ok := st.(interface{ StreamInfo() *jetstream.StreamInfo }); ok && info.StreamInfo() != nil {
+		return info.StreamInfo().Config.MaxBytes
+	}
+	return -1
 }

@@ -36,6 +36,7 @@ func (r *Runner) storeResult(ctx context.Context, infra *Infra, req *contracts.J
 	size := len(result)
 	maxPayload := int(r.nc.MaxPayload())
 	if size <= min(r.jobs.InlineResultBytes, maxPayload/2) {
+		r.addUsage(ctx, infra.Records, req.KeyID, int64(size))
 		return storedResult{inline: result}, nil, nil
 	}
 	if size > contracts.MaxJobResultBytes {
@@ -48,8 +49,12 @@ func (r *Runner) storeResult(ctx context.Context, infra *Infra, req *contracts.J
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(defaultChunkSize, maxPayload/2))},
 	}
 	if _, err := infra.Results.Put(ctx, meta, bytes.NewReader(result)); err != nil {
+		if storeFull(err) {
+			return storedResult{}, contracts.NewError(contracts.CodeStorageFull, "the results store is full"), nil
+		}
 		return storedResult{}, nil, err
 	}
+	r.addUsage(ctx, infra.Records, req.KeyID, int64(size))
 	return storedResult{object: name, size: size}, nil, nil
 }
 

@@ -1,0 +1,92 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/toolbus/toolbus/contracts"
+)
+
+// checkQuota refuses a submit, storage_quota_exceeded (507), when gateway
+// key keyID's jobs keep as many bytes or records in the store as
+// jobs.max_retained_bytes_per_key / max_retained_jobs_per_key (or its
+// key_quotas entry) allow, counted over the retention period (see
+// contracts.Usage). Every ingress replica reads the same count.
+func (s *Store) checkQuota(ctx context.Context, kv jetstream.KeyValue, keyID string) *contracts.Error {
+	entry, err := kv.Get(ctx, contracts.UsageKey(contracts.KeyTag(keyID)))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return s.busError(err)
+	}
+	u, err := contracts.DecodeUsage(entry.Value())
+	if err != nil {
+		return nil // unreadable: the next worker write starts it again
+	}
+	bytes, jobs := u.Total(s.now(), s.cfg.Retention.D())
+	maxBytes, maxJobs := s.cfg.Quota(keyID)
+	if bytes >= maxBytes || jobs >= maxJobs {
+		return contracts.NewError(contracts.CodeStorageQuota,
+			"this key's jobs keep %d bytes in %d jobs, its quota is %d bytes in %d jobs; results expire after %s",
+			bytes, jobs, maxBytes, maxJobs, s.cfg.Retention.D())
+	}
+	return nil
+}
+
+// addUsage counts a submitted job and its record's bytes for keyID. A
+// failure is logged: the job is accepted.
+func (s *Store) addUsage(ctx context.Context, kv jetstream.KeyValue, keyID string, bytes int64) {
+	key := contracts.UsageKey(contracts.KeyTag(keyID))
+	for range casRetries {
+		entry, err := kv.Get(ctx, key)
+		var value []byte
+		var rev uint64
+		switch {
+		case err == nil:
+			value, rev = entry.Value(), entry.Revision()
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			s.log.Warn().Str("key", keyID).Err(err).Msg("usage not counted")
+			return
+		}
+		u, err := contracts.DecodeUsage(value)
+		if err != nil {
+			u = &contracts.Usage{}
+		}
+		u.Add(s.now(), s.cfg.Retention.D(), bytes, 1)
+		data, _ := json.Marshal(u)
+		if rev == 0 {
+			_, err = kv.Create(ctx, key, data)
+		} else {
+			_, err = kv.Update(ctx, key, data, rev)
+		}
+		if err == nil || !casConflict(err) {
+			if err != nil {
+				s.log.Warn().Str("key", keyID).Err(err).Msg("usage not counted")
+			}
+			return
+		}
+	}
+}
+
+// casConflict reports whether err is a lost compare-and-set race.
+func casConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// storeFull reports whether err is JetStream refusing a write because the
+// bucket or the server's storage is full.
+func storeFull(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == 10077 || apiErr.ErrorCode == 10023) { // store failed (limits), insufficient resources
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "maximum bytes exceeded") || strings.Contains(msg, "insufficient resources")
+}
