@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -93,13 +94,41 @@ func (a *API) getCall(c *gin.Context) {
 		return
 	}
 	v := newJobView(rec)
+	if rec.Status == contracts.JobSucceeded && rec.ResultObject != "" {
+		a.streamJob(c, v, rec)
+		return
+	}
 	if rec.Status == contracts.JobSucceeded {
-		if v.Result, err = a.jobs.Result(c.Request.Context(), rec); err != nil {
-			abortWithError(c, err)
-			return
-		}
+		v.Result = rec.Result
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// streamJob writes the job view v with its result copied from the object
+// store as it arrives: the ingress never holds a large result whole, nor
+// encodes it again.
+func (a *API) streamJob(c *gin.Context, v *jobView, rec *contracts.JobRecord) {
+	r, size, err := a.jobs.OpenResult(c.Request.Context(), rec)
+	if err != nil {
+		abortWithError(c, err)
+		return
+	}
+	defer r.Close()
+	head, _ := json.Marshal(v) // without the result: {...}
+	head = append(head[:len(head)-1], `,"result":`...)
+	c.Header("Content-Type", "application/json; charset=utf-8")
+	c.Header("Content-Length", strconv.FormatInt(int64(len(head))+size+1, 10))
+	c.Status(http.StatusOK)
+	if _, werr := c.Writer.Write(head); werr != nil {
+		return
+	}
+	if _, cerr := io.Copy(c.Writer, r); cerr != nil {
+		// The status is sent: the client sees a short body and the
+		// connection closed.
+		a.log.Warn().Str("job_id", rec.ID).Str("error", cerr.Error()).Msg("job result not fully sent")
+		return
+	}
+	_, _ = c.Writer.Write([]byte{'}'})
 }
 
 // parseWait reads ?wait= as a Go duration or seconds, bounded by jobs.max_wait.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -99,4 +100,27 @@ func (s *Store) Result(ctx context.Context, rec *contracts.JobRecord) (json.RawM
 		return nil, s.busError(err)
 	}
 	return data, nil
+}
+
+// OpenResult opens a result kept in the object store for streaming, with
+// its size; a result inline in the record (rec.ResultObject empty) has
+// none to open: use Result. The caller closes the reader.
+func (s *Store) OpenResult(ctx context.Context, rec *contracts.JobRecord) (io.ReadCloser, int64, *contracts.Error) {
+	_, obj, _, cerr := s.bind(ctx)
+	if cerr != nil {
+		return nil, 0, cerr
+	}
+	r, err := obj.Get(ctx, rec.ResultObject)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, 0, notFound(rec.ID)
+	}
+	if err != nil {
+		return nil, 0, s.busError(err)
+	}
+	info, err := r.Info()
+	if err != nil {
+		_ = r.Close()
+		return nil, 0, s.busError(err)
+	}
+	return r, int64(info.Size), nil
 }
