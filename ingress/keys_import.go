@@ -319,11 +319,11 @@ func planImport(cfg *config.File, rows []liteLLMRow, unrestrictedAll bool, now t
 			}
 			rec.AccessGroups = append(rec.AccessGroups, g)
 		}
-		if tools, err := toolPermissions(cfg, perms); err != nil {
+		if tools, refs, err := toolPermissions(cfg, perms); err != nil {
 			bad("mcp_tool_permissions: %v", err)
 			rowOK = false
 		} else {
-			rec.Tools = tools
+			rec.Tools, rec.ToolRefs = tools, refs // the pairs are what the ingress checks
 		}
 		if !rowOK {
 			continue
@@ -354,27 +354,32 @@ func planImport(cfg *config.File, rows []liteLLMRow, unrestrictedAll bool, now t
 
 // toolPermissions reads mcp_tool_permissions ({"<server id>": [tools]})
 // into <server><separator><tool> names.
-func toolPermissions(cfg *config.File, raw json.RawMessage) ([]string, error) {
+func toolPermissions(cfg *config.File, raw json.RawMessage) ([]string, []contracts.ToolRef, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var perms map[string][]string
 	if err := json.Unmarshal(raw, &perms); err != nil {
-		return nil, errors.New(`not {"<server id>": ["tool", ...]}`)
+		return nil, nil, errors.New(`not {"<server id>": ["tool", ...]}`)
 	}
 	var out []string
+	var refs []contracts.ToolRef
 	for ref, tools := range perms {
 		srv, ok := cfg.ServerRef(ref)
 		if !ok {
-			return nil, fmt.Errorf("%q is no server of the configuration", ref)
+			return nil, nil, fmt.Errorf("%q is no server of the configuration", ref)
 		}
 		for _, t := range tools {
 			out = append(out, srv+cfg.Ingress.Separator()+t)
+			refs = append(refs, contracts.ToolRef{Server: srv, Tool: t})
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	slices.SortFunc(refs, func(a, b contracts.ToolRef) int {
+		return strings.Compare(a.Server+"\x00"+a.Tool, b.Server+"\x00"+b.Tool)
+	})
+	return out, refs, nil
 }
 
 func parseBool(raw json.RawMessage) (bool, error) {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/ingress/auth"
@@ -190,5 +192,28 @@ func TestKeysImport_DryRunCommand(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "sk-one") || strings.Contains(out.String(), config.HashKey("sk-one")) {
 		t.Errorf("output shows a key or its hash:\n%s", out.String())
+	}
+}
+
+// An imported key's tool permissions are stored as (server, tool) pairs:
+// with servers pyup and pyup-x, LiteLLM's {"pyup-x": ["secret"]} grants
+// tool secret of pyup-x, never tool x-secret of pyup (the same name).
+func TestKeysImport_ToolPermissionsArePairs(t *testing.T) {
+	cfg := &config.File{MCPServers: map[string]*config.Server{
+		"pyup": {URL: "http://127.0.0.1:9/mcp"}, "pyup-x": {URL: "http://127.0.0.1:9/mcp"},
+	}}
+	if err := cfg.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := parseLiteLLMExport([]byte(`[{"token":"` + config.HashKey("sk-p") + `","key_alias":"p","mcp_servers":["pyup","pyup-x"],"mcp_tool_permissions":{"pyup-x":["secret"]}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := planImport(cfg, rows, false, time.Now())
+	if err != nil || len(plan.keys) != 1 {
+		t.Fatalf("plan %+v, %v", plan, err)
+	}
+	if got, want := plan.keys[0].Record.ToolRefs, []contracts.ToolRef{{Server: "pyup-x", Tool: "secret"}}; !slices.Equal(got, want) {
+		t.Errorf("tool refs %v, want %v", got, want)
 	}
 }
