@@ -309,6 +309,30 @@ type Worker struct {
 	// MetricsListen is the address of the worker's /metrics, /healthz and
 	// /readyz server. Default none (empty): no server.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Breaker is each server's circuit breaker in this worker.
+	Breaker Breaker `yaml:"breaker"`
+}
+
+// Breaker configures the workers' per-server circuit breakers: a circuit
+// opens after Failures calls failed upstream (upstream_error, or
+// upstream_timeout of a call that had at least the server's own timeout)
+// with no success in between, all within Window, from at least MinCallers
+// distinct gateway keys, and refuses calls for Cooldown.
+type Breaker struct {
+	// Failures opens the circuit. Default 5 (DefaultBreakerFailures); a
+	// negative value turns the breakers off.
+	Failures int `yaml:"failures"`
+	// Cooldown is how long an open circuit refuses calls before one probe
+	// call goes through. Default 10s (DefaultBreakerCooldown).
+	Cooldown Duration `yaml:"cooldown"`
+	// Window is how far back failures count. Default 60s
+	// (DefaultBreakerWindow).
+	Window Duration `yaml:"window"`
+	// MinCallers is how many distinct gateway keys must be among the
+	// failures, so that one key cannot open a circuit every key shares.
+	// Default 2 (DefaultBreakerMinCallers); 1 lets any single key open it
+	// (a deployment with one key).
+	MinCallers int `yaml:"min_callers"`
 }
 
 // Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
@@ -428,6 +452,11 @@ const (
 	DefaultMaxClients      = 1024
 	DefaultClientIdleTTL   = 5 * time.Minute
 
+	DefaultBreakerFailures   = 5
+	DefaultBreakerCooldown   = 10 * time.Second
+	DefaultBreakerWindow     = 60 * time.Second
+	DefaultBreakerMinCallers = 2
+
 	DefaultJobRetention     = 24 * time.Hour
 	DefaultMaxQueuedPerKey  = 1000
 	DefaultMaxStreamMsgs    = 1_000_000
@@ -526,6 +555,14 @@ func (f *File) applyDefaults() {
 		w.MaxClients = DefaultMaxClients
 	}
 	setDefault(&w.ClientIdleTTL, DefaultClientIdleTTL)
+	if w.Breaker.Failures == 0 {
+		w.Breaker.Failures = DefaultBreakerFailures
+	}
+	setDefault(&w.Breaker.Cooldown, DefaultBreakerCooldown)
+	setDefault(&w.Breaker.Window, DefaultBreakerWindow)
+	if w.Breaker.MinCallers <= 0 {
+		w.Breaker.MinCallers = DefaultBreakerMinCallers
+	}
 	setDefault(&f.Seal.EpochTTL, contracts.DefaultEpochTTL)
 	if f.Tracing.SampleRatio == 0 {
 		f.Tracing.SampleRatio = 1
