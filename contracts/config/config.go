@@ -172,6 +172,52 @@ type Key struct {
 	Prompts      []string `yaml:"prompts"`
 	resourceRefs []contracts.ToolRef
 	promptRefs   []contracts.ToolRef
+	// Limits are the key's fair share; a field left 0 takes the default of
+	// ingress.key_limits.
+	Limits KeyLimits `yaml:"limits"`
+}
+
+// KeyLimits is a gateway key's fair share of the gateway, counted across
+// ingress replicas (each replica enforces its share: the limit divided by
+// the live replicas; see docs/security.md). 0 means the default
+// (ingress.key_limits), a negative value no limit. Over a limit a request
+// is answered 429 rate_limited with Retry-After.
+type KeyLimits struct {
+	// MaxRequests bounds the key's API requests in flight (a request holds
+	// its slot once its body is read). Default 512 (DefaultKeyMaxRequests).
+	MaxRequests int `yaml:"max_requests"`
+	// MaxServerCalls bounds the key's synchronous calls in flight to any
+	// one server. Default no limit.
+	MaxServerCalls int `yaml:"max_server_calls"`
+	// MaxStreams bounds the key's long-lived requests: MCP GET streams
+	// (standalone and legacy SSE) and long polls (?wait=). Default 64
+	// (DefaultKeyMaxStreams).
+	MaxStreams int `yaml:"max_streams"`
+	// RequestsPerSecond is the key's sustained request rate, with bursts of
+	// up to Burst requests. Default no limit; Burst defaults to the rate
+	// (at least 1).
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+	Burst             int     `yaml:"burst"`
+}
+
+// Or returns l with every unset (zero) field taken from d.
+func (l KeyLimits) Or(d KeyLimits) KeyLimits {
+	if l.MaxRequests == 0 {
+		l.MaxRequests = d.MaxRequests
+	}
+	if l.MaxServerCalls == 0 {
+		l.MaxServerCalls = d.MaxServerCalls
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = d.MaxStreams
+	}
+	if l.RequestsPerSecond == 0 {
+		l.RequestsPerSecond = d.RequestsPerSecond
+	}
+	if l.Burst == 0 {
+		l.Burst = d.Burst
+	}
+	return l
 }
 
 // NATS is how both processes reach the bus. User and password, if any, go
@@ -270,6 +316,14 @@ type Ingress struct {
 	// are answered 503 overloaded at once. A negative value means no
 	// bound. Default 1024 (DefaultMaxInFlight).
 	MaxInFlight int `yaml:"max_in_flight"`
+	// BodyTimeout bounds the read of a request's body, which happens
+	// before the request takes a slot (its key's or the ingress's): a
+	// client that sends headers and then stalls holds none, and is answered
+	// 408 after this. Default 10s (DefaultBodyTimeout).
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// KeyLimits are every gateway key's fair share unless the key sets its
+	// own (keys[].limits).
+	KeyLimits KeyLimits `yaml:"key_limits"`
 	// ToolSeparator joins a server and a tool name where tools of several
 	// servers meet: the aggregated /mcp endpoint, <server><sep><tool> names
 	// on the REST API and in keys' tool lists. Default "-"
@@ -444,6 +498,9 @@ const (
 	DefaultListCacheTTL    = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultMaxInFlight     = 1024
+	DefaultBodyTimeout     = 10 * time.Second
+	DefaultKeyMaxRequests  = 512
+	DefaultKeyMaxStreams   = 64
 	DefaultToolSeparator   = "-"
 	DefaultWorkerConc      = 256
 	DefaultServerConc      = 64
@@ -540,6 +597,8 @@ func (f *File) applyDefaults() {
 	if in.MaxInFlight == 0 {
 		in.MaxInFlight = DefaultMaxInFlight
 	}
+	setDefault(&in.BodyTimeout, DefaultBodyTimeout)
+	in.KeyLimits = in.KeyLimits.Or(KeyLimits{MaxRequests: DefaultKeyMaxRequests, MaxServerCalls: -1, MaxStreams: DefaultKeyMaxStreams, RequestsPerSecond: -1})
 	if in.ToolSeparator == "" {
 		in.ToolSeparator = DefaultToolSeparator
 	}
@@ -702,6 +761,14 @@ func (f *File) validate() error {
 		}
 	}
 	f.validateNames(bad)
+	if l := f.Ingress.KeyLimits; l.Burst < 0 {
+		bad("ingress.key_limits.burst: negative")
+	}
+	for _, k := range f.Keys {
+		if k.Limits.Burst < 0 {
+			bad("keys[%s].limits.burst: negative", k.Name)
+		}
+	}
 	if t := f.NATS.TLS; (t.CertFile == "") != (t.KeyFile == "") {
 		bad("nats.tls: cert_file and key_file go together")
 	}
