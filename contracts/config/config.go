@@ -419,6 +419,12 @@ type Jobs struct {
 	// MaxQueuedPerKey caps the jobs one gateway key has queued or running.
 	// Default 1000 (DefaultMaxQueuedPerKey).
 	MaxQueuedPerKey int `yaml:"max_queued_per_key"`
+	// MaxRunningPerKey bounds the jobs of one gateway key that one worker
+	// runs at once on one server, so that one key's queued jobs cannot
+	// delay every other key's by all of them: a job over it is put back for
+	// a moment (not an attempt) and the next job goes. Default 0: half the
+	// server's max_concurrency, at least 1; a negative value: no bound.
+	MaxRunningPerKey int `yaml:"max_running_per_key"`
 	// MaxStreamMessages and MaxStreamBytes cap the stream; a full stream
 	// refuses new jobs (503 overloaded) and drops none it holds.
 	// MaxStreamMessages defaults to 1,000,000 (DefaultMaxStreamMsgs);

@@ -170,7 +170,7 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 		Seal.PublicKeys Seal.PrivateKeys Seal.PrivateKeysFile
 		Ingress.TrustedProxies Ingress.PublicURL Ingress.KeyLimits.Burst
 		Worker.Name Worker.Servers Worker.MetricsListen
-		Jobs.MaxStreamBytes Jobs.KeyQuotas Jobs.MaxRecordsBytes Jobs.MaxResultsBytes
+		Jobs.MaxStreamBytes Jobs.KeyQuotas Jobs.MaxRecordsBytes Jobs.MaxResultsBytes Jobs.MaxRunningPerKey
 		Tracing.Endpoint Tracing.ServiceName`) {
 		emptyOnPurpose[path] = true
 	}
