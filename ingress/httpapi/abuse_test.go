@@ -184,3 +184,65 @@ func TestAbuse_KeyConcurrencyAcrossReplicas(t *testing.T) {
 		}
 	}
 }
+
+// A key's long-lived requests - MCP GET streams and long polls - are
+// bounded by its max_streams; another key is not affected.
+func TestAbuse_KeyStreamLimit(t *testing.T) {
+	g := startGateway(t, withFairShareKeys(config.KeyLimits{MaxStreams: 1}))
+	ctx, cancel := context.WithTimeout(context.Background(), contractstest.WaitTimeout)
+	defer cancel()
+	open := func(key string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.URL+"/sse", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("x-litellm-key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	if resp := open(teamAKey); resp.StatusCode != http.StatusOK {
+		t.Fatalf("key A's first stream: %d", resp.StatusCode)
+	}
+	if resp := open(teamAKey); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("key A's second stream: %d, want 429", resp.StatusCode)
+	}
+	resp := g.do(t, http.MethodGet, "/v1/calls/019ac5e1f2a3b4c5d6e7f8091a2b?wait=5s", gatewaytest.Headers(teamAKey, ""), "")
+	if resp.Status != http.StatusTooManyRequests || resp.ErrorCode(t) != "rate_limited" {
+		t.Fatalf("key A's long poll while it holds its stream: %d %s, want 429 rate_limited", resp.Status, resp.Body)
+	}
+	if resp := open(keyB); resp.StatusCode != http.StatusOK {
+		t.Fatalf("key B's stream: %d", resp.StatusCode)
+	}
+}
+
+// A body that does not arrive within ingress.body_timeout is answered 400.
+func TestAbuse_BodyTimeout(t *testing.T) {
+	g := startGateway(t, func(c *config.File) { c.Ingress.BodyTimeout = config.Duration(100 * time.Millisecond) })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "POST /mcp/tools/call HTTP/1.1\r\nHost: localhost\r\nx-litellm-key: " + masterKey +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"name\":"
+	if _, err := conn.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(contractstest.WaitTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "did not arrive") {
+		t.Fatalf("stalled body: %d %s, want 400", resp.StatusCode, body)
+	}
+}

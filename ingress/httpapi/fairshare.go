@@ -73,10 +73,10 @@ func readBodyFirst(timeout time.Duration) gin.HandlerFunc {
 		deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 		var buf bytes.Buffer
 		_, err := buf.ReadFrom(c.Request.Body)
-		if deadline {
-			_ = rc.SetReadDeadline(time.Time{})
-		}
 		if err != nil {
+			// The connection is not reused: net/http would otherwise try
+			// to read the rest of the body before answering.
+			c.Header("Connection", "close")
 			var tooLarge *http.MaxBytesError
 			switch {
 			case errors.As(err, &tooLarge):
@@ -87,6 +87,9 @@ func readBodyFirst(timeout time.Duration) gin.HandlerFunc {
 				abortWithError(c, contracts.NewError(contracts.CodeInvalidRequest, "reading the body failed"))
 			}
 			return
+		}
+		if deadline {
+			_ = rc.SetReadDeadline(time.Time{})
 		}
 		data := buf.Bytes()
 		c.Set(bodyKey, data)
