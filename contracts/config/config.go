@@ -177,48 +177,11 @@ type Key struct {
 	Limits KeyLimits `yaml:"limits"`
 }
 
-// KeyLimits is a gateway key's fair share of the gateway, counted across
-// ingress replicas (each replica enforces its share: the limit divided by
-// the live replicas; see docs/security.md). 0 means the default
-// (ingress.key_limits), a negative value no limit. Over a limit a request
-// is answered 429 rate_limited with Retry-After.
-type KeyLimits struct {
-	// MaxRequests bounds the key's API requests in flight (a request holds
-	// its slot once its body is read). Default 512 (DefaultKeyMaxRequests).
-	MaxRequests int `yaml:"max_requests"`
-	// MaxServerCalls bounds the key's synchronous calls in flight to any
-	// one server. Default no limit.
-	MaxServerCalls int `yaml:"max_server_calls"`
-	// MaxStreams bounds the key's long-lived requests: MCP GET streams
-	// (standalone and legacy SSE) and long polls (?wait=). Default 64
-	// (DefaultKeyMaxStreams).
-	MaxStreams int `yaml:"max_streams"`
-	// RequestsPerSecond is the key's sustained request rate, with bursts of
-	// up to Burst requests. Default no limit; Burst defaults to the rate
-	// (at least 1).
-	RequestsPerSecond float64 `yaml:"requests_per_second"`
-	Burst             int     `yaml:"burst"`
-}
-
-// Or returns l with every unset (zero) field taken from d.
-func (l KeyLimits) Or(d KeyLimits) KeyLimits {
-	if l.MaxRequests == 0 {
-		l.MaxRequests = d.MaxRequests
-	}
-	if l.MaxServerCalls == 0 {
-		l.MaxServerCalls = d.MaxServerCalls
-	}
-	if l.MaxStreams == 0 {
-		l.MaxStreams = d.MaxStreams
-	}
-	if l.RequestsPerSecond == 0 {
-		l.RequestsPerSecond = d.RequestsPerSecond
-	}
-	if l.Burst == 0 {
-		l.Burst = d.Burst
-	}
-	return l
-}
+// KeyLimits is a gateway key's fair share (contracts.KeyLimits, the shape a
+// managed key's record has too). Defaults: MaxRequests 512
+// (DefaultKeyMaxRequests), MaxStreams 64 (DefaultKeyMaxStreams), no limit on
+// MaxServerCalls and RequestsPerSecond.
+type KeyLimits = contracts.KeyLimits
 
 // NATS is how both processes reach the bus. User and password, if any, go
 // in the URL (nats://user:password@host:4222).

@@ -20,7 +20,7 @@ const bodyKey = "toolbus.body"
 // before anything else is done for the request: 429 rate_limited beyond it.
 func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if e := ls.Allow(caller(c).Key.Name); e != nil {
+		if e := ls.Allow(caller(c).Key.Name, caller(c).Key.Limits); e != nil {
 			abortWithError(c, e)
 			return
 		}
@@ -33,7 +33,7 @@ func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 // that a request whose body has not arrived holds none.
 func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Request(caller(c).Key.Name)
+		release, e := ls.Request(caller(c).Key.Name, caller(c).Key.Limits)
 		if e != nil {
 			abortWithError(c, e)
 			return
@@ -47,7 +47,7 @@ func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 // request (an MCP GET stream).
 func limitKeyStreams(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Stream(caller(c).Key.Name)
+		release, e := ls.Stream(caller(c).Key.Name, caller(c).Key.Limits)
 		if e != nil {
 			abortWithError(c, e)
 			return

@@ -12,41 +12,36 @@ import (
 // Set is the fair-share state of every gateway key on this replica. Safe
 // for concurrent use; each key has its own lock, so keys never contend. A
 // nil *Set limits nothing.
+//
+// A key's limits are its own (auth.Principal.Limits: keys[].limits, or a
+// managed key's record) over the defaults (ingress.key_limits). Allow,
+// Request and Stream are given them; ServerCall, asked by the dispatcher
+// with the key's name only, uses those the key's last request was allowed
+// with (every call's request passes Allow first).
 type Set struct {
 	defaults config.KeyLimits
-	perKey   map[string]config.KeyLimits // configured keys' own, by name
 	replicas func() int
 	now      func() time.Time
 
 	keys sync.Map // key name -> *keyState
 }
 
-// New returns the limits of cfg (ingress.key_limits, keys[].limits; cfg
-// normalized). replicas reports the live ingress replicas (Presence.Replicas;
-// nil means this one only).
+// New returns the limits of cfg (ingress.key_limits; cfg normalized).
+// replicas reports the live ingress replicas (Presence.Replicas; nil means
+// this one only).
 func New(cfg *config.File, replicas func() int) *Set {
-	s := &Set{defaults: cfg.Ingress.KeyLimits, perKey: map[string]config.KeyLimits{}, replicas: replicas, now: time.Now}
-	for _, k := range cfg.Keys {
-		s.perKey[k.Name] = k.Limits.Or(s.defaults)
-	}
+	s := &Set{defaults: cfg.Ingress.KeyLimits, replicas: replicas, now: time.Now}
 	if s.replicas == nil {
 		s.replicas = func() int { return 1 }
 	}
 	return s
 }
 
-// Limits returns key's limits (a key not in the file - a managed key -
-// has the defaults).
-func (s *Set) Limits(key string) config.KeyLimits {
-	if l, ok := s.perKey[key]; ok {
-		return l
-	}
-	return s.defaults
-}
-
 // keyState is one key's counters and token bucket on this replica.
 type keyState struct {
 	mu       sync.Mutex
+	limits   config.KeyLimits // as of the key's last Allow
+	known    bool             // limits is set
 	requests int
 	streams  int
 	servers  map[string]int
@@ -71,13 +66,18 @@ func (s *Set) share(limit int) int {
 	return max(1, limit/max(1, s.replicas()))
 }
 
-// Allow takes one request from key's rate budget, or refuses it with the
-// time until the next one is available. Without a rate it allows all.
-func (s *Set) Allow(key string) *contracts.Error {
+// Allow takes one request from key's rate budget (own are the key's own
+// limits), or refuses it with the time until the next one is available.
+// Without a rate it allows all.
+func (s *Set) Allow(key string, own config.KeyLimits) *contracts.Error {
 	if s == nil {
 		return nil
 	}
-	l := s.Limits(key)
+	l := own.Or(s.defaults)
+	st := s.state(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.limits, st.known = l, true
 	if l.RequestsPerSecond <= 0 {
 		return nil
 	}
@@ -87,10 +87,7 @@ func (s *Set) Allow(key string) *contracts.Error {
 	if l.Burst <= 0 {
 		burst = math.Max(1, rate)
 	}
-	st := s.state(key)
 	now := s.now()
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	if st.last.IsZero() {
 		st.tokens = burst
 	} else {
@@ -105,41 +102,45 @@ func (s *Set) Allow(key string) *contracts.Error {
 	return refusal(wait, "this key is over its request rate (%g per second)", l.RequestsPerSecond)
 }
 
-// Request takes one of key's request slots; release gives it back.
-func (s *Set) Request(key string) (release func(), e *contracts.Error) {
+// Request takes one of key's request slots (own are the key's own
+// limits); release gives it back.
+func (s *Set) Request(key string, own config.KeyLimits) (release func(), e *contracts.Error) {
 	if s == nil {
 		return func() {}, nil
 	}
-	l := s.Limits(key)
+	l := own.Or(s.defaults)
 	return s.take(key, s.share(l.MaxRequests), func(st *keyState) *int { return &st.requests },
 		"this key has as many requests in flight as it may (%d)", l.MaxRequests)
 }
 
 // Stream takes one of key's long-lived request slots (an MCP GET stream,
-// a long poll); release gives it back.
-func (s *Set) Stream(key string) (release func(), e *contracts.Error) {
+// a long poll; own are the key's own limits); release gives it back.
+func (s *Set) Stream(key string, own config.KeyLimits) (release func(), e *contracts.Error) {
 	if s == nil {
 		return func() {}, nil
 	}
-	l := s.Limits(key)
+	l := own.Or(s.defaults)
 	return s.take(key, s.share(l.MaxStreams), func(st *keyState) *int { return &st.streams },
 		"this key holds as many streams and long polls as it may (%d)", l.MaxStreams)
 }
 
-// ServerCall takes one of key's call slots on server; release gives it
-// back.
+// ServerCall takes one of key's call slots on server, with the limits of
+// the key's last Allow (the defaults if none); release gives it back.
 func (s *Set) ServerCall(key, server string) (release func(), e *contracts.Error) {
 	if s == nil {
-		return func() {}, nil
-	}
-	l := s.Limits(key)
-	share := s.share(l.MaxServerCalls)
-	if share == 0 {
 		return func() {}, nil
 	}
 	st := s.state(key)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	l := s.defaults
+	if st.known {
+		l = st.limits
+	}
+	share := s.share(l.MaxServerCalls)
+	if share == 0 {
+		return func() {}, nil
+	}
 	if st.servers[server] >= share {
 		return nil, refusal(0, "this key has as many calls to server %q in flight as it may (%d)", server, l.MaxServerCalls)
 	}
