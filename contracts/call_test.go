@@ -74,8 +74,9 @@ func goldenMessages() map[string]any {
 		"unsubscribe": &Unsubscribe{
 			Type: TypeUnsubscribe, Server: "jira", Subscriber: "00112233445566778899aabbccddeeff", URI: "jira://issue/TEST-1",
 		},
-		"list_response": NewListResponse("req-2", json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`), nil),
-		"ping_response": &PingResponse{Type: TypePingResponse, Worker: "worker-1", Servers: []string{"github", "jira"}},
+		"list_response":    NewListResponse("req-2", json.RawMessage(`[{"name":"create_issue","inputSchema":{"type":"object"}}]`), nil),
+		"ping_response":    &PingResponse{Type: TypePingResponse, Worker: "worker-1", Servers: []string{"github", "jira"}},
+		"ingress_presence": &IngressPresence{Type: TypeIngressPresence, Replica: "Ygn2bQ0kJx8v2Q7Yb6mG1a"},
 		"managed_key": &ManagedKey{
 			Type: TypeManagedKey, Name: "team-c", Servers: []string{"jira"}, Tools: []string{"jira-create_issue"},
 			CreatedAt: time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC),
@@ -146,7 +147,7 @@ func TestMessages_EveryTypeHasAGoldenFile(t *testing.T) {
 	for _, typ := range []string{
 		TypeCallRequest, TypeCallResponse, TypeListRequest, TypeListResponse, TypeRPCRequest, TypeRPCResponse,
 		TypeCallEvent, TypeClientAnswer, TypeJobRequest, TypeJobRecord, TypeServerNotification, TypeUnsubscribe,
-		TypePingResponse, TypeManagedKey,
+		TypePingResponse, TypeManagedKey, TypeIngressPresence,
 	} {
 		if !seen[typ] {
 			t.Errorf("no golden message of type %s", typ)

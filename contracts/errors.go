@@ -32,6 +32,7 @@ const (
 	CodeSealInvalid          ErrorCode = "seal_invalid"           // the sealed token failed to open or bind
 	CodeTimeout              ErrorCode = "timeout"                // the request's own deadline passed
 	CodeTooManyJobs          ErrorCode = "too_many_jobs"          // the key has as many jobs queued as it may
+	CodeRateLimited          ErrorCode = "rate_limited"           // the key is over its fair share: requests in flight, calls to a server, streams or request rate
 	CodeCancelled            ErrorCode = "cancelled"              // the caller cancelled the job
 	CodeIdempotencyConflict  ErrorCode = "idempotency_conflict"   // an Idempotency-Key reused with another request
 	CodeStorageQuota         ErrorCode = "storage_quota_exceeded" // the key's retained jobs are at its quota
@@ -43,7 +44,7 @@ const (
 // and expect a different outcome.
 func (c ErrorCode) Retryable() bool {
 	switch c {
-	case CodeUpstreamError, CodeUpstreamTimeout, CodeUpstreamAuthFailed, CodeNoWorkers, CodeOverloaded, CodeTimeout, CodeTooManyJobs, CodeStorageFull:
+	case CodeUpstreamError, CodeUpstreamTimeout, CodeUpstreamAuthFailed, CodeNoWorkers, CodeOverloaded, CodeTimeout, CodeTooManyJobs, CodeStorageFull, CodeRateLimited:
 		return true
 	}
 	return false
@@ -63,6 +64,9 @@ type Error struct {
 	// tools), with unknown_server, unknown_tool and ambiguous_tool; the
 	// arguments the tool takes with forbidden_param.
 	Available []string `json:"available,omitempty"`
+	// RetryAfterSeconds, with rate_limited, is when the caller may expect
+	// to be admitted again (HTTP's Retry-After carries it too).
+	RetryAfterSeconds int `json:"retry_after_seconds,omitempty"`
 }
 
 // NewError returns an Error with code's default retryability.

@@ -31,6 +31,52 @@ type ManagedKey struct {
 	ResourceRefs []ToolRef `json:"resource_refs,omitempty"`
 	PromptRefs   []ToolRef `json:"prompt_refs,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Limits, if set, are the key's own fair share (unset fields take the
+	// ingress's defaults).
+	Limits *KeyLimits `json:"limits,omitempty"`
+}
+
+// KeyLimits is a gateway key's fair share of the gateway (ingress/limits),
+// counted across ingress replicas: each replica enforces its share, the
+// limit divided by the live replicas. 0 means the default
+// (ingress.key_limits), a negative value no limit. Over a limit a request
+// is answered 429 rate_limited with Retry-After. The configuration's
+// keys[].limits and ingress.key_limits, and a managed key's record, have
+// this shape.
+type KeyLimits struct {
+	// MaxRequests bounds the key's API requests in flight (a request holds
+	// its slot once its body is read).
+	MaxRequests int `json:"max_requests,omitempty" yaml:"max_requests"`
+	// MaxServerCalls bounds the key's synchronous calls in flight to any
+	// one server.
+	MaxServerCalls int `json:"max_server_calls,omitempty" yaml:"max_server_calls"`
+	// MaxStreams bounds the key's long-lived requests: MCP GET streams
+	// (standalone and legacy SSE) and long polls (?wait=).
+	MaxStreams int `json:"max_streams,omitempty" yaml:"max_streams"`
+	// RequestsPerSecond is the key's sustained request rate, with bursts of
+	// up to Burst requests (0: the rate, at least 1).
+	RequestsPerSecond float64 `json:"requests_per_second,omitempty" yaml:"requests_per_second"`
+	Burst             int     `json:"burst,omitempty" yaml:"burst"`
+}
+
+// Or returns l with every unset (zero) field taken from d.
+func (l KeyLimits) Or(d KeyLimits) KeyLimits {
+	if l.MaxRequests == 0 {
+		l.MaxRequests = d.MaxRequests
+	}
+	if l.MaxServerCalls == 0 {
+		l.MaxServerCalls = d.MaxServerCalls
+	}
+	if l.MaxStreams == 0 {
+		l.MaxStreams = d.MaxStreams
+	}
+	if l.RequestsPerSecond == 0 {
+		l.RequestsPerSecond = d.RequestsPerSecond
+	}
+	if l.Burst == 0 {
+		l.Burst = d.Burst
+	}
+	return l
 }
 
 // DecodeManagedKey decodes a ManagedKey.

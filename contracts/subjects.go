@@ -45,6 +45,11 @@ const (
 	// every worker listens, without a queue group.
 	AllUnsubscribesSubject = unsubscribePrefix + "*"
 
+	// IngressPresenceSubject is where every ingress replica announces itself
+	// at intervals (an IngressPresence), so that each replica knows how many
+	// share the gateway keys' fair-share limits (ingress/limits).
+	IngressPresenceSubject = SubjectRoot + ".ingress.presence"
+
 	// WorkerService is the NATS micro service name every worker registers
 	// under (`nats micro ls toolbus-worker`); its endpoints are the call,
 	// list and RPC subjects of each server it serves, and the ping subject.

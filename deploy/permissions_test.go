@@ -22,6 +22,7 @@ import (
 	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/ingress/limits"
 	"github.com/toolbus/toolbus/worker/demoserver"
 	"github.com/toolbus/toolbus/worker/pool"
 )
@@ -164,6 +165,7 @@ func TestNATSPermissions_EnoughForToolbus(t *testing.T) {
 	ns := startPermissionedNATS(t)
 	ingressConn, ingressPerms := connectAs(t, ns, "ingress", "ingress-pw")
 	workerConn, workerPerms := connectAs(t, ns, "worker", "worker-pw")
+	var presences []*limits.Presence
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -228,6 +230,23 @@ func TestNATSPermissions_EnoughForToolbus(t *testing.T) {
 	if list, _, cerr := store.List(ctx, owner, "", 10, ""); cerr != nil || len(list) != 2 {
 		t.Fatalf("list jobs: %d %v", len(list), cerr)
 	}
+	// Ingress replicas count each other (the keys' fair shares).
+	otherIngress, _ := connectAs(t, ns, "ingress", "ingress-pw")
+	for _, nc := range []*nats.Conn{ingressConn, otherIngress} {
+		p, err := limits.StartPresence(nc, 50*time.Millisecond, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		presences = append(presences, p)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for presences[0].Replicas() != 2 || presences[1].Replicas() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ingress replicas never counted each other (ingress: %v)", ingressPerms.errs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// Managed keys: the admin creates one, the ingress picks it up.
 	adminConn, adminPerms := connectAs(t, ns, "admin", "admin-pw")
 	adminJS, err := jetstream.New(adminConn)
@@ -250,7 +269,7 @@ func TestNATSPermissions_EnoughForToolbus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create key: %v (admin: %v)", err, adminPerms.errs)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for {
 		if _, err := keys.Authenticate(http.Header{"X-Litellm-Key": {managed}}); err == nil {
 			break

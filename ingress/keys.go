@@ -57,8 +57,17 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	unrestricted := fs.String("unrestricted", "none", "import: what a key without MCP permissions may use: none (as LiteLLM) or all")
 	dryRun := fs.Bool("dry-run", false, "import: check the export and print what would be stored, storing nothing")
 	accessGroups := fs.String("access-groups", "", "create: access groups the key may use, comma-separated")
+	var limits contracts.KeyLimits // create: the key's fair share (docs/security.md#fair-shares)
+	fs.IntVar(&limits.MaxRequests, "max-requests", 0, "create: the key's API requests in flight (0: ingress.key_limits; -1: no limit)")
+	fs.IntVar(&limits.MaxServerCalls, "max-server-calls", 0, "create: the key's calls in flight to any one server (0: ingress.key_limits; -1: no limit)")
+	fs.IntVar(&limits.MaxStreams, "max-streams", 0, "create: the key's MCP streams and long polls (0: ingress.key_limits; -1: no limit)")
+	fs.Float64Var(&limits.RequestsPerSecond, "requests-per-second", 0, "create: the key's request rate (0: ingress.key_limits; -1: no limit)")
+	fs.IntVar(&limits.Burst, "burst", 0, "create: the key's request burst (0: ingress.key_limits)")
 	if err := fs.Parse(rest); err != nil {
 		return err
+	}
+	if limits.Burst < 0 {
+		return errors.New("--burst: negative")
 	}
 	if verb == "import" && file == "" {
 		if file = fs.Arg(0); file == "" {
@@ -111,6 +120,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			}
 		}
 		mk.AccessGroups = splitCSV(*accessGroups)
+		if limits != (contracts.KeyLimits{}) {
+			mk.Limits = &limits
+		}
 		key, err := auth.CreateManagedKey(ctx, js, cfg.Jobs.Replicas, mk)
 		if err != nil {
 			return err
@@ -125,6 +137,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			line := fmt.Sprintf("%s\tservers=%s\ttools=%s\tcreated=%s", k.Name, orAll(k.Servers), orAll(k.Tools), k.CreatedAt.Format(time.RFC3339))
 			if len(k.AccessGroups) > 0 {
 				line += "\taccess_groups=" + strings.Join(k.AccessGroups, ",")
+			}
+			if k.Limits != nil {
+				line += fmt.Sprintf("\tlimits=%+v", *k.Limits)
 			}
 			if k.Source != "" {
 				line += "\tsource=" + k.Source

@@ -51,7 +51,7 @@ func TestKeysCommand_ReachesRunningReplicas(t *testing.T) {
 	}
 
 	var out, errs bytes.Buffer
-	if err := runKeys(ctx, []string{"create", "--name", "team-c", "--servers", "jira"}, &out, &errs, getenv); err != nil {
+	if err := runKeys(ctx, []string{"create", "--name", "team-c", "--servers", "jira", "--max-requests", "5"}, &out, &errs, getenv); err != nil {
 		t.Fatalf("create: %v %s", err, errs.String())
 	}
 	created := regexp.MustCompile(`sk-tb-[A-Za-z0-9_-]+`).FindString(out.String())
@@ -83,7 +83,8 @@ func TestKeysCommand_ReachesRunningReplicas(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := runKeys(ctx, []string{"list"}, &out, &errs, getenv); err != nil || !strings.Contains(out.String(), "team-c\tservers=jira") {
+	if err := runKeys(ctx, []string{"list"}, &out, &errs, getenv); err != nil || !strings.Contains(out.String(), "team-c\tservers=jira") ||
+		!strings.Contains(out.String(), "MaxRequests:5") {
 		t.Fatalf("list: %v %q", err, out.String())
 	}
 	if strings.Contains(out.String(), created) {

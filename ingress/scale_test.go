@@ -763,7 +763,8 @@ func testUpstreamContained(t *testing.T, sh *scaleShared) {
 	servers := "  demo:\n    url: " + up.URL + "\n" +
 		"  dead:\n    url: " + deadURL + "\n    timeout: 1s\n    max_concurrency: 4\n" +
 		"  hung:\n    url: " + hung + "\n    timeout: 2s\n    max_concurrency: 4\n"
-	e := newScaleEnv(t, sh, clustertest.Start(t, 1), servers, "")
+	// One gateway key: its failures alone may open a circuit.
+	e := newScaleEnv(t, sh, clustertest.Start(t, 1), servers, "worker:\n  breaker:\n    min_callers: 1\n")
 	for range 2 {
 		e.startWorker()
 	}

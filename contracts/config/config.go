@@ -172,7 +172,16 @@ type Key struct {
 	Prompts      []string `yaml:"prompts"`
 	resourceRefs []contracts.ToolRef
 	promptRefs   []contracts.ToolRef
+	// Limits are the key's fair share; a field left 0 takes the default of
+	// ingress.key_limits.
+	Limits KeyLimits `yaml:"limits"`
 }
+
+// KeyLimits is a gateway key's fair share (contracts.KeyLimits, the shape a
+// managed key's record has too). Defaults: MaxRequests 512
+// (DefaultKeyMaxRequests), MaxStreams 64 (DefaultKeyMaxStreams), no limit on
+// MaxServerCalls and RequestsPerSecond.
+type KeyLimits = contracts.KeyLimits
 
 // NATS is how both processes reach the bus. User and password, if any, go
 // in the URL (nats://user:password@host:4222).
@@ -270,6 +279,14 @@ type Ingress struct {
 	// are answered 503 overloaded at once. A negative value means no
 	// bound. Default 1024 (DefaultMaxInFlight).
 	MaxInFlight int `yaml:"max_in_flight"`
+	// BodyTimeout bounds the read of a request's body, which happens
+	// before the request takes a slot (its key's or the ingress's): a
+	// client that sends headers and then stalls holds none, and is answered
+	// 408 after this. Default 10s (DefaultBodyTimeout).
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// KeyLimits are every gateway key's fair share unless the key sets its
+	// own (keys[].limits).
+	KeyLimits KeyLimits `yaml:"key_limits"`
 	// ToolSeparator joins a server and a tool name where tools of several
 	// servers meet: the aggregated /mcp endpoint, <server><sep><tool> names
 	// on the REST API and in keys' tool lists. Default "-"
@@ -309,6 +326,30 @@ type Worker struct {
 	// MetricsListen is the address of the worker's /metrics, /healthz and
 	// /readyz server. Default none (empty): no server.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Breaker is each server's circuit breaker in this worker.
+	Breaker Breaker `yaml:"breaker"`
+}
+
+// Breaker configures the workers' per-server circuit breakers: a circuit
+// opens after Failures calls failed upstream (upstream_error, or
+// upstream_timeout of a call that had at least the server's own timeout)
+// with no success in between, all within Window, from at least MinCallers
+// distinct gateway keys, and refuses calls for Cooldown.
+type Breaker struct {
+	// Failures opens the circuit. Default 5 (DefaultBreakerFailures); a
+	// negative value turns the breakers off.
+	Failures int `yaml:"failures"`
+	// Cooldown is how long an open circuit refuses calls before one probe
+	// call goes through. Default 10s (DefaultBreakerCooldown).
+	Cooldown Duration `yaml:"cooldown"`
+	// Window is how far back failures count. Default 60s
+	// (DefaultBreakerWindow).
+	Window Duration `yaml:"window"`
+	// MinCallers is how many distinct gateway keys must be among the
+	// failures, so that one key cannot open a circuit every key shares.
+	// Default 2 (DefaultBreakerMinCallers); 1 lets any single key open it
+	// (a deployment with one key).
+	MinCallers int `yaml:"min_callers"`
 }
 
 // Tracing configures OpenTelemetry tracing, exported over OTLP/HTTP. It is
@@ -341,6 +382,12 @@ type Jobs struct {
 	// MaxQueuedPerKey caps the jobs one gateway key has queued or running.
 	// Default 1000 (DefaultMaxQueuedPerKey).
 	MaxQueuedPerKey int `yaml:"max_queued_per_key"`
+	// MaxRunningPerKey bounds the jobs of one gateway key that one worker
+	// runs at once on one server, so that one key's queued jobs cannot
+	// delay every other key's by all of them: a job over it is put back for
+	// a moment (not an attempt) and the next job goes. Default 0: half the
+	// server's max_concurrency, at least 1; a negative value: no bound.
+	MaxRunningPerKey int `yaml:"max_running_per_key"`
 	// MaxStreamMessages and MaxStreamBytes cap the stream; a full stream
 	// refuses new jobs (503 overloaded) and drops none it holds.
 	// MaxStreamMessages defaults to 1,000,000 (DefaultMaxStreamMsgs);
@@ -420,6 +467,9 @@ const (
 	DefaultListCacheTTL    = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultMaxInFlight     = 1024
+	DefaultBodyTimeout     = 10 * time.Second
+	DefaultKeyMaxRequests  = 512
+	DefaultKeyMaxStreams   = 64
 	DefaultToolSeparator   = "-"
 	DefaultWorkerConc      = 256
 	DefaultServerConc      = 64
@@ -427,6 +477,11 @@ const (
 	DefaultDrainTimeout    = 30 * time.Second
 	DefaultMaxClients      = 1024
 	DefaultClientIdleTTL   = 5 * time.Minute
+
+	DefaultBreakerFailures   = 5
+	DefaultBreakerCooldown   = 10 * time.Second
+	DefaultBreakerWindow     = 60 * time.Second
+	DefaultBreakerMinCallers = 2
 
 	DefaultJobRetention     = 24 * time.Hour
 	DefaultMaxQueuedPerKey  = 1000
@@ -511,6 +566,8 @@ func (f *File) applyDefaults() {
 	if in.MaxInFlight == 0 {
 		in.MaxInFlight = DefaultMaxInFlight
 	}
+	setDefault(&in.BodyTimeout, DefaultBodyTimeout)
+	in.KeyLimits = in.KeyLimits.Or(KeyLimits{MaxRequests: DefaultKeyMaxRequests, MaxServerCalls: -1, MaxStreams: DefaultKeyMaxStreams, RequestsPerSecond: -1})
 	if in.ToolSeparator == "" {
 		in.ToolSeparator = DefaultToolSeparator
 	}
@@ -526,6 +583,14 @@ func (f *File) applyDefaults() {
 		w.MaxClients = DefaultMaxClients
 	}
 	setDefault(&w.ClientIdleTTL, DefaultClientIdleTTL)
+	if w.Breaker.Failures == 0 {
+		w.Breaker.Failures = DefaultBreakerFailures
+	}
+	setDefault(&w.Breaker.Cooldown, DefaultBreakerCooldown)
+	setDefault(&w.Breaker.Window, DefaultBreakerWindow)
+	if w.Breaker.MinCallers <= 0 {
+		w.Breaker.MinCallers = DefaultBreakerMinCallers
+	}
 	setDefault(&f.Seal.EpochTTL, contracts.DefaultEpochTTL)
 	if f.Tracing.SampleRatio == 0 {
 		f.Tracing.SampleRatio = 1
@@ -665,6 +730,14 @@ func (f *File) validate() error {
 		}
 	}
 	f.validateNames(bad)
+	if l := f.Ingress.KeyLimits; l.Burst < 0 {
+		bad("ingress.key_limits.burst: negative")
+	}
+	for _, k := range f.Keys {
+		if k.Limits.Burst < 0 {
+			bad("keys[%s].limits.burst: negative", k.Name)
+		}
+	}
 	if t := f.NATS.TLS; (t.CertFile == "") != (t.KeyFile == "") {
 		bad("nats.tls: cert_file and key_file go together")
 	}

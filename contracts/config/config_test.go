@@ -168,9 +168,9 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 		MCPServers.Credentials.AWSRoleName MCPServers.Credentials.AWSSessionName
 		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName
 		Seal.PublicKeys Seal.PrivateKeys Seal.PrivateKeysFile
-		Ingress.TrustedProxies Ingress.PublicURL
+		Ingress.TrustedProxies Ingress.PublicURL Ingress.KeyLimits.Burst
 		Worker.Name Worker.Servers Worker.MetricsListen
-		Jobs.MaxStreamBytes Jobs.KeyQuotas Jobs.MaxRecordsBytes Jobs.MaxResultsBytes
+		Jobs.MaxStreamBytes Jobs.KeyQuotas Jobs.MaxRecordsBytes Jobs.MaxResultsBytes Jobs.MaxRunningPerKey
 		Tracing.Endpoint Tracing.ServiceName`) {
 		emptyOnPurpose[path] = true
 	}

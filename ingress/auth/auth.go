@@ -39,6 +39,9 @@ type Principal struct {
 	// resources and prompts are what the key may use of servers' MCP
 	// resources and prompts (grants.go); nil: everything.
 	resources, prompts *grants
+	// Limits are the key's own fair share (keys[].limits, or a managed
+	// key's record); unset fields take ingress.key_limits (ingress/limits).
+	Limits contracts.KeyLimits
 }
 
 // AllowsServer reports whether the key may use server.
@@ -117,6 +120,7 @@ func New(keys []config.Key, toolSeparator string) (*Keys, error) {
 		res, resRestricted := c.ResourceRefs()
 		prompts, promptsRestricted := c.PromptRefs()
 		p.resources, p.prompts = newGrants(res, resRestricted), newGrants(prompts, promptsRestricted)
+		p.Limits = c.Limits
 		k.byHash[p.hash] = p
 	}
 	return k, nil

@@ -142,6 +142,9 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 		restricted := len(mk.Tools) > 0 || len(mk.ToolRefs) > 0
 		p.resources = newGrants(mk.ResourceRefs, restricted || len(mk.ResourceRefs) > 0)
 		p.prompts = newGrants(mk.PromptRefs, restricted || len(mk.PromptRefs) > 0)
+		if mk.Limits != nil {
+			p.Limits = *mk.Limits
+		}
 		k.mu.Lock()
 		k.managed[hash] = p
 		k.mu.Unlock()

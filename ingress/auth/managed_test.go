@@ -161,3 +161,46 @@ func TestWatch_LogsChangesNotRetries(t *testing.T) {
 		t.Fatalf("log after the bucket appeared: %q", got)
 	}
 }
+
+// Limits of a key - configured (keys[].limits) or managed (its record) -
+// come with its Principal, for ingress/limits.
+func TestManagedKeys_LimitsReachThePrincipal(t *testing.T) {
+	_, js := startBus(t)
+	k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static"), Limits: config.KeyLimits{MaxRequests: 3}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := goWatch(t, func(ctx context.Context) { k.Watch(ctx, js, zerolog.Nop()) })
+	limited := contracts.KeyLimits{MaxRequests: 7, MaxStreams: -1, RequestsPerSecond: 2.5, Burst: 5}
+	key, err := CreateManagedKey(ctx, js, 1, contracts.ManagedKey{Name: "team-l", Limits: &limited})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := CreateKey(ctx, js, 1, "team-p", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	principal := func(key string) *Principal {
+		p, _ := k.Authenticate(http.Header{"X-Litellm-Key": {key}})
+		return p
+	}
+	contractstest.Eventually(t, "the managed keys to be accepted", func() bool { return principal(key) != nil && principal(plain) != nil })
+	if got := principal(key).Limits; got != limited {
+		t.Errorf("managed key's limits %+v, want %+v", got, limited)
+	}
+	if got := principal(plain).Limits; got != (contracts.KeyLimits{}) {
+		t.Errorf("a managed key without limits has %+v", got)
+	}
+	if got := principal("sk-static").Limits; got.MaxRequests != 3 {
+		t.Errorf("configured key's limits %+v", got)
+	}
+	list, err := ListKeys(ctx, js)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list %+v %v", list, err)
+	}
+	for _, m := range list {
+		if m.Name == "team-l" && (m.Limits == nil || *m.Limits != limited) {
+			t.Errorf("listed record %+v", m)
+		}
+	}
+}

@@ -61,7 +61,16 @@ type Dispatcher struct {
 
 	metrics *metrics.Metrics  // nil: none
 	tracer  *telemetry.Tracer // nil: no spans (a caller's trace context still goes on)
+	admit   Admission         // nil: every call is admitted
 }
+
+// Admission decides whether a call of the gateway key keyID to server may
+// be sent now; release ends it. ingress/limits's per-key call slots are one.
+type Admission func(keyID, server string) (release func(), e *contracts.Error)
+
+// WithAdmission asks admit before sending each Call (once, whatever its
+// retries), and releases when Call returns.
+func WithAdmission(admit Admission) Option { return func(d *Dispatcher) { d.admit = admit } }
 
 // Option adjusts a Dispatcher.
 type Option func(*Dispatcher)

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/toolbus/toolbus/contracts"
@@ -17,11 +18,27 @@ import (
 
 // Call sends c to a worker of c.Server and returns the MCP CallToolResult.
 // An overloaded answer that came back quickly is retried once (see above).
+//
+// When ctx is cancelled before the answer comes (the client went away), the
+// call's cancellation is announced (CancelCall): the worker running it
+// cancels its upstream call and frees its slot, rather than run it for
+// nobody.
 func (d *Dispatcher) Call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
-	return d.retrying(ctx, requestID, c.Server, c.Timeout, func(timeout time.Duration) (json.RawMessage, *contracts.Error) {
+	if d.admit != nil {
+		release, cerr := d.admit(c.KeyID, c.Server)
+		if cerr != nil {
+			return nil, cerr
+		}
+		defer release()
+	}
+	res, cerr := d.retrying(ctx, requestID, c.Server, c.Timeout, func(timeout time.Duration) (json.RawMessage, *contracts.Error) {
 		c.Timeout = timeout
 		return d.call(ctx, requestID, c)
 	})
+	if cerr != nil && errors.Is(ctx.Err(), context.Canceled) {
+		_ = d.CancelCall(requestID)
+	}
+	return res, cerr
 }
 
 // List asks a worker of l.Server for the server's tools (a JSON array). An

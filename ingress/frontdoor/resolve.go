@@ -73,6 +73,9 @@ func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Cal
 	if err := CheckArguments(srv, tool, in.Arguments); err != nil {
 		return nil, err
 	}
+	if err := CheckNumbers(in.Arguments); err != nil {
+		return nil, err
+	}
 	return &Call{Caller: c, Server: srv, Tool: tool, Token: c.Credential(srv, Targeted), Timeout: p.Budget(srv, in.Timeout)}, nil
 }
 

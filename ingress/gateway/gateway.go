@@ -17,6 +17,7 @@ import (
 	"github.com/toolbus/toolbus/ingress/frontdoor"
 	"github.com/toolbus/toolbus/ingress/httpapi"
 	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/ingress/limits"
 	"github.com/toolbus/toolbus/ingress/mcpserver"
 	"github.com/toolbus/toolbus/ingress/metrics"
 	"github.com/toolbus/toolbus/ingress/oauthproxy"
@@ -62,6 +63,10 @@ type Gateway struct {
 	// OAuth is the OAuth proxy of interactive oauth2 servers; nil when
 	// there is none.
 	OAuth *oauthproxy.Proxy
+	// Limits are the gateway keys' fair shares, divided among the replicas
+	// Presence counts.
+	Limits   *limits.Set
+	Presence *limits.Presence
 
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
@@ -89,8 +94,12 @@ func Assemble(o Options) (g *Gateway, err error) {
 		g.Metrics = metrics.New(o.Registry, cfg)
 		metricsHandler = telemetry.Handler(o.Registry)
 	}
+	if g.Presence, err = limits.StartPresence(o.Conn, 0, log); err != nil {
+		return nil, err
+	}
+	g.Limits = limits.New(cfg, g.Presence.Replicas)
 	if g.Dispatcher, err = dispatch.New(o.Conn, o.Sealer, o.Logger.With().Str("component", "dispatch").Logger(),
-		dispatch.WithMetrics(g.Metrics), dispatch.WithTracer(o.Tracer)); err != nil {
+		dispatch.WithMetrics(g.Metrics), dispatch.WithTracer(o.Tracer), dispatch.WithAdmission(g.Limits.ServerCall)); err != nil {
 		return nil, err
 	}
 	if g.Jobs, err = jobs.New(o.Conn, o.Sealer, cfg.Jobs, o.Logger.With().Str("component", "jobs").Logger()); err != nil {
@@ -116,7 +125,7 @@ func Assemble(o Options) (g *Gateway, err error) {
 	}
 	g.Handler = httpapi.New(httpapi.Options{
 		Config: cfg, Policy: g.Policy, Dispatcher: g.Dispatcher, Jobs: g.Jobs, Logger: log,
-		MaxInFlight: cfg.Ingress.MaxInFlight, MCP: g.MCP, Public: public,
+		MaxInFlight: cfg.Ingress.MaxInFlight, MCP: g.MCP, Public: public, Limits: g.Limits,
 		// Every request is measured and traced; GET /metrics on the listen port.
 		Metrics: g.Metrics, MetricsHandler: metricsHandler, Tracer: o.Tracer,
 	})
@@ -151,5 +160,8 @@ func (g *Gateway) Close() {
 	}
 	if g.Dispatcher != nil {
 		_ = g.Dispatcher.Close()
+	}
+	if g.Presence != nil {
+		g.Presence.Close()
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/frontdoor"
 	"github.com/toolbus/toolbus/ingress/jobs"
+	"github.com/toolbus/toolbus/ingress/limits"
 	"github.com/toolbus/toolbus/ingress/metrics"
 )
 
@@ -29,6 +30,10 @@ type Options struct {
 	// limitInFlight): ingress.max_in_flight, whose default config.Normalize
 	// applies; 0 or less, no bound.
 	MaxInFlight int
+	// Limits, if set, are the gateway keys' fair shares (ingress/limits):
+	// each API request takes one from its key's rate and request slots,
+	// each MCP GET stream and long poll a stream slot.
+	Limits *limits.Set
 	// MCP, if set, is mounted behind the key middleware (see mcp.go).
 	MCP MCPEndpoint
 	// Public are mounted without the key middleware (OAuth discovery and
@@ -51,12 +56,13 @@ type API struct {
 	d      *dispatch.Dispatcher
 	jobs   *jobs.Store
 	log    zerolog.Logger
+	limits *limits.Set
 }
 
 // New returns the router.
 func New(o Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	a := &API{cfg: o.Config, policy: o.Policy, d: o.Dispatcher, jobs: o.Jobs, log: o.Logger}
+	a := &API{cfg: o.Config, policy: o.Policy, d: o.Dispatcher, jobs: o.Jobs, log: o.Logger, limits: o.Limits}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -84,7 +90,11 @@ func New(o Options) http.Handler {
 	admin := r.Group("/admin", checkHost(), authenticate(o.Policy), requireAdmin())
 	admin.GET("/workers", a.adminWorkers)
 
-	api := r.Group("", checkHost(), limitInFlight(maxInFlight, o.Metrics), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy))
+	// The order matters: the key is checked and its rate charged before
+	// anything else; the body is read (within ingress.body_timeout) before
+	// the request holds a slot, its key's or the ingress's.
+	api := r.Group("", checkHost(), limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy), limitKeyRate(o.Limits),
+		readBodyFirst(o.Config.Ingress.BodyTimeout.D()), limitKeyRequests(o.Limits), limitInFlight(maxInFlight, o.Metrics))
 	api.POST("/mcp/tools/call", a.callTool)
 	api.POST("/mcp-rest/tools/call", a.callTool)
 	api.GET("/mcp/tools/list", a.listTools)

@@ -27,8 +27,12 @@ type callBody struct {
 	Timeout   time.Duration
 }
 
-// readBody reads the (size-limited) body, mapping the limit to 413.
+// readBody returns the body readBodyFirst read, or reads the (size-limited)
+// body, mapping the limit to 413.
 func readBody(c *gin.Context) ([]byte, *contracts.Error) {
+	if data, ok := c.Get(bodyKey); ok {
+		return data.([]byte), nil
+	}
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
 		var tooLarge *http.MaxBytesError

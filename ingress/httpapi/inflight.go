@@ -11,9 +11,11 @@ import (
 
 // limitInFlight bounds the requests being served at once. One over the bound
 // is answered 503 overloaded (retryable, with Retry-After) at once, before
-// its body is read: under a burst the ingress sheds load instead of letting
-// requests, goroutines and buffered bodies pile up, so its memory stays
-// bounded. max <= 0 means no bound. m counts the requests in flight and the
+// it is handled: under a burst the ingress sheds load instead of letting
+// requests and goroutines pile up, so its memory stays bounded. It comes
+// after readBodyFirst: a client that stalls its body holds no slot (the
+// body's read is bounded by ingress.body_timeout and max_body_bytes
+// instead). max <= 0 means no bound. m counts the requests in flight and the
 // rejections.
 func limitInFlight(max int, m *metrics.Metrics) gin.HandlerFunc {
 	if max <= 0 {

@@ -88,6 +88,15 @@ func (a *API) getCall(c *gin.Context) {
 	}
 	id := c.Param("id")
 	frontdoor.Of(c).JobID = id
+	if wait > 0 {
+		// A long poll holds one of the key's stream slots while it waits.
+		release, err := a.limits.Stream(caller(c).Key.Name, caller(c).Key.Limits)
+		if err != nil {
+			abortWithError(c, err)
+			return
+		}
+		defer release()
+	}
 	rec, err := a.jobs.Wait(c.Request.Context(), owner(c), id, wait)
 	if err != nil {
 		abortWithError(c, err)

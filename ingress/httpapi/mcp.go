@@ -30,6 +30,6 @@ func mountMCP(r *gin.Engine, api gin.IRoutes, o Options) {
 	if o.MCP == nil {
 		return
 	}
-	streams := r.Group("", limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy))
+	streams := r.Group("", limitBody(o.Config.Ingress.MaxBodyBytes), authenticate(o.Policy), limitKeyRate(o.Limits), limitKeyStreams(o.Limits))
 	o.MCP.Mount(api, streams, abortWithError)
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,7 +34,7 @@ func httpStatus(code contracts.ErrorCode) int {
 		return http.StatusGatewayTimeout
 	case contracts.CodeNoWorkers, contracts.CodeOverloaded:
 		return http.StatusServiceUnavailable
-	case contracts.CodeTooManyJobs:
+	case contracts.CodeTooManyJobs, contracts.CodeRateLimited:
 		return http.StatusTooManyRequests
 	case contracts.CodeIdempotencyConflict:
 		return http.StatusConflict
@@ -66,7 +67,10 @@ func abortWithError(c *gin.Context, e *contracts.Error) {
 	if e.WWWAuthenticate != "" && e.Code == contracts.CodeUpstreamUnauthorized {
 		c.Header("WWW-Authenticate", e.WWWAuthenticate)
 	}
-	if e.Retryable {
+	switch {
+	case e.RetryAfterSeconds > 0:
+		c.Header("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
+	case e.Retryable:
 		c.Header("Retry-After", "1")
 	}
 	frontdoor.Of(c).Code = e.Code

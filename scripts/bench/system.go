@@ -109,10 +109,14 @@ mcp_servers:
     max_concurrency: %d
 ingress:
   max_body_bytes: 8388608
+  key_limits: # one key is the whole load here: no fair share to keep
+    max_requests: -1
+    max_streams: -1
 worker:
   max_concurrency: 1024
 jobs:
   max_queued_per_key: 1000000
+  max_running_per_key: -1
 `, benchKey, s.fastURL, s.slowURL, slowConcurrency)
 	s.cfgPath = filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {

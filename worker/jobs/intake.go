@@ -68,8 +68,16 @@ func (r *Runner) start(server string, msg jetstream.Msg, ctx context.Context) bo
 		return true
 	}
 	defer r.callbacks.Done()
+	share, ok := r.shares.take(server, msg.Subject())
+	if !ok {
+		// The job's key runs its share of this server's jobs here already:
+		// the job waits a little, and the next one (another key's) goes.
+		r.settle(msg, settleRetry(deferDelay), nil)
+		return true
+	}
 	release, ok := r.acquire(ctx, server)
 	if !ok {
+		share()
 		if r.life.Err() != nil {
 			r.settle(msg, settleGiveBack(), nil)
 			return true
@@ -78,11 +86,13 @@ func (r *Runner) start(server string, msg jetstream.Msg, ctx context.Context) bo
 	}
 	if !r.runs.Add() {
 		release()
+		share()
 		r.settle(msg, settleGiveBack(), nil)
 		return true
 	}
 	go func() {
 		defer r.runs.Done()
+		defer share()
 		defer release()
 		r.handle(server, msg)
 	}()

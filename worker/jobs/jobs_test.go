@@ -953,3 +953,28 @@ func TestJobs_UnusableMessagesAreTerminated(t *testing.T) {
 		})
 	}
 }
+
+// One key's queued jobs do not hold another key's back: a worker runs at
+// most its share of one key's jobs on a server (half the server's
+// max_concurrency here), so another key's job runs at once although many of
+// the first key's were queued before it.
+func TestJobs_FairSharesBetweenKeys(t *testing.T) {
+	t.Parallel()
+	e := setup(t, func(f *config.File) {
+		f.MCPServers["demo"].MaxConcurrency = 4
+		f.Worker.DrainTimeout = config.Duration(100 * time.Millisecond)
+	})
+	e.startWorker(t, "w1")
+	const queued = 40
+	for range queued {
+		e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":120000}`, KeyID: "a", Timeout: 2 * time.Minute})
+	}
+	contractstest.Eventually(t, "key a to run its share", func() bool { return e.up.Stats().Running == 2 })
+	_, key := e.submit(t, workertest.Job{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"b"}`, KeyID: "b"})
+	if rec := e.terminal(t, key); rec.Status != contracts.JobSucceeded || rec.Attempts != 1 {
+		t.Fatalf("key b's job behind %d of key a's: %s %+v", queued, rec.Status, rec.Error)
+	}
+	if s := e.up.Stats(); s.MaxRunning > 3 {
+		t.Errorf("%d calls ran at once, want at most key a's share (2) and key b's job", s.MaxRunning)
+	}
+}

@@ -84,6 +84,7 @@ type Runner struct {
 
 	metrics *workermetrics.Metrics // nil: none
 	tracer  *telemetry.Tracer      // nil: no spans
+	shares  *keyShares             // each key's share of the jobs running here (fairness.go)
 
 	// freeSlots is Config.Free (nil: unlimited).
 	freeSlots func(server string) int
@@ -167,6 +168,7 @@ func New(c Config) (*Runner, error) {
 		metrics:   c.Metrics,
 		tracer:    c.Tracer,
 	}
+	r.shares = &keyShares{limit: func(server string) int { return maxRunningPerKey(c.File, server) }, running: map[shareKey]int{}}
 	c.Metrics.SetPending(r.pending)
 	r.life, r.stopLife = context.WithCancel(context.Background())
 	r.runCtx, r.cancelRuns = context.WithCancelCause(context.Background())

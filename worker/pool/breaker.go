@@ -1,21 +1,47 @@
 package pool
 
 import (
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
 )
 
-// Circuit breaker defaults (see WithBreaker).
+// Circuit breaker defaults (see BreakerConfig; worker.breaker in the
+// configuration).
 const (
-	// DefaultBreakerFailures is how many calls to one server must fail in a
-	// row (upstream_error or upstream_timeout) to open its circuit.
-	DefaultBreakerFailures = 5
+	// DefaultBreakerFailures is how many calls to one server must fail
+	// (upstream_error, or upstream_timeout within the server's own timeout)
+	// with no success in between, within DefaultBreakerWindow, to open its
+	// circuit.
+	DefaultBreakerFailures = config.DefaultBreakerFailures
 	// DefaultBreakerCooldown is how long an open circuit refuses calls
 	// before it lets one probe call through.
-	DefaultBreakerCooldown = 10 * time.Second
+	DefaultBreakerCooldown = config.DefaultBreakerCooldown
+	// DefaultBreakerWindow is how far back failures count.
+	DefaultBreakerWindow = config.DefaultBreakerWindow
+	// DefaultBreakerMinCallers is how many distinct gateway keys must be
+	// among those failures: one key alone cannot open a circuit that every
+	// key shares.
+	DefaultBreakerMinCallers = config.DefaultBreakerMinCallers
 )
+
+// BreakerConfig is a server's circuit breaker: it opens after Failures
+// calls failed upstream with no success in between, all within Window, from
+// at least MinCallers distinct gateway keys; it stays open for Cooldown.
+// Failures 0 turns the breakers off.
+type BreakerConfig struct {
+	Failures   int
+	Cooldown   time.Duration
+	Window     time.Duration
+	MinCallers int
+}
+
+// maxTrackedFailures bounds the failures a breaker remembers: the newest
+// are kept, which are the ones that can open it.
+const maxTrackedFailures = 256
 
 // breakerState is where a circuit is.
 type breakerState int
@@ -53,8 +79,10 @@ const (
 )
 
 // breaker is one server's circuit breaker, local to this worker. After
-// `failures` calls in a row fail upstream (upstream_error or
-// upstream_timeout) it opens: calls are refused at once with upstream_error
+// `failures` calls fail upstream (upstream_error, or upstream_timeout of a
+// call that had at least the server's own timeout) with no success in
+// between, within `window`, and from at least `minCallers` distinct gateway
+// keys, it opens: calls are refused at once with upstream_error
 // ("circuit open") for `cooldown`, so a dead or hanging server costs its
 // callers nothing but a round trip and holds no call slot. Then it is
 // half-open: exactly one call (the probe) goes upstream; its success closes
@@ -62,21 +90,29 @@ const (
 // that started before the circuit opened are ignored, as are outcomes that
 // say nothing about the upstream. Safe for concurrent use.
 type breaker struct {
-	failures int
-	cooldown time.Duration
-	now      func() time.Time
+	failures   int
+	cooldown   time.Duration
+	window     time.Duration
+	minCallers int
+	now        func() time.Time
 
 	mu      sync.Mutex
 	state   breakerState
-	streak  int       // consecutive failures while closed
+	recent  []failure // failures since the last success while closed, oldest first
 	until   time.Time // end of the cooldown while open
 	probing bool      // a probe call is running (half-open)
 	opened  uint64    // times the circuit opened
 	refused uint64    // calls refused while open or half-open
 }
 
-func newBreaker(failures int, cooldown time.Duration, now func() time.Time) *breaker {
-	return &breaker{failures: failures, cooldown: cooldown, now: now}
+// failure is one failed call: when, and the gateway key that made it.
+type failure struct {
+	at  time.Time
+	key string
+}
+
+func newBreaker(c BreakerConfig, now func() time.Time) *breaker {
+	return &breaker{failures: c.Failures, cooldown: c.Cooldown, window: c.Window, minCallers: max(c.MinCallers, 1), now: now}
 }
 
 // check reports whether a call is refused now (counting it if so), and
@@ -136,15 +172,16 @@ const (
 	closed
 )
 
-// done records the outcome of an admitted call.
-func (b *breaker) done(probe bool, o outcome) transition {
+// done records the outcome of an admitted call made with the gateway key
+// key.
+func (b *breaker) done(probe bool, o outcome, key string) transition {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if probe {
 		b.probing = false
 		switch o {
 		case outcomeHealthy:
-			b.state, b.streak = circuitClosed, 0
+			b.state, b.recent = circuitClosed, b.recent[:0]
 			return closed
 		case outcomeFailed:
 			b.openLocked()
@@ -157,10 +194,9 @@ func (b *breaker) done(probe bool, o outcome) transition {
 	}
 	switch o {
 	case outcomeHealthy:
-		b.streak = 0
+		b.recent = b.recent[:0]
 	case outcomeFailed:
-		b.streak++
-		if b.streak >= b.failures {
+		if b.failedLocked(key) {
 			b.openLocked()
 			return opened
 		}
@@ -168,10 +204,43 @@ func (b *breaker) done(probe bool, o outcome) transition {
 	return noChange
 }
 
+// failedLocked records a failure by key and reports whether the circuit
+// must open: enough failures within the window, from enough keys.
+func (b *breaker) failedLocked(key string) bool {
+	now := b.now()
+	if b.window > 0 {
+		cut := 0
+		for cut < len(b.recent) && now.Sub(b.recent[cut].at) >= b.window {
+			cut++
+		}
+		b.recent = append(b.recent[:0], b.recent[cut:]...)
+	}
+	if len(b.recent) >= maxTrackedFailures {
+		b.recent = append(b.recent[:0], b.recent[1:]...)
+	}
+	b.recent = append(b.recent, failure{at: now, key: key})
+	if len(b.recent) < b.failures {
+		return false
+	}
+	if b.minCallers <= 1 {
+		return true
+	}
+	keys := make([]string, 0, b.minCallers)
+	for _, f := range b.recent {
+		if !slices.Contains(keys, f.key) {
+			keys = append(keys, f.key)
+			if len(keys) >= b.minCallers {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (b *breaker) openLocked() {
 	b.state = circuitOpen
 	b.until = b.now().Add(b.cooldown)
-	b.streak = 0
+	b.recent = b.recent[:0]
 	b.opened++
 }
 
@@ -180,11 +249,11 @@ func (b *breaker) openLocked() {
 func (b *breaker) refusal(server string, left time.Duration) *contracts.Error {
 	if left > 0 {
 		return contracts.NewError(contracts.CodeUpstreamError,
-			"circuit open: calls to the MCP server %q failed %d times in a row; it is not called again for %s",
-			server, b.failures, left.Round(100*time.Millisecond))
+			"circuit open: %d calls to the MCP server %q failed upstream; it is not called again for %s",
+			b.failures, server, left.Round(100*time.Millisecond))
 	}
 	return contracts.NewError(contracts.CodeUpstreamError,
-		"circuit open: the MCP server %q failed %d calls in a row; a probe call is checking whether it is back", server, b.failures)
+		"circuit open: %d calls to the MCP server %q failed upstream; a probe call is checking whether it is back", b.failures, server)
 }
 
 // breakerStats is a breaker's state for the service stats.
@@ -206,16 +275,24 @@ func (b *breaker) stats() breakerStats {
 
 // outcomeOf is what a request's error says about the upstream's health:
 // none (a result, a tool error with isError included) and a refusal of the
-// user's credential mean it answered; upstream_error and upstream_timeout
-// that it failed; anything else (the request never reached it, or was
-// cancelled) nothing.
-func outcomeOf(e *contracts.Error) outcome {
+// user's credential mean it answered; upstream_error that it failed, and so
+// does upstream_timeout when the call had at least the server's own timeout
+// (fullBudget) - a caller who asks for less than the server is configured
+// to need learns nothing about the server's health; anything else (the
+// request never reached it, was cancelled by its caller, or was refused as
+// invalid - the caller's input, not the server's health) nothing.
+func outcomeOf(e *contracts.Error, fullBudget bool) outcome {
 	if e == nil {
 		return outcomeHealthy
 	}
 	switch e.Code {
-	case contracts.CodeUpstreamError, contracts.CodeUpstreamTimeout:
+	case contracts.CodeUpstreamError:
 		return outcomeFailed
+	case contracts.CodeUpstreamTimeout:
+		if fullBudget {
+			return outcomeFailed
+		}
+		return outcomeOther
 	case contracts.CodeUpstreamUnauthorized:
 		return outcomeHealthy
 	default:

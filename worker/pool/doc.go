@@ -49,10 +49,15 @@
 //
 // # Failing upstreams
 //
-// Each server has a circuit breaker (WithBreaker; DefaultBreakerFailures in
-// a row, DefaultBreakerCooldown): while it is open, calls and lists of that
-// server are answered upstream_error ("circuit open") at once, take no slot
-// and do not reach the server; after the cooldown one probe call decides.
+// Each server has a circuit breaker (worker.breaker, WithBreaker): it opens
+// after DefaultBreakerFailures upstream failures with no success in between,
+// within DefaultBreakerWindow, from DefaultBreakerMinCallers distinct
+// gateway keys. Only the upstream's own failures count (outcomeOf): not a
+// timeout shorter than the server's own, not a caller's cancellation, not a
+// request the server could not parse - one key cannot open a circuit every
+// key shares. While it is open, calls and lists of that server are answered
+// upstream_error ("circuit open") at once, take no slot and do not reach the
+// server; after the cooldown one probe call decides.
 // A dead or hanging server thus costs its callers a round trip, and the
 // other servers nothing: their slots are their own.
 //

@@ -52,11 +52,10 @@ type options struct {
 	queueWait time.Duration
 	noJobs    bool
 	svcConn   *nats.Conn
-	// breakerFailures 0 turns the circuit breakers off.
-	breakerFailures int
-	breakerCooldown time.Duration
-	metrics         *workermetrics.Metrics // WithTelemetry
-	tracer          *telemetry.Tracer
+	// breaker.Failures 0 turns the circuit breakers off.
+	breaker BreakerConfig
+	metrics *workermetrics.Metrics // WithTelemetry
+	tracer  *telemetry.Tracer
 }
 
 // WithServers limits the pool to some servers, overriding worker.servers.
@@ -98,13 +97,36 @@ func WithServiceConn(nc *nats.Conn) Option {
 	return func(o *options) { o.svcConn = nc }
 }
 
-// WithBreaker sets the per-server circuit breakers: after failures calls in
-// a row to one server fail upstream (upstream_error or upstream_timeout),
-// calls to it are refused at once for cooldown, then one probe call decides
-// whether it is back. failures 0 turns the breakers off. The default is
-// DefaultBreakerFailures and DefaultBreakerCooldown.
-func WithBreaker(failures int, cooldown time.Duration) Option {
-	return func(o *options) { o.breakerFailures, o.breakerCooldown = failures, cooldown }
+// WithBreaker sets the per-server circuit breakers (see BreakerConfig),
+// overriding worker.breaker: once a server's calls fail upstream often
+// enough, from enough distinct gateway keys, calls to it are refused at once
+// for the cooldown, then one probe call decides whether it is back.
+// Failures 0 turns the breakers off; a zero Window means no window, a zero
+// MinCallers one key.
+func WithBreaker(c BreakerConfig) Option {
+	return func(o *options) { o.breaker = c }
+}
+
+// breakerConfig is worker.breaker as a BreakerConfig (defaults where unset:
+// cfg may not be normalized).
+func breakerConfig(b config.Breaker) BreakerConfig {
+	c := BreakerConfig{Failures: b.Failures, Cooldown: b.Cooldown.D(), Window: b.Window.D(), MinCallers: b.MinCallers}
+	switch {
+	case c.Failures < 0:
+		return BreakerConfig{}
+	case c.Failures == 0:
+		c.Failures = DefaultBreakerFailures
+	}
+	if c.Cooldown <= 0 {
+		c.Cooldown = DefaultBreakerCooldown
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultBreakerWindow
+	}
+	if c.MinCallers <= 0 {
+		c.MinCallers = DefaultBreakerMinCallers
+	}
+	return c
 }
 
 // WithoutJobs leaves async jobs to other workers: the pool neither creates
@@ -162,7 +184,7 @@ type Pool struct {
 func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.Logger, opts ...Option) (*Pool, error) {
 	o := options{
 		servers: cfg.Worker.Servers, name: cfg.Worker.Name, now: time.Now, queue: -1, queueWait: DefaultQueueWait,
-		breakerFailures: DefaultBreakerFailures, breakerCooldown: DefaultBreakerCooldown,
+		breaker: breakerConfig(cfg.Worker.Breaker),
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -255,9 +277,9 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 		if depth < 0 {
 			depth = min(n, globalSlots)
 		}
-		lim := &limiter{server: s, slots: make(chan struct{}, n), queue: make(chan struct{}, depth)}
-		if o.breakerFailures > 0 {
-			lim.breaker = newBreaker(o.breakerFailures, o.breakerCooldown, o.now)
+		lim := &limiter{server: s, slots: make(chan struct{}, n), queue: make(chan struct{}, depth), timeout: cfg.MCPServers[s].Timeout.D()}
+		if o.breaker.Failures > 0 {
+			lim.breaker = newBreaker(o.breaker, o.now)
 		}
 		p.limits[s] = lim
 	}
@@ -374,7 +396,8 @@ type limiter struct {
 	server     string
 	slots      chan struct{}
 	queue      chan struct{}
-	breaker    *breaker // nil: none
+	breaker    *breaker      // nil: none
+	timeout    time.Duration // the server's own timeout (see outcomeOf)
 	overloaded atomic.Uint64
 }
 
@@ -438,7 +461,8 @@ func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHan
 			}
 			payload, e := p.h.Handle(ctx, in)
 			if lim.breaker != nil {
-				p.breakerDone(server, lim.breaker, probe, outcomeOf(e))
+				hdr := in.Msg.Header()
+				p.breakerDone(server, lim.breaker, probe, outcomeOf(e, in.Budget() >= lim.timeout), hdr.KeyID)
 			}
 			p.respond(in, payload, e)
 		}
@@ -490,10 +514,10 @@ func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHan
 
 // breakerDone records a call's outcome in the server's breaker and logs
 // the circuit opening and closing.
-func (p *Pool) breakerDone(server string, b *breaker, probe bool, o outcome) {
-	switch b.done(probe, o) {
+func (p *Pool) breakerDone(server string, b *breaker, probe bool, o outcome, key string) {
+	switch b.done(probe, o, key) {
 	case opened:
-		p.log.Warn().Str("server", server).Int("failures", b.failures).Dur("cooldown", b.cooldown).
+		p.log.Warn().Str("server", server).Int("failures", b.failures).Int("min_callers", b.minCallers).Dur("cooldown", b.cooldown).
 			Bool("probe", probe).Msg("circuit opened: calls to the server fail at once")
 	case closed:
 		p.log.Info().Str("server", server).Msg("circuit closed: the server answers again")

@@ -158,7 +158,7 @@ func TestPool_CircuitBreaker(t *testing.T) {
 	t.Parallel()
 	up := workertest.StartUpstream(t, demoserver.Options{})
 	e := setup(t, config.Worker{}, func(s map[string]*config.Server) { s["flaky"] = &config.Server{URL: up.URL} },
-		pool.WithBreaker(2, 200*time.Millisecond))
+		pool.WithBreaker(pool.BreakerConfig{Failures: 2, Cooldown: 200 * time.Millisecond, Window: time.Minute, MinCallers: 1}))
 	echo := workertest.Call{Server: "flaky", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`}
 	other := workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`}
 	up.FailNext(3)
@@ -266,5 +266,47 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 	waitStopped(t, stopped)
 	if n := svcConn.NumSubscriptions(); n != 0 {
 		t.Errorf("the service connection still has %d subscriptions", n)
+	}
+}
+
+// One key's own doing cannot open a server's circuit for the others: calls
+// that time out because they asked for less than the server's timeout, and
+// calls whose arguments the server cannot decode (1e400 is valid JSON but no
+// float64: invalid_request, not retryable), say nothing about the server's
+// health. An upstream that fails for several keys still opens it.
+func TestPool_BreakerOnlyTheUpstreamTrips(t *testing.T) {
+	t.Parallel()
+	up := workertest.StartUpstream(t, demoserver.Options{})
+	e := setup(t, config.Worker{}, func(s map[string]*config.Server) { s["flaky"] = &config.Server{URL: up.URL} },
+		pool.WithBreaker(pool.BreakerConfig{Failures: 5, Cooldown: time.Minute, Window: time.Minute, MinCallers: 2}))
+	for i := range 5 {
+		resp := e.call(t, workertest.Call{Server: "flaky", KeyID: "a", Tool: demoserver.ToolSlow, Args: `{"ms":2000}`, Timeout: 50 * time.Millisecond})
+		if workertest.Code(resp) != contracts.CodeUpstreamTimeout {
+			t.Fatalf("short-timeout call %d: %+v", i+1, resp.Error)
+		}
+	}
+	for i := range 6 {
+		resp := e.call(t, workertest.Call{Server: "flaky", KeyID: "a", Tool: demoserver.ToolEcho, Args: `{"text":"x","n":1e400}`})
+		if workertest.Code(resp) != contracts.CodeInvalidRequest || resp.Error.Retryable {
+			t.Fatalf("1e400 call %d: %+v, want invalid_request, not retryable", i+1, resp.Error)
+		}
+	}
+	for i := range 3 {
+		if resp := e.call(t, workertest.Call{Server: "flaky", KeyID: "b", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`}); resp.Error != nil {
+			t.Fatalf("key b's call %d: %+v", i+1, resp.Error)
+		}
+	}
+
+	// The upstream fails for everyone: keys a and b both see it fail.
+	up.FailNext(5)
+	for i := range 5 {
+		resp := e.call(t, workertest.Call{Server: "flaky", KeyID: []string{"a", "b"}[i%2], Tool: demoserver.ToolEcho, Args: `{"text":"x"}`})
+		if workertest.Code(resp) != contracts.CodeUpstreamError || strings.Contains(resp.Error.Message, "circuit") {
+			t.Fatalf("failure %d: %+v", i+1, resp.Error)
+		}
+	}
+	resp := e.call(t, workertest.Call{Server: "flaky", KeyID: "c", Tool: demoserver.ToolEcho, Args: `{"text":"x"}`})
+	if workertest.Code(resp) != contracts.CodeUpstreamError || !strings.HasPrefix(resp.Error.Message, "circuit open") {
+		t.Fatalf("after failures from two keys: %+v, want circuit open", resp.Error)
 	}
 }

@@ -57,6 +57,11 @@ func Classify(err error, wwwAuth string) *contracts.Error {
 		return contracts.NewError(contracts.CodeUnknownTool, "the MCP server has no such tool")
 	case errors.Is(err, mcp.ErrInvalidParams):
 		return contracts.NewError(contracts.CodeInvalidRequest, "the MCP server rejected the call's parameters")
+	case errors.Is(err, mcp.ErrInvalidRequest), errors.Is(err, mcp.ErrParseError):
+		// The server could not read the request it was sent: the caller's
+		// input (arguments it cannot decode, such as the number 1e400), not
+		// the server's health. Not retryable; the breaker ignores it.
+		return contracts.NewError(contracts.CodeInvalidRequest, "the MCP server could not parse the call's request")
 	case errors.Is(err, transport.ErrSessionTerminated), errors.Is(err, transport.ErrLegacySSEServer):
 		return contracts.NewError(contracts.CodeUpstreamError, "the MCP server refused the request (HTTP 4xx)")
 	case isUnreachable(err):

@@ -28,6 +28,8 @@ func TestClassify(t *testing.T) {
 		{"cancelled", context.Canceled, contracts.CodeTimeout},
 		{"unknown tool", rpc(mcp.INVALID_PARAMS, "tool 'x' not found: tool not found"), contracts.CodeUnknownTool},
 		{"bad arguments", rpc(mcp.INVALID_PARAMS, "missing text"), contracts.CodeInvalidRequest},
+		{"unparsable request (arguments the server cannot decode)", rpc(mcp.INVALID_REQUEST, "unparsable tools/call request"), contracts.CodeInvalidRequest},
+		{"parse error", rpc(mcp.PARSE_ERROR, "parse error"), contracts.CodeInvalidRequest},
 		{"internal", rpc(mcp.INTERNAL_ERROR, "boom"), contracts.CodeUpstreamError},
 		{"session", fmt.Errorf("x: %w", transport.ErrSessionTerminated), contracts.CodeUpstreamError},
 		{"refused", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), contracts.CodeUpstreamError},
