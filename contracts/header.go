@@ -85,10 +85,11 @@ func (h *RequestHeader) Validate(want string) error {
 	return nil
 }
 
-// binding is the header's part of a sealed token's binding.
-func (h *RequestHeader) binding(op, tool, replyTo, eventsTo string) Binding {
+// binding is a sealed token's binding: the header's part (and its
+// timeout), and the message's own.
+func (h *RequestHeader) binding(op, tool, replyTo, eventsTo string, payload []byte) Binding {
 	return Binding{Op: op, RequestID: h.RequestID, Server: h.Server, Tool: tool, KeyID: h.KeyID,
-		ReplyTo: replyTo, EventsTo: eventsTo, Expires: h.Expires()}
+		ReplyTo: replyTo, EventsTo: eventsTo, Expires: h.Expires(), Payload: payload, TimeoutMS: h.TimeoutMS}
 }
 
 // Request is a request message: a RequestHeader and the fields of its kind.

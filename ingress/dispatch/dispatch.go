@@ -154,7 +154,11 @@ type eventSink struct {
 
 // call is one attempt of Call (retry.go).
 func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
-	req := &contracts.CallRequest{Tool: c.Tool, Arguments: c.Arguments, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
+	args, cerr := sealedPayload(c.Token, c.Arguments)
+	if cerr != nil {
+		return nil, cerr
+	}
+	req := &contracts.CallRequest{Tool: c.Tool, Arguments: args, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
 	var resp contracts.CallResponse
 	result, cerr := d.roundTrip(ctx, trip{
 		subject: contracts.CallSubject(c.Server), typ: contracts.TypeCallRequest, requestID: requestID,
@@ -199,13 +203,27 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 	if d.sealer == nil {
 		return nil, contracts.NewError(contracts.CodeInternal, "no sealing key configured")
 	}
-	sealed, err := d.sealer.Seal(token.Reveal(), b)
+	sealed, err := d.sealer.Seal(token, b)
 	if err != nil {
 		d.metrics.SealFailed()
 		d.log.Error().Err(err).Msg("sealing failed")
 		return nil, contracts.NewError(contracts.CodeInternal, "sealing the credential failed")
 	}
 	return sealed, nil
+}
+
+// sealedPayload is a call's arguments (or a relayed request's params) as
+// the message will carry them, when a credential is sealed to them (the
+// seal binds their hash: contracts.WirePayload); as they are otherwise.
+func sealedPayload(token contracts.Token, payload json.RawMessage) (json.RawMessage, *contracts.Error) {
+	if token.IsZero() {
+		return payload, nil
+	}
+	wire, err := contracts.WirePayload(payload)
+	if err != nil {
+		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the arguments are not valid JSON")
+	}
+	return wire, nil
 }
 
 // trip is what a round trip needs besides the message: where it goes, the

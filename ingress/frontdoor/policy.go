@@ -18,15 +18,19 @@ import (
 // Policy decides every request's key, servers, tool, budget and
 // credentials. Safe for concurrent use.
 type Policy struct {
-	cfg     *config.File
-	keys    *auth.Keys
-	catalog *dispatch.Catalog
-	sep     string
+	cfg      *config.File
+	keys     *auth.Keys
+	catalog  *dispatch.Catalog
+	identity *auth.Identity
+	sep      string
 	// prefixes are the names a <prefix><sep><tool> name may start with
 	// (each server's prefix, and its name where that differs), longest
 	// first, so that a prefix that holds the separator itself resolves to
 	// the longest that matches.
 	prefixes []prefix
+	// serversByLength is the server names, longest first: an
+	// x-mcp-<server>-<header> header names the longest that matches.
+	serversByLength []string
 }
 
 // prefix is one name that prefixes a server's tools.
@@ -36,9 +40,9 @@ type prefix struct {
 }
 
 // New returns the policy of cfg's servers and ingress limits, keys' gateway
-// keys, and catalog's tool lists.
-func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
-	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, sep: cfg.Ingress.Separator()}
+// keys, and catalog's tool lists; identity keys callers' identities.
+func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog, identity *auth.Identity) *Policy {
+	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, identity: identity, sep: cfg.Ingress.Separator()}
 	for _, name := range cfg.ServerNames() {
 		srv := cfg.MCPServers[name]
 		p.prefixes = append(p.prefixes, prefix{srv.Prefix(), name})
@@ -47,6 +51,8 @@ func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
 		}
 	}
 	slices.SortStableFunc(p.prefixes, func(x, y prefix) int { return len(y.label) - len(x.label) })
+	p.serversByLength = cfg.ServerNames()
+	slices.SortStableFunc(p.serversByLength, func(x, y string) int { return len(y) - len(x) })
 	return p
 }
 
@@ -55,14 +61,19 @@ func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
 func (p *Policy) Separator() string { return p.sep }
 
 // Authenticate finds the gateway key h presents (auth.Keys.Find; in
-// Authorization only when no key header is present): the caller, or
-// unauthorized.
+// Authorization only when no key header is present) and reads the
+// credentials the caller presented (ReadPresented): the caller, or
+// unauthorized, or invalid_request for a malformed credential header.
 func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
 	key, inAuthorization, err := p.keys.Find(h)
 	if err != nil {
 		return nil, err
 	}
-	return NewCaller(key, h, inAuthorization), nil
+	presented, err := ReadPresented(h, p.cfg, p.serversByLength, inAuthorization)
+	if err != nil {
+		return nil, err
+	}
+	return NewCaller(key, presented, p.identity), nil
 }
 
 // Server returns the server ref names (its name, alias or LiteLLM server

@@ -97,7 +97,14 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 		Owner: in.Owner, Tool: in.Tool, Arguments: in.Arguments,
 	}
 	if !in.Token.IsZero() {
-		sealed, err := s.sealer.Seal(in.Token.Reveal(), req.Binding())
+		// The seal binds the arguments as the message carries them.
+		args, err := contracts.WirePayload(req.Arguments)
+		if err != nil {
+			undo()
+			return nil, false, contracts.NewError(contracts.CodeInvalidRequest, "the arguments are not valid JSON")
+		}
+		req.Arguments = args
+		sealed, err := s.sealer.Seal(in.Token, req.Binding())
 		if err != nil {
 			undo()
 			s.log.Error().Err(err).Msg("sealing failed")
