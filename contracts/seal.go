@@ -116,6 +116,8 @@ type Binding struct {
 	Payload []byte
 	// TimeoutMS is the request's budget.
 	TimeoutMS int64
+	// Caller is the caller's identity (RequestHeader.Caller), bound when set.
+	Caller string
 }
 
 // aad encodes the binding unambiguously: a label, then each field length-prefixed.
@@ -139,6 +141,11 @@ func (b Binding) aad() []byte {
 		out = append(out, "events"...)
 		out = binary.AppendUvarint(out, uint64(len(b.EventsTo)))
 		out = append(out, b.EventsTo...)
+	}
+	if b.Caller != "" {
+		out = append(out, "caller"...)
+		out = binary.AppendUvarint(out, uint64(len(b.Caller)))
+		out = append(out, b.Caller...)
 	}
 	return out
 }

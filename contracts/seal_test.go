@@ -76,6 +76,7 @@ func TestOpener_RejectsEveryChangedBinding(t *testing.T) {
 		{"other arguments", func(b *Binding) { b.Payload = []byte(`{"summary":"edited"}`) }},
 		{"arguments removed", func(b *Binding) { b.Payload = nil }},
 		{"another timeout", func(b *Binding) { b.TimeoutMS = 300000 }},
+		{"a caller added", func(b *Binding) { b.Caller = "0123456789abcdef0123456789abcdef" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -128,7 +128,9 @@ type Call struct {
 	Tool      string
 	Arguments json.RawMessage
 	Token     contracts.Token
-	Timeout   time.Duration
+	// Caller is the caller's identity (contracts.RequestHeader.Caller).
+	Caller  string
+	Timeout time.Duration
 	// EventsTo, if set, asks the worker to publish the upstream's progress
 	// and log notifications there (see OpenEvents); the seal binds it.
 	EventsTo string
@@ -162,7 +164,7 @@ func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.R
 	var resp contracts.CallResponse
 	result, cerr := d.roundTrip(ctx, trip{
 		subject: contracts.CallSubject(c.Server), typ: contracts.TypeCallRequest, requestID: requestID,
-		keyID: c.KeyID, server: c.Server, token: c.Token, timeout: c.Timeout, sink: eventSink{c.Events, c.OnEvent},
+		keyID: c.KeyID, server: c.Server, token: c.Token, caller: c.Caller, timeout: c.Timeout, sink: eventSink{c.Events, c.OnEvent},
 	}, req, &resp)
 	if cerr == nil {
 		d.metrics.LearnTool(c.Server, c.Tool) // the tool exists: a bounded label value
@@ -232,6 +234,7 @@ type trip struct {
 	subject, typ, requestID string
 	keyID, server           string
 	token                   contracts.Token // the zero Token seals nothing
+	caller                  string          // the caller's identity, if named
 	timeout                 time.Duration
 	sink                    eventSink
 }
@@ -254,7 +257,7 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 	h := req.Header()
 	*h = contracts.RequestHeader{
 		Type: t.typ, RequestID: t.requestID, Server: t.server, KeyID: t.keyID,
-		TimeoutMS: t.timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait),
+		TimeoutMS: t.timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait), Caller: t.caller,
 	}
 	if !t.token.IsZero() {
 		sealed, cerr := d.seal(t.token, req.Binding(d.replySubject(t.requestID)))

@@ -191,7 +191,7 @@ func (p *Policy) Budget(srv *config.Server, asked time.Duration) time.Duration {
 func (p *Policy) RPC(c *Caller, srv *config.Server, method string, params json.RawMessage) dispatch.RPC {
 	return dispatch.RPC{
 		KeyID: c.Key.Name, Server: srv.Name, Method: method, Params: params,
-		Token: c.Credential(srv, Targeted), Timeout: p.Budget(srv, 0),
+		Token: c.Credential(srv, Targeted), Caller: c.Owner(), Timeout: p.Budget(srv, 0),
 	}
 }
 
