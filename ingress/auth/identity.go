@@ -45,10 +45,16 @@ func LoadIdentity(ctx context.Context, js jetstream.JetStream, configured string
 	if configured != "" {
 		return NewIdentity([]byte(configured))
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: contracts.IdentityBucket, History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-		Description: "toolbus: the key of callers' identities (ingress.identity_secret unset)",
-	})
+	kv, err := js.KeyValue(ctx, contracts.IdentityBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: contracts.IdentityBucket, History: 1, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+			Description: "toolbus: the key of callers' identities (ingress.identity_secret unset)",
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) { // another replica made it first
+			kv, err = js.KeyValue(ctx, contracts.IdentityBucket)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("identity secret: bucket %s: %w", contracts.IdentityBucket, err)
 	}
