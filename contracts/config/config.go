@@ -93,6 +93,7 @@ type Server struct {
 	// refused forbidden_param. A tool it does not name takes any argument.
 	AllowedParams map[string][]string `yaml:"allowed_params"`
 	filters       *toolFilters
+	forwarding    *forwarding // computed by Normalize (forwarding.go)
 	// Auth is passthrough or none, the older spelling of auth_type (none).
 	// Default passthrough, or none with auth_type none.
 	Auth string `yaml:"auth"`
@@ -492,6 +493,7 @@ func (f *File) applyDefaults() {
 			}
 		}
 		s.normalizeCredentials()
+		s.normalizeForwarding()
 		setDefault(&s.Timeout, DefaultCallTimeout)
 		setDefault(&s.MaxTimeout, max(DefaultMaxCallTimeout, s.Timeout.D()))
 		if s.MaxConcurrency <= 0 {

@@ -25,9 +25,23 @@ func (g *GeneralSettings) ClientSideAuthHeader() string {
 // name with a '-' in it, which no environment variable name has.
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)+)\}`)
 
+// forwarding is what HeaderPlaceholders and ReservedHeaders return,
+// computed once by Normalize: both are read on every call.
+type forwarding struct{ placeholders, reserved []string }
+
+func (s *Server) normalizeForwarding() {
+	s.forwarding = nil
+	// Clipped: an append by a reader copies rather than writes the cache.
+	s.forwarding = &forwarding{placeholders: slices.Clip(s.HeaderPlaceholders()), reserved: slices.Clip(s.ReservedHeaders())}
+}
+
 // HeaderPlaceholders returns the header names (lower-case, sorted, once
 // each) that ${Header-Name} placeholders in the server's env values name.
+// The caller must not change the slice.
 func (s *Server) HeaderPlaceholders() []string {
+	if s.forwarding != nil {
+		return s.forwarding.placeholders
+	}
 	var out []string
 	for _, v := range s.Env {
 		for _, m := range placeholder.FindAllStringSubmatch(v, -1) {
@@ -48,8 +62,12 @@ func ExpandPlaceholders(v string, header func(name string) string) string {
 
 // ReservedHeaders returns the header names (lower-case) no header
 // forwarded from a caller may set on this server: those its own
-// credential sets, and its static_headers. The configured values win.
+// credential sets, and its static_headers. The configured values win. The
+// caller must not change the slice.
 func (s *Server) ReservedHeaders() []string {
+	if s.forwarding != nil {
+		return s.forwarding.reserved
+	}
 	var out []string
 	switch {
 	case s.AuthType == AuthTypeAWSSigV4:

@@ -55,8 +55,13 @@ type Presented struct {
 // be forwarded), a value with a control character, or a credential header
 // sent twice is invalid_request; the error never quotes a value.
 func ReadPresented(h http.Header, cfg *config.File, servers []string, keyInAuthorization bool) (*Presented, *contracts.Error) {
+	return readPresented(h, cfg.GeneralSettings.ClientSideAuthHeader(), servers, plainHeaders(cfg), keyInAuthorization)
+}
+
+// readPresented is ReadPresented with what it needs of the configuration
+// computed once (Policy): the legacy header's name and the plain headers.
+func readPresented(h http.Header, legacyName string, servers, plain []string, keyInAuthorization bool) (*Presented, *contracts.Error) {
 	p := &Presented{}
-	legacyName := cfg.GeneralSettings.ClientSideAuthHeader()
 	single := func(name string) (string, *contracts.Error) {
 		vs := h.Values(name)
 		switch {
@@ -107,7 +112,7 @@ func ReadPresented(h http.Header, cfg *config.File, servers []string, keyInAutho
 		}
 		p.servers[server][header] = v
 	}
-	for _, name := range plainHeaders(cfg) {
+	for _, name := range plain {
 		v, err := single(name)
 		if err != nil {
 			return nil, err

@@ -22,7 +22,11 @@ type Policy struct {
 	keys     *auth.Keys
 	catalog  *dispatch.Catalog
 	identity *auth.Identity
-	sep      string
+	// legacyHeader and plainHeaders are what reading a caller's
+	// credentials needs of the configuration (readPresented).
+	legacyHeader string
+	plainHeaders []string
+	sep          string
 	// prefixes are the names a <prefix><sep><tool> name may start with
 	// (each server's prefix, and its name where that differs), longest
 	// first, so that a prefix that holds the separator itself resolves to
@@ -42,7 +46,8 @@ type prefix struct {
 // New returns the policy of cfg's servers and ingress limits, keys' gateway
 // keys, and catalog's tool lists; identity keys callers' identities.
 func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog, identity *auth.Identity) *Policy {
-	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, identity: identity, sep: cfg.Ingress.Separator()}
+	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, identity: identity, sep: cfg.Ingress.Separator(),
+		legacyHeader: cfg.GeneralSettings.ClientSideAuthHeader(), plainHeaders: plainHeaders(cfg)}
 	for _, name := range cfg.ServerNames() {
 		srv := cfg.MCPServers[name]
 		p.prefixes = append(p.prefixes, prefix{srv.Prefix(), name})
@@ -69,7 +74,7 @@ func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
 	if err != nil {
 		return nil, err
 	}
-	presented, err := ReadPresented(h, p.cfg, p.serversByLength, inAuthorization)
+	presented, err := readPresented(h, p.legacyHeader, p.serversByLength, p.plainHeaders, inAuthorization)
 	if err != nil {
 		return nil, err
 	}
