@@ -48,19 +48,20 @@ type Presented struct {
 	plain map[string]string
 }
 
-// ReadPresented reads the credentials in h for the servers of cfg (names
-// longest first: servers). keyInAuthorization says h's Authorization was
+// ReadPresented reads the credentials in h for the servers of cfg.
+// keyInAuthorization says h's Authorization was
 // the gateway key, which is then nobody's credential. A malformed x-mcp-*
 // header (no server, an unknown one, no header name, a header that may not
 // be forwarded), a value with a control character, or a credential header
 // sent twice is invalid_request; the error never quotes a value.
-func ReadPresented(h http.Header, cfg *config.File, servers []string, keyInAuthorization bool) (*Presented, *contracts.Error) {
-	return readPresented(h, cfg.GeneralSettings.ClientSideAuthHeader(), servers, plainHeaders(cfg), keyInAuthorization)
+func ReadPresented(h http.Header, cfg *config.File, keyInAuthorization bool) (*Presented, *contracts.Error) {
+	return readPresented(h, cfg.GeneralSettings.ClientSideAuthHeader(), headerLabels(cfg), plainHeaders(cfg), keyInAuthorization)
 }
 
 // readPresented is ReadPresented with what it needs of the configuration
-// computed once (Policy): the legacy header's name and the plain headers.
-func readPresented(h http.Header, legacyName string, servers, plain []string, keyInAuthorization bool) (*Presented, *contracts.Error) {
+// computed once (Policy): the legacy header's name, the names servers go
+// by in x-mcp-* headers, and the plain headers.
+func readPresented(h http.Header, legacyName string, labels []prefix, plain []string, keyInAuthorization bool) (*Presented, *contracts.Error) {
 	p := &Presented{}
 	single := func(name string) (string, *contracts.Error) {
 		vs := h.Values(name)
@@ -93,7 +94,7 @@ func readPresented(h http.Header, legacyName string, servers, plain []string, ke
 			slices.Contains(notServerHeaders, lower) {
 			continue
 		}
-		server, header, perr := splitServerHeader(lower[len(serverHeaderPrefix):], servers)
+		server, header, perr := splitServerHeader(lower[len(serverHeaderPrefix):], labels)
 		if perr != nil {
 			return nil, perr
 		}
@@ -127,13 +128,29 @@ func readPresented(h http.Header, legacyName string, servers, plain []string, ke
 	return p, nil
 }
 
-// splitServerHeader splits <server>-<header> (lower-case) at the longest
-// configured server name it starts with. LiteLLM splits at the first '-',
-// which is the same for server names without one.
-func splitServerHeader(rest string, servers []string) (server, header string, err *contracts.Error) {
-	for _, s := range servers {
-		if len(rest) > len(s) && rest[len(s)] == '-' && strings.EqualFold(rest[:len(s)], s) {
-			server, header = s, rest[len(s)+1:]
+// headerLabels are the names an x-mcp-<label>-<header> header may name a
+// server by - its name and its alias, as LiteLLM's x-mcp-<alias or
+// server_name>-<header> - longest first.
+func headerLabels(cfg *config.File) []prefix {
+	var out []prefix
+	for _, name := range cfg.ServerNames() {
+		out = append(out, prefix{name, name})
+		if a := cfg.MCPServers[name].Alias; a != "" && a != name {
+			out = append(out, prefix{a, name})
+		}
+	}
+	slices.SortStableFunc(out, func(x, y prefix) int { return len(y.label) - len(x.label) })
+	return out
+}
+
+// splitServerHeader splits <label>-<header> (lower-case) at the longest
+// label (a server's name or alias) it starts with, into the server's name
+// and the header. LiteLLM splits at the first '-', which is the same for
+// names without one.
+func splitServerHeader(rest string, labels []prefix) (server, header string, err *contracts.Error) {
+	for _, l := range labels {
+		if len(rest) > len(l.label) && rest[len(l.label)] == '-' && strings.EqualFold(rest[:len(l.label)], l.label) {
+			server, header = l.server, rest[len(l.label)+1:]
 			break
 		}
 	}

@@ -70,7 +70,7 @@ func read(t *testing.T, h http.Header, servers ...string) *frontdoor.Presented {
 	for _, s := range servers {
 		cfg.MCPServers[s] = &config.Server{Name: s}
 	}
-	p, err := frontdoor.ReadPresented(h, cfg, servers, false)
+	p, err := frontdoor.ReadPresented(h, cfg, false)
 	if err != nil {
 		t.Fatalf("ReadPresented: %v", err)
 	}
@@ -85,15 +85,16 @@ func TestCredential_HeaderForms(t *testing.T) {
 		"gh-ent": {Name: "gh-ent"},
 		"keyed": {Name: "keyed", ExtraHeaders: []string{"X-Tenant"}, Credentials: config.Credentials{AuthType: "api_key", AuthValue: "k",
 			StaticHeaders: map[string]string{"X-Static": "s"}}},
-		"none":  {Name: "none", Auth: config.AuthNone},
-		"local": {Name: "local", Transport: config.TransportStdio, AuthEnv: "TOKEN", Env: map[string]string{"TENANT": "t=${X-Tenant}", "K": "${X-Api-Key}"}},
+		"none":    {Name: "none", Auth: config.AuthNone},
+		"aliased": {Name: "aliased", Alias: "al"}, // LiteLLM's x-mcp-<alias>-<header>
+		"local":   {Name: "local", Transport: config.TransportStdio, AuthEnv: "TOKEN", Env: map[string]string{"TENANT": "t=${X-Tenant}", "K": "${X-Api-Key}"}},
 	}
 	cfg := &config.File{MCPServers: servers}
-	order := []string{"gh-ent", "local", "keyed", "none", "gh"} // longest first
 	h := http.Header{}
 	h.Set("Authorization", "Bearer general")
 	h.Set("X-Tenant", "acme")
 	h.Set("X-Mcp-Gh-X-Api-Key", "gh-key")
+	h.Set("X-Mcp-Al-X-Trace", "via-alias")
 	h.Set("X-Mcp-Gh-Ent-Authorization", "Bearer ent")         // server gh-ent, not gh's "ent-authorization"
 	h.Set("X-Mcp-Keyed-Authorization", "Bearer must-not-go")  // a service credential's server: never
 	h.Set("X-Mcp-Keyed-X-Api-Key", "must-not-override")       // its own credential's header: never
@@ -102,7 +103,7 @@ func TestCredential_HeaderForms(t *testing.T) {
 	h.Set("X-Mcp-None-X-Trace", "t-2")                        // auth none: nothing
 	h.Set("X-Mcp-Local-X-Api-Key", "local-key")               // a placeholder's value
 	h.Set("X-Mcp-Local-X-Unused", "nowhere-to-go")            // stdio: only placeholders
-	p, err := frontdoor.ReadPresented(h, cfg, order, false)
+	p, err := frontdoor.ReadPresented(h, cfg, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +117,7 @@ func TestCredential_HeaderForms(t *testing.T) {
 		{"gh-ent", frontdoor.FanOut, map[string]string{"authorization": "Bearer ent"}},
 		{"keyed", frontdoor.Targeted, map[string]string{"x-tenant": "acme", "x-trace": "t-1"}},
 		{"none", frontdoor.Targeted, map[string]string{}},
+		{"aliased", frontdoor.Targeted, map[string]string{"authorization": "Bearer general", "x-trace": "via-alias"}},
 		{"local", frontdoor.Targeted, map[string]string{"authorization": "Bearer general", "x-api-key": "local-key", "x-tenant": "acme"}},
 		{"local", frontdoor.FanOut, map[string]string{"x-api-key": "local-key", "x-tenant": "acme"}},
 	} {
@@ -133,7 +135,7 @@ func TestCredential_HeaderForms(t *testing.T) {
 		h.Set("Authorization", "Bearer general")
 		h.Set(cmp.Or(name, "x-mcp-auth"), "Bearer legacy")
 		h.Set("X-Mcp-Gh-Ent-Authorization", "Bearer ent")
-		p, err := frontdoor.ReadPresented(h, cfg, order, false)
+		p, err := frontdoor.ReadPresented(h, cfg, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +168,7 @@ func TestReadPresented_RefusesMalformedHeaders(t *testing.T) {
 		"legacy with LF":        {"X-Mcp-Auth": {secret + "\n"}},
 		"extra header with NUL": {"X-Tenant": {secret + "\x00"}},
 	} {
-		_, err := frontdoor.ReadPresented(h, cfg, []string{"gh"}, false)
+		_, err := frontdoor.ReadPresented(h, cfg, false)
 		if err == nil || err.Code != contracts.CodeInvalidRequest {
 			t.Errorf("%s: %v, want invalid_request", name, err)
 			continue
@@ -176,7 +178,7 @@ func TestReadPresented_RefusesMalformedHeaders(t *testing.T) {
 		}
 	}
 	// LiteLLM's own x-mcp-* headers name no server and are no credential.
-	if _, err := frontdoor.ReadPresented(http.Header{"X-Mcp-Servers": {"gh"}, "X-Mcp-Access-Groups": {"a"}}, cfg, []string{"gh"}, false); err != nil {
+	if _, err := frontdoor.ReadPresented(http.Header{"X-Mcp-Servers": {"gh"}, "X-Mcp-Access-Groups": {"a"}}, cfg, false); err != nil {
 		t.Errorf("x-mcp-servers: %v", err)
 	}
 }

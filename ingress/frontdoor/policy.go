@@ -32,9 +32,9 @@ type Policy struct {
 	// first, so that a prefix that holds the separator itself resolves to
 	// the longest that matches.
 	prefixes []prefix
-	// serversByLength is the server names, longest first: an
-	// x-mcp-<server>-<header> header names the longest that matches.
-	serversByLength []string
+	// headerLabels are the names x-mcp-<label>-<header> headers name
+	// servers by, longest first (headerLabels).
+	headerLabels []prefix
 }
 
 // prefix is one name that prefixes a server's tools.
@@ -56,8 +56,7 @@ func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog, identity 
 		}
 	}
 	slices.SortStableFunc(p.prefixes, func(x, y prefix) int { return len(y.label) - len(x.label) })
-	p.serversByLength = cfg.ServerNames()
-	slices.SortStableFunc(p.serversByLength, func(x, y string) int { return len(y) - len(x) })
+	p.headerLabels = headerLabels(cfg)
 	return p
 }
 
@@ -74,7 +73,7 @@ func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
 	if err != nil {
 		return nil, err
 	}
-	presented, err := readPresented(h, p.legacyHeader, p.serversByLength, p.plainHeaders, inAuthorization)
+	presented, err := readPresented(h, p.legacyHeader, p.headerLabels, p.plainHeaders, inAuthorization)
 	if err != nil {
 		return nil, err
 	}
