@@ -24,8 +24,7 @@ type Submission struct {
 	Server    string
 	Tool      string
 	Arguments json.RawMessage
-	// Owner is the caller: contracts.Owner(key, fingerprint of the caller's
-	// Authorization).
+	// Owner is the caller's identity (frontdoor.Caller.Owner).
 	Owner string
 	// Token is the credential for the server (sealed into the job).
 	Token   contracts.Token
