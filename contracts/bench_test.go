@@ -14,7 +14,7 @@ func benchCallRequest(b *testing.B) (*CallRequest, []byte) {
 			TimeoutMS: 30000, ExpiresUnixMS: time.Now().Add(time.Minute).UnixMilli(), TokenFP: "fp_0123456789ab"},
 		Tool: "create_issue", Arguments: json.RawMessage(`{"summary":"New ticket","project":"TEST"}`),
 	}
-	sealed, err := sealer.Seal("Bearer user-token-5678", req.Binding("_INBOX.abc.GNHTKyA357k0WcRrj0BYt2"))
+	sealed, err := sealer.Seal(NewToken("Bearer user-token-5678"), req.Binding("_INBOX.abc.GNHTKyA357k0WcRrj0BYt2"))
 	if err != nil {
 		b.Fatal(err)
 	}

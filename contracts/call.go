@@ -60,12 +60,12 @@ type ListResponse struct {
 // the reply subject the request arrived with. A worker builds it from the
 // message it received, never from the sealed field.
 func (r *CallRequest) Binding(replyTo string) Binding {
-	return r.binding(OpCall, r.Tool, replyTo, r.EventsTo)
+	return r.binding(OpCall, r.Tool, replyTo, r.EventsTo, r.Arguments)
 }
 
 // Binding is what the request's sealed token must be bound to.
 func (r *ListRequest) Binding(replyTo string) Binding {
-	return r.binding(OpList, "", replyTo, "")
+	return r.binding(OpList, "", replyTo, "", nil)
 }
 
 // DecodeCallRequest decodes and validates a CallRequest.

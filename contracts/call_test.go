@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // pinned in testdata/: a diff there is a wire change and needs a new version.
 func goldenMessages() map[string]any {
 	sealed := &Sealed{
-		Version: 1, KeyID: "0123456789abcdef",
+		Version: 2, KeyID: "0123456789abcdef",
 		Enc:        bytes.Repeat([]byte{1}, encSize),
 		Nonce:      bytes.Repeat([]byte{2}, sealNonceSize),
 		Ciphertext: bytes.Repeat([]byte{3}, 40),
@@ -229,11 +229,11 @@ func TestDecodeCallRequest_RejectsBadMessages(t *testing.T) {
 		{"zero timeout", func(m map[string]any) { m["timeout_ms"] = 0 }},
 		{"timeout as string", func(m map[string]any) { m["timeout_ms"] = "1000" }},
 		{"token without expiry", func(m map[string]any) {
-			m["token"] = map[string]any{"v": 1, "kid": "k", "enc": make([]byte, encSize), "nonce": make([]byte, sealNonceSize), "ct": make([]byte, 32)}
+			m["token"] = map[string]any{"v": 2, "kid": "k", "enc": make([]byte, encSize), "nonce": make([]byte, sealNonceSize), "ct": make([]byte, 32)}
 		}},
 		{"short nonce", func(m map[string]any) {
 			m["expires_unix_ms"] = 1
-			m["token"] = map[string]any{"v": 1, "kid": "k", "enc": make([]byte, encSize), "nonce": []byte{1}, "ct": make([]byte, 32)}
+			m["token"] = map[string]any{"v": 2, "kid": "k", "enc": make([]byte, encSize), "nonce": []byte{1}, "ct": make([]byte, 32)}
 		}},
 	}
 	for _, tt := range tests {

@@ -46,10 +46,14 @@ type ClientAnswer struct {
 	// KeyID and TokenFP name the gateway key and the fingerprint of the
 	// user credential of the request that carried the answer; the worker
 	// refuses an answer whose caller is not the call's.
-	KeyID   string          `json:"key_id"`
-	TokenFP string          `json:"token_fp,omitempty"`
-	Result  json.RawMessage `json:"result,omitempty"`
-	Error   *RPCError       `json:"error,omitempty"`
+	KeyID   string `json:"key_id"`
+	TokenFP string `json:"token_fp,omitempty"`
+	// Caller is the identity of the caller who answered (as
+	// RequestHeader.Caller); when the call named its caller, the worker
+	// takes only an answer of that caller.
+	Caller string          `json:"caller,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *RPCError       `json:"error,omitempty"`
 }
 
 // RPCError is a JSON-RPC error object as a client sent it.

@@ -25,14 +25,14 @@ func ExampleSealer_Seal() {
 		Tool: "create_issue",
 	}
 	const replyTo = "_INBOX.ingress-1.req-1"
-	req.Token, err = contracts.NewSealer(key.Public(), 0).Seal("Bearer user-token", req.Binding(replyTo))
+	req.Token, err = contracts.NewSealer(key.Public(), 0).Seal(contracts.NewToken("Bearer user-token"), req.Binding(replyTo))
 	if err != nil {
 		panic(err)
 	}
 
 	opener := contracts.NewOpener(key)
 	token, err := opener.Open(req.Token, req.Binding(replyTo), now)
-	fmt.Println(token, err)
+	fmt.Println(token.Reveal()["authorization"], err)
 
 	req.Tool = "delete_issue" // moved to another tool after sealing
 	_, err = opener.Open(req.Token, req.Binding(replyTo), now)

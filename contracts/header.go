@@ -46,8 +46,14 @@ type RequestHeader struct {
 	// Token is the user's credential, sealed to the workers. Absent when the
 	// caller sent none or the server takes none.
 	Token *Sealed `json:"token,omitempty"`
-	// TokenFP is a short fingerprint of the token, for logs and pooling.
+	// TokenFP is a short fingerprint of the token, for logs only.
 	TokenFP string `json:"token_fp,omitempty"`
+	// Caller is the caller's identity (an Owner tag: a keyed hash of the
+	// gateway key and every credential the caller presented), which the
+	// worker ties to the caller what outlives the request or answers it:
+	// resource subscriptions (their subscriber) and answers to the
+	// upstream's requests (ClientAnswer.Caller). The seal binds it.
+	Caller string `json:"caller,omitempty"`
 }
 
 // Header returns h; through embedding, every request message has it.
@@ -76,6 +82,8 @@ func (h *RequestHeader) Validate(want string) error {
 		return badMessage("key_id longer than %d bytes", maxIDLen)
 	case h.TimeoutMS <= 0:
 		return badMessage("timeout_ms must be positive")
+	case h.Caller != "" && !validOwner(h.Caller):
+		return badMessage("invalid caller")
 	case h.Token != nil && h.ExpiresUnixMS <= 0:
 		return badMessage("a sealed token needs expires_unix_ms")
 	}
@@ -85,10 +93,11 @@ func (h *RequestHeader) Validate(want string) error {
 	return nil
 }
 
-// binding is the header's part of a sealed token's binding.
-func (h *RequestHeader) binding(op, tool, replyTo, eventsTo string) Binding {
+// binding is a sealed token's binding: the header's part (and its
+// timeout), and the message's own.
+func (h *RequestHeader) binding(op, tool, replyTo, eventsTo string, payload []byte) Binding {
 	return Binding{Op: op, RequestID: h.RequestID, Server: h.Server, Tool: tool, KeyID: h.KeyID,
-		ReplyTo: replyTo, EventsTo: eventsTo, Expires: h.Expires()}
+		ReplyTo: replyTo, EventsTo: eventsTo, Expires: h.Expires(), Payload: payload, TimeoutMS: h.TimeoutMS, Caller: h.Caller}
 }
 
 // Request is a request message: a RequestHeader and the fields of its kind.

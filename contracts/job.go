@@ -128,7 +128,7 @@ func (r *JobRequest) RecordKey() string { return JobKey(r.Owner, r.RequestID) }
 // Binding is what the job's sealed token is bound to: the job, its server
 // and tool, its gateway key, and its record (where the answer goes).
 func (r *JobRequest) Binding() Binding {
-	return r.binding(OpJob, r.Tool, r.RecordKey(), "")
+	return r.binding(OpJob, r.Tool, r.RecordKey(), "", r.Arguments)
 }
 
 // DecodeJobRequest decodes and validates a JobRequest.

@@ -23,8 +23,9 @@ const (
 const MethodSubscribe = "resources/subscribe"
 
 // Subscriber names the receiver of a subscription's notifications: the
-// gateway key and the fingerprint of the user credential the subscription
-// was made with (as Owner, a subject token).
+// caller's identity (RequestHeader.Caller) when the request names it; for
+// a request of an ingress that names none, the gateway key and the
+// fingerprint of the user credential (as Owner, a subject token).
 func Subscriber(keyID, tokenFP string) string { return Owner(keyID, tokenFP) }
 
 // ServerNotification is a notification of server for one subscriber:

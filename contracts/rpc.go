@@ -42,7 +42,7 @@ type RPCResponse struct {
 
 // Binding is what the request's sealed token must be bound to.
 func (r *RPCRequest) Binding(replyTo string) Binding {
-	return r.binding(r.Method, "", replyTo, "")
+	return r.binding(r.Method, "", replyTo, "", r.Params)
 }
 
 // DecodeRPCRequest decodes and validates an RPCRequest.

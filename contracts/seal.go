@@ -5,7 +5,9 @@ import (
 	"crypto/cipher"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,21 +25,28 @@ import (
 // associated data. The field carries the epoch's encapsulated key (enc), so a
 // worker recovers the epoch key with one decapsulation and caches it.
 //
+// The plaintext is the caller's credential set (Token), canonically encoded.
+//
 // The binding (operation, request id, server, tool, gateway key id, reply
-// subject, expiry) is never sent inside the field: the worker rebuilds it from
-// the message it received and the subject it arrived on. If anything differs -
-// the message was edited, moved to another server's subject, given another
-// reply subject, or is past its expiry - the AEAD tag does not verify and the
-// field does not open.
+// subject, expiry, and the SHA-256 of the call's arguments or the relayed
+// request's params, and the timeout) is never sent inside the field: the
+// worker rebuilds it from the message it received and the subject it
+// arrived on. If anything differs - the message was edited (its arguments,
+// params or timeout too), moved to another server's subject, given another
+// reply subject, or is past its expiry - the AEAD tag does not verify and
+// the field does not open.
 //
 // Epochs rotate after EpochTTL or epochMaxSeals seals, whichever comes first.
 
 // Sealing parameters. Changing any of them is a new wire version.
 const (
-	sealVersion    = 1
+	// sealVersion 2: the plaintext is a credential set (Token's encoding)
+	// and the binding covers the payload and the timeout. Version 1 fields
+	// (a bare Authorization value, no payload binding) do not open.
+	sealVersion    = 2
 	sealInfo       = "toolbus.seal.v1"
 	sealExportCtx  = "toolbus.seal.v1 epoch key"
-	sealAADLabel   = "toolbus.seal.v1 binding"
+	sealAADLabel   = "toolbus.seal.v2 binding"
 	sealNonceSize  = 12
 	sealKeySize    = 32
 	encSize        = 32 // DHKEM(X25519) encapsulated key
@@ -98,9 +107,17 @@ type Binding struct {
 	KeyID     string // gateway key id
 	ReplyTo   string // the NATS reply subject (or job record key) the answer goes to
 	// EventsTo is the subject progress and log events go to, if any. It is
-	// bound only when set, so requests without it seal as before.
+	// bound only when set.
 	EventsTo string
 	Expires  time.Time
+	// Payload is the call's arguments (or a relayed request's params)
+	// exactly as the message carries them; the binding holds its SHA-256.
+	// An ingress encodes it with WirePayload before sealing.
+	Payload []byte
+	// TimeoutMS is the request's budget.
+	TimeoutMS int64
+	// Caller is the caller's identity (RequestHeader.Caller), bound when set.
+	Caller string
 }
 
 // aad encodes the binding unambiguously: a label, then each field length-prefixed.
@@ -117,10 +134,18 @@ func (b Binding) aad() []byte {
 		out = append(out, f...)
 	}
 	out = binary.BigEndian.AppendUint64(out, uint64(b.Expires.UnixMilli()))
+	payload := sha256.Sum256(b.Payload)
+	out = append(out, payload[:]...)
+	out = binary.BigEndian.AppendUint64(out, uint64(b.TimeoutMS))
 	if b.EventsTo != "" {
 		out = append(out, "events"...)
 		out = binary.AppendUvarint(out, uint64(len(b.EventsTo)))
 		out = append(out, b.EventsTo...)
+	}
+	if b.Caller != "" {
+		out = append(out, "caller"...)
+		out = binary.AppendUvarint(out, uint64(len(b.Caller)))
+		out = append(out, b.Caller...)
 	}
 	return out
 }
@@ -153,8 +178,8 @@ func NewSealer(pub *PublicKey, epochTTL time.Duration) *Sealer {
 // KeyID is the recipient key's ID.
 func (s *Sealer) KeyID() string { return s.pub.id }
 
-// Seal encrypts token for the recipient, bound to b.
-func (s *Sealer) Seal(token string, b Binding) (*Sealed, error) {
+// Seal encrypts the credential set token for the recipient, bound to b.
+func (s *Sealer) Seal(token Token, b Binding) (*Sealed, error) {
 	enc, aead, err := s.current()
 	if err != nil {
 		return nil, err
@@ -168,7 +193,7 @@ func (s *Sealer) Seal(token string, b Binding) (*Sealed, error) {
 		KeyID:      s.pub.id,
 		Enc:        enc,
 		Nonce:      nonce,
-		Ciphertext: aead.Seal(nil, nonce, []byte(token), b.aad()),
+		Ciphertext: aead.Seal(nil, nonce, token.encode(), b.aad()),
 	}, nil
 }
 
@@ -223,27 +248,43 @@ func NewOpener(keys ...*PrivateKey) *Opener {
 	return o
 }
 
-// Open returns the token sealed in s if s was sealed for exactly b, to one of
-// the Opener's keys, and b.Expires is after now.
-func (o *Opener) Open(s *Sealed, b Binding, now time.Time) (string, error) {
+// Open returns the credential set sealed in s if s was sealed for exactly
+// b, to one of the Opener's keys, and b.Expires is after now.
+func (o *Opener) Open(s *Sealed, b Binding, now time.Time) (Token, error) {
 	if s == nil {
-		return "", fmt.Errorf("%w: missing", ErrSealInvalid)
+		return Token{}, fmt.Errorf("%w: missing", ErrSealInvalid)
 	}
 	if err := s.validate(); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrSealInvalid, err)
+		return Token{}, fmt.Errorf("%w: %v", ErrSealInvalid, err)
 	}
 	if !now.Before(b.Expires) {
-		return "", ErrSealExpired
+		return Token{}, ErrSealExpired
 	}
 	aead, err := o.epochAEAD(s)
 	if err != nil {
-		return "", err
+		return Token{}, err
 	}
 	pt, err := aead.Open(nil, s.Nonce, s.Ciphertext, b.aad())
 	if err != nil {
-		return "", fmt.Errorf("%w: binding or ciphertext does not verify", ErrSealInvalid)
+		return Token{}, fmt.Errorf("%w: binding or ciphertext does not verify", ErrSealInvalid)
 	}
-	return string(pt), nil
+	t, err := decodeToken(pt)
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: %v", ErrSealInvalid, err)
+	}
+	return t, nil
+}
+
+// WirePayload is raw (a call's arguments, a relayed request's params) as
+// encoding/json writes it inside a message - compacted, with <, > and &
+// escaped - so that the Binding an ingress seals to before encoding the
+// message matches the one a worker rebuilds from the decoded message.
+// Empty stays empty.
+func WirePayload(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return raw, nil
+	}
+	return json.Marshal(raw)
 }
 
 func (o *Opener) epochAEAD(s *Sealed) (cipher.AEAD, error) {

@@ -1,8 +1,11 @@
 package contracts
 
 import (
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ func testBinding(now time.Time) Binding {
 	return Binding{
 		Op: OpCall, RequestID: "req-1", Server: "jira", Tool: "create_issue",
 		KeyID: "team-a", ReplyTo: "_INBOX.abc.1", Expires: now.Add(time.Minute),
+		Payload: []byte(`{"summary":"New ticket"}`), TimeoutMS: 30000,
 	}
 }
 
@@ -27,7 +31,7 @@ func newTestKeys(t testing.TB) (*PrivateKey, *Sealer, *Opener) {
 // mustSeal seals token to b or fails the test.
 func mustSeal(t testing.TB, sealer *Sealer, token string, b Binding) *Sealed {
 	t.Helper()
-	sealed, err := sealer.Seal(token, b)
+	sealed, err := sealer.Seal(NewToken(token), b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +47,8 @@ func TestSealer_RoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	if got != "Bearer user-token-5678" {
-		t.Fatalf("got %q", got)
+	if !got.Equal(NewToken("Bearer user-token-5678")) || got.Reveal()[HeaderAuthorization] != "Bearer user-token-5678" {
+		t.Fatalf("got %v", got)
 	}
 	if strings.Contains(string(sealed.Ciphertext), "user-token") {
 		t.Fatal("ciphertext contains the token")
@@ -69,6 +73,10 @@ func TestOpener_RejectsEveryChangedBinding(t *testing.T) {
 		{"a later expiry", func(b *Binding) { b.Expires = b.Expires.Add(time.Hour) }},
 		{"fields shifted between server and tool", func(b *Binding) { b.Server, b.Tool = "jiracreate", "_issue" }},
 		{"events redirected", func(b *Binding) { b.EventsTo = "_INBOX.evil.e" }},
+		{"other arguments", func(b *Binding) { b.Payload = []byte(`{"summary":"edited"}`) }},
+		{"arguments removed", func(b *Binding) { b.Payload = nil }},
+		{"another timeout", func(b *Binding) { b.TimeoutMS = 300000 }},
+		{"a caller added", func(b *Binding) { b.Caller = "0123456789abcdef0123456789abcdef" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,12 +154,12 @@ func TestOpener_KeyRotation(t *testing.T) {
 	now := time.Now()
 	b := testBinding(now)
 	for name, s := range map[string]*Sealer{"old": oldSealer, "new": newSealer} {
-		sealed, err := s.Seal("Bearer "+name, b)
+		sealed, err := s.Seal(NewToken("Bearer "+name), b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := opener.Open(sealed, b, now)
-		if err != nil || got != "Bearer "+name {
+		if err != nil || got.Reveal()[HeaderAuthorization] != "Bearer "+name {
 			t.Fatalf("%s key: got %q, %v", name, got, err)
 		}
 	}
@@ -163,8 +171,8 @@ func TestSealer_EpochRotates(t *testing.T) {
 	sealer := NewSealer(sk.Public(), time.Minute)
 	sealer.now = func() time.Time { return clock }
 	b := testBinding(clock)
-	first, _ := sealer.Seal("a", b)
-	second, _ := sealer.Seal("b", b)
+	first, _ := sealer.Seal(NewToken("a"), b)
+	second, _ := sealer.Seal(NewToken("b"), b)
 	if string(first.Enc) != string(second.Enc) {
 		t.Fatal("a new epoch within the TTL")
 	}
@@ -172,7 +180,7 @@ func TestSealer_EpochRotates(t *testing.T) {
 		t.Fatal("nonce reused")
 	}
 	clock = clock.Add(time.Minute)
-	third, _ := sealer.Seal("c", b)
+	third, _ := sealer.Seal(NewToken("c"), b)
 	if string(third.Enc) == string(first.Enc) {
 		t.Fatal("epoch did not rotate after its TTL")
 	}
@@ -188,7 +196,7 @@ func TestReplayGuard_Check(t *testing.T) {
 	now := time.Now()
 	b := testBinding(now)
 	g := NewReplayGuard()
-	sealed, _ := sealer.Seal("t", b)
+	sealed, _ := sealer.Seal(NewToken("t"), b)
 	if err := g.Check(sealed, b.Expires, now); err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +205,7 @@ func TestReplayGuard_Check(t *testing.T) {
 	}
 	// Many distinct tokens, all expiring: the guard prunes and stays bounded.
 	for i := range 5000 {
-		s, _ := sealer.Seal(fmt.Sprint(i), b)
+		s, _ := sealer.Seal(NewToken(fmt.Sprint(i)), b)
 		if err := g.Check(s, now.Add(time.Millisecond), now); err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +213,7 @@ func TestReplayGuard_Check(t *testing.T) {
 	later := now.Add(time.Second)
 	const live = 10000
 	for i := range live {
-		s, _ := sealer.Seal(fmt.Sprint(i), b)
+		s, _ := sealer.Seal(NewToken(fmt.Sprint(i)), b)
 		if err := g.Check(s, later.Add(time.Minute), later); err != nil {
 			t.Fatal(err)
 		}
@@ -246,10 +254,16 @@ func TestKeys_TextRoundTripAndRedaction(t *testing.T) {
 
 func TestToken_NeverPrintsItself(t *testing.T) {
 	tok := NewToken("Bearer user-token-5678")
-	for _, shown := range []string{fmt.Sprint(tok), fmt.Sprintf("%v %+v %#v %s %q", tok, tok, tok, tok, tok)} {
-		if strings.Contains(shown, "user-token") {
-			t.Fatalf("token printed: %s", shown)
+	set := NewTokenSet(map[string]string{"Authorization": "Bearer user-token-5678", "X-Api-Key": "user-key-9999"})
+	for _, tok := range []Token{tok, set} {
+		for _, shown := range []string{fmt.Sprint(tok), fmt.Sprintf("%v %+v %#v %s %q %x %d", tok, tok, tok, tok, tok, tok, tok), fmt.Sprint([]Token{tok})} {
+			if strings.Contains(shown, "user-token") || strings.Contains(shown, "user-key") || strings.Contains(shown, "75736572") {
+				t.Fatalf("token printed: %s", shown)
+			}
 		}
+	}
+	if set.Fingerprint() == tok.Fingerprint() || !strings.HasPrefix(set.Fingerprint(), "fp_") {
+		t.Fatalf("set fingerprint %q", set.Fingerprint())
 	}
 	if tok.Fingerprint() != Fingerprint("Bearer user-token-5678") || !strings.HasPrefix(tok.Fingerprint(), "fp_") {
 		t.Fatalf("fingerprint %q", tok.Fingerprint())
@@ -264,7 +278,7 @@ func BenchmarkSealer_Seal(b *testing.B) {
 	bind := testBinding(time.Now())
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := sealer.Seal("Bearer user-token-5678", bind); err != nil {
+		if _, err := sealer.Seal(NewToken("Bearer user-token-5678"), bind); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -274,7 +288,7 @@ func BenchmarkOpener_Open(b *testing.B) {
 	_, sealer, opener := newTestKeys(b)
 	now := time.Now()
 	bind := testBinding(now)
-	sealed, _ := sealer.Seal("Bearer user-token-5678", bind)
+	sealed, _ := sealer.Seal(NewToken("Bearer user-token-5678"), bind)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := opener.Open(sealed, bind, now); err != nil {
@@ -292,11 +306,91 @@ func BenchmarkOpener_OpenNewEpoch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		sealed, _ := NewSealer(sk.Public(), 0).Seal("Bearer user-token-5678", bind)
+		sealed, _ := NewSealer(sk.Public(), 0).Seal(NewToken("Bearer user-token-5678"), bind)
 		opener := NewOpener(sk)
 		b.StartTimer()
 		if _, err := opener.Open(sealed, bind, now); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestSealer_RoundTripsASet(t *testing.T) {
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	b := testBinding(now)
+	set := NewTokenSet(map[string]string{"X-Api-Key": "k-1", "Authorization": "Bearer u", "x-tenant": "acme", "X-Empty": ""})
+	got, err := opener.Open(mustSealToken(t, sealer, set, b), b, now)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	want := map[string]string{"authorization": "Bearer u", "x-api-key": "k-1", "x-tenant": "acme"}
+	if !maps.Equal(got.Reveal(), want) || !got.Equal(set) || got.Sum() != set.Sum() {
+		t.Fatalf("got %v, want %v", got.Reveal(), want)
+	}
+	if other := NewTokenSet(map[string]string{"authorization": "Bearer u", "x-api-key": "k-1", "x-tenant": "acme2"}); other.Sum() == set.Sum() || other.Equal(set) {
+		t.Fatal("two different sets share a key")
+	}
+}
+
+// The plaintext of a sealed field decodes only as a set the ingress could
+// have sealed: a worker refuses any other (a forged or old-format field).
+func TestDecodeToken_RefusesMalformedSets(t *testing.T) {
+	enc := func(pairs ...string) []byte {
+		out := []byte{tokenEncoding}
+		out = binary.AppendUvarint(out, uint64(len(pairs)/2))
+		for _, p := range pairs {
+			out = binary.AppendUvarint(out, uint64(len(p)))
+			out = append(out, p...)
+		}
+		return out
+	}
+	if got, err := decodeToken(enc("authorization", "Bearer a", "x-tenant", "t")); err != nil || got.Reveal()["x-tenant"] != "t" {
+		t.Fatalf("a valid set: %v %v", got, err)
+	}
+	for name, b := range map[string][]byte{
+		"a bare token (seal v1)": []byte("Bearer a"),
+		"unsorted":               enc("x-tenant", "t", "authorization", "Bearer a"),
+		"duplicate":              enc("x-tenant", "t", "x-tenant", "u"),
+		"upper case name":        enc("X-Tenant", "t"),
+		"CR LF in a value":       enc("x-tenant", "t\r\nHost: evil"),
+		"framing header":         enc("content-length", "0"),
+		"host":                   enc("host", "evil.example"),
+		"empty value":            enc("x-tenant", ""),
+		"bad name":               enc("x tenant", "t"),
+		"trailing bytes":         append(enc("x-tenant", "t"), 0),
+		"truncated":              enc("x-tenant", "t")[:5],
+	} {
+		if _, err := decodeToken(b); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+func TestWirePayload_MatchesTheMessageEncoding(t *testing.T) {
+	args := json.RawMessage("{ \"q\" : \"<a&b>\",\n \"n\": 1 }")
+	wire, err := WirePayload(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(&CallRequest{Tool: "t", Arguments: args})
+	var back CallRequest
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if string(back.Arguments) != string(wire) {
+		t.Fatalf("decoded %s, WirePayload %s", back.Arguments, wire)
+	}
+	if empty, _ := WirePayload(nil); len(empty) != 0 {
+		t.Fatalf("empty became %s", empty)
+	}
+}
+
+func mustSealToken(t testing.TB, sealer *Sealer, token Token, b Binding) *Sealed {
+	t.Helper()
+	sealed, err := sealer.Seal(token, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealed
 }

@@ -77,6 +77,12 @@ const (
 	// when the server has no client_secret to derive one from.
 	OAuthBucket   = "toolbus_oauth"
 	OAuthStateKey = "state_key"
+	// IdentityBucket is the JetStream KV bucket that holds the deployment's
+	// identity secret (key IdentitySecretKey) when ingress.identity_secret
+	// is not set: generated once, created only if absent, so every ingress
+	// replica keys callers' identities alike.
+	IdentityBucket    = "toolbus_identity"
+	IdentitySecretKey = "secret"
 )
 
 // maxServerNameLen bounds server names so that subjects stay short.

@@ -37,6 +37,10 @@ type GeneralSettings struct {
 	// MasterKey, when set, is a gateway key that may use every server and
 	// tool (LiteLLM's meaning). It is hashed at load like every other key.
 	MasterKey string `yaml:"master_key" secret:"true"`
+	// MCPClientSideAuthHeaderName renames LiteLLM's legacy x-mcp-auth
+	// header, the caller's credential for every server (forwarding.go).
+	// Default x-mcp-auth (DefaultClientSideAuthHeader).
+	MCPClientSideAuthHeaderName string `yaml:"mcp_client_side_auth_header_name"`
 }
 
 // Transports.
@@ -89,6 +93,7 @@ type Server struct {
 	// refused forbidden_param. A tool it does not name takes any argument.
 	AllowedParams map[string][]string `yaml:"allowed_params"`
 	filters       *toolFilters
+	forwarding    *forwarding // computed by Normalize (forwarding.go)
 	// Auth is passthrough or none, the older spelling of auth_type (none).
 	// Default passthrough, or none with auth_type none.
 	Auth string `yaml:"auth"`
@@ -103,6 +108,9 @@ type Server struct {
 	// name looked up in every list). Default false: on those it receives
 	// only x-mcp-<server>-authorization.
 	PassthroughOnFanout bool `yaml:"passthrough_on_fanout"`
+	// ExtraHeaders are client headers forwarded to this server as they
+	// came (LiteLLM's extra_headers; forwarding.go).
+	ExtraHeaders []string `yaml:"extra_headers"`
 	// Timeout is the default budget of one call. Default 30s
 	// (DefaultCallTimeout).
 	Timeout Duration `yaml:"timeout"`
@@ -302,6 +310,10 @@ type Ingress struct {
 	// (docs/oauth.md). Default: taken from each request's Host (https when
 	// the request came over TLS).
 	PublicURL string `yaml:"public_url"`
+	// IdentitySecret keys the hash that tells callers apart (the owner of
+	// jobs, tasks and subscriptions: docs/security.md). Unset, the ingress
+	// uses one generated once and kept in NATS KV, shared by every replica.
+	IdentitySecret string `yaml:"identity_secret" secret:"true"`
 }
 
 // Worker settings.
@@ -536,6 +548,7 @@ func (f *File) applyDefaults() {
 			}
 		}
 		s.normalizeCredentials()
+		s.normalizeForwarding()
 		setDefault(&s.Timeout, DefaultCallTimeout)
 		setDefault(&s.MaxTimeout, max(DefaultMaxCallTimeout, s.Timeout.D()))
 		if s.MaxConcurrency <= 0 {
@@ -658,6 +671,7 @@ func (f *File) validate() error {
 			bad("ingress.public_url: want an http(s) origin (scheme://host[:port]) without path, query or user")
 		}
 	}
+	f.GeneralSettings.validateClientSideAuthHeader(bad)
 	for _, name := range f.ServerNames() {
 		s := f.MCPServers[name]
 		if !contracts.ServerNameAllowed(name) {
@@ -682,6 +696,7 @@ func (f *File) validate() error {
 			bad("mcp_servers.%s.protocol_version: %q is not a revision (YYYY-MM-DD) or latest", name, v)
 		}
 		s.validateCredentials(bad)
+		s.validateForwarding(bad)
 		s.validateToolFilters(bad)
 		s.validateToolPrefixes(f.ServerNames(), f.Ingress.Separator(), bad)
 		if s.MaxTimeout < s.Timeout {

@@ -156,7 +156,7 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 	emptyOnPurpose := map[string]bool{}
 	for _, path := range strings.Fields(`
 		Strict GeneralSettings.MasterKey Keys LiteLLMSettings.MCPAliases
-		MCPServers.Alias MCPServers.AccessGroups MCPServers.MCPInfo
+		MCPServers.Alias MCPServers.AccessGroups MCPServers.MCPInfo GeneralSettings.MCPClientSideAuthHeaderName MCPServers.ExtraHeaders Ingress.IdentitySecret
 		MCPServers.Description MCPServers.Command MCPServers.Args MCPServers.Env
 		MCPServers.AllowedTools MCPServers.DisallowedTools MCPServers.AllowedParams MCPServers.AuthEnv MCPServers.PassthroughOnFanout
 		MCPServers.Credentials.AuthType MCPServers.Credentials.AuthValue MCPServers.Credentials.AuthenticationToken

@@ -50,13 +50,11 @@ var liteLLMKeys = map[string]liteLLMKey{
 	"general_settings.ui_access_mode":                   {"ignored: toolbus has no admin UI"},
 	"general_settings.custom_auth":                      {"ignored: gateway keys are checked by toolbus (keys:, master_key)"},
 	"general_settings.allowed_routes":                   {"ignored: every toolbus route needs a gateway key"},
-	"general_settings.mcp_client_side_auth_header_name": {"ignored: the caller's credential is read from x-mcp-<server>-authorization, else Authorization"},
 
 	// mcp_servers.<name> keys.
 	"mcp_servers.*.spec_version":   {"ignored: toolbus speaks protocol_version to the server (default 2025-11-25)"},
 	"mcp_servers.*.allow_all_keys": {"ignored: a key without servers: may use every server; list this server in a restricted key's servers"},
 	"mcp_servers.*.spec_path":      {"ignored: OpenAPI specs are not turned into MCP tools; url must be an MCP endpoint"},
-	"mcp_servers.*.extra_headers":  {"ignored: no client header is forwarded but the caller's credential"},
 }
 
 // liteLLMSectionRest says what happens to the keys of a LiteLLM section

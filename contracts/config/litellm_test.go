@@ -47,8 +47,7 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 			servers:     []string{"circleci_mcp", "deepwiki_mcp", "my_http_server", "zapier_mcp"},
 		},
 		{
-			file:    "auth_types.yaml",
-			liteLLM: []string{"mcp_servers.github_mcp.extra_headers"},
+			file: "auth_types.yaml",
 			credentials: []string{
 				"mcp_servers.api_key_example.auth_type", "mcp_servers.api_key_example.auth_value",
 				"mcp_servers.oauth2_example.auth_type", "mcp_servers.oauth2_example.token_url",
@@ -62,6 +61,11 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 				"mcp_servers.my_mcp_server.static_headers",
 			},
 			servers: []string{"api_key_example", "basic_example", "bearer_example", "custom_auth_example", "github_mcp", "my_mcp_server", "oauth2_example"},
+			honoured: func(t *testing.T, f *File) {
+				if got := f.MCPServers["github_mcp"].ExtraHeaders; !slices.Equal(got, []string{"custom_key", "x-custom-header"}) {
+					t.Errorf("extra_headers: %v", got)
+				}
+			},
 		},
 		{
 			file:        "oauth_os_environ.yaml",
@@ -110,7 +114,12 @@ func TestParse_LiteLLMDocumentationConfigs(t *testing.T) {
 		},
 		{
 			file:    "client_side_auth_header.yaml",
-			liteLLM: []string{"model_list", "general_settings.mcp_client_side_auth_header_name"},
+			liteLLM: []string{"model_list"},
+			honoured: func(t *testing.T, f *File) {
+				if got := f.GeneralSettings.ClientSideAuthHeader(); got != "authorization" {
+					t.Errorf("mcp_client_side_auth_header_name: %q", got)
+				}
+			},
 		},
 		{
 			file:    "db_storage.yaml",

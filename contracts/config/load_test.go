@@ -299,8 +299,8 @@ func TestFieldsOf_InlineAndSkipped(t *testing.T) {
 }
 
 func TestWriteEffective_RedactsSecrets(t *testing.T) {
-	secrets := []string{"sk-master-1", "sk-plain-2", "tok-3", "tbsk1-private-4", "natspw-5", "natsuser-6", "qtoken-7", "otelpw-8"}
-	env := map[string]string{"TOKEN": "tok-3"}
+	secrets := []string{"sk-master-1", "sk-plain-2", "tok-3", "tbsk1-private-4", "natspw-5", "natsuser-6", "qtoken-7", "otelpw-8", "identity-secret-9"}
+	env := map[string]string{"TOKEN": "tok-3", "IDENTITY": "identity-secret-9"}
 	f, _, err := Parse([]byte(`
 general_settings: {master_key: sk-master-1}
 mcp_servers:
@@ -315,6 +315,8 @@ nats:
   url: nats://natsuser-6:natspw-5@127.0.0.1:4222, nats://127.0.0.1:4223
 seal:
   private_keys: [tbsk1-private-4]
+ingress:
+  identity_secret: os.environ/IDENTITY
 tracing:
   endpoint: https://otel:otelpw-8@127.0.0.1:4318/v1/traces
 `), Options{Getenv: mapEnv(env)})
@@ -336,6 +338,7 @@ tracing:
 		"url: https://127.0.0.1:3001/mcp?token=REDACTED",
 		"url: nats://REDACTED@127.0.0.1:4222,nats://127.0.0.1:4223",
 		"private_keys: [" + Redacted + "]", "endpoint: https://REDACTED@127.0.0.1:4318/v1/traces",
+		"identity_secret: " + Redacted,
 		"timeout: 30s", "max_concurrency: 64", "sample_ratio: 1.0",
 	} {
 		if !strings.Contains(text, want) {

@@ -42,7 +42,11 @@ func NewCatalog(d *Dispatcher, ttl time.Duration) *Catalog {
 
 // Tools returns the tools of l.Server as seen with l.Token.
 func (c *Catalog) Tools(ctx context.Context, l List) ([]Tool, *contracts.Error) {
-	key := l.Server + "\x00" + l.Token.Fingerprint()
+	// Keyed by the whole credential set's SHA-256: a list seen with one
+	// credential is never served for another (a short fingerprint could
+	// collide).
+	sum := l.Token.Sum()
+	key := l.Server + "\x00" + string(sum[:])
 	now := c.d.now()
 	c.mu.Lock()
 	e, ok := c.entries[key]

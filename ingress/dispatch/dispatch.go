@@ -137,7 +137,9 @@ type Call struct {
 	Tool      string
 	Arguments json.RawMessage
 	Token     contracts.Token
-	Timeout   time.Duration
+	// Caller is the caller's identity (contracts.RequestHeader.Caller).
+	Caller  string
+	Timeout time.Duration
 	// EventsTo, if set, asks the worker to publish the upstream's progress
 	// and log notifications there (see OpenEvents); the seal binds it.
 	EventsTo string
@@ -163,11 +165,15 @@ type eventSink struct {
 
 // call is one attempt of Call (retry.go).
 func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
-	req := &contracts.CallRequest{Tool: c.Tool, Arguments: c.Arguments, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
+	args, cerr := sealedPayload(c.Token, c.Arguments)
+	if cerr != nil {
+		return nil, cerr
+	}
+	req := &contracts.CallRequest{Tool: c.Tool, Arguments: args, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
 	var resp contracts.CallResponse
 	result, cerr := d.roundTrip(ctx, trip{
 		subject: contracts.CallSubject(c.Server), typ: contracts.TypeCallRequest, requestID: requestID,
-		keyID: c.KeyID, server: c.Server, token: c.Token, timeout: c.Timeout, sink: eventSink{c.Events, c.OnEvent},
+		keyID: c.KeyID, server: c.Server, token: c.Token, caller: c.Caller, timeout: c.Timeout, sink: eventSink{c.Events, c.OnEvent},
 	}, req, &resp)
 	if cerr == nil {
 		d.metrics.LearnTool(c.Server, c.Tool) // the tool exists: a bounded label value
@@ -208,7 +214,7 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 	if d.sealer == nil {
 		return nil, contracts.NewError(contracts.CodeInternal, "no sealing key configured")
 	}
-	sealed, err := d.sealer.Seal(token.Reveal(), b)
+	sealed, err := d.sealer.Seal(token, b)
 	if err != nil {
 		d.metrics.SealFailed()
 		d.log.Error().Err(err).Msg("sealing failed")
@@ -217,12 +223,27 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 	return sealed, nil
 }
 
+// sealedPayload is a call's arguments (or a relayed request's params) as
+// the message will carry them, when a credential is sealed to them (the
+// seal binds their hash: contracts.WirePayload); as they are otherwise.
+func sealedPayload(token contracts.Token, payload json.RawMessage) (json.RawMessage, *contracts.Error) {
+	if token.IsZero() {
+		return payload, nil
+	}
+	wire, err := contracts.WirePayload(payload)
+	if err != nil {
+		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the arguments are not valid JSON")
+	}
+	return wire, nil
+}
+
 // trip is what a round trip needs besides the message: where it goes, the
 // header's common fields and where the call's events go while it waits.
 type trip struct {
 	subject, typ, requestID string
 	keyID, server           string
 	token                   contracts.Token // the zero Token seals nothing
+	caller                  string          // the caller's identity, if named
 	timeout                 time.Duration
 	sink                    eventSink
 }
@@ -245,7 +266,7 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 	h := req.Header()
 	*h = contracts.RequestHeader{
 		Type: t.typ, RequestID: t.requestID, Server: t.server, KeyID: t.keyID,
-		TimeoutMS: t.timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait),
+		TimeoutMS: t.timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait), Caller: t.caller,
 	}
 	if !t.token.IsZero() {
 		sealed, cerr := d.seal(t.token, req.Binding(d.replySubject(t.requestID)))

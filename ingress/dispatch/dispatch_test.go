@@ -56,7 +56,7 @@ func TestDispatcher_SealBindsTheReplySubject(t *testing.T) {
 			opened <- "refused: " + err.Error()
 			return
 		}
-		opened <- token
+		opened <- token.Reveal()[contracts.HeaderAuthorization]
 		resp, _ := json.Marshal(contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"content":[]}`), nil))
 		_ = m.Respond(resp)
 	})
@@ -143,7 +143,7 @@ func TestDispatcher_EveryKindTakesTheSameRoundTrip(t *testing.T) {
 			var e *contracts.Error
 			if err := contracts.DecodeRequest(m.Data, req); err != nil {
 				e = contracts.NewError(contracts.CodeInvalidRequest, "%v", err)
-			} else if got, err := opener.Open(req.Header().Token, binding(req, m.Reply), time.Now()); err != nil || got != token {
+			} else if got, err := opener.Open(req.Header().Token, binding(req, m.Reply), time.Now()); err != nil || got.Reveal()[contracts.HeaderAuthorization] != token {
 				e = contracts.NewError(contracts.CodeSealInvalid, "does not open")
 			} else if h := req.Header(); h.KeyID != "k" || h.Server != "jira" || h.TokenFP != contracts.Fingerprint(token) || h.TimeoutMS != 1000 {
 				e = contracts.NewError(contracts.CodeInvalidRequest, "header %+v", h)
@@ -170,13 +170,17 @@ func TestDispatcher_EveryKindTakesTheSameRoundTrip(t *testing.T) {
 	tok := contracts.NewToken(token)
 	for name, send := range map[string]func() (json.RawMessage, *contracts.Error){
 		"call": func() (json.RawMessage, *contracts.Error) {
-			return d.Call(ctx, NewRequestID(), Call{KeyID: "k", Server: "jira", Tool: "t", Token: tok, Timeout: time.Second})
+			// Arguments as a client may write them (spaces, <, &): the seal
+			// binds them as the message carries them (contracts.WirePayload).
+			return d.Call(ctx, NewRequestID(), Call{KeyID: "k", Server: "jira", Tool: "t", Token: tok, Timeout: time.Second,
+				Arguments: json.RawMessage("{ \"q\" : \"<a & b>\" }")})
 		},
 		"list": func() (json.RawMessage, *contracts.Error) {
 			return d.List(ctx, NewRequestID(), List{KeyID: "k", Server: "jira", Token: tok, Timeout: time.Second})
 		},
 		"rpc": func() (json.RawMessage, *contracts.Error) {
-			return d.RPC(ctx, NewRequestID(), RPC{KeyID: "k", Server: "jira", Method: "prompts/list", Token: tok, Timeout: time.Second})
+			return d.RPC(ctx, NewRequestID(), RPC{KeyID: "k", Server: "jira", Method: "prompts/list", Token: tok, Timeout: time.Second,
+				Params: json.RawMessage("{\n \"cursor\": \"<c>\" }")})
 		},
 	} {
 		if res, cerr := send(); cerr != nil || string(res) != `[{"name":"t"}]` {

@@ -183,6 +183,28 @@ func TestPolicy_EveryDoorAnswersTheSame(t *testing.T) {
 			want:      &outcome{code: "unauthorized"},
 			everyDoor: true,
 		},
+		// A malformed credential header is refused on every door before
+		// anything is sent (the values themselves, control characters
+		// included, are checked in TestReadPresented_RefusesMalformedHeaders:
+		// Go's HTTP client does not send such values).
+		{
+			name:      "x-mcp header naming no configured server",
+			call:      call{key: gatewaytest.MasterKey, server: "demo", tool: "echo", args: echo, headers: map[string]string{"x-mcp-nosuch-authorization": "Bearer s3cr3t"}},
+			want:      &outcome{code: "invalid_request"},
+			everyDoor: true,
+		},
+		{
+			name:      "x-mcp header naming no header",
+			call:      call{key: gatewaytest.MasterKey, server: "demo", tool: "echo", args: echo, headers: map[string]string{"x-mcp-demo-": "s3cr3t"}},
+			want:      &outcome{code: "invalid_request"},
+			everyDoor: true,
+		},
+		{
+			name:      "x-mcp header forwarding a framing header",
+			call:      call{key: gatewaytest.MasterKey, server: "demo", tool: "echo", args: echo, headers: map[string]string{"x-mcp-demo-content-length": "0"}},
+			want:      &outcome{code: "invalid_request"},
+			everyDoor: true,
+		},
 		{
 			// A key header that is present is the key: Authorization is then
 			// the user's, even when it holds a valid gateway key.

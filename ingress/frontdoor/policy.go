@@ -18,15 +18,23 @@ import (
 // Policy decides every request's key, servers, tool, budget and
 // credentials. Safe for concurrent use.
 type Policy struct {
-	cfg     *config.File
-	keys    *auth.Keys
-	catalog *dispatch.Catalog
-	sep     string
+	cfg      *config.File
+	keys     *auth.Keys
+	catalog  *dispatch.Catalog
+	identity *auth.Identity
+	// legacyHeader and plainHeaders are what reading a caller's
+	// credentials needs of the configuration (readPresented).
+	legacyHeader string
+	plainHeaders []string
+	sep          string
 	// prefixes are the names a <prefix><sep><tool> name may start with
 	// (each server's prefix, and its name where that differs), longest
 	// first, so that a prefix that holds the separator itself resolves to
 	// the longest that matches.
 	prefixes []prefix
+	// headerLabels are the names x-mcp-<label>-<header> headers name
+	// servers by, longest first (headerLabels).
+	headerLabels []prefix
 }
 
 // prefix is one name that prefixes a server's tools.
@@ -36,9 +44,10 @@ type prefix struct {
 }
 
 // New returns the policy of cfg's servers and ingress limits, keys' gateway
-// keys, and catalog's tool lists.
-func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
-	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, sep: cfg.Ingress.Separator()}
+// keys, and catalog's tool lists; identity keys callers' identities.
+func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog, identity *auth.Identity) *Policy {
+	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, identity: identity, sep: cfg.Ingress.Separator(),
+		legacyHeader: cfg.GeneralSettings.ClientSideAuthHeader(), plainHeaders: plainHeaders(cfg)}
 	for _, name := range cfg.ServerNames() {
 		srv := cfg.MCPServers[name]
 		p.prefixes = append(p.prefixes, prefix{srv.Prefix(), name})
@@ -47,6 +56,7 @@ func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
 		}
 	}
 	slices.SortStableFunc(p.prefixes, func(x, y prefix) int { return len(y.label) - len(x.label) })
+	p.headerLabels = headerLabels(cfg)
 	return p
 }
 
@@ -55,14 +65,19 @@ func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog) *Policy {
 func (p *Policy) Separator() string { return p.sep }
 
 // Authenticate finds the gateway key h presents (auth.Keys.Find; in
-// Authorization only when no key header is present): the caller, or
-// unauthorized.
+// Authorization only when no key header is present) and reads the
+// credentials the caller presented (ReadPresented): the caller, or
+// unauthorized, or invalid_request for a malformed credential header.
 func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
 	key, inAuthorization, err := p.keys.Find(h)
 	if err != nil {
 		return nil, err
 	}
-	return NewCaller(key, h, inAuthorization), nil
+	presented, err := readPresented(h, p.legacyHeader, p.headerLabels, p.plainHeaders, inAuthorization)
+	if err != nil {
+		return nil, err
+	}
+	return NewCaller(key, presented, p.identity), nil
 }
 
 // Server returns the server ref names (its name, alias or LiteLLM server
@@ -180,7 +195,7 @@ func (p *Policy) Budget(srv *config.Server, asked time.Duration) time.Duration {
 func (p *Policy) RPC(c *Caller, srv *config.Server, method string, params json.RawMessage) dispatch.RPC {
 	return dispatch.RPC{
 		KeyID: c.Key.Name, Server: srv.Name, Method: method, Params: params,
-		Token: c.Credential(srv, Targeted), Timeout: p.Budget(srv, 0),
+		Token: c.Credential(srv, Targeted), Caller: c.Owner(), Timeout: p.Budget(srv, 0),
 	}
 }
 

@@ -29,7 +29,7 @@ func policy(t *testing.T) (*frontdoor.Policy, *frontdoor.Caller) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := frontdoor.New(cfg, keys, nil)
+	p := frontdoor.New(cfg, keys, nil, testIdentity(t))
 	c, cerr := p.Authenticate(http.Header{"X-Litellm-Key": {"sk-k"}})
 	if cerr != nil {
 		t.Fatal(cerr)
@@ -90,7 +90,7 @@ func TestServers_Selection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := frontdoor.New(cfg, keys, nil)
+	p := frontdoor.New(cfg, keys, nil, testIdentity(t))
 	k, _ := p.Authenticate(http.Header{"X-Litellm-Key": {"sk-k"}})
 	m, _ := p.Authenticate(http.Header{"X-Litellm-Key": {"sk-m"}})
 	names := func(c *frontdoor.Caller, sel frontdoor.Selection) string {
@@ -138,4 +138,14 @@ func TestServers_Selection(t *testing.T) {
 			t.Errorf("Single(%+v): a group, a list or a header is no server's own endpoint", sel)
 		}
 	}
+}
+
+// testIdentity keys identities with a fixed test secret.
+func testIdentity(t *testing.T) *auth.Identity {
+	t.Helper()
+	id, err := auth.NewIdentity([]byte("test-identity-secret-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -163,7 +163,7 @@ func (p *Policy) lookUpBare(ctx context.Context, c *Caller, within []*config.Ser
 func (c *Call) Dispatch(args json.RawMessage) dispatch.Call {
 	return dispatch.Call{
 		KeyID: c.Caller.Key.Name, Server: c.Server.Name, Tool: c.Tool, Arguments: args,
-		Token: c.Token, Timeout: c.Timeout,
+		Token: c.Token, Caller: c.Caller.Owner(), Timeout: c.Timeout,
 	}
 }
 

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -106,7 +108,11 @@ func Assemble(o Options) (g *Gateway, err error) {
 		return nil, err
 	}
 	g.Catalog = dispatch.NewCatalog(g.Dispatcher, cfg.Ingress.ListCacheTTL.D())
-	g.Policy = frontdoor.New(cfg, g.Keys, g.Catalog)
+	identity, err := loadIdentity(o.Conn, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.Policy = frontdoor.New(cfg, g.Keys, g.Catalog, identity)
 	var public []httpapi.PublicEndpoint
 	mcpOpts := mcpserver.Options{
 		Config: cfg, Policy: g.Policy, Dispatcher: g.Dispatcher, Jobs: g.Jobs, Conn: o.Conn,
@@ -164,4 +170,26 @@ func (g *Gateway) Close() {
 	if g.Presence != nil {
 		g.Presence.Close()
 	}
+}
+
+// identityTimeout bounds reading (or creating) the identity secret at start.
+const identityTimeout = 10 * time.Second
+
+// loadIdentity keys callers' identities: ingress.identity_secret, or the
+// deployment's secret in NATS KV (auth.LoadIdentity).
+func loadIdentity(nc *nats.Conn, cfg *config.File) (*auth.Identity, error) {
+	if cfg.Ingress.IdentitySecret != "" {
+		return auth.NewIdentity([]byte(cfg.Ingress.IdentitySecret))
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), identityTimeout)
+	defer cancel()
+	id, err := auth.LoadIdentity(ctx, js, "", cfg.Jobs.Replicas)
+	if err != nil {
+		return nil, fmt.Errorf("%w (set ingress.identity_secret, or start the ingress once NATS JetStream is reachable)", err)
+	}
+	return id, nil
 }

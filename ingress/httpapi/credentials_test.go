@@ -32,6 +32,12 @@ const (
 	svcAWSSecret    = "svc-aws-secret-8b7c"
 	svcAWSSession   = "svc-aws-session-2a9e"
 	credCaller      = "Bearer caller-token-c0ffee"
+	// Values a caller forwards (forwarding_test.go): they reach their
+	// server and cross the bus only sealed.
+	fwdAPIKey = "fwd-user-api-key-4d2b"
+	fwdTenant = "fwd-tenant-acme-91e0"
+	fwdLegacy = "Bearer fwd-legacy-5a77"
+	fwdTrace  = "fwd-trace-e3c8"
 )
 
 // credGateway is a started gateway with one server per auth_type, each a
@@ -67,7 +73,13 @@ func startCredGateway(t *testing.T) *credGateway {
 		"svc_sigv4": {AuthType: "aws_sigv4", AWSRegionName: "us-east-1", AWSAccessKeyID: "AKIDTOOLBUS",
 			AWSSecretAccessKey: svcAWSSecret, AWSSessionToken: svcAWSSession},
 		"pass": {},
+		// Forwarded headers (forwarding_test.go): extra_headers on a
+		// passthrough server and on one with its own credential.
+		"fwd":     {},
+		"fwd_ent": {},
+		"svc_fwd": {AuthType: "api_key", AuthValue: svcAPIKey},
 	}
+	extraHeaders := map[string][]string{"fwd": {"X-Tenant"}, "svc_fwd": {"X-Tenant"}}
 	for name := range servers {
 		d, err := devmode.StartDemo(ctx, devmode.DemoOptions{}, devmode.DemoHTTP)
 		if err != nil {
@@ -92,7 +104,13 @@ func startCredGateway(t *testing.T) *credGateway {
 			if d := cg.demos[name]; d != nil {
 				url = d.URL
 			}
-			c.MCPServers[name] = &config.Server{URL: url, Credentials: creds}
+			c.MCPServers[name] = &config.Server{URL: url, Credentials: creds, ExtraHeaders: extraHeaders[name]}
+		}
+		// A stdio server (this test binary) whose process gets the
+		// caller's X-Tenant in DEMO_TOKEN, which its whoami returns.
+		c.MCPServers["tenant_local"] = &config.Server{
+			Transport: "stdio", Command: os.Args[0],
+			Env: map[string]string{stdioEnv: "1", stdioTokenEnv: "tenant=${X-Tenant}"},
 		}
 	}))
 	ms, err := telemetry.Serve("127.0.0.1:0", g.WorkerRegistry, nil)
@@ -242,6 +260,17 @@ func TestCredentials_ServiceCredentialsNeverLeak(t *testing.T) {
 			t.Fatalf("%s job: %+v", server, j)
 		}
 	}
+	// Forwarded header values, by every form, sync and async.
+	for _, server := range []string{"fwd", "svc_fwd", "tenant_local"} {
+		call := `{"name":"echo","server_id":"` + server + `","arguments":{"text":"fwd"}}`
+		if resp := cg.do(t, http.MethodPost, "/mcp-rest/tools/call", forwarding(server), call); resp.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", server, resp.Status, resp.Body)
+		}
+		id := cg.submit(t, forwarding(server), call)
+		if j := cg.waitJob(t, forwarding(server), id, func(j *job) bool { return j.Status == "succeeded" || j.Status == "failed" }); j.Status != "succeeded" {
+			t.Fatalf("%s job: %+v", server, j)
+		}
+	}
 	var bodies []string
 	for _, server := range []string{"svc_echo", "svc_m2m_down"} {
 		resp := cg.echo(t, server)
@@ -281,7 +310,8 @@ func TestCredentials_ServiceCredentialsNeverLeak(t *testing.T) {
 		t.Fatal("the job records are not in JetStream's files: the check would be vacuous")
 	}
 	for _, secret := range []string{svcAPIKey, svcBearer, svcBasicPass, "svc-authz-31b0", svcStatic, svcClientSecret,
-		svcAWSSecret, svcAWSSession, issued[0], base64.StdEncoding.EncodeToString([]byte("svc-user:" + svcBasicPass))} {
+		svcAWSSecret, svcAWSSession, issued[0], base64.StdEncoding.EncodeToString([]byte("svc-user:" + svcBasicPass)),
+		fwdAPIKey, fwdTenant, "fwd-legacy-5a77", fwdTrace} {
 		cg.AssertNoSecret(t, secret) // NATS bytes and logs
 		for _, l := range strings.Split(cg.Logs.String(), "\n") {
 			if strings.Contains(l, secret) {

@@ -4,7 +4,7 @@
 //
 // All state lives in NATS (the jobs stream, the job KV bucket and the result
 // object store), so any ingress replica can answer any poll. A job's KV key
-// holds its owner (gateway key + user-token fingerprint): another caller's
+// holds its owner (the caller's identity: frontdoor.Caller.Owner): another caller's
 // lookup addresses another key and finds nothing, so foreign jobs are
 // indistinguishable from missing ones (404, not 403).
 //

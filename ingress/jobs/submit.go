@@ -24,8 +24,7 @@ type Submission struct {
 	Server    string
 	Tool      string
 	Arguments json.RawMessage
-	// Owner is the caller: contracts.Owner(key, fingerprint of the caller's
-	// Authorization).
+	// Owner is the caller's identity (frontdoor.Caller.Owner).
 	Owner string
 	// Token is the credential for the server (sealed into the job).
 	Token   contracts.Token
@@ -97,7 +96,14 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 		Owner: in.Owner, Tool: in.Tool, Arguments: in.Arguments,
 	}
 	if !in.Token.IsZero() {
-		sealed, err := s.sealer.Seal(in.Token.Reveal(), req.Binding())
+		// The seal binds the arguments as the message carries them.
+		args, err := contracts.WirePayload(req.Arguments)
+		if err != nil {
+			undo()
+			return nil, false, contracts.NewError(contracts.CodeInvalidRequest, "the arguments are not valid JSON")
+		}
+		req.Arguments = args
+		sealed, err := s.sealer.Seal(in.Token, req.Binding())
 		if err != nil {
 			undo()
 			s.log.Error().Err(err).Msg("sealing failed")

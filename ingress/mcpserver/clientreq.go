@@ -98,7 +98,7 @@ func (x *exchange) relayClientRequest(server, requestID string, r *contracts.Cli
 		return
 	}
 	err = x.s.d.Answer(&contracts.ClientAnswer{
-		RequestID: requestID, ID: r.ID, KeyID: x.caller.Key.Name, TokenFP: x.tokenFP(server),
+		RequestID: requestID, ID: r.ID, KeyID: x.caller.Key.Name, TokenFP: x.tokenFP(server), Caller: x.owner(),
 		Error: &contracts.RPCError{Code: codeInternalError, Message: "the MCP client can no longer be reached"},
 	})
 	if err != nil { // the worker waits until the call's deadline instead
@@ -133,7 +133,7 @@ func (x *exchange) clientAnswer(m *message) {
 		x.s.abort(x.c, contracts.NewError(contracts.CodeForbidden, "the answer names a request of a server this endpoint and key do not reach"))
 		return
 	}
-	a := &contracts.ClientAnswer{RequestID: requestID, ID: id, KeyID: x.caller.Key.Name, TokenFP: x.tokenFP(server)}
+	a := &contracts.ClientAnswer{RequestID: requestID, ID: id, KeyID: x.caller.Key.Name, TokenFP: x.tokenFP(server), Caller: x.owner()}
 	if len(m.Error) > 0 {
 		var e contracts.RPCError
 		if json.Unmarshal(m.Error, &e) != nil || e.Message == "" {

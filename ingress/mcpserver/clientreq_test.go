@@ -119,6 +119,28 @@ func TestMCP_ClientRequestsWithoutAClientThatAnswers(t *testing.T) {
 // answer, though the forged ones arrived first.
 func TestMCP_ClientAnswerOnlyFromTheCaller(t *testing.T) {
 	g := startGateway(t)
+	clientAnswerOnlyFromTheCaller(t, g, headers(masterKey, userToken),
+		[]map[string]string{headers(masterKey, "Bearer mallory"), headers(masterKey, ""), headers(teamAKey, userToken)})
+}
+
+// The same with every credential forced to one short fingerprint: the
+// worker takes the answer of the caller's identity, never of a credential
+// whose 48-bit fingerprint matches (were it compared, Mallory's answers
+// would be taken).
+func TestMCP_ClientAnswerCollidingFingerprintGrantsNothing(t *testing.T) {
+	g := startGateway(t)
+	restore := contracts.OverrideFingerprintForTest("fp_000000000000")
+	defer restore()
+	perServer := func(token string) map[string]string {
+		h := headers(masterKey, "")
+		h["x-mcp-demo-authorization"] = token
+		return h
+	}
+	clientAnswerOnlyFromTheCaller(t, g, perServer(userToken),
+		[]map[string]string{perServer("Bearer mallory"), headers(masterKey, "Bearer mallory"), perServer("Bearer mallory-2")})
+}
+
+func clientAnswerOnlyFromTheCaller(t *testing.T, g *gateway, caller map[string]string, forgers []map[string]string) {
 	ctx := contractstest.Ctx(t)
 	bus := contractstest.RecordAll(t, g.Env.Conn, "_INBOX.>")
 	var forged []int
@@ -138,11 +160,11 @@ func TestMCP_ClientAnswerOnlyFromTheCaller(t *testing.T) {
 		}
 		id, _ := json.Marshal(contracts.ClientRequestRPCID("demo", ev.RequestID, ev.Request.ID))
 		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":{"action":"accept","content":{"answer":"Mallory"}}}`, id)
-		for _, h := range []map[string]string{headers(masterKey, "Bearer mallory"), headers(masterKey, ""), headers(teamAKey, userToken)} {
+		for _, h := range forgers {
 			forged = append(forged, post(t, g.URL+"/demo/mcp", h, body).Status)
 		}
 	}
-	c := connectAnswering(t, g.URL+"/demo/mcp", headers(masterKey, userToken), a)
+	c := connectAnswering(t, g.URL+"/demo/mcp", caller, a)
 	res, err := callTool(ctx, c, "ask", nil)
 	if err != nil || text(t, res) != "answer: Ada" {
 		t.Fatalf("ask: %v %+v, want the caller's own answer", err, res)

@@ -40,8 +40,8 @@
 // while it waits, which sends them to the client as notifications/progress
 // (with the client's progressToken) and notifications/message before the
 // result; requests from the upstream to the client arrive the same way
-// (clientreq.go). The toolbus request id of a call is derived from the key, the
-// user's token fingerprint, the endpoint, the session and the JSON-RPC id,
+// (clientreq.go). The toolbus request id of a call is derived from the
+// caller's identity (key and credentials), the endpoint, the session and the JSON-RPC id,
 // so a notifications/cancelled arriving on any replica names the same id and
 // is published on contracts.CancelSubject: the worker running the call
 // cancels its context, and mcp-go cancels upstream. A client that goes away

@@ -25,10 +25,9 @@ import (
 // get an SSE comment every sseKeepAlive, as legacy SSE streams do).
 const maxListens = 10000
 
-// subscriber names the caller of x on server x.only.
-func (x *exchange) subscriber() string {
-	return contracts.Subscriber(x.caller.Key.Name, x.tokenFP(x.only.Name))
-}
+// subscriber names the caller of x: its identity, which the worker also
+// takes from the request's caller field.
+func (x *exchange) subscriber() string { return x.owner() }
 
 // unsubscribe answers resources/unsubscribe.
 func (x *exchange) unsubscribe(m *message) answer {

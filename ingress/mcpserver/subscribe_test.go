@@ -6,6 +6,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/worker/demoserver"
@@ -15,6 +16,25 @@ import (
 // the upstream's updates reach the subscriber's standalone stream (and no
 // other user's); an unsubscription reaches the upstream too.
 func TestMCP_ResourceSubscriptions(t *testing.T) {
+	resourceSubscriptions(t, headers(masterKey, userToken), headers(masterKey, "Bearer someone-else"))
+}
+
+// The same for two users of one key who send their credentials per server,
+// forced to one short fingerprint: a subscription belongs to its caller's
+// identity, never to a 48-bit fingerprint (were it, the other user's
+// stream would get the updates).
+func TestMCP_ResourceSubscriptionsCollidingFingerprint(t *testing.T) {
+	restore := contracts.OverrideFingerprintForTest("fp_000000000000")
+	defer restore()
+	perServer := func(token string) map[string]string {
+		h := headers(masterKey, "")
+		h["x-mcp-watched-authorization"] = token
+		return h
+	}
+	resourceSubscriptions(t, perServer(userToken), perServer("Bearer someone-else"))
+}
+
+func resourceSubscriptions(t *testing.T, subscriber, someoneElse map[string]string) {
 	ctx := contractstest.Ctx(t)
 	subs := &demoserver.Subscriptions{}
 	up, err := demoserver.Start(ctx, demoserver.Options{Subscriptions: subs}, demoserver.TransportHTTP)
@@ -25,8 +45,8 @@ func TestMCP_ResourceSubscriptions(t *testing.T) {
 	g := startGateway(t, func(f *config.File) { f.MCPServers["watched"] = &config.Server{URL: up.URL} })
 	url := g.URL + "/watched/mcp"
 
-	c, n := connectListening(t, url, headers(masterKey, userToken))
-	_, other := connectListening(t, url, headers(masterKey, "Bearer someone-else"))
+	c, n := connectListening(t, url, subscriber)
+	_, other := connectListening(t, url, someoneElse)
 	var sub mcp.SubscribeRequest
 	sub.Params.URI = demoserver.ResourceReadme
 	if err := c.Subscribe(ctx, sub); err != nil {

@@ -127,19 +127,25 @@ func (h *Handler) eventOptions(req *contracts.CallRequest, token contracts.Token
 		}),
 	}
 	if caps := clientCaps(req.ClientRequests); caps != 0 && h.subscribe != nil {
-		opts = append(opts, upstream.WithClientRequests(caps, h.askClient(req, callerFP(token, req.TokenFP), publish)))
+		opts = append(opts, upstream.WithClientRequests(caps, h.askClient(req, subscriber(&req.RequestHeader, token), publish)))
 	}
 	return opts
 }
 
-// callerFP is the fingerprint of the caller's credential: the opened
-// token's, or for a server that takes no credential (nothing was sealed,
-// nothing opened) the one the ingress named in the request.
-func callerFP(token contracts.Token, requestFP string) string {
-	if token.IsZero() {
-		return requestFP
+// subscriber names the caller of a request, to whom its subscriptions and
+// answers belong: the identity the request names (h.Caller, bound by the
+// seal); for a request that names none (an older ingress), the gateway key
+// and the fingerprint of the caller's credential - the opened token's, or
+// for a server that takes no credential the one the ingress named.
+func subscriber(h *contracts.RequestHeader, token contracts.Token) string {
+	if h.Caller != "" {
+		return h.Caller
 	}
-	return token.Fingerprint()
+	fp := h.TokenFP
+	if !token.IsZero() {
+		fp = token.Fingerprint()
+	}
+	return contracts.Subscriber(h.KeyID, fp)
 }
 
 // clientCaps are the capabilities of a caller that answers methods.
@@ -164,15 +170,22 @@ var errAnswerUnavailable = errors.New("toolbus: the gateway cannot wait for the 
 // to the caller's MCP client: a CallEvent with the request on EventsTo, then
 // the wait for a contracts.ClientAnswer on its own answer subject, bounded by
 // the call's context (and mcp-go's own limit on a request's handling). Only
-// an answer from the call's own gateway key and user credential
-// (fingerprint fp) is taken; others are dropped.
-func (h *Handler) askClient(req *contracts.CallRequest, fp string, publish func(*contracts.CallEvent)) upstream.ClientRequests {
+// an answer from the call's own caller (its identity, caller: subscriber)
+// and gateway key is taken; others are dropped.
+func (h *Handler) askClient(req *contracts.CallRequest, caller string, publish func(*contracts.CallEvent)) upstream.ClientRequests {
+	// answerer names who answered, as subscriber names the call's caller.
+	answerer := func(a *contracts.ClientAnswer) string {
+		if req.Caller != "" {
+			return a.Caller
+		}
+		return contracts.Subscriber(a.KeyID, a.TokenFP)
+	}
 	return func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
 		id := nuid.Next()
 		answers := make(chan *contracts.ClientAnswer, 1)
 		unsubscribe, err := h.subscribe(contracts.AnswerSubject(req.RequestID, id), func(data []byte) {
 			a, err := contracts.DecodeClientAnswer(data)
-			if err != nil || a.RequestID != req.RequestID || a.ID != id || a.KeyID != req.KeyID || a.TokenFP != fp {
+			if err != nil || a.RequestID != req.RequestID || a.ID != id || a.KeyID != req.KeyID || answerer(a) != caller {
 				h.log.Warn().Str("request_id", req.RequestID).Str("method", method).Msg("client answer refused: malformed or not from the call's caller")
 				return
 			}

@@ -140,6 +140,25 @@ func TestHandler_Call(t *testing.T) {
 			want: contracts.CodeSealInvalid,
 		},
 		{
+			name: "arguments added after sealing", subject: contracts.CallSubject("demo"),
+			build: changed(func(r *contracts.CallRequest) { r.Arguments = json.RawMessage(`{"text":"x"}`) }),
+			want:  contracts.CodeSealInvalid,
+		},
+		{
+			name: "arguments changed after sealing", subject: contracts.CallSubject("demo"),
+			build: func(t *testing.T) *contracts.CallRequest {
+				req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"sealed"}`, Token: token}, reply)
+				req.Arguments = json.RawMessage(`{"text":"edited"}`)
+				return req
+			},
+			want: contracts.CodeSealInvalid,
+		},
+		{
+			name: "timeout changed after sealing", subject: contracts.CallSubject("demo"),
+			build: changed(func(r *contracts.CallRequest) { r.TimeoutMS += 1000 }),
+			want:  contracts.CodeSealInvalid,
+		},
+		{
 			name: "key id changed after sealing", subject: contracts.CallSubject("demo"),
 			build: changed(func(r *contracts.CallRequest) { r.KeyID = "team-b" }),
 			want:  contracts.CodeSealInvalid,

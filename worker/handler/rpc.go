@@ -34,7 +34,7 @@ func (h *Handler) relay(ctx context.Context, msg contracts.Request, a admit.Admi
 }
 
 // subscribeResource makes a resource subscription for the request's caller
-// (its gateway key and credential fingerprint) on this worker's client of
+// (its identity: subscriber) on this worker's client of
 // the server; the upstream's updates go to contracts.NotifySubject(server,
 // subscriber).
 func (h *Handler) subscribeResource(ctx context.Context, a admit.Admitted, req *contracts.RPCRequest) (json.RawMessage, error) {
@@ -44,7 +44,7 @@ func (h *Handler) subscribeResource(ctx context.Context, a admit.Admitted, req *
 	if json.Unmarshal(req.Params, &p) != nil || p.URI == "" {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "resources/subscribe needs a uri")
 	}
-	if err := h.up.Subscribe(ctx, a.Server, a.Token, contracts.Subscriber(req.KeyID, callerFP(a.Token, req.TokenFP)), p.URI); err != nil {
+	if err := h.up.Subscribe(ctx, a.Server, a.Token, subscriber(&req.RequestHeader, a.Token), p.URI); err != nil {
 		return nil, err
 	}
 	return json.RawMessage(`{}`), nil

@@ -57,6 +57,18 @@ func TestHandler_RPC(t *testing.T) {
 			}
 		})
 	}
+	t.Run("params or timeout changed after sealing", func(t *testing.T) {
+		for name, change := range map[string]func(*contracts.RPCRequest){
+			"params":  func(r *contracts.RPCRequest) { r.Params = json.RawMessage(`{"name":"other"}`) },
+			"timeout": func(r *contracts.RPCRequest) { r.TimeoutMS += 1000 },
+		} {
+			req := f.keys.RPCRequest(t, "demo", "prompts/get", `{"name":"greet"}`, token, reply)
+			change(req)
+			if got := f.rpc(t, subject, req); got.Error == nil || got.Error.Code != contracts.CodeSealInvalid {
+				t.Errorf("%s: got %+v, want seal_invalid", name, got.Error)
+			}
+		}
+	})
 	t.Run("sealed for another method", func(t *testing.T) {
 		req := f.keys.RPCRequest(t, "demo", "prompts/list", "", token, reply)
 		req.Method = "resources/list"

@@ -467,6 +467,8 @@ func TestJobs_SealIsBoundToTheJob(t *testing.T) {
 		{"another gateway key", func(r *contracts.JobRequest) { r.KeyID = "team-b" }, ""},
 		{"another job", func(r *contracts.JobRequest) { r.RequestID = contracts.NewJobID(time.Now()) }, ""},
 		{"another expiry", func(r *contracts.JobRequest) { r.ExpiresUnixMS += 60_000 }, ""},
+		{"other arguments", func(r *contracts.JobRequest) { r.Arguments = json.RawMessage(`{"edited":true}`) }, ""},
+		{"another timeout", func(r *contracts.JobRequest) { r.TimeoutMS += 1000 }, ""},
 		{"tampered", func(r *contracts.JobRequest) {
 			sealed := *r.Token
 			sealed.Ciphertext = append([]byte(nil), sealed.Ciphertext...)

@@ -159,10 +159,10 @@ func describe(err error, code contracts.ErrorCode) string {
 	return strings.Join(parts, ": ")
 }
 
-// redact removes the credential (and its part after an auth scheme such as
-// "Bearer ") from s and bounds its length.
+// redact removes each of the caller's credential values (and its part
+// after an auth scheme such as "Bearer ") from s and bounds its length.
 func redact(s string, token contracts.Token) string {
-	if v := token.Reveal(); v != "" {
+	for _, v := range token.Reveal() {
 		s = strings.ReplaceAll(s, v, "[credential]")
 		if _, cred, ok := strings.Cut(v, " "); ok && len(cred) >= 8 {
 			s = strings.ReplaceAll(s, cred, "[credential]")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -231,24 +232,40 @@ func (p *Pool) Stats() Stats {
 	}
 }
 
-// credential is what a call to srv sends upstream of token: the token itself
-// for passthrough HTTP servers and for stdio servers with auth_env, nothing
-// otherwise - in particular nothing for a server with a service credential of
-// its own, even when a caller's token reached the worker.
+// credential is what a call to srv sends upstream of the caller's set
+// token - the worker's own check of the audience rule the ingress applied
+// (frontdoor.Credential): nothing for a server with auth none; never an
+// Authorization for a server with a service credential of its own (or a
+// stdio server without auth_env), even when one reached the worker; never
+// a header the server's own credential or static_headers set; for a stdio
+// server, only Authorization and the headers its env's placeholders name.
 func credential(srv *config.Server, token contracts.Token) contracts.Token {
-	if !srv.ReceivesCaller() || srv.Auth == config.AuthNone {
+	if srv.Auth == config.AuthNone || srv.AuthType == config.AuthTypeNone || token.IsZero() {
 		return contracts.Token{}
 	}
-	if srv.Transport == config.TransportStdio && srv.AuthEnv == "" {
-		return contracts.Token{}
+	drop := srv.ReservedHeaders()
+	stdio := srv.Transport == config.TransportStdio
+	if !srv.ReceivesCaller() || (stdio && srv.AuthEnv == "") {
+		drop = append(drop, contracts.HeaderAuthorization)
 	}
-	return token
+	if stdio {
+		placeholders := srv.HeaderPlaceholders()
+		for _, name := range token.Names() {
+			if name != contracts.HeaderAuthorization && !slices.Contains(placeholders, name) {
+				drop = append(drop, name)
+			}
+		}
+	}
+	return token.Without(drop...)
 }
 
+// keyOf is the pool key of a client of server for the credential set cred:
+// the SHA-256 of the whole set, so two sets that differ in any header never
+// share a client (or a stdio process); the empty set is a key of its own.
 func keyOf(server string, cred contracts.Token, caps ClientCaps) clientKey {
 	k := clientKey{server: server, caps: caps}
 	if !cred.IsZero() {
-		k.cred = sha256.Sum256([]byte(cred.Reveal()))
+		k.cred = cred.Sum()
 	}
 	return k
 }
@@ -526,15 +543,19 @@ func (p *Pool) start(ctx context.Context, c *client.Client, ch *challenge, lim *
 	}
 }
 
-// newClient builds the mcp-go client of one pool entry. The credential goes
-// into the Authorization header (HTTP, SSE) or the auth_env variable (stdio)
-// and nowhere else; no other header of the inbound request is ever sent. A
-// server's own credential and static headers are added by its HTTP client
-// (httpClientFor).
+// newClient builds the mcp-go client of one pool entry. The credential set
+// goes into HTTP headers (HTTP, SSE: each header of the set, Authorization
+// included) or the environment (stdio: Authorization in auth_env, the
+// others where ${Header-Name} names them) and nowhere else; no other
+// header of the inbound request is ever sent. A server's own credential
+// and static headers are added by its HTTP client (httpClientFor).
 func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*client.Client, error) {
 	var headers map[string]string
 	if !cred.IsZero() && srv.Transport != config.TransportStdio {
-		headers = map[string]string{"Authorization": cred.Reveal()}
+		headers = map[string]string{}
+		for name, v := range cred.Reveal() {
+			headers[http.CanonicalHeaderKey(name)] = v
+		}
 	}
 	var tr transport.Interface
 	switch srv.Transport {

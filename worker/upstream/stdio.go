@@ -35,10 +35,13 @@ func InheritedEnv(environ []string) []string {
 }
 
 // stdioEnv is the environment of a stdio server process: the base
-// environment, then srv.Env, then the credential in srv.AuthEnv when the
-// server takes one. A variable named by srv.AuthEnv is never inherited, so a
+// environment, then srv.Env - each ${Header-Name} in a value replaced by
+// that header's value in the caller's set (empty when the caller sent
+// none) - then the caller's Authorization in srv.AuthEnv when the server
+// takes one. A variable named by srv.AuthEnv is never inherited, so a
 // process started without a credential does not see the worker's own value.
 func stdioEnv(base []string, srv *config.Server, token contracts.Token) []string {
+	creds := token.Reveal()
 	env := make([]string, 0, len(base)+len(srv.Env)+1)
 	for _, kv := range base {
 		name, _, _ := strings.Cut(kv, "=")
@@ -51,10 +54,10 @@ func stdioEnv(base []string, srv *config.Server, token contracts.Token) []string
 		if srv.AuthEnv != "" && name == srv.AuthEnv {
 			continue
 		}
-		env = append(env, name+"="+srv.Env[name])
+		env = append(env, name+"="+config.ExpandPlaceholders(srv.Env[name], func(h string) string { return creds[h] }))
 	}
-	if srv.AuthEnv != "" && !token.IsZero() {
-		env = append(env, srv.AuthEnv+"="+token.Reveal())
+	if v := creds[contracts.HeaderAuthorization]; srv.AuthEnv != "" && v != "" {
+		env = append(env, srv.AuthEnv+"="+v)
 	}
 	return env
 }

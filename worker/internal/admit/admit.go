@@ -9,8 +9,8 @@
 //     the token (seal_invalid), without one invalid_request.
 //  2. the server: it is configured on this worker (unknown_server).
 //  3. the tool, for a call or a job: the server allows it (forbidden).
-//  4. the seal: for a server that takes the caller's credential, the
-//     sealed token opens for exactly this request (its binding is rebuilt
+//  4. the seal: for a server that takes anything of the caller's (not
+//     auth none), the sealed credential set opens for exactly this request (its binding is rebuilt
 //     from the message, never taken from the sealed field), is unexpired,
 //     and - with a replay guard - was not seen before by this worker
 //     (seal_invalid). Servers with auth none never open it.
@@ -95,16 +95,17 @@ func (a *Admitter) Admit(r Request) (Admitted, *Refusal) {
 	return Admitted{Server: srv, Token: token, Timeout: BoundTimeout(h.Timeout(), srv)}, nil
 }
 
-// open returns the caller's credential for srv: none for servers that do not
-// receive the caller's (auth none, or a service credential of their own: the
-// sealed field is not even opened) or requests without one; otherwise the
-// opened token.
+// open returns the caller's credential set for srv: none for servers with
+// auth none (the sealed field is not even opened) or requests without one;
+// otherwise the opened set, without Authorization for a server with a
+// credential of its own. (The upstream pool checks what goes upstream
+// again.)
 func (a *Admitter) open(srv *config.Server, h *contracts.RequestHeader, binding contracts.Binding) (contracts.Token, *Refusal) {
-	if !srv.ReceivesCaller() || srv.Auth == config.AuthNone || h.Token == nil {
+	if srv.Auth == config.AuthNone || srv.AuthType == config.AuthTypeNone || h.Token == nil {
 		return contracts.Token{}, nil
 	}
 	now := a.now()
-	v, err := a.Opener.Open(h.Token, binding, now)
+	token, err := a.Opener.Open(h.Token, binding, now)
 	if err == nil && a.Replay != nil {
 		err = a.Replay.Check(h.Token, h.Expires(), now)
 	}
@@ -113,7 +114,12 @@ func (a *Admitter) open(srv *config.Server, h *contracts.RequestHeader, binding 
 		a.Metrics.SealFailed(srv.Name, reason)
 		return contracts.Token{}, &Refusal{contracts.NewError(contracts.CodeSealInvalid, "sealed token refused: %s", reason), reason}
 	}
-	return contracts.NewToken(v), nil
+	if !srv.ReceivesCaller() {
+		// A server with a credential of its own never takes the caller's
+		// Authorization, even one sealed for it by a faulty ingress.
+		token = token.Without(contracts.HeaderAuthorization)
+	}
+	return token, nil
 }
 
 func (a *Admitter) now() time.Time {

@@ -140,7 +140,7 @@ func (k Keys) seal(t testing.TB, h *contracts.RequestHeader, token string, b con
 	if token == "" {
 		return
 	}
-	s, err := k.Sealer.Seal(token, b)
+	s, err := k.Sealer.Seal(contracts.NewToken(token), b)
 	if err != nil {
 		t.Fatal(err)
 	}
