@@ -698,7 +698,7 @@ func (f *File) validate() error {
 		s.validateCredentials(bad)
 		s.validateForwarding(bad)
 		s.validateToolFilters(bad)
-		s.validateToolPrefixes(f.ServerNames(), f.Ingress.Separator(), bad)
+		s.validateToolPrefixes(f.MCPServers, f.Ingress.Separator(), bad)
 		if s.MaxTimeout < s.Timeout {
 			bad("mcp_servers.%s: max_timeout is shorter than timeout", name)
 		}

@@ -21,14 +21,25 @@ type toolFilters struct {
 	params     map[string][]string // by bare tool name; absent: every argument
 }
 
-// BareTool returns tool without the prefix <server><sep> when it has it
-// (and something after it), else tool: the name the server itself gives
-// the tool.
+// BareTool returns tool without the prefix <server><sep> or <prefix><sep>
+// (the alias LiteLLM prefixes tools with, see Prefix) when it has one (and
+// something after it), else tool: the name the server itself gives the tool.
 func (s *Server) BareTool(tool, sep string) string {
-	if bare, ok := strings.CutPrefix(tool, s.Name+sep); ok && bare != "" {
-		return bare
+	for _, label := range s.labels() {
+		if bare, ok := strings.CutPrefix(tool, label+sep); ok && bare != "" {
+			return bare
+		}
 	}
 	return tool
+}
+
+// labels are the names that prefix the server's tools: its name, and its
+// Prefix when that differs.
+func (s *Server) labels() []string {
+	if p := s.Prefix(); p != s.Name {
+		return []string{s.Name, p}
+	}
+	return []string{s.Name}
 }
 
 // resolveToolFilters resolves the server's tool filters with sep. It is
@@ -147,7 +158,7 @@ func (s *Server) validateToolFilters(bad func(string, ...any)) {
 // lists of server pyup, pyup-x-secret could be tool x-secret of pyup or
 // tool secret of pyup-x. (An entry with another server's prefix only is a
 // bare name of this server's, as LiteLLM reads it.)
-func (s *Server) validateToolPrefixes(servers []string, sep string, bad func(string, ...any)) {
+func (s *Server) validateToolPrefixes(servers map[string]*Server, sep string, bad func(string, ...any)) {
 	lists := []struct {
 		key   string
 		tools []string
@@ -155,9 +166,14 @@ func (s *Server) validateToolPrefixes(servers []string, sep string, bad func(str
 	for _, list := range lists {
 		for _, t := range list.tools {
 			readings := toolReadings(t, servers, sep)
-			own := slices.ContainsFunc(readings, func(r contracts.ToolRef) bool { return r.Server == s.Name })
-			longer := slices.ContainsFunc(readings, func(r contracts.ToolRef) bool { return len(r.Server) > len(s.Name) })
-			if own && longer {
+			// Ambiguous when another server's label is longer than the
+			// label of this server's the entry starts with (its reading
+			// leaves a shorter tool name).
+			i := slices.IndexFunc(readings, func(r contracts.ToolRef) bool { return r.Server == s.Name })
+			longer := i >= 0 && slices.ContainsFunc(readings, func(r contracts.ToolRef) bool {
+				return r.Server != s.Name && len(r.Tool) < len(readings[i].Tool)
+			})
+			if longer {
 				bad("mcp_servers.%s.%s: %v", s.Name, list.key, ambiguousEntry(t, readings))
 			}
 		}
@@ -269,7 +285,7 @@ func (f *File) keyToolRefs(keyServers, tools []string, sep string) ([]contracts.
 	var out []contracts.ToolRef
 	var errs []error
 	for _, t := range tools {
-		readings := toolReadings(t, servers, sep)
+		readings := toolReadings(t, f.MCPServers, sep)
 		switch {
 		case len(readings) > 1:
 			errs = append(errs, ambiguousEntry(t, readings))
@@ -290,12 +306,19 @@ func (f *File) keyToolRefs(keyServers, tools []string, sep string) ([]contracts.
 }
 
 // toolReadings returns the (server, tool) pairs t names as
-// <server><sep><tool> for a server in servers.
-func toolReadings(t string, servers []string, sep string) []contracts.ToolRef {
+// <label><sep><tool>, for each server of servers and each of its labels
+// (its name, its alias), in server order.
+func toolReadings(t string, servers map[string]*Server, sep string) []contracts.ToolRef {
 	var out []contracts.ToolRef
-	for _, s := range servers {
-		if rest, ok := strings.CutPrefix(t, s+sep); ok && rest != "" {
-			out = append(out, contracts.ToolRef{Server: s, Tool: rest})
+	for _, name := range slices.Sorted(maps.Keys(servers)) {
+		if servers[name] == nil {
+			continue
+		}
+		for _, label := range servers[name].labels() {
+			if rest, ok := strings.CutPrefix(t, label+sep); ok && rest != "" {
+				out = append(out, contracts.ToolRef{Server: name, Tool: rest})
+				break
+			}
 		}
 	}
 	return out

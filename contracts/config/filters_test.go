@@ -183,3 +183,43 @@ keys:
 		}
 	}
 }
+
+// A server's alias (alias:, or litellm_settings.mcp_aliases) prefixes its
+// tools where tools of several servers meet, so its lists and keys' tools
+// may name a tool with that prefix as well as with the server's name.
+func TestToolFilters_AliasPrefix(t *testing.T) {
+	f, _, err := Parse([]byte(`
+litellm_settings:
+  mcp_aliases:
+    gh: github_mcp
+mcp_servers:
+  github_mcp:
+    url: http://127.0.0.1:7001/mcp
+    allowed_tools: ["gh-list_issues", "github_mcp-get_issue", "search"]
+    disallowed_tools: ["gh-search"]
+  deep wiki:
+    url: http://127.0.0.1:7002/mcp
+    allowed_tools: ["deep_wiki-ask"]
+keys:
+  - name: team
+    key: sk-team-0123456789
+    tools: ["gh-get_issue", "deep_wiki-ask"]
+`), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh := f.MCPServers["github_mcp"]
+	for tool, want := range map[string]bool{"list_issues": true, "get_issue": true, "search": false, "gh-list_issues": false} {
+		if got := gh.ToolAllowed(tool); got != want {
+			t.Errorf("github_mcp %s: allowed %v, want %v", tool, got, want)
+		}
+	}
+	if wiki := f.MCPServers["deep wiki"]; !wiki.ToolAllowed("ask") {
+		t.Error("deep wiki: the prefix with spaces as underscores was not stripped")
+	}
+	refs, _ := f.Keys[0].ToolRefs()
+	want := []contracts.ToolRef{{Server: "deep wiki", Tool: "ask"}, {Server: "github_mcp", Tool: "get_issue"}}
+	if !slices.Equal(refs, want) {
+		t.Errorf("key tool refs %v, want %v", refs, want)
+	}
+}
