@@ -169,3 +169,34 @@ func (t *Tracer) StartAt(ctx context.Context, name string, kind trace.SpanKind, 
 	}
 	return t.t.Start(ctx, name, trace.WithSpanKind(kind), trace.WithTimestamp(start))
 }
+
+// The steps of one call, marked as events on the span they happen in so a
+// trace shows where the time between spans goes (scripts/bench's budget
+// part reads them). Between the spans' own starts and ends they are:
+//
+//	ingress HTTP span:  authenticated, body_read, resolved, sealed, encoded,
+//	                    (the round trip's span: published, its end the reply),
+//	                    reply_decoded, (the span's end: the answer written)
+//	worker span:        (queue_wait span), opened, (the upstream span:
+//	                    upstream_written, upstream_first_byte), reply_published
+const (
+	StepAuthenticated     = "toolbus.authenticated"
+	StepBodyRead          = "toolbus.body_read"
+	StepResolved          = "toolbus.resolved"
+	StepSealed            = "toolbus.sealed"
+	StepEncoded           = "toolbus.encoded"
+	StepPublished         = "toolbus.published"
+	StepReplyDecoded      = "toolbus.reply_decoded"
+	StepOpened            = "toolbus.opened"
+	StepUpstreamWritten   = "toolbus.upstream_written"
+	StepUpstreamFirstByte = "toolbus.upstream_first_byte"
+	StepReplyPublished    = "toolbus.reply_published"
+)
+
+// Step marks step on ctx's span when that span is recording: a branch and
+// nothing else when the request is not traced.
+func Step(ctx context.Context, step string) {
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(step)
+	}
+}

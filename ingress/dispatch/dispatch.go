@@ -274,11 +274,13 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 			return nil, cerr
 		}
 		h.Token, h.TokenFP = sealed, t.token.Fingerprint()
+		telemetry.Step(ctx, telemetry.StepSealed)
 	}
 	data, err := json.Marshal(req)
 	if err != nil {
 		return nil, contracts.NewError(contracts.CodeInternal, "encoding the request failed")
 	}
+	telemetry.Step(ctx, telemetry.StepEncoded)
 	m, cerr := d.traced(ctx, t, data, wait)
 	if cerr != nil {
 		return nil, cerr
@@ -286,6 +288,7 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 	if err := contracts.DecodeReply(m.Data, reply); err != nil {
 		return nil, d.unreadable(t.requestID, err)
 	}
+	telemetry.Step(ctx, telemetry.StepReplyDecoded)
 	if rh := reply.Reply(); rh.RequestID != t.requestID {
 		return nil, d.unreadable(t.requestID, errors.New("reply for another request"))
 	} else if rh.Error != nil {
@@ -353,6 +356,7 @@ func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, da
 		}
 		return nil, metrics.ResultUnavailable, contracts.NewError(contracts.CodeNoWorkers, "the message bus is unavailable")
 	}
+	telemetry.Step(ctx, telemetry.StepPublished)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var events <-chan *nats.Msg

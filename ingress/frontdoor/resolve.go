@@ -9,6 +9,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/jobs"
 )
@@ -76,6 +77,7 @@ func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Cal
 	if err := CheckNumbers(in.Arguments); err != nil {
 		return nil, err
 	}
+	telemetry.Step(ctx, telemetry.StepResolved)
 	return &Call{Caller: c, Server: srv, Tool: tool, Token: c.Credential(srv, Targeted), Timeout: p.Budget(srv, in.Timeout)}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/limits"
 )
 
@@ -92,6 +93,7 @@ func readBodyFirst(timeout time.Duration) gin.HandlerFunc {
 			_ = rc.SetReadDeadline(time.Time{})
 		}
 		data := buf.Bytes()
+		telemetry.Step(c.Request.Context(), telemetry.StepBodyRead)
 		c.Set(bodyKey, data)
 		c.Request.Body = http.NoBody
 		if len(data) > 0 {

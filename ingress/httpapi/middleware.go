@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/dispatch"
 	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
@@ -153,6 +154,7 @@ func authenticate(policy *frontdoor.Policy) gin.HandlerFunc {
 			return
 		}
 		frontdoor.Of(c).Caller = caller
+		telemetry.Step(c.Request.Context(), telemetry.StepAuthenticated)
 		c.Next()
 	}
 }

@@ -356,6 +356,29 @@ func TestTelemetry_SpansExportedOverOTLP(t *testing.T) {
 	if ingress.Kind != tracepb.Span_SPAN_KIND_SERVER || up.Kind != tracepb.Span_SPAN_KIND_CLIENT {
 		t.Errorf("kinds: ingress %v, upstream %v", ingress.Kind, up.Kind)
 	}
+	// The steps between the spans are marked on them, in order (the
+	// latency budget reads them).
+	steps := func(s *tracepb.Span, want ...string) {
+		t.Helper()
+		var got []string
+		for _, ev := range s.Events {
+			got = append(got, ev.Name)
+		}
+		i := 0
+		for _, name := range got {
+			if i < len(want) && name == want[i] {
+				i++
+			}
+		}
+		if i < len(want) {
+			t.Errorf("span %q has the events %v, want %v in this order", s.Name, got, want)
+		}
+	}
+	steps(ingress, telemetry.StepAuthenticated, telemetry.StepBodyRead, telemetry.StepResolved,
+		telemetry.StepSealed, telemetry.StepEncoded, telemetry.StepReplyDecoded)
+	steps(dispatchSpan, telemetry.StepPublished)
+	steps(worker, telemetry.StepOpened, telemetry.StepReplyPublished)
+	steps(up, telemetry.StepUpstreamWritten, telemetry.StepUpstreamFirstByte)
 	// The MCP server received the upstream span as its parent.
 	want := "00-" + telTraceID + "-" + hex.EncodeToString(up.SpanId) + "-01"
 	if got := upstreamTraceparents(g.Env); len(got) != 1 || got[0] != want {

@@ -234,6 +234,7 @@ func (h *Handler) run(ctx context.Context, in *Request, o *outcome) (_ json.RawM
 		o.reason = refusal.Reason
 		return nil, refusal.Err
 	}
+	telemetry.Step(ctx, telemetry.StepOpened)
 	if !a.Token.IsZero() {
 		o.tokenFP = a.Token.Fingerprint()
 	}

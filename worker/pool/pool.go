@@ -465,6 +465,7 @@ func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHan
 				p.breakerDone(server, lim.breaker, probe, outcomeOf(e, in.Budget() >= lim.timeout), hdr.KeyID)
 			}
 			p.respond(in, payload, e)
+			telemetry.Step(ctx, telemetry.StepReplyPublished)
 		}
 		if p.tryAcquire(lim) {
 			p.runners.run(func() {

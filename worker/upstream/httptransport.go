@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"time"
@@ -81,10 +82,19 @@ type challengeRecorder struct{ base http.RoundTripper }
 
 func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if trace.SpanContextFromContext(req.Context()).IsValid() {
-		traced := *req // a RoundTripper must not change the caller's request
+		ctx := req.Context()
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			// The request's steps on the upstream call's span (the
+			// latency budget): request written, first byte of the answer.
+			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+				WroteRequest:         func(httptrace.WroteRequestInfo) { span.AddEvent(telemetry.StepUpstreamWritten) },
+				GotFirstResponseByte: func() { span.AddEvent(telemetry.StepUpstreamFirstByte) },
+			})
+		}
+		traced := req.WithContext(ctx) // a RoundTripper must not change the caller's request
 		traced.Header = req.Header.Clone()
-		telemetry.InjectHTTP(req.Context(), traced.Header)
-		req = &traced
+		telemetry.InjectHTTP(ctx, traced.Header)
+		req = traced
 	}
 	resp, err := rt.base.RoundTrip(req)
 	if err == nil {
