@@ -147,3 +147,31 @@ func TestOAuthProxy_PassThroughToTheUpstreamsServer(t *testing.T) {
 		t.Fatalf("metadata: %d %v", resp.Status, doc)
 	}
 }
+
+// A server named by its alias in the URL (/<alias>/mcp) has its resource
+// under that name: the challenge and the metadata name the URL the client
+// used, which strict clients (mcp-go's among them) require, and the token
+// requested for it is the server's.
+func TestOAuthProxy_ServerReachedByItsAlias(t *testing.T) {
+	as := startAuthServer(t)
+	up := startUpstream(t, as.URL)
+	g := gatewaytest.Start(t, gatewaytest.WithConfig(func(f *config.File) {
+		f.MCPServers["oauthy"] = &config.Server{URL: up.URL, Alias: "oa", Credentials: config.Credentials{
+			AuthType: config.AuthTypeOAuth2, Scopes: []string{"openid"},
+		}}
+	}))
+	const redirectURI = "http://127.0.0.1:7777/callback"
+	as.serve(storage.NativeClient("mcp-client", redirectURI))
+	ctx := contractstest.Ctx(t)
+
+	resp := gatewaytest.Do(t, "POST", g.URL+"/oa/mcp", map[string]string{"x-litellm-key": gatewaytest.MasterKey, "Accept": "application/json, text/event-stream"},
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list"}`)
+	meta := g.URL + "/.well-known/oauth-protected-resource/oa/mcp"
+	if resp.Status != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+meta+`"`) {
+		t.Fatalf("/oa/mcp without a token: %d %q", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	tok := connect(t, ctx, g.URL+"/oa/mcp", "mcp-client", redirectURI, func(authURL string) string { return authURL })
+	if got := up.lastSeen(); got != "Bearer "+tok.AccessToken {
+		t.Fatalf("the upstream saw %q, want the client's token", got)
+	}
+}

@@ -113,9 +113,15 @@ func (p *Proxy) Challenge(c *gin.Context, srv *config.Server, invalid bool) stri
 	if invalid {
 		b.WriteString(`error="invalid_token", `)
 	}
-	path := srv.Name + "/mcp"
+	// The metadata names the URL the client used: /<label>/mcp or
+	// LiteLLM's /mcp/<label>, by the server's name, alias or id.
+	label := srv.Name
+	if sel := c.Param("sel"); sel != "" && slices.Contains(labels(srv), sel) {
+		label = sel
+	}
+	path := url.PathEscape(label) + "/mcp"
 	if strings.HasPrefix(c.FullPath(), "/mcp/") {
-		path = "mcp/" + srv.Name // LiteLLM's path form: its own resource
+		path = "mcp/" + url.PathEscape(label) // LiteLLM's path form: its own resource
 	}
 	b.WriteString(`resource_metadata="` + p.base(c) + "/.well-known/oauth-protected-resource/" + path + `"`)
 	if len(srv.Scopes) > 0 {
@@ -136,27 +142,49 @@ func (p *Proxy) base(c *gin.Context) string {
 	return scheme + "://" + c.Request.Host
 }
 
-// resource and issuer are the gateway's URLs for srv; altResource is the
-// resource of LiteLLM's path form /mcp/<server>.
-func (p *Proxy) resource(c *gin.Context, srv *config.Server) string {
-	return p.base(c) + "/" + srv.Name + "/mcp"
+// resource and issuer are the gateway's URLs for srv, named by label (its
+// name, alias or id: what the client's URL used); altResource is the
+// resource of LiteLLM's path form /mcp/<label>.
+func (p *Proxy) resource(c *gin.Context, label string) string {
+	return p.base(c) + "/" + url.PathEscape(label) + "/mcp"
 }
-func (p *Proxy) altResource(c *gin.Context, srv *config.Server) string {
-	return p.base(c) + "/mcp/" + srv.Name
+func (p *Proxy) altResource(c *gin.Context, label string) string {
+	return p.base(c) + "/mcp/" + url.PathEscape(label)
 }
 
-// ourResource reports whether r is one of the gateway's resources for srv.
+// ourResource reports whether r is one of the gateway's resources for srv,
+// by any of its labels.
 func (p *Proxy) ourResource(c *gin.Context, srv *config.Server, r string) bool {
-	return r == p.resource(c, srv) || r == p.altResource(c, srv)
+	for _, label := range labels(srv) {
+		if r == p.resource(c, label) || r == p.altResource(c, label) {
+			return true
+		}
+	}
+	return false
 }
 func (p *Proxy) issuer(c *gin.Context, srv *config.Server) string { return p.base(c) + "/" + srv.Name }
 
-// server is the interactive oauth2 server named name, or nil after
-// answering 404.
-func (p *Proxy) server(c *gin.Context, name string) *config.Server {
-	srv := p.cfg.MCPServers[name]
+// labels are the names a URL may give srv by: its name, alias and id.
+func labels(srv *config.Server) []string {
+	out := []string{srv.Name}
+	if srv.Alias != "" {
+		out = append(out, srv.Alias)
+	}
+	if id := srv.ServerID(); id != "" {
+		out = append(out, id)
+	}
+	return out
+}
+
+// server is the interactive oauth2 server ref names (its name, alias or
+// id), or nil after answering 404.
+func (p *Proxy) server(c *gin.Context, ref string) *config.Server {
+	var srv *config.Server
+	if name, ok := p.cfg.ServerRef(ref); ok {
+		srv = p.cfg.MCPServers[name]
+	}
 	if srv == nil || !srv.InteractiveOAuth2() {
-		p.abort(c, contracts.NewError(contracts.CodeNotFound, "no OAuth server %q", name))
+		p.abort(c, contracts.NewError(contracts.CodeNotFound, "no OAuth server %q", contracts.Clip(ref)))
 		return nil
 	}
 	return srv
@@ -198,9 +226,11 @@ func (p *Proxy) protectedResource(c *gin.Context) {
 	if srv == nil {
 		return
 	}
-	resource := p.resource(c, srv)
+	// The resource is the URL the client used: by the server's name, alias
+	// or id, in either path form.
+	resource := p.resource(c, c.Param("sel"))
 	if strings.HasPrefix(c.FullPath(), "/.well-known/oauth-protected-resource/mcp/") {
-		resource = p.altResource(c, srv)
+		resource = p.altResource(c, c.Param("sel"))
 	}
 	doc := gin.H{
 		"resource":                 resource,
@@ -408,7 +438,7 @@ func (p *Proxy) authorize(c *gin.Context) {
 		}
 	}
 	if r := q.Get("resource"); r != "" && !p.ourResource(c, srv, r) {
-		oauthError(c, http.StatusBadRequest, "invalid_target", "resource must be "+p.resource(c, srv))
+		oauthError(c, http.StatusBadRequest, "invalid_target", "resource must be "+p.resource(c, srv.Name))
 		return
 	}
 	if !configured(srv) {
@@ -607,7 +637,7 @@ func (p *Proxy) token(c *gin.Context) {
 		}
 	}
 	if r := form.Get("resource"); r != "" && !p.ourResource(c, srv, r) {
-		oauthError(c, http.StatusBadRequest, "invalid_target", "resource must be "+p.resource(c, srv))
+		oauthError(c, http.StatusBadRequest, "invalid_target", "resource must be "+p.resource(c, srv.Name))
 		return
 	}
 	as := p.upstream(c, srv)
