@@ -24,12 +24,15 @@ type File struct {
 	LiteLLMSettings LiteLLMSettings    `yaml:"litellm_settings"`
 	MCPServers      map[string]*Server `yaml:"mcp_servers"`
 	Keys            []Key              `yaml:"keys"`
-	NATS            NATS               `yaml:"nats"`
-	Seal            Seal               `yaml:"seal"`
-	Ingress         Ingress            `yaml:"ingress"`
-	Worker          Worker             `yaml:"worker"`
-	Jobs            Jobs               `yaml:"jobs"`
-	Tracing         Tracing            `yaml:"tracing"`
+	// OIDC lists the issuers whose JWT access tokens are accepted as
+	// callers besides gateway keys (oidc.go).
+	OIDC    []OIDCIssuer `yaml:"oidc"`
+	NATS    NATS         `yaml:"nats"`
+	Seal    Seal         `yaml:"seal"`
+	Ingress Ingress      `yaml:"ingress"`
+	Worker  Worker       `yaml:"worker"`
+	Jobs    Jobs         `yaml:"jobs"`
+	Tracing Tracing      `yaml:"tracing"`
 }
 
 // GeneralSettings is LiteLLM's section; toolbus reads master_key only.
@@ -525,6 +528,7 @@ func (f *File) Normalize() error {
 	collect := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	f.resolveKeyTools(sep, collect)
 	f.resolveKeyGrants(sep, collect)
+	f.normalizeOIDC(sep, collect)
 	return errors.Join(append(errs, f.validate())...)
 }
 
@@ -753,6 +757,7 @@ func (f *File) validate() error {
 			bad("keys[%s].limits.burst: negative", k.Name)
 		}
 	}
+	f.validateOIDC(bad)
 	if t := f.NATS.TLS; (t.CertFile == "") != (t.KeyFile == "") {
 		bad("nats.tls: cert_file and key_file go together")
 	}

@@ -166,6 +166,8 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 		MCPServers.Credentials.AWSRegionName MCPServers.Credentials.AWSServiceName MCPServers.Credentials.AWSAccessKeyID
 		MCPServers.Credentials.AWSSecretAccessKey MCPServers.Credentials.AWSSessionToken
 		MCPServers.Credentials.AWSRoleName MCPServers.Credentials.AWSSessionName
+		MCPServers.Credentials.TokenExchangeEndpoint MCPServers.Credentials.Audience
+		MCPServers.Credentials.Resource MCPServers.Credentials.SubjectTokenType OIDC
 		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName
 		Seal.PublicKeys Seal.PrivateKeys Seal.PrivateKeysFile
 		Ingress.TrustedProxies Ingress.PublicURL Ingress.KeyLimits.Burst

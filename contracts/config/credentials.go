@@ -34,7 +34,16 @@ const (
 	AuthTypeOAuth2 = "oauth2"
 	// AuthTypeAWSSigV4: every request signed with AWS Signature Version 4.
 	AuthTypeAWSSigV4 = "aws_sigv4"
+	// AuthTypeOAuth2TokenExchange: Authorization: Bearer <a token the
+	// worker obtains for this server by exchanging the caller's token at
+	// token_exchange_endpoint (RFC 8693, LiteLLM's "OBO")>. The caller's
+	// own token never reaches the server.
+	AuthTypeOAuth2TokenExchange = "oauth2_token_exchange"
 )
+
+// DefaultSubjectTokenType is the subject_token_type of a token exchange
+// that names none (RFC 8693's access token type, as LiteLLM's default).
+const DefaultSubjectTokenType = "urn:ietf:params:oauth:token-type:access_token"
 
 // OAuth2 flows (oauth2_flow).
 const (
@@ -48,7 +57,7 @@ const DefaultAWSServiceName = "bedrock-agentcore"
 
 // authTypes lists every accepted auth_type, for messages.
 var authTypes = []string{AuthTypeNone, AuthTypeAPIKey, AuthTypeBearerToken, AuthTypeBasic, AuthTypeAuthorization,
-	AuthTypeOAuth2, AuthTypeTruePassthrough, AuthTypeAWSSigV4}
+	AuthTypeOAuth2, AuthTypeTruePassthrough, AuthTypeAWSSigV4, AuthTypeOAuth2TokenExchange}
 
 // Credentials are the credential settings of one MCP server, with LiteLLM's
 // key names. They are embedded in Server, so they sit directly in the
@@ -84,6 +93,16 @@ type Credentials struct {
 	AuthorizationURL string `yaml:"authorization_url"`
 	RegistrationURL  string `yaml:"registration_url"`
 
+	// Token exchange (auth_type oauth2_token_exchange; LiteLLM's names):
+	// the endpoint, the audience and/or resource the exchanged token is
+	// asked for, the type of the caller's token (default
+	// DefaultSubjectTokenType). ClientID, ClientSecret and Scopes above are
+	// the gateway's client at that endpoint and the scopes it asks for.
+	TokenExchangeEndpoint string `yaml:"token_exchange_endpoint"`
+	Audience              string `yaml:"audience"`
+	Resource              string `yaml:"resource"`
+	SubjectTokenType      string `yaml:"subject_token_type"`
+
 	// AWS SigV4 (auth_type aws_sigv4): region (required), service (default
 	// bedrock-agentcore) and static keys (an optional session token for
 	// temporary ones). LiteLLM's role assumption (aws_role_name,
@@ -97,12 +116,13 @@ type Credentials struct {
 	AWSSessionName     string `yaml:"aws_session_name"`
 }
 
-// ReceivesCaller reports whether the server receives the caller's credential
-// (passthrough): no auth_type, true_passthrough, or oauth2 without the
-// client_credentials flow.
+// ReceivesCaller reports whether the server's workers receive the caller's
+// credential (sealed): no auth_type, true_passthrough, or oauth2 without the
+// client_credentials flow, which pass it through; oauth2_token_exchange,
+// whose workers exchange it and send only the exchanged token.
 func (c *Credentials) ReceivesCaller() bool {
 	switch c.AuthType {
-	case AuthTypePassthrough, AuthTypeTruePassthrough:
+	case AuthTypePassthrough, AuthTypeTruePassthrough, AuthTypeOAuth2TokenExchange:
 		return true
 	case AuthTypeOAuth2:
 		return c.OAuth2Flow != OAuth2ClientCredentials
@@ -153,7 +173,7 @@ func (c *Credentials) credentialHeader() string {
 	switch c.AuthType {
 	case AuthTypeAPIKey:
 		return "X-API-Key"
-	case AuthTypeBearerToken, AuthTypeBasic, AuthTypeAuthorization, AuthTypeAWSSigV4:
+	case AuthTypeBearerToken, AuthTypeBasic, AuthTypeAuthorization, AuthTypeAWSSigV4, AuthTypeOAuth2TokenExchange:
 		return "Authorization"
 	case AuthTypeOAuth2:
 		if c.OAuth2Flow == OAuth2ClientCredentials {
@@ -179,6 +199,9 @@ func (s *Server) normalizeCredentials() {
 	}
 	if c.AuthType == AuthTypeAWSSigV4 && c.AWSServiceName == "" {
 		c.AWSServiceName = DefaultAWSServiceName
+	}
+	if c.AuthType == AuthTypeOAuth2TokenExchange && c.SubjectTokenType == "" {
+		c.SubjectTokenType = DefaultSubjectTokenType
 	}
 	if s.Auth == "" {
 		s.Auth = AuthPassthrough
@@ -260,10 +283,28 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 		if c.AWSAccessKeyID == "" || c.AWSSecretAccessKey == "" {
 			bad("%s: auth_type aws_sigv4 needs aws_access_key_id and aws_secret_access_key (the ambient AWS credential chain is not read)", where)
 		}
-	default:
-		if c.OAuth2Flow != "" {
-			bad("%s.oauth2_flow: only for auth_type oauth2", where)
+	case AuthTypeOAuth2TokenExchange:
+		if stdio {
+			bad("%s: a stdio server cannot use auth_type oauth2_token_exchange", where)
 		}
+		if !httpURL(c.TokenExchangeEndpoint) {
+			bad("%s.token_exchange_endpoint: an http(s) URL is required for auth_type oauth2_token_exchange", where)
+		}
+		if c.ClientID == "" {
+			bad("%s.client_id: required for auth_type oauth2_token_exchange", where)
+		}
+		if c.Audience == "" && c.Resource == "" {
+			bad("%s: auth_type oauth2_token_exchange needs audience or resource (what the exchanged token is for)", where)
+		}
+		if c.Resource != "" && !httpURL(c.Resource) {
+			bad("%s.resource: want an absolute http(s) URI (RFC 8707)", where)
+		}
+	}
+	if c.AuthType != AuthTypeOAuth2 && c.OAuth2Flow != "" {
+		bad("%s.oauth2_flow: only for auth_type oauth2", where)
+	}
+	if c.AuthType != AuthTypeOAuth2TokenExchange && (c.TokenExchangeEndpoint != "" || c.Audience != "" || c.Resource != "" || c.SubjectTokenType != "") {
+		bad("%s: token_exchange_endpoint, audience, resource and subject_token_type are only for auth_type oauth2_token_exchange", where)
 	}
 	for _, u := range []struct{ key, value string }{
 		{"authorization_url", c.AuthorizationURL}, {"registration_url", c.RegistrationURL}, {"token_url", c.TokenURL},

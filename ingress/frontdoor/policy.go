@@ -20,6 +20,7 @@ import (
 type Policy struct {
 	cfg      *config.File
 	keys     *auth.Keys
+	oidc     *auth.OIDC // nil: no OIDC issuer configured
 	catalog  *dispatch.Catalog
 	identity *auth.Identity
 	// legacyHeader and plainHeaders are what reading a caller's
@@ -46,7 +47,7 @@ type prefix struct {
 // New returns the policy of cfg's servers and ingress limits, keys' gateway
 // keys, and catalog's tool lists; identity keys callers' identities.
 func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog, identity *auth.Identity) *Policy {
-	p := &Policy{cfg: cfg, keys: keys, catalog: catalog, identity: identity, sep: cfg.Ingress.Separator(),
+	p := &Policy{cfg: cfg, keys: keys, oidc: auth.NewOIDC(cfg, auth.OIDCOptions{}), catalog: catalog, identity: identity, sep: cfg.Ingress.Separator(),
 		legacyHeader: cfg.GeneralSettings.ClientSideAuthHeader(), plainHeaders: plainHeaders(cfg)}
 	for _, name := range cfg.ServerNames() {
 		srv := cfg.MCPServers[name]
@@ -68,10 +69,12 @@ func (p *Policy) Separator() string { return p.sep }
 // Authorization only when no key header is present) and reads the
 // credentials the caller presented (ReadPresented): the caller, or
 // unauthorized, or invalid_request for a malformed credential header.
+// With OIDC issuers configured, a JWT access token of theirs in
+// Authorization also authenticates (authenticateOIDC).
 func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
 	key, inAuthorization, err := p.keys.Find(h)
 	if err != nil {
-		return nil, err
+		return p.authenticateOIDC(h, err)
 	}
 	presented, err := readPresented(h, p.legacyHeader, p.headerLabels, p.plainHeaders, inAuthorization)
 	if err != nil {

@@ -135,6 +135,7 @@ func Assemble(o Options) (g *Gateway, err error) {
 		// Every request is measured and traced; GET /metrics on the listen port.
 		Metrics: g.Metrics, MetricsHandler: metricsHandler, Tracer: o.Tracer,
 	})
+	g.Handler = withProtectedResource(g.Policy.OIDC(), cfg, g.Handler)
 	if o.WatchKeys {
 		js, err := jetstream.New(o.Conn)
 		if err != nil {

@@ -150,6 +150,9 @@ func authenticate(policy *frontdoor.Policy) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		caller, err := policy.Authenticate(c.Request.Header)
 		if err != nil {
+			if ch := policy.Challenge(c.Request); ch != "" {
+				c.Header("WWW-Authenticate", ch)
+			}
 			abortWithError(c, err)
 			return
 		}
