@@ -154,7 +154,7 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 		if attempt == 1 && errors.Is(err, transport.ErrSessionTerminated) && ctx.Err() == nil {
 			continue
 		}
-		return p.upstreamError(srv, withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get())
+		return p.upstreamError(srv, withContextErr(ctx, p.exchangeRefusal(srv, cred, p.serviceRefusal(srv, err))), ch.get())
 	}
 }
 

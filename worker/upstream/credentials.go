@@ -68,6 +68,7 @@ type serviceAuth struct {
 	// add are headers set only where the request has none (static_headers).
 	set, add http.Header
 	tokens   *tokenSource // oauth2 client_credentials, or nil
+	exchange *exchanger   // oauth2_token_exchange, or nil
 	sigv4    *sigv4Signer // aws_sigv4, or nil
 	// secrets are removed from error details (an upstream may echo them).
 	secrets []string
@@ -76,7 +77,7 @@ type serviceAuth struct {
 // newServiceAuth returns the serviceAuth of srv, or nil when srv has neither
 // a service credential nor static headers.
 func (p *Pool) newServiceAuth(srv *config.Server) *serviceAuth {
-	if !srv.HasServiceCredential() && len(srv.StaticHeaders) == 0 {
+	if !srv.HasServiceCredential() && len(srv.StaticHeaders) == 0 && srv.AuthType != config.AuthTypeOAuth2TokenExchange {
 		return nil
 	}
 	a := &serviceAuth{base: p.opts.Transport, replace: srv.HasServiceCredential(), set: http.Header{}, add: http.Header{}}
@@ -109,6 +110,14 @@ func (p *Pool) newServiceAuth(srv *config.Server) *serviceAuth {
 			wg:      &p.background,
 			log:     p.log,
 		}
+	case srv.AuthType == config.AuthTypeOAuth2TokenExchange:
+		x := &exchanger{server: srv.Name, creds: srv.Credentials, client: &http.Client{Transport: p.opts.Transport},
+			sources: map[[sha256.Size]byte]*tokenSource{}}
+		x.newSource = func(get func(context.Context) (string, time.Duration, *Error)) *tokenSource {
+			return &tokenSource{server: srv.Name, get: get, timeout: p.opts.TokenTimeout, now: p.opts.Now,
+				life: p.ctx, wg: &p.background, log: p.log}
+		}
+		a.exchange = x
 	case srv.AuthType == config.AuthTypeAWSSigV4:
 		a.sigv4 = &sigv4Signer{
 			creds: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
@@ -125,6 +134,12 @@ func (p *Pool) newServiceAuth(srv *config.Server) *serviceAuth {
 // RoundTrip adds the credential to a copy of req and sends it.
 func (a *serviceAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := req.Clone(req.Context())
+	var subject string
+	if a.exchange != nil {
+		// The caller's token is exchanged, never sent.
+		subject = subjectOf(r.Header.Get("Authorization"))
+		r.Header.Del("Authorization")
+	}
 	if a.replace {
 		r.Header.Del("Authorization")
 	}
@@ -138,6 +153,14 @@ func (a *serviceAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if a.tokens != nil {
 		tok, err := a.tokens.Token(r.Context())
+		if err != nil {
+			closeBody(req)
+			return nil, err
+		}
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if a.exchange != nil {
+		tok, err := a.exchange.Token(r.Context(), subject)
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -173,6 +196,9 @@ func (a *serviceAuth) redact(s string) string {
 		secrets = append(slices.Clip(secrets), a.tokens.token)
 		a.tokens.mu.Unlock()
 	}
+	if a.exchange != nil {
+		secrets = append(slices.Clip(secrets), a.exchange.tokens()...)
+	}
 	for _, secret := range secrets {
 		if len(secret) >= 4 {
 			s = strings.ReplaceAll(s, secret, "[credential]")
@@ -196,8 +222,12 @@ func closeBody(req *http.Request) {
 // mutex for the whole fetch, which waiters cannot leave when their context
 // ends.
 type tokenSource struct {
-	server  string
-	conf    clientcredentials.Config
+	server string
+	conf   clientcredentials.Config
+	// get, when set, requests the token instead of conf (token exchange);
+	// it returns the token, its lifetime (0: unknown) and a classified
+	// failure.
+	get     func(ctx context.Context) (string, time.Duration, *Error)
 	client  *http.Client
 	timeout time.Duration
 	now     func() time.Time
@@ -259,27 +289,42 @@ func (s *tokenSource) fetch(f *tokenFetch) {
 	s.fetches.Add(1)
 	ctx, cancel := context.WithTimeout(s.life, s.timeout)
 	defer cancel()
-	tok, err := s.conf.Token(context.WithValue(ctx, oauth2.HTTPClient, s.client))
-	if err == nil && tok.AccessToken == "" {
-		err = errors.New("no access_token in the response")
-	}
+	token, lifetime, failed := s.request(ctx)
 	s.mu.Lock()
-	if err == nil {
-		s.token = tok.AccessToken
-		// x/oauth2 sets Expiry from the response's expires_in on the real
-		// clock; the lifetime carries over to s.now's.
-		lifetime := defaultTokenLifetime
-		if !tok.Expiry.IsZero() {
-			lifetime = time.Until(tok.Expiry)
+	if failed == nil {
+		s.token = token
+		if lifetime == 0 {
+			lifetime = defaultTokenLifetime
 		}
 		s.refreshAt = s.now().Add(lifetime - min(tokenEarlyRefresh, lifetime/2))
-		f.token = tok.AccessToken
+		f.token = token
 	} else {
-		f.err = s.failure(ctx, err)
+		f.err = failed
 	}
 	s.inflight = nil
 	s.mu.Unlock()
 	close(f.done)
+}
+
+// request asks for a token: s.get's way, or the client_credentials grant.
+func (s *tokenSource) request(ctx context.Context) (string, time.Duration, *Error) {
+	if s.get != nil {
+		return s.get(ctx)
+	}
+	tok, err := s.conf.Token(context.WithValue(ctx, oauth2.HTTPClient, s.client))
+	if err == nil && tok.AccessToken == "" {
+		err = errors.New("no access_token in the response")
+	}
+	if err != nil {
+		return "", 0, s.failure(ctx, err)
+	}
+	// x/oauth2 sets Expiry from the response's expires_in on the real
+	// clock; the lifetime carries over to s.now's.
+	var lifetime time.Duration
+	if !tok.Expiry.IsZero() {
+		lifetime = time.Until(tok.Expiry)
+	}
+	return tok.AccessToken, lifetime, nil
 }
 
 // failure classifies a failed token request, and logs its status and class
@@ -402,6 +447,8 @@ func (p *Pool) upstreamError(srv *config.Server, err error, wwwAuth string) *Err
 func (p *Pool) TokenRequests(srv *config.Server) uint64 {
 	if a := p.httpClientFor(srv).auth; a != nil && a.tokens != nil {
 		return a.tokens.fetches.Load()
+	} else if a != nil && a.exchange != nil {
+		return a.exchange.fetches.Load()
 	}
 	return 0
 }

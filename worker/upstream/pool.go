@@ -516,7 +516,7 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 		p.log.Debug().Str("server", srv.Name).Str("token_fp", e.fp).Str("protocol", c.ProtocolVersion()).Msg("upstream client connected")
 	} else {
 		p.connectFailures.Add(1)
-		e.err = p.upstreamError(srv, withContextErr(ctx, p.serviceRefusal(srv, err)), ch.get())
+		e.err = p.upstreamError(srv, withContextErr(ctx, p.exchangeRefusal(srv, cred, p.serviceRefusal(srv, err))), ch.get())
 		p.mu.Lock()
 		p.removeLocked(e)
 		e.closed = true
