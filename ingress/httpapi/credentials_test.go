@@ -46,6 +46,7 @@ type credGateway struct {
 	*gateway
 	tokens    *contractstest.TokenEndpoint
 	down      *contractstest.TokenEndpoint
+	sts       *contractstest.STS // the token exchange endpoint of svc_exchange
 	demos     map[string]*devmode.Demo
 	workerURL string
 }
@@ -60,6 +61,9 @@ func startCredGateway(t *testing.T) *credGateway {
 		demos:  map[string]*devmode.Demo{},
 	}
 	cg.down.Fail(http.StatusServiceUnavailable)
+	// The STS accepts the caller's token as a subject token (as an STS
+	// trusting the caller's identity provider does).
+	cg.sts = contractstest.StartSTS(t, func(tok string) (string, bool) { return "cred-caller", "Bearer "+tok == credCaller })
 	servers := map[string]config.Credentials{
 		"svc_key":    {AuthType: "api_key", AuthValue: svcAPIKey},
 		"svc_bearer": {AuthType: "bearer_token", AuthValue: svcBearer},
@@ -72,6 +76,8 @@ func startCredGateway(t *testing.T) *credGateway {
 			ClientSecret: svcClientSecret, TokenURL: cg.down.URL},
 		"svc_sigv4": {AuthType: "aws_sigv4", AWSRegionName: "us-east-1", AWSAccessKeyID: "AKIDTOOLBUS",
 			AWSSecretAccessKey: svcAWSSecret, AWSSessionToken: svcAWSSession},
+		"svc_exchange": {AuthType: config.AuthTypeOAuth2TokenExchange, TokenExchangeEndpoint: cg.sts.TokenURL,
+			ClientID: contractstest.STSClientID, ClientSecret: contractstest.STSClientSecret, Audience: "api://svc-exchange"},
 		"pass": {},
 		// Forwarded headers (forwarding_test.go): extra_headers on a
 		// passthrough server and on one with its own credential.
@@ -165,6 +171,7 @@ func TestCredentials_EachServerReceivesItsOwn(t *testing.T) {
 		{server: "svc_static", static: svcStatic},
 		{server: "svc_m2m", authorization: "token"},
 		{server: "svc_sigv4", authorization: "AWS4-HMAC-SHA256 Credential=AKIDTOOLBUS/"},
+		{server: "svc_exchange", authorization: "exchanged"},
 		{server: "pass", authorization: credCaller},
 	} {
 		t.Run(tc.server, func(t *testing.T) {
@@ -178,6 +185,15 @@ func TestCredentials_EachServerReceivesItsOwn(t *testing.T) {
 			reqs := cg.demos[tc.server].Recorder.Requests()
 			if len(reqs) < 2 {
 				t.Fatalf("%d requests recorded", len(reqs))
+			}
+			if want == "exchanged" {
+				// The token the STS issued for the server's audience,
+				// obtained once (the caller's token never goes there).
+				want = reqs[0].Get("Authorization")
+				ex := cg.sts.Exchanges()
+				if !strings.HasPrefix(want, "Bearer ") || len(ex) != 1 || ex[0].Subject != "cred-caller" || len(ex[0].Audience) != 1 || ex[0].Audience[0] != "api://svc-exchange" {
+					t.Fatalf("exchanged token %q; exchanges %+v", want, ex)
+				}
 			}
 			for _, h := range reqs {
 				got := h.Get("Authorization")
@@ -249,7 +265,7 @@ func TestCredentials_OAuth2ThroughTheGateway(t *testing.T) {
 func TestCredentials_ServiceCredentialsNeverLeak(t *testing.T) {
 	cg := startCredGateway(t)
 	cg.RecordBus(t)
-	for _, server := range []string{"svc_key", "svc_bearer", "svc_basic", "svc_authz", "svc_static", "svc_m2m", "svc_sigv4"} {
+	for _, server := range []string{"svc_key", "svc_bearer", "svc_basic", "svc_authz", "svc_static", "svc_m2m", "svc_sigv4", "svc_exchange"} {
 		if resp := cg.echo(t, server); resp.Status != http.StatusOK {
 			t.Fatalf("%s: %d %s", server, resp.Status, resp.Body)
 		}
@@ -309,9 +325,14 @@ func TestCredentials_ServiceCredentialsNeverLeak(t *testing.T) {
 	if !strings.Contains(files.String(), `"server":"svc_bearer"`) {
 		t.Fatal("the job records are not in JetStream's files: the check would be vacuous")
 	}
+	exchanged := cg.demos["svc_exchange"].Recorder.Authorizations()
+	if len(exchanged) == 0 || !strings.HasPrefix(exchanged[0], "Bearer ") {
+		t.Fatalf("svc_exchange saw %q", exchanged)
+	}
 	for _, secret := range []string{svcAPIKey, svcBearer, svcBasicPass, "svc-authz-31b0", svcStatic, svcClientSecret,
 		svcAWSSecret, svcAWSSession, issued[0], base64.StdEncoding.EncodeToString([]byte("svc-user:" + svcBasicPass)),
-		fwdAPIKey, fwdTenant, "fwd-legacy-5a77", fwdTrace} {
+		fwdAPIKey, fwdTenant, "fwd-legacy-5a77", fwdTrace,
+		contractstest.STSClientSecret, strings.TrimPrefix(exchanged[0], "Bearer "), strings.TrimPrefix(credCaller, "Bearer ")} {
 		cg.AssertNoSecret(t, secret) // NATS bytes and logs
 		for _, l := range strings.Split(cg.Logs.String(), "\n") {
 			if strings.Contains(l, secret) {

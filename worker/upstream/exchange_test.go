@@ -1,24 +1,16 @@
 package upstream_test
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
@@ -27,110 +19,12 @@ import (
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
-// The security token service of these tests is a real OpenID provider:
-// zitadel/oidc's op with its example storage. Its service user sid1 gets a
-// subject token by the client_credentials grant; the gateway's client
-// (stsClientID, a web client allowed the token-exchange grant) exchanges it.
-const (
-	stsClientID     = "toolbus-gateway"
-	stsClientSecret = "sts-client-secret-must-not-leak"
-	stsAudience     = "api://jira-mcp"
-)
+const stsAudience = "api://jira-mcp"
 
-// sts is a running zitadel OpenID provider.
-type sts struct {
-	URL, TokenURL string
-	srv           *httptest.Server
-	store         *exchangeStorage
-}
-
-// exchangeStorage is the example storage, recording each token exchange
-// it validates. The example's own ValidateTokenExchangeRequest admits only
-// admin users; this one admits any subject token the provider verified,
-// and asks for an access token.
-type exchangeStorage struct {
-	*storage.Storage
-	mu        sync.Mutex
-	exchanges []exchangeSeen
-}
-
-type exchangeSeen struct {
-	Subject, ClientID string
-	Audience, Scopes  []string
-}
-
-func (s *exchangeStorage) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExchangeRequest) error {
-	r.SetRequestedTokenType(oidc.AccessTokenType)
-	s.mu.Lock()
-	s.exchanges = append(s.exchanges, exchangeSeen{Subject: r.GetSubject(), ClientID: r.GetClientID(),
-		Audience: r.GetAudience(), Scopes: r.GetScopes()})
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *exchangeStorage) seen() []exchangeSeen {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.exchanges)
-}
-
-func startSTS(t *testing.T) *sts {
-	t.Helper()
-	ts := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + ts.Listener.Addr().String()
-	clients := map[string]*storage.Client{stsClientID: storage.WebClient(stsClientID, stsClientSecret)}
-	store := &exchangeStorage{Storage: storage.NewStorageWithClients(storage.NewUserStore(issuer), clients)}
-	provider, err := op.NewOpenIDProvider(issuer, &op.Config{CryptoKey: sha256.Sum256([]byte(t.Name())), AuthMethodPost: true},
-		store, op.WithAllowInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.Config.Handler = provider
-	ts.Start()
-	t.Cleanup(ts.Close)
-	s := &sts{URL: issuer, srv: ts, store: store}
-	var disc struct {
-		TokenEndpoint string   `json:"token_endpoint"`
-		GrantTypes    []string `json:"grant_types_supported"`
-	}
-	resp, err := http.Get(issuer + "/.well-known/openid-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if err := json.NewDecoder(resp.Body).Decode(&disc); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Contains(disc.GrantTypes, string(oidc.GrantTypeTokenExchange)) {
-		t.Fatalf("the provider does not offer token exchange: %v", disc.GrantTypes)
-	}
-	s.TokenURL = disc.TokenEndpoint
-	return s
-}
-
-// subjectToken is an access token the provider issues to its service user
-// sid1 (client_credentials): the caller's token of these tests.
-func (s *sts) subjectToken(t *testing.T) string {
-	t.Helper()
-	resp, err := http.PostForm(s.TokenURL, url.Values{"grant_type": {"client_credentials"}, "client_id": {"sid1"},
-		"client_secret": {"verysecret"}, "scope": {"openid"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("no subject token (HTTP %d): %v", resp.StatusCode, err)
-	}
-	return tok.AccessToken
-}
-
-func exchangeServer(t *testing.T, url string, s *sts) *config.Server {
+func exchangeServer(t *testing.T, url string, s *contractstest.STS) *config.Server {
 	return normalized(t, &config.Server{Name: "jira", URL: url, Credentials: config.Credentials{
 		AuthType: config.AuthTypeOAuth2TokenExchange, TokenExchangeEndpoint: s.TokenURL,
-		ClientID: stsClientID, ClientSecret: stsClientSecret, Audience: stsAudience, Scopes: []string{"openid", "mcp.tools"},
+		ClientID: contractstest.STSClientID, ClientSecret: contractstest.STSClientSecret, Audience: stsAudience, Scopes: []string{"openid", "mcp.tools"},
 	}})
 }
 
@@ -140,7 +34,7 @@ func exchangeServer(t *testing.T, url string, s *sts) *config.Server {
 // is reused until shortly before it expires, then exchanged again.
 func TestPool_TokenExchange(t *testing.T) {
 	t.Parallel()
-	s := startSTS(t)
+	s := contractstest.StartSTS(t, nil)
 	up := startRecorded(t, demoserver.Options{})
 	srv := exchangeServer(t, up.URL, s)
 	var offset atomic.Int64
@@ -148,7 +42,7 @@ func TestPool_TokenExchange(t *testing.T) {
 	logs := &contractstest.LogBuffer{}
 	p := newPool(t, upstream.Options{Now: now}, logs)
 	ctx := contractstest.Ctx(t)
-	alice := s.subjectToken(t)
+	alice := s.SubjectToken(t)
 
 	var wg sync.WaitGroup
 	seen := make(chan string, 20)
@@ -175,8 +69,8 @@ func TestPool_TokenExchange(t *testing.T) {
 	if n := p.TokenRequests(srv); n != 1 {
 		t.Fatalf("%d exchanges for 20 concurrent calls of one caller, want 1", n)
 	}
-	ex := s.store.seen()
-	if len(ex) != 1 || ex[0].Subject != "sid1" || ex[0].ClientID != stsClientID ||
+	ex := s.Exchanges()
+	if len(ex) != 1 || ex[0].Subject != "sid1" || ex[0].ClientID != contractstest.STSClientID ||
 		!slices.Equal(ex[0].Audience, []string{stsAudience}) || !slices.Equal(ex[0].Scopes, []string{"openid", "mcp.tools"}) {
 		t.Fatalf("the provider saw the exchanges %+v", ex)
 	}
@@ -192,7 +86,7 @@ func TestPool_TokenExchange(t *testing.T) {
 	}
 
 	// Another caller token: its own exchange, its own token.
-	bob := s.subjectToken(t)
+	bob := s.SubjectToken(t)
 	if got, err := whoami(ctx, p, srv, "Bearer "+bob); err != nil || got == exchanged || !strings.HasPrefix(got, "Bearer ") {
 		t.Fatalf("second caller: %q, %v", got, err)
 	}
@@ -214,7 +108,7 @@ func TestPool_TokenExchange(t *testing.T) {
 	if n := p.TokenRequests(srv); n != 3 {
 		t.Fatalf("%d exchanges after expiry, want 3", n)
 	}
-	for _, secret := range []string{alice, bob, stsClientSecret, strings.TrimPrefix(exchanged, "Bearer ")} {
+	for _, secret := range []string{alice, bob, contractstest.STSClientSecret, strings.TrimPrefix(exchanged, "Bearer ")} {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatal("a token or the client secret is in the worker's logs")
 		}
@@ -227,8 +121,8 @@ func TestPool_TokenExchange(t *testing.T) {
 // error or log quotes a token or the secret.
 func TestPool_TokenExchangeFailures(t *testing.T) {
 	t.Parallel()
-	s := startSTS(t)
-	good := s.subjectToken(t)
+	s := contractstest.StartSTS(t, nil)
+	good := s.SubjectToken(t)
 	released := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -270,7 +164,7 @@ func TestPool_TokenExchangeFailures(t *testing.T) {
 			if !errors.As(err, &ue) || ue.Wire.Code != tc.code || !strings.Contains(ue.Wire.Message, tc.want) {
 				t.Fatalf("got %v, want %s (%s)", err, tc.code, tc.want)
 			}
-			for _, secret := range []string{good, stsClientSecret, "not-a-token-of-this-issuer"} {
+			for _, secret := range []string{good, contractstest.STSClientSecret, "not-a-token-of-this-issuer"} {
 				if strings.Contains(ue.Error()+ue.Detail, secret) || strings.Contains(logs.String(), secret) {
 					t.Fatal("a token or the client secret leaked into the error or the logs")
 				}
@@ -286,11 +180,11 @@ func TestPool_TokenExchangeFailures(t *testing.T) {
 // its challenge, and the next call exchanges again.
 func TestPool_TokenExchangeRefusedByServer(t *testing.T) {
 	t.Parallel()
-	s := startSTS(t)
+	s := contractstest.StartSTS(t, nil)
 	up := startRecorded(t, demoserver.Options{RequireToken: "Bearer only-this"})
 	srv := exchangeServer(t, up.URL, s)
 	p := newPool(t, upstream.Options{}, nil)
-	tok := "Bearer " + s.subjectToken(t)
+	tok := "Bearer " + s.SubjectToken(t)
 	for i := 1; i <= 2; i++ {
 		_, err := p.CallTool(contractstest.Ctx(t), srv, contracts.NewToken(tok), demoserver.ToolEcho, nil)
 		var ue *upstream.Error
