@@ -139,6 +139,14 @@ func (c *Credentials) InteractiveOAuth2() bool {
 	return c.AuthType == AuthTypeOAuth2 && c.OAuth2Flow != OAuth2ClientCredentials
 }
 
+// ExchangesCaller reports whether the server's workers exchange the
+// caller's credential for one of the server's own (oauth2_token_exchange):
+// the caller's token then goes to the token exchange endpoint only, never
+// to the server.
+func (c *Credentials) ExchangesCaller() bool {
+	return c.AuthType == AuthTypeOAuth2TokenExchange
+}
+
 // HasServiceCredential reports whether the server has a credential of its
 // own, which workers send instead of any caller's: such a server never
 // receives the caller's Authorization.

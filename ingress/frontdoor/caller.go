@@ -259,8 +259,10 @@ func (c *Caller) Owner() string { return c.owner }
 //   - else (passthrough; for stdio only with auth_env) Authorization is
 //     x-mcp-<server>-authorization when sent (whatever the reach; no
 //     other server ever receives it); else, on a FanOut request, nothing,
-//     unless the server sets passthrough_on_fanout (a token meant for one
-//     server must not reach every server); else the legacy x-mcp-auth when
+//     unless the server sets passthrough_on_fanout or exchanges the
+//     caller's token (oauth2_token_exchange: the token goes to the token
+//     exchange endpoint only, sealed to the workers) - a token meant for one
+//     server must not reach every server; else the legacy x-mcp-auth when
 //     sent, else the caller's Authorization, unchanged.
 func Credential(p *Presented, srv *config.Server, reach Reach) contracts.Token {
 	if p == nil || srv.Auth == config.AuthNone || srv.AuthType == config.AuthTypeNone {
@@ -303,7 +305,7 @@ func callerAuthorization(p *Presented, own map[string]string, srv *config.Server
 	if v := own[contracts.HeaderAuthorization]; v != "" {
 		return v
 	}
-	if reach == FanOut && !srv.PassthroughOnFanout {
+	if reach == FanOut && !srv.PassthroughOnFanout && !srv.ExchangesCaller() {
 		return ""
 	}
 	if p.legacy != "" {

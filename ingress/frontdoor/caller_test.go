@@ -51,6 +51,11 @@ func TestCredential(t *testing.T) {
 		{fanOut, &config.Server{Name: "other", PassthroughOnFanout: true}, "Bearer just-for-other"},
 		{fanOut, &config.Server{Name: "noauth", Auth: config.AuthNone, PassthroughOnFanout: true}, ""},
 		{fanOut, &config.Server{Name: "keyed", PassthroughOnFanout: true, Credentials: config.Credentials{AuthType: "api_key", AuthValue: "k"}}, ""},
+		// Token exchange: the caller's token is sealed for the workers,
+		// which exchange it (it never reaches the server), on every reach.
+		{targeted, &config.Server{Name: "obo", Credentials: config.Credentials{AuthType: "oauth2_token_exchange"}}, "Bearer general"},
+		{fanOut, &config.Server{Name: "obo", Credentials: config.Credentials{AuthType: "oauth2_token_exchange"}}, "Bearer general"},
+		{fanOut, &config.Server{Name: "other", Credentials: config.Credentials{AuthType: "oauth2_token_exchange"}}, "Bearer just-for-other"},
 	} {
 		got := frontdoor.Credential(presented, tt.srv, tt.reach)
 		if got.Reveal()["authorization"] != tt.want || (tt.want == "" && !got.IsZero()) {
