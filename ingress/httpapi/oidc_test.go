@@ -1,18 +1,23 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
+	"github.com/toolbus/toolbus/ingress/devmode"
+	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 	"github.com/toolbus/toolbus/ingress/internal/oidctest"
 )
 
@@ -168,4 +173,72 @@ func TestOIDC_SubjectsOwnTheirJobs(t *testing.T) {
 	if resp := g.do(t, http.MethodGet, "/v1/calls/"+id, alice, ""); resp.Status != http.StatusOK {
 		t.Errorf("its owner: %d %s", resp.Status, resp.Body)
 	}
+}
+
+// The whole picture: an OIDC caller (only its JWT) calls a token-exchange
+// server. The STS (zitadel's provider, trusting the issuer) exchanges the
+// JWT; the server sees only the exchanged token, also on the aggregated
+// tools/list (fan-out); the JWT and the exchanged token cross NATS only
+// sealed.
+func TestOIDC_CallerTokenExchanged(t *testing.T) {
+	is := oidctest.Start(t)
+	key := is.Keys()[0].Public()
+	sts := contractstest.StartSTS(t, func(tok string) (string, bool) {
+		parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+		var c jwt.Claims
+		if err != nil || parsed.Claims(key.Key, &c) != nil || c.Issuer != is.URL {
+			return "", false
+		}
+		return c.Subject, true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	obo, err := devmode.StartDemo(ctx, devmode.DemoOptions{}, devmode.DemoHTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.StopAtEnd(t, obo.Close)
+	g := startGateway(t, func(c *config.File) {
+		c.OIDC = []config.OIDCIssuer{{Issuer: is.URL, Audience: oidcAudience, Servers: []string{"obo", "demo"}}}
+		c.MCPServers["obo"] = &config.Server{URL: obo.URL, Credentials: config.Credentials{
+			AuthType: config.AuthTypeOAuth2TokenExchange, TokenExchangeEndpoint: sts.TokenURL,
+			ClientID: contractstest.STSClientID, ClientSecret: contractstest.STSClientSecret, Audience: "api://obo"}}
+	})
+	tok := is.Token(t, oidcAudience, "alice", nil)
+	resp := g.do(t, http.MethodPost, "/mcp-rest/tools/call", bearerOf(tok), `{"name":"whoami","server_id":"obo","arguments":{}}`)
+	if resp.Status != http.StatusOK {
+		t.Fatalf("whoami: %d %s", resp.Status, resp.Body)
+	}
+	exchanged := resp.Text(t)
+	if !strings.HasPrefix(exchanged, "Bearer ") || strings.Contains(exchanged, tok) {
+		t.Fatalf("the server saw %q", exchanged)
+	}
+	if ex := sts.Exchanges(); len(ex) != 1 || ex[0].Subject != "alice" || !slices.Equal(ex[0].Audience, []string{"api://obo"}) {
+		t.Fatalf("exchanges %+v", ex)
+	}
+	// The aggregated list reaches obo with the exchanged token too.
+	obo.Recorder.Reset()
+	g.RecordBus(t)
+	resp = g.do(t, http.MethodGet, "/mcp-rest/tools/list", bearerOf(tok), "")
+	if resp.Status != http.StatusOK || !strings.Contains(string(resp.Body), `"server_name":"obo"`) {
+		t.Fatalf("list: %d %s", resp.Status, resp.Body)
+	}
+	if resp := g.do(t, http.MethodPost, "/mcp-rest/tools/call", bearerOf(tok), `{"name":"echo","server_id":"obo","arguments":{"text":"x"}}`); resp.Status != http.StatusOK {
+		t.Fatalf("echo: %d %s", resp.Status, resp.Body)
+	}
+	seen := obo.Recorder.Authorizations()
+	if len(seen) == 0 {
+		t.Fatal("obo recorded no request")
+	}
+	for _, got := range seen {
+		if got != exchanged {
+			t.Fatalf("the server saw %q, want the exchanged token", got)
+		}
+	}
+	if n := len(sts.Exchanges()); n != 1 {
+		t.Errorf("%d exchanges for one caller token, want 1 (cached)", n)
+	}
+	g.AssertNoSecret(t, tok)
+	g.AssertNoSecret(t, strings.TrimPrefix(exchanged, "Bearer "))
+	g.AssertNoSecret(t, contractstest.STSClientSecret)
 }
