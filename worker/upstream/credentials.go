@@ -290,6 +290,12 @@ func (s *tokenSource) fetch(f *tokenFetch) {
 	ctx, cancel := context.WithTimeout(s.life, s.timeout)
 	defer cancel()
 	token, lifetime, failed := s.request(ctx)
+	if failed != nil && s.get != nil {
+		// client_credentials failures are logged by failure; this is the
+		// exchange's (its detail holds a status and an OAuth error code).
+		s.log.Warn().Str("server", s.server).Str("class", string(failed.Wire.Code)).
+			Str("detail", failed.Detail).Msg("oauth2 token exchange failed")
+	}
 	s.mu.Lock()
 	if failed == nil {
 		s.token = token
