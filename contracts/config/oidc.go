@@ -46,16 +46,21 @@ type OIDCIssuer struct {
 	// SubjectClaim names the caller within the issuer (its value must be a
 	// non-empty string). Default sub.
 	SubjectClaim string `yaml:"subject_claim"`
-	// Servers and Tools are what every token of the issuer may use, as a
-	// key's (empty: all).
-	Servers []string `yaml:"servers"`
-	Tools   []string `yaml:"tools"`
-	// ServersClaim and ToolsClaim, when set, name claims (a list of
-	// strings, or one space-separated string) that narrow Servers and
-	// Tools per token: a token may use only what its claim lists, and
-	// nothing when it lacks the claim.
-	ServersClaim string `yaml:"servers_claim"`
-	ToolsClaim   string `yaml:"tools_claim"`
+	// Servers, AccessGroups and Tools are what every token of the issuer
+	// may use, as a key's (all empty: everything). Normalize resolves
+	// Servers to server names, the groups' servers added.
+	Servers      []string `yaml:"servers"`
+	AccessGroups []string `yaml:"access_groups"`
+	Tools        []string `yaml:"tools"`
+	// ServersClaim, AccessGroupsClaim and ToolsClaim, when set, name claims
+	// (a list of strings, or one space-separated string) that narrow what
+	// a token may use: the servers its servers claim names (server names
+	// or aliases) and the servers of the access groups its groups claim
+	// names, within Servers; the tools its tools claim names, within
+	// Tools. A token that lacks the claims may use nothing.
+	ServersClaim      string `yaml:"servers_claim"`
+	AccessGroupsClaim string `yaml:"access_groups_claim"`
+	ToolsClaim        string `yaml:"tools_claim"`
 	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30s
 	// (DefaultOIDCLeeway); at most 5m.
 	Leeway Duration `yaml:"leeway"`
@@ -64,9 +69,9 @@ type OIDCIssuer struct {
 	// (DefaultOIDCRefreshInterval).
 	RefreshInterval Duration `yaml:"refresh_interval"`
 
-	rawTools      []string
-	toolRefs      []contracts.ToolRef
-	toolsResolved bool
+	rawServers, rawTools []string
+	toolRefs             []contracts.ToolRef
+	toolsResolved        bool
 }
 
 // ToolRefs are the (server, tool) pairs Tools resolve to, and whether the
@@ -88,6 +93,18 @@ func (f *File) normalizeOIDC(sep string, bad func(string, ...any)) {
 		}
 		setDefault(&o.Leeway, DefaultOIDCLeeway)
 		setDefault(&o.RefreshInterval, DefaultOIDCRefreshInterval)
+		if len(o.Servers) > 0 || len(o.AccessGroups) > 0 {
+			if o.rawServers == nil {
+				o.rawServers = slices.Clone(o.Servers)
+				if o.rawServers == nil {
+					o.rawServers = []string{}
+				}
+			}
+			o.Servers = f.KeyServers(o.rawServers, o.AccessGroups)
+			if len(o.Servers) == 0 {
+				o.Servers = []string{noServer}
+			}
+		}
 		if len(o.Tools) > 0 || o.rawTools != nil {
 			if o.rawTools == nil {
 				o.rawTools = slices.Clone(o.Tools)
@@ -137,8 +154,14 @@ func (f *File) validateOIDC(bad func(format string, args ...any)) {
 			bad("%s.refresh_interval: at least 1s", where)
 		}
 		for _, s := range o.Servers {
-			if _, ok := f.MCPServers[s]; !ok {
+			if _, ok := f.MCPServers[s]; !ok && s != noServer {
 				bad("%s.servers: unknown server %q", where, s)
+			}
+		}
+		groups := f.AccessGroups()
+		for _, g := range o.AccessGroups {
+			if _, ok := groups[g]; !ok {
+				bad("%s.access_groups: no server declares the access group %q", where, g)
 			}
 		}
 	}

@@ -198,9 +198,16 @@ func (v *OIDC) issuerOf(iss string, aud jwt.Audience) *issuer {
 func (v *OIDC) principal(is *issuer, sub string, claims map[string]any) *Principal {
 	sum := sha256.Sum256([]byte("toolbus.oidc.v1\x00" + is.cfg.Issuer + "\x00" + sub))
 	p := &Principal{Name: PrincipalPrefix + hex.EncodeToString(sum[:16]), sep: v.sep}
-	servers := is.cfg.Servers
-	if is.cfg.ServersClaim != "" {
-		listed := stringList(claims[is.cfg.ServersClaim])
+	servers := is.cfg.Servers // resolved by config.Normalize; empty: all
+	if is.cfg.ServersClaim != "" || is.cfg.AccessGroupsClaim != "" {
+		var named, groups []string
+		if is.cfg.ServersClaim != "" {
+			named = stringList(claims[is.cfg.ServersClaim])
+		}
+		if is.cfg.AccessGroupsClaim != "" {
+			groups = stringList(claims[is.cfg.AccessGroupsClaim])
+		}
+		listed := v.cfg.KeyServers(named, groups)
 		if len(servers) > 0 {
 			listed = slices.DeleteFunc(listed, func(s string) bool { return !slices.Contains(servers, s) })
 		}

@@ -40,8 +40,8 @@ func verifier(t *testing.T, is *oidctest.Issuer, c *clock, edit func(*config.OID
 	t.Helper()
 	f := &config.File{
 		MCPServers: map[string]*config.Server{
-			"jira":   {URL: "http://127.0.0.1:1/mcp"},
-			"github": {URL: "http://127.0.0.1:1/mcp"},
+			"jira":   {URL: "http://127.0.0.1:1/mcp", AccessGroups: []string{"tickets"}},
+			"github": {URL: "http://127.0.0.1:1/mcp", AccessGroups: []string{"code"}},
 		},
 		OIDC: []config.OIDCIssuer{{Issuer: is.URL, Audience: testAudience}},
 	}
@@ -285,5 +285,52 @@ func TestOIDC_ClaimsPolicy(t *testing.T) {
 	}
 	if none.AllowsServer("jira") || none.AllowsServer("github") {
 		t.Error("a token without the servers claim may use a server")
+	}
+}
+
+// access_groups_claim grants the servers of the groups a token names,
+// within the issuer's own servers and access_groups.
+func TestOIDC_AccessGroupsClaim(t *testing.T) {
+	is := oidctest.Start(t)
+	c := &clock{now: time.Now()}
+	v := verifier(t, is, c, func(o *config.OIDCIssuer) {
+		o.AccessGroupsClaim = "groups"
+		o.AccessGroups = []string{"tickets", "code"}
+	})
+	for _, tc := range []struct {
+		name         string
+		groups       any
+		jira, github bool
+	}{
+		{"one group", []string{"tickets"}, true, false},
+		{"both, space-separated", "tickets code", true, true},
+		{"an unknown group", []string{"payroll"}, false, false},
+		{"no claim", nil, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var extra map[string]any
+			if tc.groups != nil {
+				extra = map[string]any{"groups": tc.groups}
+			}
+			p, err := v.Verify(is.Token(t, testAudience, "alice", extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.AllowsServer("jira") != tc.jira || p.AllowsServer("github") != tc.github {
+				t.Errorf("jira %v github %v, want %v %v", p.AllowsServer("jira"), p.AllowsServer("github"), tc.jira, tc.github)
+			}
+		})
+	}
+	// The issuer's own groups bound the claim.
+	v = verifier(t, is, c, func(o *config.OIDCIssuer) {
+		o.AccessGroupsClaim = "groups"
+		o.AccessGroups = []string{"tickets"}
+	})
+	p, err := v.Verify(is.Token(t, testAudience, "alice", map[string]any{"groups": []string{"tickets", "code"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.AllowsServer("jira") || p.AllowsServer("github") {
+		t.Error("a claimed group outside the issuer's was granted")
 	}
 }
