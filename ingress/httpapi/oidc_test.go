@@ -238,6 +238,17 @@ func TestOIDC_CallerTokenExchanged(t *testing.T) {
 	if n := len(sts.Exchanges()); n != 1 {
 		t.Errorf("%d exchanges for one caller token, want 1 (cached)", n)
 	}
+	// A caller token the STS refuses: 401 upstream_unauthorized, naming
+	// the subject token, and nothing reaches the server.
+	obo.Recorder.Reset()
+	resp = g.do(t, http.MethodPost, "/mcp-rest/tools/call", gatewaytest.Headers(masterKey, "Bearer not-a-token-the-sts-takes"),
+		`{"name":"echo","server_id":"obo","arguments":{"text":"x"}}`)
+	if resp.Status != http.StatusUnauthorized || resp.ErrorCode(t) != "upstream_unauthorized" || !strings.Contains(string(resp.Body), "subject_token") {
+		t.Fatalf("refused subject token: %d %s", resp.Status, resp.Body)
+	}
+	if strings.Contains(string(resp.Body), "not-a-token-the-sts-takes") || len(obo.Recorder.Authorizations()) != 0 {
+		t.Fatal("the refused token is in the body, or the server was called")
+	}
 	g.AssertNoSecret(t, tok)
 	g.AssertNoSecret(t, strings.TrimPrefix(exchanged, "Bearer "))
 	g.AssertNoSecret(t, contractstest.STSClientSecret)
