@@ -1,6 +1,7 @@
 // Package auth checks gateway keys and decides which servers and tools a key
 // may use. Keys are held as SHA-256 hashes and compared in constant time; the
-// plaintext of a configured key is never kept.
+// plaintext of a configured key is never kept. OIDC (oidc.go) verifies the
+// JWT access tokens of configured issuers, whose callers are principals too.
 package auth
 
 import (
