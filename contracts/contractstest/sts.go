@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/zitadel/oidc/v3/example/server/storage"
@@ -50,8 +51,25 @@ type stsStorage struct {
 	*storage.Storage
 	verify func(token string) (subject string, ok bool)
 
+	jwt atomic.Bool // client_credentials access tokens are JWTs
+
 	mu        sync.Mutex
 	exchanges []STSExchange
+}
+
+// jwtClient is a client whose access tokens are JWTs.
+type jwtClient struct{ op.Client }
+
+func (jwtClient) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
+
+// ClientCredentials authenticates a service user; with JWT access tokens
+// switched on, its tokens are JWTs signed with the provider's key.
+func (s *stsStorage) ClientCredentials(ctx context.Context, clientID, clientSecret string) (op.Client, error) {
+	c, err := s.Storage.ClientCredentials(ctx, clientID, clientSecret)
+	if err != nil || !s.jwt.Load() {
+		return c, err
+	}
+	return jwtClient{c}, nil
 }
 
 func (s *stsStorage) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExchangeRequest) error {
@@ -138,4 +156,14 @@ func (s *STS) Exchanges() []STSExchange {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
 	return slices.Clone(s.store.exchanges)
+}
+
+// ServiceJWT is a JWT access token the STS issues to its service user sid1
+// (client_credentials): iss the STS, sub and aud "sid1", signed with the
+// key its JWKS publishes.
+func (s *STS) ServiceJWT(t testing.TB) string {
+	t.Helper()
+	s.store.jwt.Store(true)
+	defer s.store.jwt.Store(false)
+	return s.SubjectToken(t)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/contracts/contractstest"
 	"github.com/toolbus/toolbus/ingress/auth"
 	"github.com/toolbus/toolbus/ingress/internal/oidctest"
 )
@@ -332,5 +333,39 @@ func TestOIDC_AccessGroupsClaim(t *testing.T) {
 	}
 	if !p.AllowsServer("jira") || p.AllowsServer("github") {
 		t.Error("a claimed group outside the issuer's was granted")
+	}
+}
+
+// A real OpenID provider (zitadel's op): its discovery document, its JWKS
+// and a JWT access token it issues. The verifier finds the keys by
+// discovery and accepts the token; the provider's opaque tokens and
+// tokens for another audience are refused.
+func TestOIDC_RealProvider(t *testing.T) {
+	sts := contractstest.StartSTS(t, nil)
+	tok := sts.ServiceJWT(t)
+	f := &config.File{
+		MCPServers: map[string]*config.Server{"jira": {URL: "http://127.0.0.1:1/mcp"}},
+		OIDC:       []config.OIDCIssuer{{Issuer: sts.URL, Audience: "sid1"}},
+	}
+	if err := f.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	v := auth.NewOIDC(f, auth.OIDCOptions{})
+	p, err := v.Verify(tok)
+	if err != nil {
+		t.Fatalf("the provider's JWT was refused: %v", err)
+	}
+	if !strings.HasPrefix(p.Name, auth.PrincipalPrefix) || !p.AllowsServer("jira") {
+		t.Fatalf("principal %+v", p)
+	}
+	if n := v.KeyFetches(sts.URL); n != 1 {
+		t.Errorf("%d key fetches, want 1", n)
+	}
+	if _, err := v.Verify(sts.SubjectToken(t)); err == nil {
+		t.Fatal("the provider's opaque token was accepted")
+	}
+	f.OIDC[0].Audience = "another"
+	if _, err := auth.NewOIDC(f, auth.OIDCOptions{}).Verify(tok); err == nil {
+		t.Fatal("a token for another audience was accepted")
 	}
 }
