@@ -158,6 +158,9 @@ func (f *File) validateOIDC(bad func(format string, args ...any)) {
 				bad("%s.servers: unknown server %q", where, s)
 			}
 		}
+		if (len(o.AccessGroups) == 0 && isEmptyList(o.rawServers, o.Servers)) || isEmptyList(o.rawTools, o.Tools) || (o.AccessGroups != nil && len(o.AccessGroups) == 0) {
+			bad("%s: servers: [], tools: [] or access_groups: [] is not \"every one\": omit the field for that", where)
+		}
 		groups := f.AccessGroups()
 		for _, g := range o.AccessGroups {
 			if _, ok := groups[g]; !ok {
@@ -169,4 +172,13 @@ func (f *File) validateOIDC(bad func(format string, args ...any)) {
 
 func loopback(host string) bool {
 	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// isEmptyList reports whether a list was written empty ([]): raw as
+// written before Normalize if it kept it, else the field.
+func isEmptyList(raw, field []string) bool {
+	if raw != nil {
+		return len(raw) == 0
+	}
+	return field != nil && len(field) == 0
 }

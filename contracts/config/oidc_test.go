@@ -89,6 +89,8 @@ func TestOIDC_BadInputIsAStartUpError(t *testing.T) {
 		{"alg none", srv + "oidc: [{issuer: \"https://i.example\", audience: a, algorithms: [none]}]", `"none" is not one of`},
 		{"unknown server", srv + "oidc: [{issuer: \"https://i.example\", audience: a, servers: [nope]}]", `oidc[0].servers: unknown server "nope"`},
 		{"unknown access group", srv + "oidc: [{issuer: \"https://i.example\", audience: a, access_groups: [nope]}]", `oidc[0].access_groups: no server declares the access group "nope"`},
+		{"empty servers", srv + "oidc: [{issuer: \"https://i.example\", audience: a, servers: []}]", `is not "every one"`},
+		{"empty tools", srv + "oidc: [{issuer: \"https://i.example\", audience: a, tools: []}]", `is not "every one"`},
 		{"twice", srv + "oidc: [{issuer: \"https://i.example\", audience: a}, {issuer: \"https://i.example\", audience: a}]", "configured twice"},
 		{"bad jwks_url", srv + "oidc: [{issuer: \"https://i.example\", audience: a, jwks_url: \"file:///etc/passwd\"}]", "oidc[0].jwks_url"},
 		{"leeway too long", srv + "oidc: [{issuer: \"https://i.example\", audience: a, leeway: 1h}]", "oidc[0].leeway"},

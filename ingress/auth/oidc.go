@@ -216,15 +216,21 @@ func (v *OIDC) principal(is *issuer, sub string, claims map[string]any) *Princip
 	} else if len(servers) > 0 {
 		p.servers = toSet(servers)
 	}
-	tools := is.cfg.Tools
+	// Tools as (server, tool) pairs, as keys' (a claimed entry that could
+	// name tools of two servers names none).
+	refs, restricted := is.cfg.ToolRefs()
 	if is.cfg.ToolsClaim != "" {
-		listed := v.cfg.KeyToolNames(servers, stringList(claims[is.cfg.ToolsClaim]))
-		if len(tools) > 0 {
-			listed = slices.DeleteFunc(listed, func(t string) bool { return !slices.Contains(tools, t) })
+		claimed, _ := v.cfg.KeyToolRefs(servers, stringList(claims[is.cfg.ToolsClaim]))
+		if restricted {
+			claimed = slices.DeleteFunc(claimed, func(r contracts.ToolRef) bool { return !slices.Contains(refs, r) })
 		}
-		p.tools = toSet(listed) // empty: no tool at all
-	} else if len(tools) > 0 {
-		p.tools = toSet(tools)
+		refs, restricted = claimed, true
+	}
+	if restricted {
+		p.setRefs(refs) // empty: no tool at all
+		// As a key with a tools list: no resource, prompt, completion or
+		// subscription (the oidc section has no lists granting them).
+		p.resources, p.prompts = newGrants(nil, true), newGrants(nil, true)
 	}
 	return p
 }

@@ -280,6 +280,15 @@ func TestOIDC_ClaimsPolicy(t *testing.T) {
 	if !p.AllowsTool("jira", "create_issue") || p.AllowsTool("jira", "delete_issue") {
 		t.Error("tools_claim not applied")
 	}
+	// Limited to some tools, as a key with a tools list: no resource or
+	// prompt; a claimed tool outside the claimed servers is not granted.
+	if p.AllowsAnyResource("jira") || p.AllowsAnyPrompt("jira") || p.AllowsTool("github", "search") {
+		t.Error("a tools-limited token may read resources or prompts, or a tool of another server")
+	}
+	unlimited, err := verifier(t, is, c, nil).Verify(is.Token(t, testAudience, "carol", nil))
+	if err != nil || !unlimited.AllowsAnyResource("jira") || !unlimited.AllowsAnyPrompt("github") {
+		t.Errorf("an issuer without lists limits resources or prompts (%v)", err)
+	}
 	none, err := v.Verify(is.Token(t, testAudience, "bob", nil))
 	if err != nil {
 		t.Fatal(err)
