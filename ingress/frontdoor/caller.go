@@ -214,6 +214,16 @@ func NewCaller(key *auth.Principal, p *Presented, id *auth.Identity) *Caller {
 	return &Caller{Key: key, presented: p, owner: id.Of(key.Name, p.identity())}
 }
 
+// newSubjectCaller is NewCaller for a caller whose Authorization is what
+// authenticated it (an OIDC access token): key names the token's verified
+// subject, so the token itself is no part of the identity - a refreshed
+// token of the same subject is the same caller - while it stays the
+// credential passthrough servers receive.
+func newSubjectCaller(key *auth.Principal, p *Presented, id *auth.Identity) *Caller {
+	creds := slices.DeleteFunc(p.identity(), func(c [2]string) bool { return c[0] == "authorization" })
+	return &Caller{Key: key, presented: p, owner: id.Of(key.Name, creds)}
+}
+
 // Reach is how a request reaches a server, which decides whether the
 // caller's generic Authorization may go with it.
 type Reach int

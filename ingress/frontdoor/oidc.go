@@ -29,7 +29,7 @@ func (p *Policy) authenticateOIDC(h http.Header, keyErr *contracts.Error) (*Call
 	if err != nil {
 		return nil, err
 	}
-	return NewCaller(prin, presented, p.identity), nil
+	return newSubjectCaller(prin, presented, p.identity), nil
 }
 
 // OIDC is the verifier of the configured OIDC issuers, or nil when none is

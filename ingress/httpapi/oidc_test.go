@@ -173,6 +173,14 @@ func TestOIDC_SubjectsOwnTheirJobs(t *testing.T) {
 	if resp := g.do(t, http.MethodGet, "/v1/calls/"+id, alice, ""); resp.Status != http.StatusOK {
 		t.Errorf("its owner: %d %s", resp.Status, resp.Body)
 	}
+	// A refreshed token of the same subject is the same caller.
+	refreshed := bearerOf(is.Token(t, oidcAudience, "alice", map[string]any{"mcp_servers": []string{"demo"}, "jti": "refreshed"}))
+	if refreshed["Authorization"] == alice["Authorization"] {
+		t.Fatal("the refreshed token is the same token")
+	}
+	if resp := g.do(t, http.MethodGet, "/v1/calls/"+id, refreshed, ""); resp.Status != http.StatusOK {
+		t.Errorf("its owner with a refreshed token: %d %s", resp.Status, resp.Body)
+	}
 }
 
 // The whole picture: an OIDC caller (only its JWT) calls a token-exchange
