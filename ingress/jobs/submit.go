@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/natsconn"
 	"github.com/toolbus/toolbus/contracts/telemetry"
 )
 
@@ -82,7 +83,7 @@ func (s *Store) Submit(ctx context.Context, in Submission) (*contracts.JobRecord
 	data, _ := json.Marshal(rec)
 	if _, err := kv.Create(ctx, contracts.JobKey(in.Owner, rec.ID), data); err != nil {
 		undo()
-		if storeFull(err) {
+		if natsconn.StoreFull(err) {
 			return nil, false, contracts.NewError(contracts.CodeStorageFull, "the job store is full")
 		}
 		return nil, false, s.busError(err)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/natsconn"
 )
 
 // checkQuota refuses a submit, storage_quota_exceeded (507), when gateway
@@ -41,52 +41,16 @@ func (s *Store) checkQuota(ctx context.Context, kv jetstream.KeyValue, keyID str
 // addUsage counts a submitted job and its record's bytes for keyID. A
 // failure is logged: the job is accepted.
 func (s *Store) addUsage(ctx context.Context, kv jetstream.KeyValue, keyID string, bytes int64) {
-	key := contracts.UsageKey(contracts.KeyTag(keyID))
-	for range casRetries {
-		entry, err := kv.Get(ctx, key)
-		var value []byte
-		var rev uint64
-		switch {
-		case err == nil:
-			value, rev = entry.Value(), entry.Revision()
-		case !errors.Is(err, jetstream.ErrKeyNotFound):
-			s.log.Warn().Str("key", keyID).Err(err).Msg("usage not counted")
-			return
-		}
-		u, err := contracts.DecodeUsage(value)
+	err := natsconn.UpdateKV(ctx, kv, contracts.UsageKey(contracts.KeyTag(keyID)), func(old []byte) []byte {
+		u, err := contracts.DecodeUsage(old)
 		if err != nil {
-			u = &contracts.Usage{}
+			u = &contracts.Usage{} // unreadable: start again
 		}
 		u.Add(s.now(), s.cfg.Retention.D(), bytes, 1)
 		data, _ := json.Marshal(u)
-		if rev == 0 {
-			_, err = kv.Create(ctx, key, data)
-		} else {
-			_, err = kv.Update(ctx, key, data, rev)
-		}
-		if err == nil || !casConflict(err) {
-			if err != nil {
-				s.log.Warn().Str("key", keyID).Err(err).Msg("usage not counted")
-			}
-			return
-		}
+		return data
+	})
+	if err != nil {
+		s.log.Warn().Str("key", keyID).Err(err).Msg("usage not counted")
 	}
-}
-
-// casConflict reports whether err is a lost compare-and-set race.
-func casConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// storeFull reports whether err is JetStream refusing a write because the
-// bucket or the server's storage is full.
-func storeFull(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && (apiErr.ErrorCode == 10077 || apiErr.ErrorCode == 10023) { // store failed (limits), insufficient resources
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "maximum bytes exceeded") || strings.Contains(msg, "insufficient resources")
 }

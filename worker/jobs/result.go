@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/natsconn"
 )
 
 // defaultChunkSize is the object store's chunk size, when the NATS maximum
@@ -49,7 +50,7 @@ func (r *Runner) storeResult(ctx context.Context, infra *Infra, req *contracts.J
 		Opts: &jetstream.ObjectMetaOptions{ChunkSize: uint32(min(defaultChunkSize, maxPayload/2))},
 	}
 	if _, err := infra.Results.Put(ctx, meta, bytes.NewReader(result)); err != nil {
-		if storeFull(err) {
+		if natsconn.StoreFull(err) {
 			return storedResult{}, contracts.NewError(contracts.CodeStorageFull, "the results store is full"), nil
 		}
 		return storedResult{}, nil, err
