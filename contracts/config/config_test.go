@@ -165,7 +165,7 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 		MCPServers.Credentials.AuthorizationURL MCPServers.Credentials.RegistrationURL
 		MCPServers.Credentials.AWSRegionName MCPServers.Credentials.AWSServiceName MCPServers.Credentials.AWSAccessKeyID
 		MCPServers.Credentials.AWSSecretAccessKey MCPServers.Credentials.AWSSessionToken
-		MCPServers.Credentials.AWSRoleName MCPServers.Credentials.AWSSessionName
+		MCPServers.Credentials.AWSRoleName MCPServers.Credentials.AWSSessionName MCPServers.Credentials.AWSSTSEndpoint
 		MCPServers.Credentials.TokenExchangeEndpoint MCPServers.Credentials.Audience
 		MCPServers.Credentials.Resource MCPServers.Credentials.SubjectTokenType OIDC
 		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName

@@ -55,6 +55,10 @@ const (
 // none: Bedrock AgentCore's, as LiteLLM's default.
 const DefaultAWSServiceName = "bedrock-agentcore"
 
+// DefaultAWSSessionName is the STS role session name of aws_sigv4 servers
+// with aws_role_name and no aws_session_name.
+const DefaultAWSSessionName = "toolbus"
+
 // authTypes lists every accepted auth_type, for messages.
 var authTypes = []string{AuthTypeNone, AuthTypeAPIKey, AuthTypeBearerToken, AuthTypeBasic, AuthTypeAuthorization,
 	AuthTypeOAuth2, AuthTypeTruePassthrough, AuthTypeAWSSigV4, AuthTypeOAuth2TokenExchange}
@@ -105,8 +109,12 @@ type Credentials struct {
 
 	// AWS SigV4 (auth_type aws_sigv4): region (required), service (default
 	// bedrock-agentcore) and static keys (an optional session token for
-	// temporary ones). LiteLLM's role assumption (aws_role_name,
-	// aws_session_name) is not implemented: such a server is refused at load.
+	// temporary ones), always required: the ambient AWS credential chain is
+	// not read. With aws_role_name (a role ARN; LiteLLM's role assumption)
+	// the keys are only the STS client's: workers assume the role through
+	// STS AssumeRole with session name aws_session_name (default
+	// DefaultAWSSessionName), at aws_sts_endpoint (default AWS's regional
+	// endpoint), and sign with the temporary credentials.
 	AWSRegionName      string `yaml:"aws_region_name"`
 	AWSServiceName     string `yaml:"aws_service_name"`
 	AWSAccessKeyID     string `yaml:"aws_access_key_id" secret:"true"`
@@ -114,6 +122,7 @@ type Credentials struct {
 	AWSSessionToken    string `yaml:"aws_session_token" secret:"true"`
 	AWSRoleName        string `yaml:"aws_role_name"`
 	AWSSessionName     string `yaml:"aws_session_name"`
+	AWSSTSEndpoint     string `yaml:"aws_sts_endpoint"`
 }
 
 // ReceivesCaller reports whether the server's workers receive the caller's
@@ -208,6 +217,9 @@ func (s *Server) normalizeCredentials() {
 	if c.AuthType == AuthTypeAWSSigV4 && c.AWSServiceName == "" {
 		c.AWSServiceName = DefaultAWSServiceName
 	}
+	if c.AuthType == AuthTypeAWSSigV4 && c.AWSRoleName != "" && c.AWSSessionName == "" {
+		c.AWSSessionName = DefaultAWSSessionName
+	}
 	if c.AuthType == AuthTypeOAuth2TokenExchange && c.SubjectTokenType == "" {
 		c.SubjectTokenType = DefaultSubjectTokenType
 	}
@@ -285,11 +297,17 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 		if c.AWSRegionName == "" {
 			bad("%s.aws_region_name: required for auth_type aws_sigv4", where)
 		}
-		if c.AWSRoleName != "" || c.AWSSessionName != "" {
-			bad("%s.aws_role_name: role assumption is not implemented; give aws_access_key_id and aws_secret_access_key (and aws_session_token for temporary credentials)", where)
-		}
 		if c.AWSAccessKeyID == "" || c.AWSSecretAccessKey == "" {
-			bad("%s: auth_type aws_sigv4 needs aws_access_key_id and aws_secret_access_key (the ambient AWS credential chain is not read)", where)
+			bad("%s: auth_type aws_sigv4 needs aws_access_key_id and aws_secret_access_key, with aws_role_name too (the STS client's; the ambient AWS credential chain is not read)", where)
+		}
+		if c.AWSRoleName == "" && (c.AWSSessionName != "" || c.AWSSTSEndpoint != "") {
+			bad("%s: aws_session_name and aws_sts_endpoint are only for a server with aws_role_name", where)
+		}
+		if c.AWSRoleName != "" && !strings.HasPrefix(c.AWSRoleName, "arn:") {
+			bad("%s.aws_role_name: want a role ARN (arn:aws:iam::ACCOUNT:role/NAME)", where)
+		}
+		if c.AWSSTSEndpoint != "" && !httpURL(c.AWSSTSEndpoint) {
+			bad("%s.aws_sts_endpoint: want an http(s) URL", where)
 		}
 	case AuthTypeOAuth2TokenExchange:
 		if stdio {

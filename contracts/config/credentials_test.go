@@ -139,6 +139,38 @@ func TestCredentials_PreEncodedBasicIsSentAsIs(t *testing.T) {
 	}
 }
 
+// An aws_sigv4 server with aws_role_name is accepted with its keys (the
+// STS client's); the session name defaults, aws_sts_endpoint is kept.
+func TestCredentials_AWSRoleAssumption(t *testing.T) {
+	f, err := Decode([]byte(`mcp_servers:
+  role:
+    url: "https://bedrock-agentcore.us-east-1.amazonaws.com/runtimes/arn/invocations"
+    auth_type: aws_sigv4
+    aws_region_name: us-east-1
+    aws_access_key_id: AKIDEXAMPLE
+    aws_secret_access_key: secret
+    aws_role_name: "arn:aws:iam::123456789012:role/agentcore"
+    aws_sts_endpoint: "https://vpce-1.sts.us-east-1.vpce.amazonaws.com"
+  named:
+    url: "https://bedrock-agentcore.us-east-1.amazonaws.com/runtimes/arn/invocations"
+    auth_type: aws_sigv4
+    aws_region_name: us-east-1
+    aws_access_key_id: AKIDEXAMPLE
+    aws_secret_access_key: secret
+    aws_role_name: "arn:aws:iam::123456789012:role/agentcore"
+    aws_session_name: litellm-session
+`), yaml.Unmarshal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f.MCPServers["role"]; s.AWSSessionName != DefaultAWSSessionName || s.AWSSTSEndpoint != "https://vpce-1.sts.us-east-1.vpce.amazonaws.com" || !s.HasServiceCredential() {
+		t.Errorf("role: %+v", s.Credentials)
+	}
+	if s := f.MCPServers["named"]; s.AWSSessionName != "litellm-session" || s.AWSSTSEndpoint != "" {
+		t.Errorf("named: %+v", s.Credentials)
+	}
+}
+
 // Bad credential settings are start-up errors naming the server and key,
 // and never quoting a secret.
 func TestCredentials_BadInputIsAStartUpError(t *testing.T) {
@@ -157,7 +189,10 @@ func TestCredentials_BadInputIsAStartUpError(t *testing.T) {
 		{"authorization_url without oauth2", `{url: "http://h/mcp", authorization_url: "http://t/auth"}`, "mcp_servers.s.authorization_url: only for"},
 		{"sigv4 without region", `{url: "http://h/mcp", auth_type: aws_sigv4, aws_access_key_id: a, aws_secret_access_key: s3cr3t-value}`, "mcp_servers.s.aws_region_name: required"},
 		{"sigv4 without keys", `{url: "http://h/mcp", auth_type: aws_sigv4, aws_region_name: us-east-1}`, "needs aws_access_key_id and aws_secret_access_key"},
-		{"sigv4 role", `{url: "http://h/mcp", auth_type: aws_sigv4, aws_region_name: us-east-1, aws_role_name: arn}`, "role assumption is not implemented"},
+		{"sigv4 role without keys", `{url: "http://h/mcp", auth_type: aws_sigv4, aws_region_name: us-east-1, aws_role_name: "arn:aws:iam::123456789012:role/r"}`, "needs aws_access_key_id and aws_secret_access_key, with aws_role_name too"},
+		{"sigv4 role not an ARN", `{url: "http://h/mcp", auth_type: aws_sigv4, aws_region_name: us-east-1, aws_access_key_id: a, aws_secret_access_key: s3cr3t-value, aws_role_name: r}`, "mcp_servers.s.aws_role_name: want a role ARN"},
+		{"sigv4 sts endpoint not http(s)", `{url: "http://h/mcp", auth_type: aws_sigv4, aws_region_name: us-east-1, aws_access_key_id: a, aws_secret_access_key: s3cr3t-value, aws_role_name: "arn:aws:iam::123456789012:role/r", aws_sts_endpoint: "ftp://sts"}`, "mcp_servers.s.aws_sts_endpoint: want an http(s) URL"},
+		{"sigv4 session name without a role", `{url: "http://h/mcp", auth_type: aws_sigv4, aws_region_name: us-east-1, aws_access_key_id: a, aws_secret_access_key: s3cr3t-value, aws_session_name: x}`, "only for a server with aws_role_name"},
 		{"auth none and a service credential", `{url: "http://h/mcp", auth: none, auth_type: api_key, auth_value: s3cr3t-value}`, "auth none contradicts auth_type api_key"},
 		{"both value names differ", `{url: "http://h/mcp", auth_type: api_key, auth_value: s3cr3t-value, authentication_token: s3cr3t-other}`, "differ"},
 		{"value without a type that takes one", `{url: "http://h/mcp", auth_value: s3cr3t-value}`, "mcp_servers.s.auth_value: only auth_type"},
