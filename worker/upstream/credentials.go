@@ -17,7 +17,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/rs/zerolog"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -28,7 +27,8 @@ import (
 
 // Service credential defaults.
 const (
-	// DefaultTokenTimeout bounds one request to an OAuth2 token endpoint.
+	// DefaultTokenTimeout bounds one request to an OAuth2 token endpoint
+	// or to AWS STS.
 	DefaultTokenTimeout = 10 * time.Second
 	// tokenEarlyRefresh is how long before its expiry a token is replaced
 	// (LiteLLM's 60 s), or half its lifetime when that is shorter.
@@ -119,9 +119,10 @@ func (p *Pool) newServiceAuth(srv *config.Server) *serviceAuth {
 		}
 		a.exchange = x
 	case srv.AuthType == config.AuthTypeAWSSigV4:
+		creds, role := p.awsCredentials(srv)
 		a.sigv4 = &sigv4Signer{
-			creds: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
-				srv.AWSAccessKeyID, srv.AWSSecretAccessKey, srv.AWSSessionToken)),
+			creds:   creds,
+			role:    role,
 			signer:  v4.NewSigner(),
 			region:  srv.AWSRegionName,
 			service: srv.AWSServiceName,
@@ -198,6 +199,9 @@ func (a *serviceAuth) redact(s string) string {
 	}
 	if a.exchange != nil {
 		secrets = append(slices.Clip(secrets), a.exchange.tokens()...)
+	}
+	if a.sigv4 != nil && a.sigv4.role != nil {
+		secrets = append(slices.Clip(secrets), a.sigv4.role.secrets()...)
 	}
 	for _, secret := range secrets {
 		if len(secret) >= 4 {
@@ -362,9 +366,10 @@ func (s *tokenSource) invalidate() {
 // sigv4Signer signs requests with AWS Signature Version 4 (the AWS SDK for
 // Go v2 signer): the body's SHA-256 in X-Amz-Content-Sha256, then the
 // Authorization and X-Amz-Date headers (and X-Amz-Security-Token with a
-// session token).
+// session token). With aws_role_name, creds are the role's, assumed by role.
 type sigv4Signer struct {
 	creds           aws.CredentialsProvider
+	role            *assumeRole // aws_role_name, or nil
 	signer          *v4.Signer
 	region, service string
 	now             func() time.Time
@@ -387,10 +392,21 @@ func (s *sigv4Signer) sign(r *http.Request) error {
 	hash := hex.EncodeToString(sum[:])
 	r.Header.Set("X-Amz-Content-Sha256", hash)
 	creds, err := s.creds.Retrieve(r.Context())
-	if err == nil {
-		err = s.signer.SignHTTP(r.Context(), creds, r, hash, s.service, s.region, s.now())
-	}
 	if err != nil {
+		var failed *Error
+		switch {
+		case errors.As(err, &failed):
+			// The credentials cache hands one failure to every waiter:
+			// each gets its own copy.
+			e, wire := *failed, *failed.Wire
+			e.Wire = &wire
+			return &e
+		case r.Context().Err() != nil:
+			return r.Context().Err()
+		}
+		return &Error{Wire: errSigning(), Detail: "no credentials"}
+	}
+	if err := s.signer.SignHTTP(r.Context(), creds, r, hash, s.service, s.region, s.now()); err != nil {
 		return &Error{Wire: errSigning(), Detail: "signing failed"}
 	}
 	return nil
@@ -448,13 +464,16 @@ func (p *Pool) upstreamError(srv *config.Server, err error, wwwAuth string) *Err
 	return e
 }
 
-// TokenRequests counts the requests made to srv's OAuth2 token endpoint,
-// for tests and metrics; 0 for other servers.
+// TokenRequests counts the requests made to srv's OAuth2 token endpoint
+// (or AWS STS AssumeRole requests, with aws_role_name), for tests and
+// metrics; 0 for other servers.
 func (p *Pool) TokenRequests(srv *config.Server) uint64 {
 	if a := p.httpClientFor(srv).auth; a != nil && a.tokens != nil {
 		return a.tokens.fetches.Load()
 	} else if a != nil && a.exchange != nil {
 		return a.exchange.fetches.Load()
+	} else if a != nil && a.sigv4 != nil && a.sigv4.role != nil {
+		return a.sigv4.role.calls.Load()
 	}
 	return 0
 }

@@ -65,7 +65,8 @@ type Options struct {
 	// transport's reader and must return quickly; nil drops them.
 	Notify func(server, subscriber string, params json.RawMessage)
 	// TokenTimeout bounds one request to an OAuth2 token endpoint (servers
-	// with oauth2_flow client_credentials); 0 means DefaultTokenTimeout.
+	// with oauth2_flow client_credentials or oauth2_token_exchange) or to
+	// AWS STS (aws_sigv4 with aws_role_name); 0 means DefaultTokenTimeout.
 	TokenTimeout time.Duration
 	// Now is the clock of token expiry and SigV4 signatures; nil means
 	// time.Now.
