@@ -261,3 +261,21 @@ func TestPool_SigV4_AssumeRoleFailure(t *testing.T) {
 		})
 	}
 }
+
+// A server that refuses the assumed credentials (401) fails the call with
+// upstream_auth_failed, and the next call assumes the role again.
+func TestPool_SigV4_RefusedRoleIsAssumedAgain(t *testing.T) {
+	t.Parallel()
+	up := startRecorded(t, demoserver.Options{RequireToken: "Bearer something-else"})
+	sts := startSTS(t, &fakeSTS{life: time.Hour})
+	srv := roleServer(t, up.URL, sts, "")
+	p := newPool(t, upstream.Options{}, nil)
+	for i := range 2 {
+		if _, err := whoami(contractstest.Ctx(t), p, srv, callerToken); wireCode(err) != contracts.CodeUpstreamAuthFailed {
+			t.Fatalf("call %d: got %v, want upstream_auth_failed", i, err)
+		}
+		if n := sts.calls.Load(); n != int64(i+1) {
+			t.Fatalf("after call %d: %d AssumeRole requests", i, n)
+		}
+	}
+}

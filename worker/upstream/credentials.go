@@ -178,10 +178,14 @@ func (a *serviceAuth) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // refused is called when the server answered 401 to the service credential:
-// a cached OAuth2 token is dropped, so the next call fetches a new one.
+// a cached OAuth2 token or assumed AWS role is dropped, so the next call
+// fetches a new one.
 func (a *serviceAuth) refused() {
 	if a != nil && a.tokens != nil {
 		a.tokens.invalidate()
+	}
+	if a != nil && a.sigv4 != nil && a.sigv4.role != nil {
+		a.sigv4.creds.Invalidate()
 	}
 }
 
@@ -368,7 +372,7 @@ func (s *tokenSource) invalidate() {
 // Authorization and X-Amz-Date headers (and X-Amz-Security-Token with a
 // session token). With aws_role_name, creds are the role's, assumed by role.
 type sigv4Signer struct {
-	creds           aws.CredentialsProvider
+	creds           *aws.CredentialsCache
 	role            *assumeRole // aws_role_name, or nil
 	signer          *v4.Signer
 	region, service string

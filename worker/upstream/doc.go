@@ -38,7 +38,9 @@
 // and sets the server's own on every request - a fixed header, a cached
 // OAuth2 token (one token request for any number of concurrent calls,
 // bounded by Options.TokenTimeout, refreshed before expiry), or a SigV4
-// signature of the request, body included. static_headers are added where
+// signature of the request, body included (with aws_role_name, by the
+// role's temporary credentials from STS AssumeRole, cached and refreshed
+// the same way). static_headers are added where
 // the request has no such header. All callers of such a server share its
 // clients. A failure to obtain or use the credential is
 // upstream_auth_failed; the server's secrets are removed from error
