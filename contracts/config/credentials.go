@@ -306,6 +306,9 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 		if c.AWSRoleName != "" && !strings.HasPrefix(c.AWSRoleName, "arn:") {
 			bad("%s.aws_role_name: want a role ARN (arn:aws:iam::ACCOUNT:role/NAME)", where)
 		}
+		if c.AWSRoleName != "" && !validRoleSessionName(c.AWSSessionName) {
+			bad("%s.aws_session_name: want 2 to 64 letters, digits or +=,.@_- (STS's RoleSessionName)", where)
+		}
 		if c.AWSSTSEndpoint != "" && !httpURL(c.AWSSTSEndpoint) {
 			bad("%s.aws_sts_endpoint: want an http(s) URL", where)
 		}
@@ -359,6 +362,20 @@ func (s *Server) validateCredentials(bad func(format string, args ...any)) {
 func httpURL(v string) bool {
 	u, err := url.Parse(v)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.Fragment == ""
+}
+
+// validRoleSessionName accepts what STS accepts as a RoleSessionName:
+// 2 to 64 of [A-Za-z0-9+=,.@_-].
+func validRoleSessionName(v string) bool {
+	if len(v) < 2 || len(v) > 64 {
+		return false
+	}
+	for _, r := range v {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("+=,.@_-", r)) {
+			return false
+		}
+	}
+	return true
 }
 
 // validBasic accepts user:password, or the base64 of it.
