@@ -60,7 +60,7 @@ func (p *Pool) awsCredentials(srv *config.Server) (*aws.CredentialsCache, *assum
 		}),
 		timeout: p.opts.TokenTimeout,
 		life:    p.ctx,
-		wg:      &p.background,
+		bg:      &p.background,
 		log:     p.log,
 	}
 	return aws.NewCredentialsCache(r, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = awsRoleEarlyRefresh }), r
@@ -76,7 +76,7 @@ type assumeRole struct {
 	inner   aws.CredentialsProvider
 	timeout time.Duration
 	life    context.Context
-	wg      *sync.WaitGroup
+	bg      *backgroundWork
 	log     zerolog.Logger
 
 	calls atomic.Uint64
@@ -86,8 +86,10 @@ type assumeRole struct {
 }
 
 func (r *assumeRole) Retrieve(context.Context) (aws.Credentials, error) {
-	r.wg.Add(1)
-	defer r.wg.Done()
+	if !r.bg.enter() {
+		return aws.Credentials{}, errBackgroundClosed()
+	}
+	defer r.bg.leave()
 	r.calls.Add(1)
 	ctx, cancel := context.WithTimeout(r.life, r.timeout)
 	defer cancel()

@@ -107,7 +107,7 @@ func (p *Pool) newServiceAuth(srv *config.Server) *serviceAuth {
 			timeout: p.opts.TokenTimeout,
 			now:     p.opts.Now,
 			life:    p.ctx,
-			wg:      &p.background,
+			bg:      &p.background,
 			log:     p.log,
 		}
 	case srv.AuthType == config.AuthTypeOAuth2TokenExchange:
@@ -115,7 +115,7 @@ func (p *Pool) newServiceAuth(srv *config.Server) *serviceAuth {
 			sources: map[[sha256.Size]byte]*tokenSource{}}
 		x.newSource = func(get func(context.Context) (string, time.Duration, *Error)) *tokenSource {
 			return &tokenSource{server: srv.Name, get: get, timeout: p.opts.TokenTimeout, now: p.opts.Now,
-				life: p.ctx, wg: &p.background, log: p.log}
+				life: p.ctx, bg: &p.background, log: p.log}
 		}
 		a.exchange = x
 	case srv.AuthType == config.AuthTypeAWSSigV4:
@@ -240,7 +240,7 @@ type tokenSource struct {
 	timeout time.Duration
 	now     func() time.Time
 	life    context.Context
-	wg      *sync.WaitGroup
+	bg      *backgroundWork
 	log     zerolog.Logger
 
 	fetches atomic.Uint64
@@ -270,9 +270,12 @@ func (s *tokenSource) Token(ctx context.Context) (string, error) {
 	}
 	f := s.inflight
 	if f == nil {
+		if !s.bg.enter() {
+			s.mu.Unlock()
+			return "", errBackgroundClosed()
+		}
 		f = &tokenFetch{done: make(chan struct{})}
 		s.inflight = f
-		s.wg.Add(1)
 		go s.fetch(f)
 	}
 	s.mu.Unlock()
@@ -293,7 +296,7 @@ func (s *tokenSource) Token(ctx context.Context) (string, error) {
 // fetch runs one token request on its own bounded context: a caller that
 // gives up does not fail the others waiting for it.
 func (s *tokenSource) fetch(f *tokenFetch) {
-	defer s.wg.Done()
+	defer s.bg.leave()
 	s.fetches.Add(1)
 	ctx, cancel := context.WithTimeout(s.life, s.timeout)
 	defer cancel()

@@ -117,7 +117,7 @@ type Pool struct {
 	// svc holds the HTTP clients of servers with their own credential
 	// (credentials.go); background counts their token requests.
 	svc        serviceClients
-	background sync.WaitGroup
+	background backgroundWork
 }
 
 // serverClients is one server's clients, most recently used first.
@@ -476,7 +476,7 @@ func (p *Pool) Close() error {
 	<-p.reaperDone
 	p.closing.Wait()
 	p.cancel() // kills stdio servers that did not exit; ends token requests
-	p.background.Wait()
+	p.background.close()
 	p.httpClient.CloseIdleConnections()
 	return nil
 }
