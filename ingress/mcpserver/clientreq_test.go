@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -147,11 +148,19 @@ func clientAnswerOnlyFromTheCaller(t *testing.T, g *gateway, caller map[string]s
 	a := &answeringClient{}
 	a.before = func() {
 		// The request as it crossed the bus names the call and the request.
+		// The recorder is another subscriber: it may see the message after
+		// the ingress has handed it to the client, so wait for it (bounded;
+		// this runs in the client's handler, where the test cannot Fatal).
 		var ev *contracts.CallEvent
-		for _, m := range bus.Messages() {
-			var e contracts.CallEvent
-			if json.Unmarshal(m.Data, &e) == nil && e.Request != nil {
-				ev = &e
+		for deadline := time.Now().Add(contractstest.WaitTimeout); ev == nil && time.Now().Before(deadline); {
+			for _, m := range bus.Messages() {
+				var e contracts.CallEvent
+				if json.Unmarshal(m.Data, &e) == nil && e.Request != nil {
+					ev = &e
+				}
+			}
+			if ev == nil {
+				time.Sleep(5 * time.Millisecond)
 			}
 		}
 		if ev == nil {
