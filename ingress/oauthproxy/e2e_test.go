@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
@@ -246,19 +245,7 @@ func TestOAuthProxy_MCPClientCompletesTheUpstreamFlow(t *testing.T) {
 	const redirectURI = "http://127.0.0.1:7777/callback"
 	tokens := client.NewMemoryTokenStore()
 	registered := "" // the client_id, once registered
-	newClient := func() *client.Client {
-		c, err := client.NewOAuthStreamableHttpClient(endpoint, client.OAuthConfig{
-			ClientID: registered, RedirectURI: redirectURI, TokenStore: tokens, PKCEEnabled: true,
-		}, transport.WithHTTPHeaders(map[string]string{"x-litellm-key": gatewaytest.MasterKey}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
-		if err := c.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	newClient := func() *client.Client { return startOAuthClient(t, ctx, endpoint, registered, redirectURI, tokens) }
 	initialize := func(c *client.Client) error {
 		_, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{ProtocolVersion: "2025-11-25"}})
 		return err

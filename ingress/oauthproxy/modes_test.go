@@ -15,13 +15,10 @@ import (
 	"github.com/toolbus/toolbus/ingress/internal/gatewaytest"
 )
 
-// connect runs an MCP client's whole flow against endpoint: the 401,
-// discovery, registration (unless clientID is preset), PKCE authorization
-// through browse (authURL first passed through rewrite), the token, and
-// a whoami call. It returns the client's token.
-func connect(t *testing.T, ctx context.Context, endpoint, clientID, redirectURI string, rewrite func(string) string) *client.Token {
+// startOAuthClient starts mcp-go's OAuth client of endpoint with the
+// gateway key, keeping its tokens in tokens; it is closed with the test.
+func startOAuthClient(t *testing.T, ctx context.Context, endpoint, clientID, redirectURI string, tokens client.TokenStore) *client.Client {
 	t.Helper()
-	tokens := client.NewMemoryTokenStore()
 	c, err := client.NewOAuthStreamableHttpClient(endpoint, client.OAuthConfig{
 		ClientID: clientID, RedirectURI: redirectURI, TokenStore: tokens, PKCEEnabled: true,
 	}, transport.WithHTTPHeaders(map[string]string{"x-litellm-key": gatewaytest.MasterKey}))
@@ -32,8 +29,19 @@ func connect(t *testing.T, ctx context.Context, endpoint, clientID, redirectURI 
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// connect runs an MCP client's whole flow against endpoint: the 401,
+// discovery, registration (unless clientID is preset), PKCE authorization
+// through browse (authURL first passed through rewrite), the token, and
+// a whoami call. It returns the client's token.
+func connect(t *testing.T, ctx context.Context, endpoint, clientID, redirectURI string, rewrite func(string) string) *client.Token {
+	t.Helper()
+	tokens := client.NewMemoryTokenStore()
+	c := startOAuthClient(t, ctx, endpoint, clientID, redirectURI, tokens)
 	initReq := mcp.InitializeRequest{Params: mcp.InitializeParams{ProtocolVersion: "2025-11-25"}}
-	_, err = c.Initialize(ctx, initReq)
+	_, err := c.Initialize(ctx, initReq)
 	if !client.IsOAuthAuthorizationRequiredError(err) {
 		t.Fatalf("initialize without a token: %v, want OAuth authorization required", err)
 	}
