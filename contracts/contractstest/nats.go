@@ -2,6 +2,8 @@ package contractstest
 
 import (
 	"net"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +34,9 @@ type NATS struct {
 	storeDir string
 	port     int
 	opts     []Option
+
+	mu    sync.Mutex
+	conns []*nats.Conn // from Connect, for Restart to wait on
 }
 
 // StartNATS starts a nats-server with JetStream on 127.0.0.1 and a random
@@ -98,11 +103,33 @@ func (n *NATS) shutdown() {
 
 // Restart shuts the server down and starts a new one on the same port and
 // store directory, so JetStream streams, consumers and buckets persist.
-// Connections from Connect reconnect on their own.
+//
+// It returns once every open connection from Connect has reconnected.
+// Without that wait, a request made right after Restart could be written to
+// the old socket before the client noticed it was closed: NATS drops such a
+// message, and the request would wait out its whole timeout. (Seen in the
+// full suite on two cores, where the client's read loop lags.) Connections
+// made some other way reconnect on their own time.
 func (n *NATS) Restart(t testing.TB) {
 	t.Helper()
+	n.mu.Lock()
+	conns := slices.Clone(n.conns)
+	n.mu.Unlock()
+	before := make([]uint64, len(conns))
+	for i, nc := range conns {
+		before[i] = nc.Stats().Reconnects
+	}
 	n.shutdown()
 	n.start(t)
+	deadline := time.Now().Add(ReadyTimeout)
+	for i, nc := range conns {
+		for !nc.IsClosed() && (nc.Stats().Reconnects == before[i] || !nc.IsConnected()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("contractstest: a connection did not reconnect within %s of the restart", ReadyTimeout)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 // Connect returns a connection to the server, closed when the test ends. It
@@ -122,5 +149,8 @@ func (n *NATS) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 		t.Fatalf("contractstest: connect %s: %v", n.URL, err)
 	}
 	t.Cleanup(nc.Close)
+	n.mu.Lock()
+	n.conns = append(n.conns, nc)
+	n.mu.Unlock()
 	return nc
 }
