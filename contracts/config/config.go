@@ -186,6 +186,10 @@ type Key struct {
 	// Limits are the key's fair share; a field left 0 takes the default of
 	// ingress.key_limits.
 	Limits KeyLimits `yaml:"limits"`
+	// IdentityLimits are the share of each caller identity within the key
+	// (one end user's, docs/security.md#fair-shares); a field left 0 takes
+	// the default of ingress.identity_limits.
+	IdentityLimits KeyLimits `yaml:"identity_limits"`
 }
 
 // KeyLimits is a gateway key's fair share (contracts.KeyLimits, the shape a
@@ -298,6 +302,11 @@ type Ingress struct {
 	// KeyLimits are every gateway key's fair share unless the key sets its
 	// own (keys[].limits).
 	KeyLimits KeyLimits `yaml:"key_limits"`
+	// IdentityLimits are the share of each caller identity (a key's end
+	// user: the key and the credentials it presented) within its key,
+	// unless the key sets its own (keys[].identity_limits). Default: no
+	// limit (a key with one identity keeps its whole share).
+	IdentityLimits KeyLimits `yaml:"identity_limits"`
 	// ToolSeparator joins a server and a tool name where tools of several
 	// servers meet: the aggregated /mcp endpoint, <server><sep><tool> names
 	// on the REST API and in keys' tool lists. Default "-"
@@ -585,6 +594,7 @@ func (f *File) applyDefaults() {
 	}
 	setDefault(&in.BodyTimeout, DefaultBodyTimeout)
 	in.KeyLimits = in.KeyLimits.Or(KeyLimits{MaxRequests: DefaultKeyMaxRequests, MaxServerCalls: -1, MaxStreams: DefaultKeyMaxStreams, RequestsPerSecond: -1})
+	in.IdentityLimits = in.IdentityLimits.Or(KeyLimits{MaxRequests: -1, MaxServerCalls: -1, MaxStreams: -1, RequestsPerSecond: -1})
 	if in.ToolSeparator == "" {
 		in.ToolSeparator = DefaultToolSeparator
 	}
@@ -752,9 +762,15 @@ func (f *File) validate() error {
 	if l := f.Ingress.KeyLimits; l.Burst < 0 {
 		bad("ingress.key_limits.burst: negative")
 	}
+	if l := f.Ingress.IdentityLimits; l.Burst < 0 {
+		bad("ingress.identity_limits.burst: negative")
+	}
 	for _, k := range f.Keys {
 		if k.Limits.Burst < 0 {
 			bad("keys[%s].limits.burst: negative", k.Name)
+		}
+		if k.IdentityLimits.Burst < 0 {
+			bad("keys[%s].identity_limits.burst: negative", k.Name)
 		}
 	}
 	f.validateOIDC(bad)

@@ -170,7 +170,7 @@ func TestDecode_AppliesEveryDefault(t *testing.T) {
 		MCPServers.Credentials.Resource MCPServers.Credentials.SubjectTokenType OIDC
 		NATS.Name NATS.CredsFile NATS.TLS.CAFile NATS.TLS.CertFile NATS.TLS.KeyFile NATS.TLS.ServerName
 		Seal.PublicKeys Seal.PrivateKeys Seal.PrivateKeysFile
-		Ingress.TrustedProxies Ingress.PublicURL Ingress.KeyLimits.Burst
+		Ingress.TrustedProxies Ingress.PublicURL Ingress.KeyLimits.Burst Ingress.IdentityLimits.Burst
 		Worker.Name Worker.Servers Worker.MetricsListen
 		Jobs.MaxStreamBytes Jobs.KeyQuotas Jobs.MaxRecordsBytes Jobs.MaxResultsBytes Jobs.MaxRunningPerKey
 		Tracing.Endpoint Tracing.ServiceName`) {
@@ -251,5 +251,38 @@ func TestDecode_PublicURLIsAnOrigin(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("public_url %q: got %v, want ok=%v", v, err, ok)
 		}
+	}
+}
+
+// Identity limits (ingress.identity_limits, keys[].identity_limits) are
+// read; unset, they limit nothing; a negative burst is an error.
+func TestDecode_IdentityLimits(t *testing.T) {
+	f, err := Decode([]byte(`
+ingress:
+  identity_limits: {max_requests: 16, requests_per_second: 5}
+keys:
+  - name: team-a
+    key: sk-team-a
+    identity_limits: {max_requests: 4, max_streams: 2}
+`), yaml.Unmarshal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.Ingress.IdentityLimits, (KeyLimits{MaxRequests: 16, MaxServerCalls: -1, MaxStreams: -1, RequestsPerSecond: 5}); got != want {
+		t.Fatalf("ingress.identity_limits = %+v, want %+v", got, want)
+	}
+	if got, want := f.Keys[0].IdentityLimits, (KeyLimits{MaxRequests: 4, MaxStreams: 2}); got != want {
+		t.Fatalf("keys[0].identity_limits = %+v, want %+v (unset fields take ingress.identity_limits when used)", got, want)
+	}
+	f, err = Decode([]byte("mcp_servers:\n  a: {url: 'http://127.0.0.1:1/mcp'}\n"), yaml.Unmarshal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.Ingress.IdentityLimits, (KeyLimits{MaxRequests: -1, MaxServerCalls: -1, MaxStreams: -1, RequestsPerSecond: -1}); got != want {
+		t.Fatalf("default ingress.identity_limits = %+v, want no limit (%+v)", got, want)
+	}
+	_, err = Decode([]byte("ingress:\n  identity_limits: {burst: -1}\nkeys:\n  - {name: a, key: k, identity_limits: {burst: -2}}\n"), yaml.Unmarshal)
+	if err == nil || !strings.Contains(err.Error(), "ingress.identity_limits.burst") || !strings.Contains(err.Error(), "keys[a].identity_limits.burst") {
+		t.Fatalf("negative bursts: %v, want both named", err)
 	}
 }

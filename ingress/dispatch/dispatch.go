@@ -64,9 +64,10 @@ type Dispatcher struct {
 	admit   Admission         // nil: every call is admitted
 }
 
-// Admission decides whether a call of the gateway key keyID to server may
-// be sent now; release ends it. ingress/limits's per-key call slots are one.
-type Admission func(keyID, server string) (release func(), e *contracts.Error)
+// Admission decides whether a call of the gateway key keyID, by the caller
+// identity caller, to server may be sent now; release ends it.
+// ingress/limits's call slots per key and per identity are one.
+type Admission func(keyID, caller, server string) (release func(), e *contracts.Error)
 
 // WithAdmission asks admit before sending each Call (once, whatever its
 // retries), and releases when Call returns.

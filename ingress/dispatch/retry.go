@@ -25,7 +25,7 @@ import (
 // nobody.
 func (d *Dispatcher) Call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
 	if d.admit != nil {
-		release, cerr := d.admit(c.KeyID, c.Server)
+		release, cerr := d.admit(c.KeyID, c.Caller, c.Server)
 		if cerr != nil {
 			return nil, cerr
 		}
