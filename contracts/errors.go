@@ -21,6 +21,7 @@ const (
 	CodeInvalidRequest       ErrorCode = "invalid_request"        // malformed body, wrong types, bad headers
 	CodeRequestTooLarge      ErrorCode = "request_too_large"      // body over the configured limit
 	CodeHeadersTooLarge      ErrorCode = "headers_too_large"      // request headers over the limit
+	CodeUnsupportedProtocol  ErrorCode = "unsupported_protocol"   // a transfer coding or HTTP version the gateway does not implement
 	CodeNotFound             ErrorCode = "not_found"              // no such route or resource
 	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"     // wrong HTTP method for the route
 	CodeUpstreamUnauthorized ErrorCode = "upstream_unauthorized"  // the MCP server rejected the user's credential

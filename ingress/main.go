@@ -12,8 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -28,7 +26,6 @@ import (
 	"github.com/toolbus/toolbus/contracts/telemetry"
 	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/gateway"
-	"github.com/toolbus/toolbus/ingress/httpapi"
 )
 
 // Shutdown bounds beyond ingress.shutdown_timeout.
@@ -137,18 +134,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	defer gw.Close()
 
-	ln, err := net.Listen("tcp", cfg.Ingress.Listen)
+	// Go's own errors (a malformed request, oversized headers) in JSON too.
+	ln, err := gateway.Listen(cfg.Ingress.Listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           gw.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      cfg.Ingress.MaxTimeout.D() + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    httpapi.ServerMaxHeaderBytes, // beyond it Go answers 431 in plain text
-	}
+	srv := gateway.NewServer(cfg, gw.Handler)
 	url := "http://" + ln.Addr().String()
 	log.Info().Str("listen", url).Bool("dev", *dev).Strs("servers", cfg.ServerNames()).Msg("ingress listening")
 	if *dev {

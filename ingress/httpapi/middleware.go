@@ -23,9 +23,9 @@ const (
 )
 
 // Header size bounds. Go's HTTP server answers headers beyond its
-// MaxHeaderBytes itself, in plain text (431); the ingress sets it to
-// ServerMaxHeaderBytes, and checkHeaders answers headers over
-// MaxHeaderBytes (but within Go's bound) in the JSON error shape.
+// MaxHeaderBytes itself (431, which JSONErrors turns into the JSON error);
+// the ingress sets it to ServerMaxHeaderBytes, and checkHeaders answers
+// headers over MaxHeaderBytes (but within Go's bound).
 const (
 	MaxHeaderBytes       = 64 << 10
 	ServerMaxHeaderBytes = 2 * MaxHeaderBytes

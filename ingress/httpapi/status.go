@@ -26,6 +26,8 @@ func httpStatus(code contracts.ErrorCode) int {
 		return http.StatusRequestEntityTooLarge
 	case contracts.CodeHeadersTooLarge:
 		return http.StatusRequestHeaderFieldsTooLarge
+	case contracts.CodeUnsupportedProtocol:
+		return http.StatusNotImplemented // 505 for an HTTP version (JSONErrors keeps Go's status)
 	case contracts.CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
 	case contracts.CodeUpstreamError, contracts.CodeUpstreamAuthFailed, contracts.CodeSealInvalid, contracts.CodeResultTooLarge:
