@@ -124,9 +124,10 @@ type Server struct {
 	// server at once. Default 64 (DefaultServerConc).
 	MaxConcurrency int `yaml:"max_concurrency"`
 	// MaxResultBytes bounds what a worker reads of one answer of the
-	// server (an HTTP body, an event of an SSE stream): a call whose answer
-	// is larger fails result_too_large as soon as the limit is reached,
-	// and the rest is never read. Default 8 MiB (DefaultMaxResultBytes),
+	// server (an HTTP body, an event of an SSE stream, a line of a stdio
+	// server's output): a call whose answer is larger fails
+	// result_too_large as soon as the limit is reached, and the rest is
+	// never read. Default 8 MiB (DefaultMaxResultBytes),
 	// the largest result an async job records.
 	MaxResultBytes int64 `yaml:"max_result_bytes"`
 	// ProtocolVersion is the MCP revision the workers speak to the server:

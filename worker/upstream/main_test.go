@@ -16,6 +16,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(envStdioProxy) == "1" {
+		os.Exit(serveStdioProxy()) // stdioproc_test.go
+	}
 	if os.Getenv(envStdioServer) == "1" {
 		opts := demoserver.Options{StdioAuthEnv: os.Getenv(envStdioAuthEnv)}
 		if err := demoserver.ServeStdio(context.Background(), opts, os.Stdin, os.Stdout); err != nil {

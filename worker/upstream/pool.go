@@ -591,11 +591,10 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 		tr = &cancellingSSE{SSE: t}
 	case config.TransportStdio:
 		log := p.log.With().Str("server", srv.Name).Str("token_fp", e.fp).Logger()
-		tr = transport.NewStdioWithOptions(srv.Command, nil, srv.Args,
-			transport.WithCommandFunc(stdioCommand(stdioEnv(p.baseEnv, srv, cred))),
-			transport.WithCommandLogger(p.slog),
-			transport.WithCommandStderrWriter(newStderrLog(log, cred)),
-		)
+		// A process that exited, or whose output was given up, leaves the
+		// pool at once; calls still reading its last answers finish first.
+		tr = newStdioTransport(srv.Command, srv.Args, stdioEnv(p.baseEnv, srv, cred), srv.MaxResultBytes,
+			newStderrLog(log, cred), log, p.slog, func() { p.discard(e) })
 	default:
 		return nil, fmt.Errorf("server %q: unknown transport %q", srv.Name, srv.Transport)
 	}

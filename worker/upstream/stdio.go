@@ -2,10 +2,8 @@ package upstream
 
 import (
 	"bytes"
-	"context"
 	"maps"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -17,8 +15,8 @@ import (
 	"github.com/toolbus/toolbus/contracts/config"
 )
 
-// stdioWaitDelay bounds how long closing a stdio server waits for its output
-// pipes after the process has exited (a grandchild may hold them open).
+// stdioWaitDelay bounds how long reaping a stdio server waits for its stderr
+// pipe after the process has exited (a grandchild may hold it open).
 const stdioWaitDelay = 2 * time.Second
 
 // InheritedEnv returns environ without toolbus's own variables (TOOLBUS_*,
@@ -60,18 +58,6 @@ func stdioEnv(base []string, srv *config.Server, token contracts.Token) []string
 		env = append(env, srv.AuthEnv+"="+v)
 	}
 	return env
-}
-
-// stdioCommand builds the command of a stdio server with exactly env (mcp-go's
-// default would add the worker's whole environment). It runs on the pool's
-// context, so closing the pool kills what is left.
-func stdioCommand(env []string) func(ctx context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-	return func(ctx context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-		cmd := exec.CommandContext(ctx, command, args...)
-		cmd.Env = env
-		cmd.WaitDelay = stdioWaitDelay
-		return cmd, nil
-	}
 }
 
 // maxStderrLine bounds one logged line of a stdio server's stderr.
