@@ -504,9 +504,15 @@ func TestJobs_SealIsBoundToTheJob(t *testing.T) {
 func TestJobs_ResultSizes(t *testing.T) {
 	t.Parallel()
 	e := setup(t, func(f *config.File) { f.Jobs.InlineResultBytes = 64 << 10 })
-	e.startWorker(t, "w1")
+	w := e.startWorker(t, "w1")
+	// The four calls run at once, and under -race on a loaded machine the
+	// 8 MiB answers take a while to produce: an attempt that timed out
+	// would be retried (timeouts are retryable), and the too-large job
+	// would fail after 2 attempts. So no call times out before this test
+	// would give up waiting for it.
+	const callTimeout = 4*contractstest.WaitTimeout + time.Minute
 	big := func(n int) workertest.Job {
-		return workertest.Job{Server: "demo", Tool: demoserver.ToolBig, Args: fmt.Sprintf(`{"bytes":%d}`, n), Timeout: 20 * time.Second}
+		return workertest.Job{Server: "demo", Tool: demoserver.ToolBig, Args: fmt.Sprintf(`{"bytes":%d}`, n), Timeout: callTimeout}
 	}
 	tests := []struct {
 		name   string
@@ -538,7 +544,7 @@ func TestJobs_ResultSizes(t *testing.T) {
 	rec := e.terminal(t, tooLarge)
 	wantFailed(t, rec, contracts.CodeResultTooLarge)
 	if rec.Attempts != 1 {
-		t.Errorf("result_too_large after %d attempts", rec.Attempts)
+		t.Errorf("result_too_large after %d attempts: %v", rec.Attempts, runLines(t, w.logs, rec.ID))
 	}
 }
 
