@@ -288,12 +288,12 @@ func (p *pendingLimits) exceeded(id string, known bool) {
 const lineHeadBytes = 512
 
 // lineLimit reads a stdio server's output - one JSON-RPC message a line -
-// for mcp-go, and fails once a line is longer than max bytes (its newline
-// not counted), as limitedBody fails an HTTP body: the complete lines before
-// it are delivered, the long line's bytes so far are delivered (mcp-go
-// drops an unfinished line), and then io.EOF, which ends mcp-go's reader
-// without an error log of its own. over is called first with the line's
-// first bytes.
+// for mcp-go, and ends it once a line is longer than max bytes (its newline
+// not counted), as limitedBody ends an HTTP body: the complete lines before
+// it are delivered, then io.EOF, which ends mcp-go's reader without an
+// error log of its own (mcp-go drops the unfinished line, of which it holds
+// at most max bytes: those read before the line went over). over is called
+// first with the line's first bytes.
 type lineLimit struct {
 	r    io.Reader
 	max  int64
@@ -324,9 +324,12 @@ func (l *lineLimit) Read(p []byte) (int, error) {
 			l.done = true
 			l.over(l.head)
 			l.head = nil
-			// Deliver up to where the limit was crossed: what remains of
-			// this line is never read.
-			return off + int(l.max-(l.n-int64(len(seg)))), nil
+			// The lines before the long one, if it began in this read:
+			// nothing more of it is delivered, and the rest is never read.
+			if off == 0 {
+				return 0, io.EOF
+			}
+			return off, nil
 		}
 		if nl < 0 {
 			break
