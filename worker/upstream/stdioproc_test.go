@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -40,6 +41,9 @@ const (
 	toolExit = "exit"
 	// toolPid answers the process's id.
 	toolPid = "pid"
+	// toolStderr writes a line naming the credential (the variable
+	// TOOLBUS_TEST_STDIO_AUTH_ENV names) to stderr, then answers.
+	toolStderr = "stderr"
 )
 
 // serveStdioProxy runs the proxy on stdin and stdout and returns the
@@ -99,6 +103,10 @@ func serveStdioProxy() int {
 			case toolPid:
 				text(strconv.Itoa(os.Getpid()))
 				continue
+			case toolStderr:
+				fmt.Fprintf(os.Stderr, "starting with credential %s\n", os.Getenv(os.Getenv(envStdioAuthEnv)))
+				text("written")
+				continue
 			}
 		}
 		if _, err := toDemo.Write(line); err != nil {
@@ -140,7 +148,13 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 
 // proxyServer runs this test binary as the stdio proxy.
 func proxyServer(name string, maxResultBytes int64) *config.Server {
-	srv := stdioServer(name, "")
+	return proxyServerAuth(name, "", maxResultBytes)
+}
+
+// proxyServerAuth is proxyServer receiving the caller's credential in the
+// variable authEnv.
+func proxyServerAuth(name, authEnv string, maxResultBytes int64) *config.Server {
+	srv := stdioServer(name, authEnv)
 	srv.Env[envStdioProxy] = "1"
 	srv.MaxResultBytes = maxResultBytes
 	return srv
@@ -310,5 +324,46 @@ func TestPool_StdioCloseKillsStubborn(t *testing.T) {
 	n, _ := strconv.Atoi(pid)
 	if !processGone(n) {
 		t.Errorf("process %d still exists after Close", n)
+	}
+}
+
+// A stdio server's stderr reaches the worker's log line by line, with the
+// caller's credential removed.
+func TestPool_StdioStderrLogged(t *testing.T) {
+	t.Parallel()
+	ctx := contractstest.Ctx(t)
+	logs := &contractstest.LogBuffer{}
+	p := newPool(t, upstream.Options{}, logs)
+	srv := proxyServerAuth("noisy", "USER_TOKEN", 1<<20)
+	const secret = "s3cr3t-user-token"
+	if got, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer "+secret), toolStderr, nil); err != nil {
+		t.Fatalf("stderr: %s, %v", got, err)
+	}
+	contractstest.Eventually(t, "the stderr line in the log", func() bool {
+		for _, l := range logs.Lines(t) {
+			if l["message"] == "stdio server stderr" && l["server"] == "noisy" && l["stderr"] == "starting with credential [credential]" {
+				return true
+			}
+		}
+		return false
+	})
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the credential reached the log:\n%s", logs)
+	}
+}
+
+// An idle stdio server is stopped and reaped when the pool evicts it.
+func TestPool_StdioIdleStopped(t *testing.T) {
+	t.Parallel()
+	ctx := contractstest.Ctx(t)
+	p := newPool(t, upstream.Options{IdleTTL: 50 * time.Millisecond}, nil)
+	pid, err := callText(ctx, p, proxyServer("idle", 1<<20), toolPid, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(pid)
+	contractstest.Eventually(t, "the idle process to be stopped and reaped", func() bool { return processGone(n) })
+	if st := p.Stats(); st.Clients != 0 || st.Evictions != 1 {
+		t.Errorf("Stats = %+v, want the process evicted", st)
 	}
 }
