@@ -37,9 +37,13 @@ const (
 // answer it is fails result_too_large (so do all calls in flight on the
 // process when the line does not show whose answer it is, see responseID),
 // the rest of the line is not read, and the process is stopped: its output
-// can no longer be followed message by message. The pool takes it out at
-// once (onEnd) and the next call starts a new one. A process that exits on
-// its own is taken out the same way when it exits.
+// can no longer be followed message by message. (Skipping the rest of the
+// line instead would keep the process, but mcp-go's reader ends at its
+// first read error, and resuming after a line it has half read would mean
+// framing the lines here, a second copy of each message.) The pool takes it
+// out at once (onEnd) and the next call starts a new one. A process that
+// exits on its own is taken out the same way when it exits; calls reading
+// its last answers finish first.
 //
 // The process lives until Close (or the pool's context, which kills it): it
 // is reaped by a goroutine that waits for it from its start, so it never
