@@ -65,6 +65,7 @@ func NewHandler(opts Options, transport string) (*Handler, error) {
 		s := server.NewStreamableHTTPServer(mcpServer,
 			server.WithEndpointPath(PathMCP),
 			server.WithStreamableHTTPLogger(opts.logger()),
+			server.WithStateLess(opts.Stateless),
 		)
 		h.path = PathMCP
 		h.inner = s

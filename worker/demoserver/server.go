@@ -76,6 +76,9 @@ type Options struct {
 	// Wrap, when set, wraps the HTTP handler Start serves: a test's fault
 	// injection or checks in front of the demo server.
 	Wrap func(http.Handler) http.Handler
+	// Stateless makes the streamable HTTP server keep no sessions (no
+	// Mcp-Session-Id; each request stands alone).
+	Stateless bool
 }
 
 // Calls counts the tool calls of a demo server: how many ran, how many at

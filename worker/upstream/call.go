@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,7 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 			ctx, unregister = e.clientReqs.register(ctx, o.clientRequests)
 			defer unregister()
 		}
-		if srv.Transport == config.TransportHTTP && !mcp.IsModernProtocol(e.c.ProtocolVersion()) {
+		if srv.Transport == config.TransportHTTP && !mcp.IsModernProtocol(e.protocol) {
 			res, err := callRaw(ctx, e, &req.Params)
 			out = res
 			return err
@@ -138,6 +139,9 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 		lim := newResultLimit(srv.MaxResultBytes)
 		err = fn(withResultLimit(withChallenge(ctx, ch), lim), e)
 		if err == nil {
+			if e.skipped.version != "" && !e.answered.Load() {
+				e.answered.Store(true)
+			}
 			p.release(e)
 			return nil
 		}
@@ -147,11 +151,24 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 			p.release(e)
 			return p.upstreamError(srv, errResultTooLarge, "")
 		}
-		if unusable(err) {
+		refused := false // the request was refused unread, not executed
+		switch {
+		case e.skipped.version != "" && !e.answered.Load() && contextErr(ctx) == nil && !isAuthRequired(err):
+			// A client that skipped the handshake (see stateless) failed
+			// its first call for a reason other than its credential or the
+			// caller's deadline: perhaps the server wanted a handshake
+			// after all. Its next client, and every new one, makes one
+			// until a handshake shows the server stateless again; a request
+			// the server refused (400, 404) is sent once more that way.
+			p.forgetStateless(srv, e)
+			p.discard(e)
+			status := ch.status.Load()
+			refused = status == http.StatusBadRequest || status == http.StatusNotFound
+		case unusable(err):
 			p.discard(e)
 		}
 		p.release(e)
-		if attempt == 1 && errors.Is(err, transport.ErrSessionTerminated) && ctx.Err() == nil {
+		if attempt == 1 && ctx.Err() == nil && (refused || errors.Is(err, transport.ErrSessionTerminated)) {
 			continue
 		}
 		return p.upstreamError(srv, withContextErr(ctx, p.exchangeRefusal(srv, cred, p.serviceRefusal(srv, err))), ch.get())

@@ -6,6 +6,7 @@ import (
 	"net/http/httptrace"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -45,9 +46,11 @@ func NewHTTPTransport(responseHeaderTimeout time.Duration) *http.Transport {
 // challenge records the WWW-Authenticate header of a 401 seen by the
 // requests made with a context that carries it. mcp-go keeps only the
 // resource metadata URL of a challenge, while the client needs all of it.
+// It also records the last HTTP status those requests were answered with.
 type challenge struct {
-	mu  sync.Mutex
-	www string
+	mu     sync.Mutex
+	www    string
+	status atomic.Int32
 }
 
 func (c *challenge) set(v string) {
@@ -100,9 +103,12 @@ func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error)
 	if err == nil {
 		limitBody(req, resp) // limit.go
 	}
-	if err == nil && resp.StatusCode == http.StatusUnauthorized {
-		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok {
-			c.set(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
+	if err == nil {
+		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok && c != nil {
+			c.status.Store(int32(resp.StatusCode))
+			if resp.StatusCode == http.StatusUnauthorized {
+				c.set(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))
+			}
 		}
 	}
 	return resp, err

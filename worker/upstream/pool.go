@@ -83,6 +83,10 @@ type Stats struct {
 	Connects        uint64 // clients started and initialized
 	ConnectFailures uint64
 	Evictions       uint64 // clients closed for being idle or to make room
+	// Handshakes counts the clients that made an initialize handshake (or
+	// server/discover) of their own; Connects-Handshakes clients of
+	// stateless servers skipped it (see stateless).
+	Handshakes uint64
 }
 
 // Pool holds mcp-go clients, one per (server, user credential): a session
@@ -109,7 +113,7 @@ type Pool struct {
 	stopReaper chan struct{}
 	reaperDone chan struct{}
 
-	connects, connectFailures, evictions atomic.Uint64
+	connects, connectFailures, evictions, handshakes atomic.Uint64
 
 	subsMu sync.Mutex
 	subs   map[subKey]*entry // resource subscriptions (subscribe.go)
@@ -124,6 +128,33 @@ type Pool struct {
 type serverClients struct {
 	entries map[clientKey]*entry
 	lru     *list.List // of *entry
+	// stateless is what the server's last initialize handshake showed, when
+	// it answered without an Mcp-Session-Id; zero when it has sessions or
+	// is not known. Guarded by Pool.mu.
+	stateless stateless
+}
+
+// stateless describes a streamable HTTP server srv that answered an
+// initialize with protocol version and no session ID: it keeps no session,
+// so each request stands alone and a handshake of one credential's client
+// tells the server nothing another's could not. A new client of it (that
+// declares no client capabilities) starts ready on that version, without an
+// initialize and notifications/initialized of its own: a new user's first
+// call is one request, as any other. It is never shared: each client still
+// sends only its own credential set.
+type stateless struct {
+	srv     *config.Server // the configuration it was learned with
+	version string
+}
+
+// statelessFor returns sc's stateless record when a new client of srv with
+// caps may skip its handshake; the zero value when not.
+func (sc *serverClients) statelessFor(srv *config.Server, caps ClientCaps) stateless {
+	if caps != 0 || srv.Transport != config.TransportHTTP || sc.stateless.srv != srv ||
+		sc.stateless.version == "" || mcp.IsModernProtocol(sc.stateless.version) {
+		return stateless{}
+	}
+	return sc.stateless
 }
 
 // clientKey names a client: the server and the SHA-256 of the credential it
@@ -158,6 +189,15 @@ type entry struct {
 	// (an SSE transport's stream, a standalone GET stream); a call's own
 	// answer has a limit of its own (do).
 	limit *resultLimit
+
+	// skipped is the stateless record the client started on without a
+	// handshake of its own (zero when it made one); protocol is the
+	// revision it speaks.
+	skipped  stateless
+	protocol string
+	// answered is set once a client that skipped the handshake has had a
+	// call answered: the server took it without one.
+	answered atomic.Bool
 
 	// Guarded by Pool.mu.
 	refs     int
@@ -230,6 +270,7 @@ func (p *Pool) Stats() Stats {
 		Connects:        p.connects.Load(),
 		ConnectFailures: p.connectFailures.Load(),
 		Evictions:       p.evictions.Load(),
+		Handshakes:      p.handshakes.Load(),
 	}
 }
 
@@ -301,6 +342,7 @@ func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.T
 				}
 			}
 			e = &entry{key: k, fp: cred.Fingerprint(), done: make(chan struct{}), refs: 1, limit: newResultLimit(srv.MaxResultBytes)}
+			e.skipped = sc.statelessFor(srv, caps)
 			e.elem = sc.lru.PushFront(e)
 			sc.entries[k] = e
 			p.mu.Unlock()
@@ -484,17 +526,29 @@ func (p *Pool) Close() error {
 // connect starts and initializes e's client, recording the outcome in e.
 // Starting uses the pool's context (an SSE stream and a stdio process live
 // as long as their context) and is abandoned when ctx ends first;
-// initializing is bounded by ctx.
+// initializing is bounded by ctx. A client of a stateless server (see
+// stateless) makes no handshake.
 func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.Token, e *entry) {
 	ch := &challenge{}
 	c, err := p.newClient(srv, cred, e)
 	if err == nil {
-		err = p.start(ctx, c, ch, e.limit)
+		err = p.start(ctx, srv, c, ch, e.limit)
 	}
-	if err == nil {
+	session := ""
+	switch {
+	case err != nil:
+	case e.skipped.version != "":
+		// The transport sends the revision in Mcp-Protocol-Version; the
+		// client was built ready (newClient).
+		c.GetTransport().(transport.HTTPConnection).SetProtocolVersion(e.skipped.version)
+		e.protocol = e.skipped.version
+	default:
+		p.handshakes.Add(1)
 		req := mcp.InitializeRequest{}
 		req.Params.ClientInfo = mcp.Implementation{Name: p.opts.ClientName, Version: p.opts.ClientVersion}
 		_, err = c.Initialize(withResultLimit(withChallenge(ctx, ch), e.limit), req)
+		e.protocol = c.ProtocolVersion()
+		session = c.GetSessionId()
 	}
 	if err != nil && e.limit.exceeded() {
 		err = errResultTooLarge
@@ -509,12 +563,15 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 			}
 		} else {
 			e.c = c
+			if srv.Transport == config.TransportHTTP && e.skipped.version == "" {
+				p.learnLocked(srv, e.protocol, session)
+			}
 		}
 		p.mu.Unlock()
 	}
 	if err == nil {
 		p.connects.Add(1)
-		p.log.Debug().Str("server", srv.Name).Str("token_fp", e.fp).Str("protocol", c.ProtocolVersion()).Msg("upstream client connected")
+		p.log.Debug().Str("server", srv.Name).Str("token_fp", e.fp).Str("protocol", e.protocol).Bool("handshake", e.skipped.version == "").Msg("upstream client connected")
 	} else {
 		p.connectFailures.Add(1)
 		e.err = p.upstreamError(srv, withContextErr(ctx, p.exchangeRefusal(srv, cred, p.serviceRefusal(srv, err))), ch.get())
@@ -529,9 +586,39 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 	close(e.done)
 }
 
+// learnLocked records what a streamable HTTP client's handshake with srv
+// showed: a server that answered protocol without a session ID is
+// stateless, one that gave a session ID is not.
+func (p *Pool) learnLocked(srv *config.Server, protocol, session string) {
+	sc := p.servers[srv.Name]
+	if sc == nil {
+		return
+	}
+	if session == "" && protocol != "" && !mcp.IsModernProtocol(protocol) {
+		sc.stateless = stateless{srv: srv, version: protocol}
+	} else {
+		sc.stateless = stateless{}
+	}
+}
+
+// forgetStateless stops new clients of srv from skipping the handshake
+// because a client that skipped it, e, failed: the next one makes a
+// handshake and learns again.
+func (p *Pool) forgetStateless(srv *config.Server, e *entry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if sc := p.servers[srv.Name]; sc != nil && sc.stateless == e.skipped {
+		sc.stateless = stateless{}
+	}
+}
+
 // start runs c.Start on the pool's context, giving up (and closing c) when
-// ctx ends first.
-func (p *Pool) start(ctx context.Context, c *client.Client, ch *challenge, lim *resultLimit) error {
+// ctx ends first. A streamable HTTP transport's Start returns at once (it
+// starts a standalone stream's listener, when it has one, on its own).
+func (p *Pool) start(ctx context.Context, srv *config.Server, c *client.Client, ch *challenge, lim *resultLimit) error {
+	if srv.Transport == config.TransportHTTP {
+		return c.Start(withResultLimit(withChallenge(p.ctx, ch), lim))
+	}
 	started := make(chan error, 1)
 	go func() { started <- c.Start(withResultLimit(withChallenge(p.ctx, ch), lim)) }()
 	select {
@@ -605,6 +692,9 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 	}
 	if e.key.caps&CapElicitation != 0 {
 		copts = append(copts, client.WithElicitationHandler(handler))
+	}
+	if e.skipped.version != "" {
+		copts = append(copts, client.WithSession()) // no handshake: see stateless
 	}
 	version := p.opts.ProtocolVersion
 	if srv.ProtocolVersion != "" {

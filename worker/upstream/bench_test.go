@@ -1,0 +1,71 @@
+package upstream_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/toolbus/toolbus/contracts"
+	"github.com/toolbus/toolbus/contracts/config"
+	"github.com/toolbus/toolbus/worker/demoserver"
+	"github.com/toolbus/toolbus/worker/internal/workertest"
+	"github.com/toolbus/toolbus/worker/upstream"
+)
+
+// benchCalls calls echo b.N times through a pool to a streamable HTTP demo
+// server (stateless: one that keeps no sessions) speaking the production
+// default revision, with token(i) on call i, and reports the upstream HTTP
+// requests and the clients opened per call. The pool has the default
+// max_clients, so beyond it each new client evicts one (a DELETE, where
+// the server has sessions).
+func benchCalls(b *testing.B, stateless bool, token func(i int) string) {
+	var requests atomic.Int64
+	count := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			requests.Add(1)
+			next.ServeHTTP(w, r)
+		})
+	}
+	run := workertest.StartDemo(b, demoserver.Options{Wrap: count, Stateless: stateless}, config.TransportHTTP)
+	srv := httpServer("demo", config.TransportHTTP, run.URL)
+	srv.ProtocolVersion = config.DefaultUpstreamProtocol
+	p := upstream.New(upstream.Options{})
+	b.Cleanup(func() { _ = p.Close() })
+	ctx := context.Background()
+	args := []byte(`{"text":"hello"}`)
+	if _, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer warm"), demoserver.ToolEcho, args); err != nil {
+		b.Fatal(err)
+	}
+	requests.Store(0)
+	before := p.Stats().Connects
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := p.CallTool(ctx, srv, contracts.NewToken(token(i)), demoserver.ToolEcho, args); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(requests.Load())/float64(b.N), "requests/op")
+	b.ReportMetric(float64(p.Stats().Connects-before)/float64(b.N), "clients/op")
+}
+
+// BenchmarkCallTool_OneUser: every call with the same credential (a warm
+// pooled client).
+func BenchmarkCallTool_OneUser(b *testing.B) {
+	benchCalls(b, false, func(int) string { return "Bearer warm" })
+}
+
+// BenchmarkCallTool_NewUserEachCall: every call is a user's first (a new
+// session each time).
+func BenchmarkCallTool_NewUserEachCall(b *testing.B) {
+	benchCalls(b, false, func(i int) string { return "Bearer user-" + strconv.Itoa(i) })
+}
+
+// BenchmarkCallTool_NewUserEachCall_Stateless: the same against a server
+// that keeps no sessions.
+func BenchmarkCallTool_NewUserEachCall_Stateless(b *testing.B) {
+	benchCalls(b, true, func(i int) string { return "Bearer user-" + strconv.Itoa(i) })
+}
