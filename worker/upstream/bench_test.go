@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -21,6 +22,10 @@ import (
 // max_clients, so beyond it each new client evicts one (a DELETE, where
 // the server has sessions).
 func benchCalls(b *testing.B, stateless bool, token func(i int) string) {
+	benchCallsWith(b, stateless, []byte(`{"text":"hello"}`), token)
+}
+
+func benchCallsWith(b *testing.B, stateless bool, args []byte, token func(i int) string) {
 	var requests atomic.Int64
 	count := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +39,6 @@ func benchCalls(b *testing.B, stateless bool, token func(i int) string) {
 	p := upstream.New(upstream.Options{})
 	b.Cleanup(func() { _ = p.Close() })
 	ctx := context.Background()
-	args := []byte(`{"text":"hello"}`)
 	if _, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer warm"), demoserver.ToolEcho, args); err != nil {
 		b.Fatal(err)
 	}
@@ -56,6 +60,13 @@ func benchCalls(b *testing.B, stateless bool, token func(i int) string) {
 // pooled client).
 func BenchmarkCallTool_OneUser(b *testing.B) {
 	benchCalls(b, false, func(int) string { return "Bearer warm" })
+}
+
+// BenchmarkCallTool_64KiBArguments: one user, 64 KiB of arguments (and so
+// of result: echo returns them).
+func BenchmarkCallTool_64KiBArguments(b *testing.B) {
+	args := []byte(`{"text":"` + strings.Repeat("x", 64<<10) + `"}`)
+	benchCallsWith(b, false, args, func(int) string { return "Bearer warm" })
 }
 
 // BenchmarkCallTool_NewUserEachCall: every call is a user's first (a new

@@ -35,16 +35,11 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 	}
 	var out json.RawMessage
 	err := p.do(ctx, srv, token, caps, func(ctx context.Context, e *entry) error {
-		// A fresh request: mcp-go drops the headers of one with Method set.
-		var req mcp.CallToolRequest
-		req.Params.Name = tool
-		if len(args) > 0 {
-			req.Params.Arguments = args
-		}
+		var progressToken string
 		if o.progress != nil {
-			progressToken, unregister := e.progress.register(o.progress)
+			var unregister func()
+			progressToken, unregister = e.progress.register(o.progress)
 			defer unregister()
-			req.Params.Meta = &mcp.Meta{ProgressToken: progressToken}
 		}
 		if o.logs != nil {
 			defer e.progress.registerLogs(o.logs)()
@@ -55,9 +50,18 @@ func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts
 			defer unregister()
 		}
 		if srv.Transport == config.TransportHTTP && !mcp.IsModernProtocol(e.protocol) {
-			res, err := callRaw(ctx, e, &req.Params)
+			res, err := callRaw(ctx, e, tool, args, progressToken)
 			out = res
 			return err
+		}
+		// A fresh request: mcp-go drops the headers of one with Method set.
+		var req mcp.CallToolRequest
+		req.Params.Name = tool
+		if len(args) > 0 {
+			req.Params.Arguments = args
+		}
+		if progressToken != "" {
+			req.Params.Meta = &mcp.Meta{ProgressToken: progressToken}
 		}
 		res, err := e.c.CallTool(ctx, req)
 		if err != nil {
@@ -80,8 +84,10 @@ var rawCallSeq atomic.Uint64
 // 2025-11-25 session the client adds nothing else to the request. The
 // transport still carries the session, the credential, the progress and
 // log notifications and the upstream's requests to the client, and an
-// ended context still aborts the request.
-func callRaw(ctx context.Context, e *entry, params *mcp.CallToolParams) (json.RawMessage, error) {
+// ended context still aborts the request. The params go as raw JSON (see
+// callParams), so the arguments are read once when the request is encoded
+// rather than three times.
+func callRaw(ctx context.Context, e *entry, tool string, args json.RawMessage, progressToken string) (json.RawMessage, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, transport.NewError(err)
 	}
@@ -89,7 +95,7 @@ func callRaw(ctx context.Context, e *entry, params *mcp.CallToolParams) (json.Ra
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId("toolbus-" + strconv.FormatUint(rawCallSeq.Add(1), 10)),
 		Method:  string(mcp.MethodToolsCall),
-		Params:  params,
+		Params:  callParams(tool, args, progressToken),
 	})
 	if err != nil {
 		return nil, transport.NewError(err)
@@ -101,6 +107,41 @@ func callRaw(ctx context.Context, e *entry, params *mcp.CallToolParams) (json.Ra
 		return nil, errors.New("the tools/call result is not a JSON object")
 	}
 	return resp.Result, nil
+}
+
+// callParams is the params object of a tools/call, as mcp-go's
+// CallToolParams encodes it (name, arguments when there are any, the
+// progress token in _meta when there is one), built around the arguments'
+// bytes. Encoding the request still checks them (a json.RawMessage is
+// compacted into the request), once; CallToolParams would have them checked
+// three times, and copied as often.
+func callParams(tool string, args json.RawMessage, progressToken string) json.RawMessage {
+	b := make([]byte, 0, len(tool)+len(args)+len(progressToken)+64)
+	b = append(b, `{"name":`...)
+	b = appendJSONString(b, tool)
+	if len(args) > 0 {
+		b = append(b, `,"arguments":`...)
+		b = append(b, args...)
+	}
+	if progressToken != "" {
+		b = append(b, `,"_meta":{"progressToken":`...)
+		b = appendJSONString(b, progressToken)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ListTools returns srv's tools, as a JSON array of MCP Tool objects, that
