@@ -192,19 +192,22 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 			p.release(e)
 			return p.upstreamError(srv, errResultTooLarge, "")
 		}
+		status := ch.status.Load()
 		refused := false // the request was refused unread, not executed
 		switch {
-		case e.skipped.version != "" && !e.answered.Load() && contextErr(ctx) == nil && !isAuthRequired(err):
+		case e.skipped.version != "" && contextErr(ctx) == nil && !isAuthRequired(err) &&
+			(!e.answered.Load() || status == http.StatusBadRequest || status == http.StatusNotFound):
 			// A client that skipped the handshake (see stateless) failed
 			// its first call for a reason other than its credential or the
-			// caller's deadline: perhaps the server wanted a handshake
-			// after all. Its next client, and every new one, makes one
-			// until a handshake shows the server stateless again; a request
-			// the server refused (400, 404) is sent once more that way.
-			p.forgetStateless(srv, e)
-			p.discard(e)
-			status := ch.status.Load()
+			// caller's deadline, or was refused later (the server may have
+			// changed): perhaps the server wants a handshake. Its next
+			// client, and every new one, makes one until a handshake shows
+			// the server stateless again; after a request the server
+			// refused (400, 404), which is sent once more that way, every
+			// client makes one.
 			refused = status == http.StatusBadRequest || status == http.StatusNotFound
+			p.forgetStateless(srv, e, refused)
+			p.discard(e)
 		case unusable(err):
 			p.discard(e)
 		}

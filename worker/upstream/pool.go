@@ -132,6 +132,10 @@ type serverClients struct {
 	// it answered without an Mcp-Session-Id; zero when it has sessions or
 	// is not known. Guarded by Pool.mu.
 	stateless stateless
+	// refused is the configuration of the server under which it refused a
+	// request made without a handshake (400, 404): its clients make one
+	// from then on.
+	refused *config.Server
 }
 
 // stateless describes a streamable HTTP server srv that answered an
@@ -150,7 +154,7 @@ type stateless struct {
 // statelessFor returns sc's stateless record when a new client of srv with
 // caps may skip its handshake; the zero value when not.
 func (sc *serverClients) statelessFor(srv *config.Server, caps ClientCaps) stateless {
-	if caps != 0 || srv.Transport != config.TransportHTTP || sc.stateless.srv != srv ||
+	if caps != 0 || srv.Transport != config.TransportHTTP || sc.stateless.srv != srv || sc.refused == srv ||
 		sc.stateless.version == "" || mcp.IsModernProtocol(sc.stateless.version) {
 		return stateless{}
 	}
@@ -603,12 +607,20 @@ func (p *Pool) learnLocked(srv *config.Server, protocol, session string) {
 
 // forgetStateless stops new clients of srv from skipping the handshake
 // because a client that skipped it, e, failed: the next one makes a
-// handshake and learns again.
-func (p *Pool) forgetStateless(srv *config.Server, e *entry) {
+// handshake and learns again - unless the server refused e's request
+// (refused), after which none skips it any more.
+func (p *Pool) forgetStateless(srv *config.Server, e *entry, refused bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sc := p.servers[srv.Name]; sc != nil && sc.stateless == e.skipped {
+	sc := p.servers[srv.Name]
+	if sc == nil {
+		return
+	}
+	if sc.stateless == e.skipped {
 		sc.stateless = stateless{}
+	}
+	if refused {
+		sc.refused = srv
 	}
 }
 

@@ -121,23 +121,21 @@ func TestPool_StatelessServer_NewUserSkipsHandshake(t *testing.T) {
 }
 
 // When a server taken for stateless refuses a call made without a
-// handshake (400), the call is made again after one, and the next new user
-// makes one too until a handshake shows the server stateless again.
+// handshake (400), first or not, the call is made again after one, and
+// every new client makes one from then on.
 func TestPool_StatelessServer_RefusalFallsBackToHandshake(t *testing.T) {
 	t.Parallel()
 	ctx := contractstest.Ctx(t)
 	var strict atomic.Bool
 	var mu sync.Mutex
 	initialized := map[string]bool{} // Authorizations that sent initialize
-	var seen []string                // user 1's requests, refused ones included
+	seen := map[string][]string{}    // by Authorization, refused requests included
 	wrap := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			auth := r.Header.Get("Authorization")
 			method := demoserver.PeekRPCMethod(r)
 			mu.Lock()
-			if auth == userToken(1) {
-				seen = append(seen, r.Method+" "+method)
-			}
+			seen[auth] = append(seen[auth], r.Method+" "+method)
 			switch method {
 			case "initialize":
 				initialized[auth] = true
@@ -158,17 +156,32 @@ func TestPool_StatelessServer_RefusalFallsBackToHandshake(t *testing.T) {
 	srv.ProtocolVersion = legacyProtocol
 
 	wantWhoami(t, ctx, p, srv, userToken(0), userToken(0))
+	wantWhoami(t, ctx, p, srv, userToken(2), userToken(2)) // no handshake
 	strict.Store(true)
-	wantWhoami(t, ctx, p, srv, userToken(1), userToken(1))
-	want := []string{"POST tools/call", "POST initialize", "POST notifications/initialized", "POST tools/call"}
-	mu.Lock()
-	got := slices.Clone(seen)
-	mu.Unlock()
-	if !slices.Equal(got, want) {
-		t.Errorf("upstream requests %q, want %q", got, want)
+	wantWhoami(t, ctx, p, srv, userToken(1), userToken(1)) // a first call refused
+	wantWhoami(t, ctx, p, srv, userToken(2), userToken(2)) // a later call refused
+	handshake := []string{"POST initialize", "POST notifications/initialized", "POST tools/call"}
+	for user, want := range map[int][]string{
+		1: append([]string{"POST tools/call"}, handshake...),
+		2: append([]string{"POST tools/call", "POST tools/call"}, handshake...),
+	} {
+		mu.Lock()
+		got := slices.Clone(seen[userToken(user)])
+		mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("user %d: upstream requests %q, want %q", user, got, want)
+		}
 	}
-	if st := p.Stats(); st.Handshakes != 2 || st.Clients != 2 {
-		t.Errorf("Stats = %+v, want 2 clients, each with a handshake", st)
+	// After a refusal, a new user makes a handshake at once.
+	wantWhoami(t, ctx, p, srv, userToken(3), userToken(3))
+	mu.Lock()
+	got := slices.Clone(seen[userToken(3)])
+	mu.Unlock()
+	if !slices.Equal(got, handshake) {
+		t.Errorf("user 3: upstream requests %q, want %q", got, handshake)
+	}
+	if st := p.Stats(); st.Handshakes != 4 || st.Clients != 4 {
+		t.Errorf("Stats = %+v, want 4 clients, each with a handshake", st)
 	}
 }
 
@@ -203,4 +216,41 @@ func TestPool_IdleHTTPClientsHoldNoGoroutines(t *testing.T) {
 	contractstest.Eventually(t, "goroutines to return to the count before the users", func() bool {
 		return runtime.NumGoroutine() <= base
 	})
+}
+
+// A first call without a handshake that fails otherwise (here: an unknown
+// tool) makes the next new client make one, which shows the server
+// stateless again for the one after.
+func TestPool_StatelessServer_FailedFirstCallRelearns(t *testing.T) {
+	t.Parallel()
+	ctx := contractstest.Ctx(t)
+	run := workertest.StartDemo(t, demoserver.Options{Stateless: true}, config.TransportHTTP)
+	p := newPool(t, upstream.Options{}, nil)
+	srv := httpServer("demo", config.TransportHTTP, run.URL)
+	srv.ProtocolVersion = legacyProtocol
+
+	wantWhoami(t, ctx, p, srv, userToken(0), userToken(0))
+	if _, err := p.CallTool(ctx, srv, contracts.NewToken(userToken(1)), "no-such-tool", nil); err == nil {
+		t.Fatal("calling an unknown tool succeeded")
+	}
+	if st := p.Stats(); st.Handshakes != 1 {
+		t.Fatalf("Stats = %+v, want one handshake", st)
+	}
+	wantWhoami(t, ctx, p, srv, userToken(2), userToken(2))
+	if st := p.Stats(); st.Handshakes != 2 {
+		t.Errorf("Stats = %+v after the failure, want a second handshake", st)
+	}
+	wantWhoami(t, ctx, p, srv, userToken(3), userToken(3))
+	if st := p.Stats(); st.Handshakes != 2 {
+		t.Errorf("Stats = %+v, want the server known stateless again", st)
+	}
+	for user, want := range map[int][]string{
+		1: {"POST tools/call"},
+		2: {"POST initialize", "POST notifications/initialized", "POST tools/call"},
+		3: {"POST tools/call"},
+	} {
+		if got := requestsOf(run.Recorder, userToken(user)); !slices.Equal(got, want) {
+			t.Errorf("user %d: upstream requests %q, want %q", user, got, want)
+		}
+	}
 }
