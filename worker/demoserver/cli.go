@@ -14,7 +14,7 @@ const DefaultListen = "127.0.0.1:3001"
 // Main is the `worker demo-server` command:
 //
 //	worker demo-server [--transport http|sse|stdio] [--listen 127.0.0.1:3001]
-//	    [--auth-env NAME] [--require-token TOKEN] [--delay 0s]
+//	    [--auth-env NAME] [--require-token TOKEN] [--delay 0s] [--stateless]
 //
 // For http and sse it prints one line, "demo MCP server (<transport>)
 // listening on <URL>", to stdout and serves until ctx is done. For stdio it
@@ -28,6 +28,7 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 	authEnv := fs.String("auth-env", "", "environment variable whose value whoami returns over stdio")
 	requireToken := fs.String("require-token", "", "answer 401 unless the Authorization header is exactly this value (http, sse)")
 	delay := fs.Duration("delay", 0, "delay before echo answers")
+	stateless := fs.Bool("stateless", false, "keep no sessions: no Mcp-Session-Id (http)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("demo-server: %w", err)
 	}
@@ -39,6 +40,7 @@ func Main(ctx context.Context, args []string, stdout io.Writer) error {
 		RequireToken: *requireToken,
 		Delay:        *delay,
 		StdioAuthEnv: *authEnv,
+		Stateless:    *stateless,
 	}
 
 	switch *transport {

@@ -506,6 +506,48 @@ func TestMain_HTTP(t *testing.T) {
 	contractstest.WaitReturn(t, "Main", done)
 }
 
+// --stateless serves streamable HTTP without sessions.
+func TestMain_HTTPStateless(t *testing.T) {
+	t.Parallel()
+	for _, stateless := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(contractstest.Ctx(t))
+		outR, outW := io.Pipe()
+		done := make(chan error, 1)
+		args := []string{"--transport", "http", "--listen", "127.0.0.1:0"}
+		if stateless {
+			args = append(args, "--stateless")
+		}
+		go func() {
+			done <- demoserver.Main(ctx, args, outW)
+			_ = outW.Close()
+		}()
+		line, err := bufio.NewReader(outR).ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the banner: %v", err)
+		}
+		url := strings.TrimSpace(strings.TrimPrefix(line, "demo MCP server (http) listening on "))
+		go func() { _, _ = io.Copy(io.Discard, outR) }()
+		c, err := client.NewStreamableHttpClient(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer m"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := mcp.InitializeRequest{}
+		req.Params.ProtocolVersion = "2025-11-25"
+		if _, err := c.Initialize(ctx, req); err != nil {
+			t.Fatalf("initialize: %v", err)
+		}
+		if got := c.GetSessionId(); (got == "") != stateless {
+			t.Errorf("stateless %v: session ID %q", stateless, got)
+		}
+		if _, err := call(ctx, c, demoserver.ToolEcho, map[string]any{"text": "hi"}); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+		cancel()
+		contractstest.WaitReturn(t, "Main", done)
+	}
+}
+
 func TestMain_BadFlags(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
