@@ -46,7 +46,8 @@ func NewHTTPTransport(responseHeaderTimeout time.Duration) *http.Transport {
 // challenge records the WWW-Authenticate header of a 401 seen by the
 // requests made with a context that carries it. mcp-go keeps only the
 // resource metadata URL of a challenge, while the client needs all of it.
-// It also records the last HTTP status those requests were answered with.
+// It also records the last HTTP failure status (400 and up) those requests
+// were answered with.
 type challenge struct {
 	mu     sync.Mutex
 	www    string
@@ -103,7 +104,7 @@ func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error)
 	if err == nil {
 		limitBody(req, resp) // limit.go
 	}
-	if err == nil {
+	if err == nil && resp.StatusCode >= http.StatusBadRequest {
 		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok && c != nil {
 			c.status.Store(int32(resp.StatusCode))
 			if resp.StatusCode == http.StatusUnauthorized {
