@@ -22,10 +22,10 @@ import (
 // max_clients, so beyond it each new client evicts one (a DELETE, where
 // the server has sessions).
 func benchCalls(b *testing.B, stateless bool, token func(i int) string) {
-	benchCallsWith(b, stateless, []byte(`{"text":"hello"}`), token)
+	benchCallsWith(b, stateless, config.DefaultUpstreamProtocol, []byte(`{"text":"hello"}`), token)
 }
 
-func benchCallsWith(b *testing.B, stateless bool, args []byte, token func(i int) string) {
+func benchCallsWith(b *testing.B, stateless bool, protocol string, args []byte, token func(i int) string) {
 	var requests atomic.Int64
 	count := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -35,7 +35,7 @@ func benchCallsWith(b *testing.B, stateless bool, args []byte, token func(i int)
 	}
 	run := workertest.StartDemo(b, demoserver.Options{Wrap: count, Stateless: stateless}, config.TransportHTTP)
 	srv := httpServer("demo", config.TransportHTTP, run.URL)
-	srv.ProtocolVersion = config.DefaultUpstreamProtocol
+	srv.ProtocolVersion = protocol
 	p := upstream.New(upstream.Options{})
 	b.Cleanup(func() { _ = p.Close() })
 	ctx := context.Background()
@@ -66,7 +66,7 @@ func BenchmarkCallTool_OneUser(b *testing.B) {
 // of result: echo returns them).
 func BenchmarkCallTool_64KiBArguments(b *testing.B) {
 	args := []byte(`{"text":"` + strings.Repeat("x", 64<<10) + `"}`)
-	benchCallsWith(b, false, args, func(int) string { return "Bearer warm" })
+	benchCallsWith(b, false, config.DefaultUpstreamProtocol, args, func(int) string { return "Bearer warm" })
 }
 
 // BenchmarkCallTool_NewUserEachCall: every call is a user's first (a new
@@ -79,4 +79,10 @@ func BenchmarkCallTool_NewUserEachCall(b *testing.B) {
 // that keeps no sessions.
 func BenchmarkCallTool_NewUserEachCall_Stateless(b *testing.B) {
 	benchCalls(b, true, func(i int) string { return "Bearer user-" + strconv.Itoa(i) })
+}
+
+// BenchmarkCallTool_NewUserEachCall_Latest: a new user each call, on the
+// 2026-07-28 revision (protocol_version latest).
+func BenchmarkCallTool_NewUserEachCall_Latest(b *testing.B) {
+	benchCallsWith(b, false, config.ProtocolLatest, []byte(`{"text":"hello"}`), func(i int) string { return "Bearer user-" + strconv.Itoa(i) })
 }

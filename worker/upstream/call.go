@@ -180,7 +180,7 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 		lim := newResultLimit(srv.MaxResultBytes)
 		err = fn(withResultLimit(withChallenge(ctx, ch), lim), e)
 		if err == nil {
-			if e.skipped.version != "" && !e.answered.Load() {
+			if e.borrowed() && !e.answered.Load() {
 				e.answered.Store(true)
 			}
 			p.release(e)
@@ -195,18 +195,18 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 		status := ch.status.Load()
 		refused := false // the request was refused unread, not executed
 		switch {
-		case e.skipped.version != "" && contextErr(ctx) == nil && !isAuthRequired(err) &&
+		case e.borrowed() && contextErr(ctx) == nil && !isAuthRequired(err) &&
 			(!e.answered.Load() || status == http.StatusBadRequest || status == http.StatusNotFound):
-			// A client that skipped the handshake (see stateless) failed
-			// its first call for a reason other than its credential or the
-			// caller's deadline, or was refused later (the server may have
-			// changed): perhaps the server wants a handshake. Its next
-			// client, and every new one, makes one until a handshake shows
-			// the server stateless again; after a request the server
-			// refused (400, 404), which is sent once more that way, every
-			// client makes one.
+			// A client that took its handshake from another's (it skipped
+			// it, see stateless, or reused a server/discover result, see
+			// discovered) failed its first call for a reason other than
+			// its credential or the caller's deadline, or was refused later
+			// (the server may have changed): perhaps the server wants a
+			// handshake of its own. The next new client makes one and
+			// learns again; after a request the server refused (400, 404),
+			// which is sent once more that way, every client makes one.
 			refused = status == http.StatusBadRequest || status == http.StatusNotFound
-			p.forgetStateless(srv, e, refused)
+			p.forgetBorrowed(srv, e, refused)
 			p.discard(e)
 		case unusable(err):
 			p.discard(e)

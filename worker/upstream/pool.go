@@ -136,6 +136,8 @@ type serverClients struct {
 	// request made without a handshake (400, 404): its clients make one
 	// from then on.
 	refused *config.Server
+	// discovered is the server's last server/discover result (discover.go).
+	discovered discovered
 }
 
 // stateless describes a streamable HTTP server srv that answered an
@@ -202,6 +204,10 @@ type entry struct {
 	// answered is set once a client that skipped the handshake has had a
 	// call answered: the server took it without one.
 	answered atomic.Bool
+	// discoverReused is set when the client's server/discover was answered
+	// from another client's (discover.go); written and read on the
+	// connecting goroutine.
+	discoverReused bool
 
 	// Guarded by Pool.mu.
 	refs     int
@@ -547,12 +553,14 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 		c.GetTransport().(transport.HTTPConnection).SetProtocolVersion(e.skipped.version)
 		e.protocol = e.skipped.version
 	default:
-		p.handshakes.Add(1)
 		req := mcp.InitializeRequest{}
 		req.Params.ClientInfo = mcp.Implementation{Name: p.opts.ClientName, Version: p.opts.ClientVersion}
 		_, err = c.Initialize(withResultLimit(withChallenge(ctx, ch), e.limit), req)
 		e.protocol = c.ProtocolVersion()
 		session = c.GetSessionId()
+		if !e.discoverReused {
+			p.handshakes.Add(1)
+		}
 	}
 	if err != nil && e.limit.exceeded() {
 		err = errResultTooLarge
@@ -605,19 +613,27 @@ func (p *Pool) learnLocked(srv *config.Server, protocol, session string) {
 	}
 }
 
-// forgetStateless stops new clients of srv from skipping the handshake
-// because a client that skipped it, e, failed: the next one makes a
-// handshake and learns again - unless the server refused e's request
-// (refused), after which none skips it any more.
-func (p *Pool) forgetStateless(srv *config.Server, e *entry, refused bool) {
+// borrowed reports whether e's client took its handshake from another's:
+// it skipped it (stateless) or reused a server/discover result
+// (discover.go).
+func (e *entry) borrowed() bool { return e.skipped.version != "" || e.discoverReused }
+
+// forgetBorrowed stops new clients of srv from taking their handshake from
+// another's because e, which did, failed: the next one makes its own and
+// learns again - unless the server refused e's request (refused), after
+// which none takes it from another any more.
+func (p *Pool) forgetBorrowed(srv *config.Server, e *entry, refused bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	sc := p.servers[srv.Name]
 	if sc == nil {
 		return
 	}
-	if sc.stateless == e.skipped {
+	if e.skipped.version != "" && sc.stateless == e.skipped {
 		sc.stateless = stateless{}
+	}
+	if e.discoverReused && sc.discovered.srv == srv {
+		sc.discovered = discovered{}
 	}
 	if refused {
 		sc.refused = srv
@@ -676,6 +692,9 @@ func (p *Pool) newClient(srv *config.Server, cred contracts.Token, e *entry) (*c
 			return nil, err
 		}
 		tr = t
+		if e.key.caps == 0 && e.skipped.version == "" {
+			tr = &discoveringHTTP{StreamableHTTP: t, p: p, srv: srv, e: e}
+		}
 	case config.TransportSSE:
 		t, err := transport.NewSSE(srv.URL,
 			transport.WithHTTPClient(p.httpClientFor(srv).http),

@@ -254,3 +254,43 @@ func TestPool_StatelessServer_FailedFirstCallRelearns(t *testing.T) {
 		}
 	}
 }
+
+// On the 2026-07-28 revision a client's handshake is server/discover, which
+// says nothing of the user and opens no session: after one client's, a new
+// user's first call is that call alone, with the user's credential set and
+// the revision's headers.
+func TestPool_ModernServer_NewUserReusesDiscover(t *testing.T) {
+	t.Parallel()
+	ctx := contractstest.Ctx(t)
+	run := workertest.StartDemo(t, demoserver.Options{}, config.TransportHTTP)
+	p := newPool(t, upstream.Options{}, nil)
+	srv := httpServer("demo", config.TransportHTTP, run.URL)
+	srv.ProtocolVersion = config.ProtocolLatest
+
+	wantWhoami(t, ctx, p, srv, userToken(0), userToken(0))
+	if got, want := requestsOf(run.Recorder, userToken(0)), []string{"POST server/discover", "POST tools/call"}; !slices.Equal(got, want) {
+		t.Fatalf("first user: upstream requests %q, want %q", got, want)
+	}
+	const users = 6
+	var wg sync.WaitGroup
+	for i := 1; i <= users; i++ {
+		wg.Go(func() { wantWhoami(t, ctx, p, srv, userToken(i), userToken(i)) })
+	}
+	wg.Wait()
+	for i := 1; i <= users; i++ {
+		if got, want := requestsOf(run.Recorder, userToken(i)), []string{"POST tools/call"}; !slices.Equal(got, want) {
+			t.Errorf("user %d: upstream requests %q, want %q", i, got, want)
+		}
+	}
+	if st := p.Stats(); st.Handshakes != 1 || st.Connects != users+1 {
+		t.Errorf("Stats = %+v, want %d clients and one handshake", st, users+1)
+	}
+	versions := map[string]bool{}
+	for _, v := range run.Recorder.Values("Mcp-Protocol-Version") {
+		versions[v] = true
+	}
+	if len(versions) != 1 || versions[""] {
+		t.Errorf("Mcp-Protocol-Version values %v, want one revision on every request", versions)
+	}
+	checkHeaders(t, run.Recorder)
+}
