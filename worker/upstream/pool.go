@@ -308,6 +308,9 @@ func credential(srv *config.Server, token contracts.Token) contracts.Token {
 			}
 		}
 	}
+	if !slices.ContainsFunc(drop, token.Has) {
+		return token // nothing to drop: Without would copy the set
+	}
 	return token.Without(drop...)
 }
 
