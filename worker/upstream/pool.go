@@ -84,8 +84,8 @@ type Stats struct {
 	ConnectFailures uint64
 	Evictions       uint64 // clients closed for being idle or to make room
 	// Handshakes counts the clients that made an initialize handshake (or
-	// server/discover) of their own; Connects-Handshakes clients of
-	// stateless servers skipped it (see stateless).
+	// server/discover) of their own; the other clients took theirs from
+	// another client of the server (see stateless and discovered).
 	Handshakes uint64
 }
 
@@ -201,8 +201,8 @@ type entry struct {
 	// revision it speaks.
 	skipped  stateless
 	protocol string
-	// answered is set once a client that skipped the handshake has had a
-	// call answered: the server took it without one.
+	// answered is set once a client that took its handshake from another
+	// (borrowed) has had a call answered: the server took it that way.
 	answered atomic.Bool
 	// discoverReused is set when the client's server/discover was answered
 	// from another client's (discover.go); written and read on the
