@@ -343,8 +343,16 @@ type Worker struct {
 	// calls. Default 30s (DefaultDrainTimeout).
 	DrainTimeout Duration `yaml:"drain_timeout"`
 	// MaxClients bounds the pooled upstream clients per server (one per
-	// user token where sessions exist). Default 1024 (DefaultMaxClients).
+	// user credential set where sessions exist). Default 8192
+	// (DefaultMaxClients): an idle client costs the worker about 3 KB, and
+	// a bound below the users active within ClientIdleTTL makes every call
+	// of a round-robin of users open a session.
 	MaxClients int `yaml:"max_clients"`
+	// MaxStdioProcesses bounds the processes of one stdio server (one per
+	// credential set when the server takes the caller's credential in its
+	// env); it applies within MaxClients. Default 64
+	// (DefaultMaxStdioProcesses).
+	MaxStdioProcesses int `yaml:"max_stdio_processes"`
 	// ClientIdleTTL evicts pooled upstream clients unused for this long.
 	// Default 5m (DefaultClientIdleTTL).
 	ClientIdleTTL Duration `yaml:"client_idle_ttl"`
@@ -483,25 +491,26 @@ func (j *Jobs) Quota(keyID string) (bytes, jobs int64) {
 
 // Defaults, applied by Normalize (each is documented at its field).
 const (
-	DefaultListen          = "127.0.0.1:4000"
-	DefaultNATSURL         = "nats://127.0.0.1:4222"
-	DefaultMaxBodyBytes    = 1 << 20
-	DefaultCallTimeout     = 30 * time.Second
-	DefaultMaxCallTimeout  = 5 * time.Minute
-	DefaultListTimeout     = 15 * time.Second
-	DefaultListCacheTTL    = 30 * time.Second
-	DefaultShutdownTimeout = 30 * time.Second
-	DefaultMaxInFlight     = 1024
-	DefaultBodyTimeout     = 10 * time.Second
-	DefaultKeyMaxRequests  = 512
-	DefaultKeyMaxStreams   = 64
-	DefaultToolSeparator   = "-"
-	DefaultWorkerConc      = 256
-	DefaultServerConc      = 64
-	DefaultMaxResultBytes  = int64(contracts.MaxJobResultBytes)
-	DefaultDrainTimeout    = 30 * time.Second
-	DefaultMaxClients      = 1024
-	DefaultClientIdleTTL   = 5 * time.Minute
+	DefaultListen            = "127.0.0.1:4000"
+	DefaultNATSURL           = "nats://127.0.0.1:4222"
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultCallTimeout       = 30 * time.Second
+	DefaultMaxCallTimeout    = 5 * time.Minute
+	DefaultListTimeout       = 15 * time.Second
+	DefaultListCacheTTL      = 30 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultMaxInFlight       = 1024
+	DefaultBodyTimeout       = 10 * time.Second
+	DefaultKeyMaxRequests    = 512
+	DefaultKeyMaxStreams     = 64
+	DefaultToolSeparator     = "-"
+	DefaultWorkerConc        = 256
+	DefaultServerConc        = 64
+	DefaultMaxResultBytes    = int64(contracts.MaxJobResultBytes)
+	DefaultDrainTimeout      = 30 * time.Second
+	DefaultMaxClients        = 8192
+	DefaultMaxStdioProcesses = 64
+	DefaultClientIdleTTL     = 5 * time.Minute
 
 	DefaultBreakerFailures   = 5
 	DefaultBreakerCooldown   = 10 * time.Second
@@ -609,6 +618,9 @@ func (f *File) applyDefaults() {
 	setDefault(&w.DrainTimeout, DefaultDrainTimeout)
 	if w.MaxClients <= 0 {
 		w.MaxClients = DefaultMaxClients
+	}
+	if w.MaxStdioProcesses <= 0 {
+		w.MaxStdioProcesses = DefaultMaxStdioProcesses
 	}
 	setDefault(&w.ClientIdleTTL, DefaultClientIdleTTL)
 	if w.Breaker.Failures == 0 {

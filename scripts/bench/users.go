@@ -22,20 +22,57 @@ const sessionsMetric = "toolbus_worker_upstream_clients_opened_total"
 // benchUsers measures REST calls at concurrency 32 where each call carries
 // one of n distinct user tokens, round robin: every new token is a new
 // upstream session (a worker never shares a session between two tokens),
-// so this is what many users cost against one. Each figure notes how many
-// sessions the first worker opened during it (the scale part leaves one
-// worker).
+// so this is what many users cost against one. Each user first makes one
+// call (its first call opens its session: the "first calls" figure in the
+// note), then the measurement runs on, round robin, as users who come back
+// do. Each figure notes how many sessions the first worker opened during
+// it (the scale part leaves one worker).
 func benchUsers(s *system, userCounts []int, d time.Duration, report func(result)) error {
 	body := echoBody("fast", "hello")
 	for _, n := range userCounts {
+		call := usersCaller(s.url, body, n, usersConcurrency)
+		first, err := firstCalls(call, n, usersConcurrency)
+		if err != nil {
+			return fmt.Errorf("users %d, first calls: %w", n, err)
+		}
 		before, haveSessions := s.sessionsOpened()
-		r := run("users", fmt.Sprintf("toolbus REST, %d user(s)", n), usersConcurrency, d, usersCaller(s.url, body, n, usersConcurrency), s)
+		r := run("users", fmt.Sprintf("toolbus REST, %d user(s)", n), usersConcurrency, d, call, s)
 		if after, ok := s.sessionsOpened(); ok && haveSessions {
-			r.Note = fmt.Sprintf("%d upstream sessions opened", int64(after-before))
+			r.Note = fmt.Sprintf("%d upstream sessions opened; first calls of the %d users: %.0f calls/s", int64(after-before), n, first)
 		}
 		report(r)
 	}
 	return nil
+}
+
+// firstCalls makes n calls, c at a time (with usersCaller: one per user),
+// and returns their rate.
+func firstCalls(call caller, n, c int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var left atomic.Int64
+	left.Store(int64(n))
+	errs := make(chan error, c)
+	start := time.Now()
+	for range c {
+		go func() {
+			for left.Add(-1) >= 0 {
+				if err := call(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range c {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), first
 }
 
 // usersCaller posts body to /mcp/tools/call through toolbus, with the

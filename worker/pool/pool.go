@@ -224,9 +224,10 @@ func New(cfg *config.File, nc *nats.Conn, opener *contracts.Opener, log zerolog.
 			longest = max(longest, cfg.MCPServers[s].MaxTimeout.D())
 		}
 		uo = upstream.Options{
-			MaxClients: cfg.Worker.MaxClients,
-			IdleTTL:    cfg.Worker.ClientIdleTTL.D(),
-			Transport:  upstream.NewHTTPTransport(longest + headerTimeoutMargin),
+			MaxClients:        cfg.Worker.MaxClients,
+			MaxStdioProcesses: cfg.Worker.MaxStdioProcesses,
+			IdleTTL:           cfg.Worker.ClientIdleTTL.D(),
+			Transport:         upstream.NewHTTPTransport(longest + headerTimeoutMargin),
 		}
 	}
 	uo.Logger = log

@@ -43,6 +43,9 @@ type Options struct {
 	// config.DefaultMaxClients. When every client of a server is busy, a
 	// call that needs a new one fails with overloaded.
 	MaxClients int
+	// MaxStdioProcesses bounds the clients (processes) of each stdio
+	// server, within MaxClients; 0 means config.DefaultMaxStdioProcesses.
+	MaxStdioProcesses int
 	// IdleTTL closes clients unused for this long; 0 means
 	// config.DefaultClientIdleTTL.
 	IdleTTL time.Duration
@@ -225,6 +228,9 @@ func New(opts Options) *Pool {
 	if opts.MaxClients <= 0 {
 		opts.MaxClients = config.DefaultMaxClients
 	}
+	if opts.MaxStdioProcesses <= 0 {
+		opts.MaxStdioProcesses = config.DefaultMaxStdioProcesses
+	}
 	if opts.IdleTTL <= 0 {
 		opts.IdleTTL = config.DefaultClientIdleTTL
 	}
@@ -332,6 +338,15 @@ var (
 // acquire returns a connected client for (srv, cred), creating it if needed.
 // Concurrent first uses of one key create one client. The caller must
 // release the entry.
+// clientLimit is how many clients srv may have at once, and the setting
+// that says so.
+func (p *Pool) clientLimit(srv *config.Server) (int, string) {
+	if srv.Transport == config.TransportStdio && p.opts.MaxStdioProcesses < p.opts.MaxClients {
+		return p.opts.MaxStdioProcesses, "max_stdio_processes"
+	}
+	return p.opts.MaxClients, "max_clients"
+}
+
 func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.Token, caps ClientCaps) (*entry, error) {
 	k := keyOf(srv.Name, cred, caps)
 	for attempt := 1; ; attempt++ {
@@ -347,11 +362,11 @@ func (p *Pool) acquire(ctx context.Context, srv *config.Server, cred contracts.T
 		}
 		e := sc.entries[k]
 		if e == nil {
-			if len(sc.entries) >= p.opts.MaxClients && !p.evictOneLocked(sc) {
+			if limit, what := p.clientLimit(srv); len(sc.entries) >= limit && !p.evictOneLocked(sc) {
 				p.mu.Unlock()
 				return nil, &Error{
 					Wire:   contracts.NewError(contracts.CodeOverloaded, "every upstream client of server %q is busy", srv.Name),
-					Detail: fmt.Sprintf("max_clients %d reached", p.opts.MaxClients),
+					Detail: fmt.Sprintf("%s %d reached", what, limit),
 				}
 			}
 			e = &entry{key: k, fp: cred.Fingerprint(), done: make(chan struct{}), refs: 1, limit: newResultLimit(srv.MaxResultBytes)}

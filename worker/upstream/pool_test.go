@@ -233,6 +233,21 @@ func TestPool_Stdio(t *testing.T) {
 			t.Errorf("Stats = %+v, want 2 processes", st)
 		}
 	})
+	t.Run("max_stdio_processes bounds the processes within max_clients", func(t *testing.T) {
+		t.Parallel()
+		ctx := contractstest.Ctx(t)
+		p := newPool(t, upstream.Options{MaxClients: 10, MaxStdioProcesses: 2}, nil)
+		srv := stdioServer("local", "USER_TOKEN")
+		for _, token := range []string{"Bearer a", "Bearer b", "Bearer c"} {
+			wantWhoami(t, ctx, p, srv, token, token)
+			if n := p.Stats().Clients; n > 2 {
+				t.Fatalf("%d processes, want at most 2", n)
+			}
+		}
+		if st := p.Stats(); st.Evictions != 1 {
+			t.Errorf("Stats = %+v, want the third token to evict one process", st)
+		}
+	})
 	t.Run("without auth_env one process and no token", func(t *testing.T) {
 		t.Parallel()
 		ctx := contractstest.Ctx(t)
