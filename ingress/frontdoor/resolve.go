@@ -46,6 +46,10 @@ type CallInput struct {
 	// Arguments are the call's arguments, a JSON object (or empty): checked
 	// against the server's allowed_params.
 	Arguments json.RawMessage
+	// Scanned, when set, is the member of the request body that Arguments
+	// is, as the door's one pass over the body (contracts.ScanJSON) found
+	// it: its numbers are checked from that scan, not scanned again.
+	Scanned *contracts.JSONMember
 }
 
 // Call is a resolved tool call: every decision made, ready to dispatch now
@@ -74,7 +78,7 @@ func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Cal
 	if err := CheckArguments(srv, tool, in.Arguments); err != nil {
 		return nil, err
 	}
-	if err := CheckNumbers(in.Arguments); err != nil {
+	if err := in.checkNumbers(); err != nil {
 		return nil, err
 	}
 	telemetry.Step(ctx, telemetry.StepResolved)
