@@ -23,9 +23,15 @@ const maxToolNameLen = 256
 type callBody struct {
 	Name      string
 	Arguments json.RawMessage
-	Server    string
-	Timeout   time.Duration
+	// Scanned is the body's member Arguments is (frontdoor.CallInput).
+	Scanned *contracts.JSONMember
+	Server  string
+	Timeout time.Duration
 }
+
+// callBodyWant is the member of a call body kept raw: the arguments, which
+// may be large, are scanned once (contracts.ScanJSON) and not decoded.
+var callBodyWant = contracts.NewJSONWant("arguments")
 
 // readBody returns the body readBodyFirst read, or reads the (size-limited)
 // body, mapping the limit to 413.
@@ -44,13 +50,37 @@ func readBody(c *gin.Context) ([]byte, *contracts.Error) {
 	return buf.Bytes(), nil
 }
 
-// decodeCallBody validates the body field by field, naming the field at fault.
+// decodeCallBody validates the body field by field, naming the field at
+// fault. The body is scanned once: contracts.ScanJSON validates it, checks
+// the numbers of its arguments and finds them; encoding/json decodes the
+// rest (small) as a map of raw fields, as it would decode the whole body.
 func decodeCallBody(data []byte) (*callBody, *contracts.Error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the body must be a JSON object")
+	notObject := func() *contracts.Error {
+		return contracts.NewError(contracts.CodeInvalidRequest, "the body must be a JSON object")
 	}
+	scan, err := contracts.ScanJSON(data, callBodyWant)
+	if err != nil {
+		return nil, notObject()
+	}
+	var fields map[string]json.RawMessage
 	var b callBody
+	if scan.Aliased {
+		// A key written with escapes or non-ASCII bytes may be another
+		// spelling of "arguments": encoding/json decides (rare; the
+		// numbers are then checked by the front door's own pass).
+		if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+			return nil, notObject()
+		}
+	} else {
+		if err := json.Unmarshal(scan.Cut(-1), &fields); err != nil || fields == nil {
+			return nil, notObject()
+		}
+		delete(fields, "arguments")
+		if i := scan.Last(-1, "arguments"); i >= 0 {
+			b.Scanned = &scan.Members[i]
+			fields["arguments"] = b.Scanned.Value
+		}
+	}
 	raw, ok := fields["name"]
 	if !ok {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name is required")
@@ -63,7 +93,7 @@ func decodeCallBody(data []byte) (*callBody, *contracts.Error) {
 	}
 	switch raw := bytes.TrimSpace(fields["arguments"]); {
 	case len(raw) == 0 || string(raw) == "null":
-		b.Arguments = json.RawMessage("{}")
+		b.Arguments, b.Scanned = json.RawMessage("{}"), nil
 	case raw[0] == '{':
 		b.Arguments = raw
 	default:
@@ -110,7 +140,7 @@ func (a *API) prepareCall(c *gin.Context) *callPlan {
 	}
 	call, err := a.policy.ResolveCall(c.Request.Context(), caller(c), frontdoor.CallInput{
 		Server: body.Server, Name: body.Name, Naming: frontdoor.PrefixedOrBare, Timeout: body.Timeout,
-		Arguments: body.Arguments,
+		Arguments: body.Arguments, Scanned: body.Scanned,
 	})
 	if err != nil {
 		abortWithError(c, err)
