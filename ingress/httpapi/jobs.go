@@ -107,8 +107,15 @@ func (a *API) getCall(c *gin.Context) {
 		a.streamJob(c, v, rec)
 		return
 	}
-	if rec.Status == contracts.JobSucceeded {
-		v.Result = rec.Result
+	if rec.Status == contracts.JobSucceeded && len(rec.Result) > 0 {
+		// The result is spliced in as it is, not encoded again: it is
+		// valid JSON, which the worker wrote into the job record.
+		head, _ := json.Marshal(v) // without the result: {...}
+		body := make([]byte, 0, len(head)+len(rec.Result)+16)
+		body = append(append(body, head[:len(head)-1]...), `,"result":`...)
+		body = append(append(body, rec.Result...), '}')
+		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+		return
 	}
 	c.JSON(http.StatusOK, v)
 }
