@@ -25,8 +25,12 @@ type callParams struct {
 // task (a durable job) when params.task is set.
 func (x *exchange) callTool(m *message) answer {
 	var p callParams
-	if e := asParams(m.Params, &p); e != nil {
+	scanned, e := m.paramsWithout(&p)
+	if e != nil {
 		return answer{err: e}
+	}
+	if scanned != nil {
+		p.Arguments = scanned.Value
 	}
 	if p.Name == "" {
 		return answer{err: newRPCError(codeInvalidParams, "tools/call needs a tool name")}
@@ -34,12 +38,13 @@ func (x *exchange) callTool(m *message) answer {
 	args := bytes.TrimSpace(p.Arguments)
 	switch {
 	case len(args) == 0 || string(args) == "null":
-		args = []byte("{}")
+		args, scanned = []byte("{}"), nil
 	case args[0] != '{':
 		return answer{err: newRPCError(codeInvalidParams, "arguments must be an object")}
 	}
 	resolved, cerr := x.s.policy.ResolveCall(requestCtx(x.c), x.caller, frontdoor.CallInput{
 		Server: x.endpointName(), Within: x.within, Name: p.Name, Naming: frontdoor.Prefixed, Arguments: args,
+		Scanned: scanned,
 	})
 	if cerr != nil {
 		return answer{err: wireError(cerr, m.Method)}

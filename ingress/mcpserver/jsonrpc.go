@@ -28,6 +28,59 @@ type message struct {
 	Params  json.RawMessage `json:"params,omitempty"`
 	Result  json.RawMessage `json:"result,omitempty"`
 	Error   json.RawMessage `json:"error,omitempty"`
+
+	// scan is the one pass over the message (parseMessage), nil when
+	// encoding/json decoded it whole; params is its member Params is.
+	scan   *contracts.JSONScan
+	params int
+}
+
+// messageWant are the members of a client message kept raw: the params
+// and, in them, a tool call's arguments, which may be large.
+var messageWant = contracts.NewJSONWant("params", "params.arguments")
+
+// parseMessage decodes one JSON-RPC message as json.Unmarshal would, in one
+// pass over the body (contracts.ScanJSON): encoding/json decodes only what
+// is left without the params, which stay a sub-slice of body, scanned once.
+func parseMessage(body []byte) (*message, error) {
+	scan, err := contracts.ScanJSON(body, messageWant)
+	if err != nil {
+		return nil, err
+	}
+	msg := &message{params: -1}
+	if scan.Aliased {
+		// A key that encoding/json may take for "params" (other case,
+		// escapes): it decides, on the whole body (rare).
+		if err := json.Unmarshal(body, msg); err != nil {
+			return nil, err
+		}
+		return msg, nil
+	}
+	if err := json.Unmarshal(scan.Cut(-1), msg); err != nil {
+		return nil, err
+	}
+	msg.Params = nil
+	if i := scan.Last(-1, "params"); i >= 0 {
+		msg.scan, msg.params, msg.Params = &scan, i, scan.Members[i].Value
+	}
+	return msg, nil
+}
+
+// paramsWithout decodes m's params (absent means {}) into v, as asParams
+// does, except that the member arguments, which v must take as a
+// json.RawMessage, is returned raw, with what the scan found in it (nil
+// without a scan: v then holds arguments as encoding/json decoded them).
+func (m *message) paramsWithout(v any) (*contracts.JSONMember, *rpcError) {
+	if m.scan == nil {
+		return nil, asParams(m.Params, v)
+	}
+	if e := asParams(m.scan.Cut(m.params), v); e != nil {
+		return nil, e
+	}
+	if i := m.scan.Last(m.params, "params.arguments"); i >= 0 {
+		return &m.scan.Members[i], nil
+	}
+	return nil, nil
 }
 
 func (m *message) hasID() bool {
@@ -96,21 +149,27 @@ type notification struct {
 	Params  any    `json:"params,omitempty"`
 }
 
+// encodeResponse is the response to the request id: result, or e. A result
+// is spliced in as it is, not encoded again: it is valid JSON, made by the
+// gateway's encoding/json or a worker's, which decoded the upstream's
+// answer with encoding/json (it may hold whitespace; see writeEvent).
 func encodeResponse(id json.RawMessage, result json.RawMessage, e *rpcError) []byte {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
-	r := response{JSONRPC: "2.0", ID: id, Error: e}
 	if e == nil {
 		if len(result) == 0 {
 			result = json.RawMessage("{}")
 		}
-		r.Result = result
+		const head, mid = `{"jsonrpc":"2.0","id":`, `,"result":`
+		data := make([]byte, 0, len(head)+len(id)+len(mid)+len(result)+1)
+		data = append(data, head...)
+		data = append(data, id...)
+		data = append(data, mid...)
+		data = append(data, result...)
+		return append(data, '}')
 	}
-	data, err := json.Marshal(r)
-	if err != nil { // only an invalid raw result gets here
-		data, _ = json.Marshal(response{JSONRPC: "2.0", ID: id, Error: newRPCError(codeInternalError, "the result could not be encoded")})
-	}
+	data, _ := json.Marshal(response{JSONRPC: "2.0", ID: id, Error: e})
 	return data
 }
 

@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -264,8 +265,7 @@ func (x *exchange) relay(m *message) answer {
 	if len(params) == 0 || string(params) == "null" {
 		params = json.RawMessage("{}")
 	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(params, &obj) != nil {
+	if !isObject(params) {
 		return answer{err: newRPCError(codeInvalidParams, "params must be an object")}
 	}
 	if e := x.s.policy.CheckRPC(x.caller, x.only, m.Method, params); e != nil {
@@ -279,6 +279,13 @@ func (x *exchange) relay(m *message) answer {
 		return x.failure(err, m.Method)
 	}
 	return answer{result: x.s.policy.FilterRPC(x.caller, x.only, m.Method, result)}
+}
+
+// isObject reports whether params, valid JSON (the message was parsed),
+// is an object: what decoding it into a map would accept.
+func isObject(params json.RawMessage) bool {
+	p := bytes.TrimSpace(params)
+	return len(p) > 0 && p[0] == '{'
 }
 
 // clip bounds a client-supplied string quoted in an error.

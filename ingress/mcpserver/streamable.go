@@ -93,12 +93,12 @@ func (s *Server) readMessage(c *gin.Context) (*message, bool) {
 		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeInvalidRequest, "JSON-RPC batches are not supported")))
 		return nil, false
 	}
-	var msg message
-	if err := json.Unmarshal(body, &msg); err != nil {
+	msg, err := parseMessage(body)
+	if err != nil {
 		c.Data(http.StatusBadRequest, "application/json", encodeResponse(nil, nil, newRPCError(codeParseError, "the body is not a JSON-RPC message")))
 		return nil, false
 	}
-	return &msg, true
+	return msg, true
 }
 
 // acceptsSSE reports whether the client takes an SSE stream as the answer
@@ -208,14 +208,26 @@ func (st *stream) finish(s *Server, id json.RawMessage, ans answer) {
 	st.c.Data(http.StatusOK, "application/json", body)
 }
 
-// writeEvent writes one SSE event. data is JSON, which has no raw newlines.
+// writeEvent writes one SSE event. data is JSON, whose strings hold no raw
+// line breaks; one between its tokens (a result spliced in as the upstream
+// wrote it, see encodeResponse) would end the event's data line, so it is
+// written as a space.
 func writeEvent(w io.Writer, event string, data []byte) error {
 	var b bytes.Buffer
 	b.Grow(len(data) + len(event) + 16)
 	b.WriteString("event: ")
 	b.WriteString(event)
 	b.WriteString("\ndata: ")
+	start := b.Len()
 	b.Write(data)
+	if bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') >= 0 {
+		line := b.Bytes()[start:]
+		for i, c := range line {
+			if c == '\n' || c == '\r' {
+				line[i] = ' '
+			}
+		}
+	}
 	b.WriteString("\n\n")
 	_, err := w.Write(b.Bytes())
 	return err

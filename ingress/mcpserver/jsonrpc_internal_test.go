@@ -1,0 +1,143 @@
+package mcpserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var clientMessages = []string{
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo-echo","arguments":{"text":"hi"}}}`,
+	`{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"e","arguments":{"n":1e400},"_meta":{"progressToken":7},"task":{"ttl":60}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{"a":1},"arguments":{"b":2}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":null}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":[1]}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","Arguments":{"a":1}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{"a":1},"ARGUMENTS":{"b":1}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"e","arguments":{"a":1}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"params":{"name":"e","arguments":{"a":2}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"},"param\u0073":{"name":"e"}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","argument\u0073":{"a":1}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"x"}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call"}`,
+	`{"jsonrpc":"2.0","id":1,"Method":"tools/call","METHOD":"ping","params":{}}`,
+	`{"jsonrpc":"2.0","id":1,"result":{"content":[]}}`,
+	`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}`,
+	`{"jsonrpc":2,"id":1,"method":"ping"}`,
+	` { "jsonrpc" : "2.0" , "id" : 1 , "method" : "tools/call" , "params" : { "name" : "e" , "arguments" : { } } } `,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{}}}}`,
+	`null`, `"x"`, `1`, ``, `{}`, `{"id":[1]}`,
+}
+
+// parseMessage decodes every message as json.Unmarshal did, and the
+// params of tools/call as asParams did.
+func TestParseMessage_AgreesWithEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, body := range clientMessages {
+		checkParseMessage(t, []byte(body))
+	}
+}
+
+func checkParseMessage(t *testing.T, body []byte) {
+	t.Helper()
+	var want message
+	wantErr := json.Unmarshal(body, &want)
+	got, gotErr := parseMessage(body)
+	if (wantErr == nil) != (gotErr == nil) {
+		t.Fatalf("%q: error %v, want %v", body, gotErr, wantErr)
+	}
+	if wantErr != nil {
+		return
+	}
+	if got.JSONRPC != want.JSONRPC || got.Method != want.Method || !bytes.Equal(got.ID, want.ID) ||
+		!bytes.Equal(got.Params, want.Params) || !bytes.Equal(got.Result, want.Result) || !bytes.Equal(got.Error, want.Error) {
+		t.Fatalf("%q: %+v, want %+v", body, got, want)
+	}
+	var wantP, gotP callParams
+	wantE := asParams(want.Params, &wantP)
+	scanned, gotE := got.paramsWithout(&gotP)
+	if (wantE == nil) != (gotE == nil) {
+		t.Fatalf("%q: params error %v, want %v", body, gotE, wantE)
+	}
+	if scanned != nil {
+		if got.scan == nil || string(gotP.Arguments) != "null" {
+			t.Fatalf("%q: arguments scanned, but decoded as %q", body, gotP.Arguments)
+		}
+		gotP.Arguments = scanned.Value
+	}
+	if wantE == nil && !reflect.DeepEqual(gotP, wantP) {
+		t.Fatalf("%q: params %+v, want %+v", body, gotP, wantP)
+	}
+}
+
+func FuzzParseMessage(f *testing.F) {
+	for _, body := range clientMessages {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkParseMessage(t, body)
+	})
+}
+
+// A result is spliced into its response as it is: the same JSON value as
+// encoding it would give, and an invalid id or error still encodes.
+func TestEncodeResponse_SplicesTheResult(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ id, result string }{
+		{`1`, `{"content":[{"type":"text","text":"<b>&amp;</b>\u2028"}],"isError":false}`},
+		{`"req-1"`, "{\n  \"content\": [ ],\n  \"n\": 1.50\n}"},
+		{``, ``},
+		{`"x"`, `{}`},
+	} {
+		got := encodeResponse(json.RawMessage(tt.id), json.RawMessage(tt.result), nil)
+		var v struct {
+			JSONRPC string          `json:"jsonrpc"`
+			ID      json.RawMessage `json:"id"`
+			Result  json.RawMessage `json:"result"`
+		}
+		if err := json.Unmarshal(got, &v); err != nil {
+			t.Fatalf("%s: %v", got, err)
+		}
+		wantID, wantResult := tt.id, tt.result
+		if wantID == "" {
+			wantID = "null"
+		}
+		if wantResult == "" {
+			wantResult = "{}"
+		}
+		if v.JSONRPC != "2.0" || string(v.ID) != wantID || string(v.Result) != wantResult {
+			t.Errorf("encodeResponse(%s, %s) = %s", tt.id, tt.result, got)
+		}
+	}
+	got := encodeResponse(json.RawMessage(`7`), nil, newRPCError(codeInvalidParams, "bad"))
+	if string(got) != `{"jsonrpc":"2.0","id":7,"error":{"code":-32602,"message":"bad"}}` {
+		t.Errorf("error response %s", got)
+	}
+}
+
+// An SSE event's data is one line even when the JSON has line breaks
+// between its tokens.
+func TestWriteEvent_OneDataLine(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	data := []byte("{\r\n  \"a\": \"x\\ny\",\n  \"b\": [1,\r2]\n}")
+	orig := string(data)
+	if err := writeEvent(&b, "message", data); err != nil {
+		t.Fatal(err)
+	}
+	if string(data) != orig {
+		t.Error("writeEvent changed its input")
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n\n"), "\n")
+	if len(lines) != 2 || lines[0] != "event: message" || !strings.HasPrefix(lines[1], "data: ") {
+		t.Fatalf("event %q", b.String())
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[1], "data: ")), &v); err != nil || v["a"] != "x\ny" {
+		t.Fatalf("data %q: %v %v", lines[1], v, err)
+	}
+}
