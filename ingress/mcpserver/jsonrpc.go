@@ -149,28 +149,38 @@ type notification struct {
 	Params  any    `json:"params,omitempty"`
 }
 
-// encodeResponse is the response to the request id: result, or e. A result
-// is spliced in as it is, not encoded again: it is valid JSON, made by the
-// gateway's encoding/json or a worker's, which decoded the upstream's
-// answer with encoding/json (it may hold whitespace; see writeEvent).
+// encodeResponse is the response to the request id: result, or e
+// (responseParts, joined).
 func encodeResponse(id json.RawMessage, result json.RawMessage, e *rpcError) []byte {
+	head, body, tail := responseParts(id, result, e)
+	if body == nil {
+		return head
+	}
+	data := make([]byte, 0, len(head)+len(body)+len(tail))
+	return append(append(append(data, head...), body...), tail...)
+}
+
+// responseParts is the response to the request id - result, or e - as
+// three pieces to send one after the other (body and tail nil for an
+// error). The result is spliced in as it is, neither copied nor encoded
+// again: it is valid JSON, made by the gateway's encoding/json or by a
+// worker's, which decoded the upstream's answer with encoding/json (it may
+// hold whitespace; see writeEvent).
+func responseParts(id json.RawMessage, result json.RawMessage, e *rpcError) (head, body, tail []byte) {
 	if len(id) == 0 {
 		id = json.RawMessage("null")
 	}
-	if e == nil {
-		if len(result) == 0 {
-			result = json.RawMessage("{}")
-		}
-		const head, mid = `{"jsonrpc":"2.0","id":`, `,"result":`
-		data := make([]byte, 0, len(head)+len(id)+len(mid)+len(result)+1)
-		data = append(data, head...)
-		data = append(data, id...)
-		data = append(data, mid...)
-		data = append(data, result...)
-		return append(data, '}')
+	if e != nil {
+		data, _ := json.Marshal(response{JSONRPC: "2.0", ID: id, Error: e})
+		return data, nil, nil
 	}
-	data, _ := json.Marshal(response{JSONRPC: "2.0", ID: id, Error: e})
-	return data
+	if len(result) == 0 {
+		result = json.RawMessage("{}")
+	}
+	const start, mid = `{"jsonrpc":"2.0","id":`, `,"result":`
+	head = make([]byte, 0, len(start)+len(id)+len(mid))
+	head = append(append(append(head, start...), id...), mid...)
+	return head, result, []byte{'}'}
 }
 
 func encodeNotification(method string, params any) []byte {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -138,7 +139,10 @@ type stream struct {
 
 // emit sends data as one SSE event, starting the stream if needed; false
 // when the client is gone.
-func (st *stream) emit(data []byte) bool {
+func (st *stream) emit(data []byte) bool { return st.emitParts(data) }
+
+// emitParts is emit of a message in pieces (responseParts).
+func (st *stream) emitParts(data ...[]byte) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.broken {
@@ -146,7 +150,7 @@ func (st *stream) emit(data []byte) bool {
 	}
 	st.startLocked()
 	w := st.c.Writer
-	if err := writeEvent(w, "message", data); err != nil {
+	if err := writeEvent(w, "message", data...); err != nil {
 		st.broken = true
 		return false
 	}
@@ -200,36 +204,47 @@ func (st *stream) finish(s *Server, id json.RawMessage, ans answer) {
 		s.abort(st.c, ans.httpErr)
 		return
 	}
-	body := encodeResponse(id, ans.result, ans.err)
+	head, body, tail := responseParts(id, ans.result, ans.err)
 	if started {
-		st.emit(body)
+		st.emitParts(head, body, tail)
 		return
 	}
-	st.c.Data(http.StatusOK, "application/json", body)
-}
-
-// writeEvent writes one SSE event. data is JSON, whose strings hold no raw
-// line breaks; one between its tokens (a result spliced in as the upstream
-// wrote it, see encodeResponse) would end the event's data line, so it is
-// written as a space.
-func writeEvent(w io.Writer, event string, data []byte) error {
-	var b bytes.Buffer
-	b.Grow(len(data) + len(event) + 16)
-	b.WriteString("event: ")
-	b.WriteString(event)
-	b.WriteString("\ndata: ")
-	start := b.Len()
-	b.Write(data)
-	if bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') >= 0 {
-		line := b.Bytes()[start:]
-		for i, c := range line {
-			if c == '\n' || c == '\r' {
-				line[i] = ' '
-			}
+	// Written in its pieces: a large result is not copied into one buffer.
+	w := st.c.Writer
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(head)+len(body)+len(tail)))
+	w.WriteHeader(http.StatusOK)
+	for _, part := range [][]byte{head, body, tail} {
+		if _, err := w.Write(part); err != nil {
+			return // the client is gone
 		}
 	}
-	b.WriteString("\n\n")
-	_, err := w.Write(b.Bytes())
+}
+
+// writeEvent writes one SSE event whose data is the pieces of one JSON
+// text, one after the other (a large result is not copied into a buffer).
+// JSON strings hold no raw line breaks; one between tokens (a result
+// spliced in as the upstream wrote it, see responseParts) would end the
+// event's data line, so it is written as a space.
+func writeEvent(w io.Writer, event string, data ...[]byte) error {
+	if _, err := io.WriteString(w, "event: "+event+"\ndata: "); err != nil {
+		return err
+	}
+	for _, part := range data {
+		if bytes.IndexByte(part, '\n') >= 0 || bytes.IndexByte(part, '\r') >= 0 {
+			line := bytes.Clone(part)
+			for i, c := range line {
+				if c == '\n' || c == '\r' {
+					line[i] = ' '
+				}
+			}
+			part = line
+		}
+		if _, err := w.Write(part); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, "\n\n")
 	return err
 }
 
