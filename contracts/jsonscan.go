@@ -129,7 +129,12 @@ func (s *JSONScan) Last(parent int, path string) int {
 // as decoding the whole would, provided s.Aliased is not set and the
 // reported members decode into json.RawMessage (which takes any value).
 // Without reported members it is the object itself, not a copy.
-func (s *JSONScan) Cut(parent int) []byte {
+func (s *JSONScan) Cut(parent int) []byte { return s.Replace(parent, []byte("null")) }
+
+// Replace returns the object of parent (as Cut) with the value of each of
+// its reported members replaced by value, which must be one JSON value.
+// Without reported members it is the object itself, not a copy.
+func (s *JSONScan) Replace(parent int, value []byte) []byte {
 	text, base := s.data, 0
 	if parent >= 0 {
 		m := &s.Members[parent]
@@ -143,10 +148,10 @@ func (s *JSONScan) Cut(parent int) []byte {
 			continue
 		}
 		if out == nil {
-			out = make([]byte, 0, len(text)-(m.End-m.Start)+16)
+			out = make([]byte, 0, len(text)-(m.End-m.Start)+len(value)+16)
 		}
 		out = append(out, text[at:m.Start-base]...)
-		out = append(out, "null"...)
+		out = append(out, value...)
 		at = m.End - base
 	}
 	if out == nil {

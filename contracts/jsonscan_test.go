@@ -194,6 +194,9 @@ func TestScanJSON_Members(t *testing.T) {
 	if got := string(s.Cut(p)); got != `{"name":"x","arguments": null ,"task":null}` {
 		t.Errorf("Cut(params) = %s", got)
 	}
+	if got := string(s.Replace(p, []byte(`{"x":[]}`))); got != `{"name":"x","arguments": {"x":[]} ,"task":null}` {
+		t.Errorf("Replace(params) = %s", got)
+	}
 	noMembers := []byte(`{"id":1}`)
 	s, _ = ScanJSON(noMembers, wantArgs)
 	if got := s.Cut(-1); &got[0] != &noMembers[0] {
