@@ -191,3 +191,32 @@ func BenchmarkEncodeResponse_1MiB(b *testing.B) {
 		}
 	}
 }
+
+// withMeta gives the same JSON value as decoding and encoding the result,
+// keeping the rest of the result as it was written; a _meta of null no
+// longer panics.
+func TestWithMeta_SameValueAsDecoding(t *testing.T) {
+	t.Parallel()
+	fields := map[string]any{"io.modelcontextprotocol/related-task": map[string]string{"taskId": "t1"}}
+	for _, result := range []string{
+		`{"content":[{"type":"text","text":"<hi>"}],"isError":false}`,
+		`{}`, ` { } `, "{\n \"a\": 1\n}",
+		`{"_meta":{"progress":1,"x":"y"},"content":[]}`,
+		`{"_meta":"x","content":[]}`,
+		`{"_meta":{"a":1},"content":[],"_meta":{"b":2}}`,
+		`{"_meta":null}`,
+		`{"_Meta":{"a":1}}`, `{"_met\u0061":{"a":1}}`,
+		`[1]`, `"x"`, `null`, ``, `{"a":`,
+	} {
+		got := withMeta(json.RawMessage(result), fields)
+		want := withMetaDecoded(json.RawMessage(result), fields)
+		var g, w any
+		gErr, wErr := json.Unmarshal(got, &g), json.Unmarshal(want, &w)
+		if (gErr == nil) != (wErr == nil) || !reflect.DeepEqual(g, w) {
+			t.Errorf("withMeta(%s) = %s, want %s", result, got, want)
+		}
+	}
+	if got := string(withMeta(json.RawMessage(`{"b":1, "a":"<x>"}`), fields)); !strings.HasSuffix(got, `,"b":1, "a":"<x>"}`) {
+		t.Errorf("the result is not kept as written: %s", got)
+	}
+}

@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
 
@@ -193,14 +194,60 @@ func (x *exchange) taskResult(id string) answer {
 	return a
 }
 
-// withMeta adds fields to a result object's _meta.
+// metaWant is the member of a result withMeta changes.
+var metaWant = contracts.NewJSONWant("_meta")
+
+// withMeta adds fields to a result object's _meta. The result, valid JSON
+// (a worker's), is scanned once and written around: only its _meta is
+// decoded and encoded again.
 func withMeta(result json.RawMessage, fields map[string]any) json.RawMessage {
+	scan, err := contracts.ScanJSON(result, metaWant)
+	obj := bytes.TrimSpace(result)
+	if err != nil || len(obj) == 0 || obj[0] != '{' {
+		return result
+	}
+	if scan.Aliased { // a key encoding/json may read as "_meta": it decides
+		return withMetaDecoded(result, fields)
+	}
+	meta := map[string]any{}
+	i := scan.Last(-1, "_meta")
+	if i >= 0 {
+		_ = json.Unmarshal(scan.Members[i].Value, &meta)
+		if meta == nil { // "_meta": null
+			meta = map[string]any{}
+		}
+	}
+	for k, v := range fields {
+		meta[k] = v
+	}
+	encoded, err := json.Marshal(meta)
+	if err != nil {
+		return result
+	}
+	if i >= 0 {
+		return scan.Replace(-1, encoded)
+	}
+	rest := bytes.TrimSpace(obj[1:])
+	out := make([]byte, 0, len(obj)+len(encoded)+16)
+	out = append(append(out, `{"_meta":`...), encoded...)
+	if rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, rest...)
+}
+
+// withMetaDecoded is withMeta through encoding/json, for a result whose
+// keys the scan cannot match as encoding/json would.
+func withMetaDecoded(result json.RawMessage, fields map[string]any) json.RawMessage {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(result, &obj) != nil || obj == nil {
 		return result
 	}
 	meta := map[string]any{}
 	_ = json.Unmarshal(obj["_meta"], &meta)
+	if meta == nil {
+		meta = map[string]any{}
+	}
 	for k, v := range fields {
 		meta[k] = v
 	}
