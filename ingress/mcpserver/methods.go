@@ -268,7 +268,13 @@ func (x *exchange) relay(m *message) answer {
 	if !isObject(params) {
 		return answer{err: newRPCError(codeInvalidParams, "params must be an object")}
 	}
-	if e := x.s.policy.CheckRPC(x.caller, x.only, m.Method, params); e != nil {
+	// The check reads names (uri, name, ref), never a prompt's arguments:
+	// it decodes the params without them, not them again.
+	check := params
+	if m.scan != nil && m.params >= 0 {
+		check = m.scan.Cut(m.params)
+	}
+	if e := x.s.policy.CheckRPC(x.caller, x.only, m.Method, check); e != nil {
 		return x.failure(e, m.Method)
 	}
 	if result, ok := x.s.policy.LocalRPC(x.caller, x.only, m.Method); ok {
