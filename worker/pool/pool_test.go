@@ -292,7 +292,8 @@ func TestPool_StopDrains(t *testing.T) {
 	// New requests find no worker once the subscriptions are drained (a
 	// probe that still reaches it gets invalid_request at once).
 	contractstest.Eventually(t, "no responders", func() bool {
-		_, err := e.nc.Request(contracts.CallSubject("demo"), []byte(`{"request_id":"probe"}`), time.Second)
+		probe := &nats.Msg{Subject: contracts.CallSubject("demo"), Header: nats.Header{contracts.HeaderRequest: {`{"request_id":"probe"}`}}}
+		_, err := e.nc.RequestMsg(probe, time.Second)
 		return errors.Is(err, nats.ErrNoResponders)
 	})
 	select {

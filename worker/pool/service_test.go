@@ -253,7 +253,8 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 	go func() { stopped <- p.Stop(contractstest.Ctx(t)) }()
 	contractstest.Eventually(t, "pings and calls to find no responder", func() bool {
 		_, perr := client.Request(contracts.PingSubject, nil, time.Second)
-		_, cerr := client.Request(contracts.CallSubject("demo"), []byte(`{"request_id":"probe"}`), time.Second)
+		probe := &nats.Msg{Subject: contracts.CallSubject("demo"), Header: nats.Header{contracts.HeaderRequest: {`{"request_id":"probe"}`}}}
+		_, cerr := client.RequestMsg(probe, time.Second)
 		return errors.Is(perr, nats.ErrNoResponders) && errors.Is(cerr, nats.ErrNoResponders)
 	})
 	m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
