@@ -14,7 +14,7 @@ import (
 	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
-func newDispatcher(t *testing.T) (*Dispatcher, *nats.Conn, *contracts.Opener) {
+func newDispatcher(t testing.TB) (*Dispatcher, *nats.Conn, *contracts.Opener) {
 	t.Helper()
 	ns := contractstest.StartNATS(t)
 	nc := ns.Connect(t)
