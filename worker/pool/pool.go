@@ -449,13 +449,23 @@ func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHan
 		// worker's span and the wait for a slot (telemetry.go).
 		rt := p.startRequest(p.callCtx, m)
 		run := func(ctx context.Context, in *handler.Request) {
-			defer p.release(lim)
 			defer rt.end()
+			// The slot is free again before the reply goes out, so a caller
+			// holding its answer never finds its own call still in the slot.
+			held := true
+			release := func() {
+				if held {
+					held = false
+					p.release(lim)
+				}
+			}
+			defer release()
 			p.waited(&rt, server)
 			probe := false
 			if lim.breaker != nil {
 				ok, isProbe, left := lim.breaker.admit()
 				if !ok {
+					release()
 					circuitOpen(in, left)
 					return
 				}
@@ -466,6 +476,7 @@ func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHan
 				hdr := in.Msg.Header()
 				p.breakerDone(server, lim.breaker, probe, outcomeOf(e, in.Budget() >= lim.timeout), hdr.KeyID)
 			}
+			release()
 			p.respond(in, payload, e)
 			telemetry.Step(ctx, telemetry.StepReplyPublished)
 		}
