@@ -6,10 +6,12 @@ import (
 
 // Message types. A reader rejects a message whose type it does not know.
 const (
-	TypeCallRequest  = "toolbus.call.request.v1"
-	TypeCallResponse = "toolbus.call.response.v1"
-	TypeListRequest  = "toolbus.list.request.v1"
-	TypeListResponse = "toolbus.list.response.v1"
+	// The synchronous kinds are v2 (wire.go): small fields in a NATS
+	// header, the payload as the message body.
+	TypeCallRequest  = "toolbus.call.request.v2"
+	TypeCallResponse = "toolbus.call.response.v2"
+	TypeListRequest  = "toolbus.list.request.v2"
+	TypeListResponse = "toolbus.list.response.v2"
 )
 
 // Operations a sealed token may be bound to.
@@ -19,12 +21,14 @@ const (
 )
 
 // CallRequest asks a worker to call one tool on one upstream MCP server.
-// It travels on CallSubject(Server).
+// It travels on CallSubject(Server); its Arguments are the message body
+// (wire.go), its other fields the HeaderRequest header.
 type CallRequest struct {
 	RequestHeader
 	Tool string `json:"tool"`
-	// Arguments is the tool's arguments object, passed upstream unchanged.
-	Arguments json.RawMessage `json:"arguments,omitempty"`
+	// Arguments is the tool's arguments object, passed upstream unchanged:
+	// the message body.
+	Arguments json.RawMessage `json:"-"`
 	// EventsTo, if set, asks the worker to publish the upstream's progress
 	// and log notifications as CallEvents on this subject while the call
 	// runs. The seal binds it.
@@ -37,10 +41,10 @@ type CallRequest struct {
 }
 
 // CallResponse is a worker's reply to a CallRequest: exactly one of Result
-// (an MCP CallToolResult object) and Error is set.
+// (an MCP CallToolResult object, the message body) and Error is set.
 type CallResponse struct {
 	ReplyHeader
-	Result json.RawMessage `json:"result,omitempty"`
+	Result json.RawMessage `json:"-"`
 }
 
 // ListRequest asks a worker for the tools of one upstream server, as seen
@@ -50,10 +54,10 @@ type ListRequest struct {
 }
 
 // ListResponse is a worker's reply to a ListRequest: exactly one of Tools
-// (a JSON array of MCP Tool objects) and Error is set.
+// (a JSON array of MCP Tool objects, the message body) and Error is set.
 type ListResponse struct {
 	ReplyHeader
-	Tools json.RawMessage `json:"tools,omitempty"`
+	Tools json.RawMessage `json:"-"`
 }
 
 // Binding is what the request's sealed token must be bound to; replyTo is
@@ -68,8 +72,11 @@ func (r *ListRequest) Binding(replyTo string) Binding {
 	return r.binding(OpList, "", replyTo, "", nil)
 }
 
+// Body returns the arguments: the message body.
+func (r *CallRequest) Body() *json.RawMessage { return &r.Arguments }
+
 // DecodeCallRequest decodes and validates a CallRequest.
-func DecodeCallRequest(data []byte) (*CallRequest, error) { return decodeValid[CallRequest](data) }
+func DecodeCallRequest(w Wire) (*CallRequest, error) { return decodeBodied[CallRequest](w) }
 
 // Validate checks the fields a worker relies on.
 func (r *CallRequest) Validate() error {
@@ -93,8 +100,11 @@ func (r *CallRequest) Validate() error {
 	return nil
 }
 
+// Body is nil: a ListRequest has no body.
+func (r *ListRequest) Body() *json.RawMessage { return nil }
+
 // DecodeListRequest decodes and validates a ListRequest.
-func DecodeListRequest(data []byte) (*ListRequest, error) { return decodeValid[ListRequest](data) }
+func DecodeListRequest(w Wire) (*ListRequest, error) { return decodeBodied[ListRequest](w) }
 
 // Validate checks the fields a worker relies on: a list has no others than
 // its header's.
@@ -108,11 +118,14 @@ func NewCallResponse(requestID string, result json.RawMessage, e *Error) *CallRe
 // Payload returns Result.
 func (r *CallResponse) Payload() json.RawMessage { return r.Result }
 
+// Body returns the result: the message body.
+func (r *CallResponse) Body() *json.RawMessage { return &r.Result }
+
 // Validate checks the reply's type and that it has exactly one outcome.
 func (r *CallResponse) Validate() error { return r.ReplyHeader.Validate(TypeCallResponse, r.Result) }
 
 // DecodeCallResponse decodes and validates a CallResponse.
-func DecodeCallResponse(data []byte) (*CallResponse, error) { return decodeValid[CallResponse](data) }
+func DecodeCallResponse(w Wire) (*CallResponse, error) { return decodeBodied[CallResponse](w) }
 
 // NewListResponse is the reply to request requestID: e when set, else tools.
 func NewListResponse(requestID string, tools json.RawMessage, e *Error) *ListResponse {
@@ -122,8 +135,11 @@ func NewListResponse(requestID string, tools json.RawMessage, e *Error) *ListRes
 // Payload returns Tools.
 func (r *ListResponse) Payload() json.RawMessage { return r.Tools }
 
+// Body returns the tools: the message body.
+func (r *ListResponse) Body() *json.RawMessage { return &r.Tools }
+
 // Validate checks the reply's type and that it has exactly one outcome.
 func (r *ListResponse) Validate() error { return r.ReplyHeader.Validate(TypeListResponse, r.Tools) }
 
 // DecodeListResponse decodes and validates a ListResponse.
-func DecodeListResponse(data []byte) (*ListResponse, error) { return decodeValid[ListResponse](data) }
+func DecodeListResponse(w Wire) (*ListResponse, error) { return decodeBodied[ListResponse](w) }

@@ -90,6 +90,10 @@ func ptr[T any](v T) *T { return &v }
 // as JSON values (members and values, not their order): a message's
 // members are where its embedded header puts them, and a JSON reader does
 // not see the order. -update writes the files that are missing or differ.
+//
+// A v2 message (wire.go) has two files: <name>.json is its header value
+// (the message's JSON, indented here for reading), <name>.body its body,
+// compared byte for byte (none for a message without a body).
 func TestMessages_Golden(t *testing.T) {
 	for name, msg := range goldenMessages() {
 		t.Run(name, func(t *testing.T) {
@@ -112,7 +116,53 @@ func TestMessages_Golden(t *testing.T) {
 			if !sameJSON(t, got, want) {
 				t.Fatalf("wire encoding changed:\n got: %s\nwant: %s", got, want)
 			}
+			if b, ok := msg.(Bodied); ok {
+				goldenBody(t, name, b)
+			}
 		})
+	}
+}
+
+// goldenBody compares a v2 message's wire form with its golden header and
+// body: the header value is one line, and the body is the payload as is.
+func goldenBody(t *testing.T, name string, msg Bodied) {
+	t.Helper()
+	var w Wire
+	var err error
+	switch m := msg.(type) {
+	case Request:
+		w, err = EncodeRequest(m)
+	case Reply:
+		w, err = EncodeReply(m)
+	default:
+		t.Fatalf("%T is neither a request nor a reply", msg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(w.Header, "\r\n") || strings.TrimSpace(w.Header) != w.Header {
+		t.Fatalf("header value is not one trimmed line: %q", w.Header)
+	}
+	hdr, _ := json.Marshal(msg)
+	if w.Header != string(hdr) {
+		t.Fatalf("header %s, want the message's JSON %s", w.Header, hdr)
+	}
+	path := filepath.Join("testdata", name+".body")
+	want, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && len(w.Body) == 0 {
+		return
+	}
+	if *update && (err != nil || !bytes.Equal(w.Body, want)) {
+		if err := os.WriteFile(path, w.Body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want, err = w.Body, nil
+	}
+	if err != nil {
+		t.Fatalf("%v (run go test ./contracts -update to create it)", err)
+	}
+	if !bytes.Equal(w.Body, want) {
+		t.Fatalf("body changed:\n got: %s\nwant: %s", w.Body, want)
 	}
 }
 
@@ -163,19 +213,33 @@ func TestDecode_GoldenRoundTrip(t *testing.T) {
 		}
 		return data
 	}
-	if r, err := DecodeCallRequest(read("call_request")); err != nil || r.Tool != "create_issue" || r.Token == nil || r.Timeout() != 30*time.Second {
+	// wire is a v2 message as NATS carries it: its golden header on one
+	// line, its golden body (if any) as is.
+	wire := func(name string) Wire {
+		var hdr bytes.Buffer
+		if err := json.Compact(&hdr, read(name)); err != nil {
+			t.Fatal(err)
+		}
+		body, err := os.ReadFile(filepath.Join("testdata", name+".body"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return Wire{Header: hdr.String(), Body: body}
+	}
+	if r, err := DecodeCallRequest(wire("call_request")); err != nil || r.Tool != "create_issue" || r.Token == nil || r.Timeout() != 30*time.Second ||
+		string(r.Arguments) != `{"summary":"New ticket"}` {
 		t.Fatalf("call_request: %+v, %v", r, err)
 	}
-	if r, err := DecodeListRequest(read("list_request")); err != nil || r.Server != "jira" {
+	if r, err := DecodeListRequest(wire("list_request")); err != nil || r.Server != "jira" {
 		t.Fatalf("list_request: %+v, %v", r, err)
 	}
-	if r, err := DecodeCallResponse(read("call_response_error")); err != nil || r.Error.Code != CodeUpstreamUnauthorized {
+	if r, err := DecodeCallResponse(wire("call_response_error")); err != nil || r.Error.Code != CodeUpstreamUnauthorized {
 		t.Fatalf("call_response_error: %+v, %v", r, err)
 	}
-	if r, err := DecodeCallResponse(read("call_response_result")); err != nil || len(r.Result) == 0 {
+	if r, err := DecodeCallResponse(wire("call_response_result")); err != nil || len(r.Result) == 0 {
 		t.Fatalf("call_response_result: %+v, %v", r, err)
 	}
-	if r, err := DecodeListResponse(read("list_response")); err != nil || len(r.Tools) == 0 {
+	if r, err := DecodeListResponse(wire("list_response")); err != nil || len(r.Tools) == 0 {
 		t.Fatalf("list_response: %+v, %v", r, err)
 	}
 	if r, err := DecodeJobRequest(read("job_request")); err != nil || r.JobID() != "0194f0a1b2c3d4e5f60718293a4b" || r.Binding().ReplyTo != JobKey(r.Owner, r.JobID()) {
@@ -184,10 +248,10 @@ func TestDecode_GoldenRoundTrip(t *testing.T) {
 	if r, err := DecodeJobRecord(read("job_record")); err != nil || r.Status != JobRunning || r.Progress.Message != "importing" {
 		t.Fatalf("job_record: %+v, %v", r, err)
 	}
-	if r, err := DecodeRPCResponse(read("rpc_response")); err != nil || r.RequestID != "req-3" || len(r.Result) == 0 {
+	if r, err := DecodeRPCResponse(wire("rpc_response")); err != nil || r.RequestID != "req-3" || len(r.Result) == 0 {
 		t.Fatalf("rpc_response: %+v, %v", r, err)
 	}
-	if r, err := DecodeRPCRequest(read("rpc_request")); err != nil || r.Method != "resources/read" || r.Binding("x").Op != "resources/read" {
+	if r, err := DecodeRPCRequest(wire("rpc_request")); err != nil || r.Method != "resources/read" || r.Binding("x").Op != "resources/read" {
 		t.Fatalf("rpc_request: %+v, %v", r, err)
 	}
 	if r, err := DecodeManagedKey(read("managed_key")); err != nil || r.Name != "team-c" {
@@ -214,56 +278,128 @@ func TestDecodeCallRequest_RejectsBadMessages(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(m map[string]any)
+		body   string
 	}{
-		{"wrong type", func(m map[string]any) { m["type"] = TypeListRequest }},
-		{"future version", func(m map[string]any) { m["type"] = "toolbus.call.request.v2" }},
-		{"no request id", func(m map[string]any) { delete(m, "request_id") }},
-		{"long request id", func(m map[string]any) { m["request_id"] = strings.Repeat("r", 129) }},
+		{"wrong type", func(m map[string]any) { m["type"] = TypeListRequest }, ""},
+		{"previous version", func(m map[string]any) { m["type"] = "toolbus.call.request.v1" }, ""},
+		{"future version", func(m map[string]any) { m["type"] = "toolbus.call.request.v3" }, ""},
+		{"no request id", func(m map[string]any) { delete(m, "request_id") }, ""},
+		{"long request id", func(m map[string]any) { m["request_id"] = strings.Repeat("r", 129) }, ""},
 		// "a.b" and ">" are server names since LiteLLM's names are accepted
 		// (their subject token is escaped: ServerToken); these are not.
-		{"server with a comma", func(m map[string]any) { m["server"] = "a,b" }},
-		{"server with a slash", func(m map[string]any) { m["server"] = "a/b" }},
-		{"server with a control character", func(m map[string]any) { m["server"] = "a\nb" }},
-		{"no tool", func(m map[string]any) { delete(m, "tool") }},
-		{"arguments not an object", func(m map[string]any) { m["arguments"] = []int{1} }},
-		{"zero timeout", func(m map[string]any) { m["timeout_ms"] = 0 }},
-		{"timeout as string", func(m map[string]any) { m["timeout_ms"] = "1000" }},
+		{"server with a comma", func(m map[string]any) { m["server"] = "a,b" }, ""},
+		{"server with a slash", func(m map[string]any) { m["server"] = "a/b" }, ""},
+		{"server with a control character", func(m map[string]any) { m["server"] = "a\nb" }, ""},
+		{"no tool", func(m map[string]any) { delete(m, "tool") }, ""},
+		{"arguments not an object", func(map[string]any) {}, "[1]"},
+		{"arguments a string", func(map[string]any) {}, `"{}"`},
+		{"zero timeout", func(m map[string]any) { m["timeout_ms"] = 0 }, ""},
+		{"timeout as string", func(m map[string]any) { m["timeout_ms"] = "1000" }, ""},
 		{"token without expiry", func(m map[string]any) {
 			m["token"] = map[string]any{"v": 2, "kid": "k", "enc": make([]byte, encSize), "nonce": make([]byte, sealNonceSize), "ct": make([]byte, 32)}
-		}},
+		}, ""},
 		{"short nonce", func(m map[string]any) {
 			m["expires_unix_ms"] = 1
 			m["token"] = map[string]any{"v": 2, "kid": "k", "enc": make([]byte, encSize), "nonce": []byte{1}, "ct": make([]byte, 32)}
-		}},
+		}, ""},
+		{"oversized token", func(m map[string]any) {
+			m["expires_unix_ms"] = 1
+			m["token"] = map[string]any{"v": 2, "kid": "k", "enc": make([]byte, encSize), "nonce": make([]byte, sealNonceSize), "ct": make([]byte, maxSealedToken+1)}
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := valid()
 			tt.change(m)
-			data, _ := json.Marshal(m)
-			if _, err := DecodeCallRequest(data); !errors.Is(err, ErrBadMessage) {
+			hdr, _ := json.Marshal(m)
+			if _, err := DecodeCallRequest(Wire{Header: string(hdr), Body: []byte(tt.body)}); !errors.Is(err, ErrBadMessage) {
 				t.Fatalf("got %v, want ErrBadMessage", err)
 			}
 		})
 	}
-	data, _ := json.Marshal(valid())
-	if _, err := DecodeCallRequest(data); err != nil {
-		t.Fatalf("valid message rejected: %v", err)
+	hdr, _ := json.Marshal(valid())
+	for _, body := range []string{"", "{}", ` {"a": [1, 2]}`} {
+		if _, err := DecodeCallRequest(Wire{Header: string(hdr), Body: []byte(body)}); err != nil {
+			t.Fatalf("valid message with body %q rejected: %v", body, err)
+		}
 	}
-	if _, err := DecodeCallRequest([]byte("not json")); !errors.Is(err, ErrBadMessage) {
-		t.Fatalf("garbage: %v", err)
+	// The header itself: missing, garbled, too long, not UTF-8.
+	for name, w := range map[string]Wire{
+		"no header":          {Body: []byte(`{}`)},
+		"garbled header":     {Header: "not json", Body: []byte(`{}`)},
+		"truncated header":   {Header: string(hdr[:len(hdr)-1])},
+		"header not object":  {Header: `["toolbus.call.request.v2"]`},
+		"header not UTF-8":   {Header: `{"type":"` + TypeCallRequest + "\xff" + `"}`},
+		"header too long":    {Header: `{"type":"` + TypeCallRequest + `","pad":"` + strings.Repeat("x", MaxHeaderValue) + `"}`},
+		"v1 message as body": {Body: []byte(`{"type":"toolbus.call.request.v1","request_id":"r","server":"jira","tool":"t","timeout_ms":1000}`)},
+	} {
+		if _, err := DecodeCallRequest(w); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: got %v, want ErrBadMessage", name, err)
+		}
+	}
+	// A list request has no body.
+	list, _ := json.Marshal(map[string]any{"type": TypeListRequest, "request_id": "r", "server": "jira", "timeout_ms": 1000})
+	if _, err := DecodeListRequest(Wire{Header: string(list)}); err != nil {
+		t.Fatalf("list request: %v", err)
+	}
+	if _, err := DecodeListRequest(Wire{Header: string(list), Body: []byte(`{}`)}); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("list request with a body: got %v, want ErrBadMessage", err)
+	}
+}
+
+// TestEncodeRequest_BodyIsThePayloadAsIs: the arguments travel as the body
+// byte for byte - whitespace, escapes and all - and decode to the same
+// bytes; the header is one line without them.
+func TestEncodeRequest_BodyIsThePayloadAsIs(t *testing.T) {
+	args := json.RawMessage("{ \"q\" : \"<a&b>\\u00e9\",\n \"n\": 1 }")
+	req := &CallRequest{
+		RequestHeader: RequestHeader{Type: TypeCallRequest, RequestID: "r", Server: "jira", KeyID: "k", TimeoutMS: 1000},
+		Tool:          "t\n<é>", Arguments: args, EventsTo: "_INBOX.x.ev.r", ClientRequests: []string{"sampling/createMessage"},
+	}
+	w, err := EncodeRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &w.Body[0] != &args[0] || strings.ContainsAny(w.Header, "\r\n") || strings.Contains(w.Header, "arguments") {
+		t.Fatalf("body not the arguments, or header not one line without them: %q", w.Header)
+	}
+	back, err := DecodeCallRequest(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back.Arguments) != string(args) || back.Tool != req.Tool || back.EventsTo != req.EventsTo || len(back.ClientRequests) != 1 {
+		t.Fatalf("round trip: %+v", back)
+	}
+	// A header past the bound does not encode.
+	req.Tool = strings.Repeat("x", MaxHeaderValue)
+	if _, err := EncodeRequest(req); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("oversized header encoded: %v", err)
 	}
 }
 
 func TestDecodeCallResponse_ExactlyOneOutcome(t *testing.T) {
-	for _, body := range []string{
-		`{"type":"toolbus.call.response.v1","request_id":"r"}`,
-		`{"type":"toolbus.call.response.v1","request_id":"r","result":{},"error":{"code":"internal"}}`,
-		`{"type":"toolbus.call.response.v1","request_id":"r","error":{"message":"no code"}}`,
+	for _, w := range []Wire{
+		{Header: `{"type":"toolbus.call.response.v2","request_id":"r"}`},
+		{Header: `{"type":"toolbus.call.response.v2","request_id":"r","error":{"code":"internal"}}`, Body: []byte(`{}`)},
+		{Header: `{"type":"toolbus.call.response.v2","request_id":"r","error":{"message":"no code"}}`},
+		{Header: `{"type":"toolbus.call.response.v1","request_id":"r"}`, Body: []byte(`{}`)},
+		{Body: []byte(`{"type":"toolbus.call.response.v1","request_id":"r","result":{}}`)},
+		{Header: `{"type":"toolbus.call.response.v2"`, Body: []byte(`{}`)},
 	} {
-		if _, err := DecodeCallResponse([]byte(body)); !errors.Is(err, ErrBadMessage) {
-			t.Errorf("%s: got %v, want ErrBadMessage", body, err)
+		if _, err := DecodeCallResponse(w); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%q %s: got %v, want ErrBadMessage", w.Header, w.Body, err)
 		}
+	}
+	resp, err := EncodeReply(NewCallResponse("r", json.RawMessage(`{"content":[]}`), nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := DecodeCallResponse(resp); err != nil || string(r.Result) != `{"content":[]}` || resp.Header != `{"type":"toolbus.call.response.v2","request_id":"r"}` {
+		t.Fatalf("%+v %+v %v", resp, r, err)
+	}
+	resp, _ = EncodeReply(NewCallResponse("r", json.RawMessage(`{"content":[]}`), NewError(CodeForbidden, "no")))
+	if r, err := DecodeCallResponse(resp); err != nil || len(resp.Body) != 0 || r.Error.Code != CodeForbidden {
+		t.Fatalf("error reply: %+v %+v %v", resp, r, err)
 	}
 }
 

@@ -6,18 +6,28 @@
 // # Versioning
 //
 // Every message carries an explicit "type" string such as
-// "toolbus.call.request.v1". A v1 message only ever gains optional fields;
-// a change that an old reader could misread gets a new type (v2) and a new
-// subject prefix. Golden files in testdata/ pin the encoding of every message
-// (compared as JSON values: members and values, not their order), so an
-// accidental rename or type change fails the tests.
+// "toolbus.call.request.v2". A message version only ever gains optional
+// fields; a change that an old reader could misread gets a new type. Golden
+// files in testdata/ pin the encoding of every message (compared as JSON
+// values: members and values, not their order; a v2 message's body byte for
+// byte), so an accidental rename or type change fails the tests.
+//
+// # Wire format v2
+//
+// The synchronous kinds (call, list, rpc: requests and replies) are v2
+// (wire.go): their small fields travel as one line of JSON in the NATS
+// header HeaderRequest or HeaderReply, and their payload - arguments,
+// params, result, tools - is the message body, byte for byte, never
+// re-encoded or re-scanned on the bus. Everything else (jobs, events,
+// answers, notifications) is one JSON message in the body (v1).
 //
 // # Headers
 //
 // Every request message embeds one RequestHeader (type, request id, server,
 // gateway key id, budget, expiry, sealed token, fingerprint), validated once
 // by its Validate; every reply embeds one ReplyHeader (type, request id,
-// error). DecodeRequest and DecodeReply decode and validate any of them.
+// error). EncodeRequest / DecodeRequest and EncodeReply / DecodeReply
+// encode, decode and validate any of them.
 //
 // # Names
 //

@@ -42,30 +42,33 @@ func ExampleSealer_Seal() {
 	// true
 }
 
-// A message is encoded with encoding/json and decoded (and validated) with
-// its Decode function; a reply is built with its New function.
+// A synchronous message travels as a header value and a body (Wire): it is
+// encoded with EncodeRequest or EncodeReply and decoded (and validated)
+// with its Decode function; a reply is built with its New function.
 func ExampleDecodeCallRequest() {
-	data, err := json.Marshal(&contracts.CallRequest{
+	w, err := contracts.EncodeRequest(&contracts.CallRequest{
 		RequestHeader: contracts.RequestHeader{Type: contracts.TypeCallRequest, RequestID: "req-1", Server: "jira",
 			KeyID: "team-a", TimeoutMS: 30000},
-		Tool: "create_issue", Arguments: json.RawMessage(`{"summary":"New ticket"}`),
+		Tool: "create_issue", Arguments: json.RawMessage(`{"summary": "New ticket"}`),
 	})
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(string(data))
+	fmt.Println(contracts.HeaderRequest+":", w.Header)
+	fmt.Println(string(w.Body))
 
-	req, err := contracts.DecodeCallRequest(data)
-	fmt.Println(req.Server, req.Tool, req.Timeout(), err)
+	req, err := contracts.DecodeCallRequest(w)
+	fmt.Println(req.Server, req.Tool, req.Timeout(), string(req.Arguments), err)
 
-	_, err = contracts.DecodeCallRequest([]byte(`{"type":"toolbus.call.request.v1","request_id":"req-2"}`))
+	_, err = contracts.DecodeCallRequest(contracts.Wire{Header: `{"type":"toolbus.call.request.v2","request_id":"req-2"}`})
 	fmt.Println(err)
 
-	reply, _ := json.Marshal(contracts.NewCallResponse(req.RequestID, nil, contracts.NewError(contracts.CodeForbidden, "not for team-a")))
-	fmt.Println(string(reply))
+	reply, _ := contracts.EncodeReply(contracts.NewCallResponse(req.RequestID, nil, contracts.NewError(contracts.CodeForbidden, "not for team-a")))
+	fmt.Println(contracts.HeaderReply+":", reply.Header, len(reply.Body))
 	// Output:
-	// {"type":"toolbus.call.request.v1","request_id":"req-1","server":"jira","key_id":"team-a","timeout_ms":30000,"expires_unix_ms":0,"tool":"create_issue","arguments":{"summary":"New ticket"}}
-	// jira create_issue 30s <nil>
+	// Toolbus-Request: {"type":"toolbus.call.request.v2","request_id":"req-1","server":"jira","key_id":"team-a","timeout_ms":30000,"expires_unix_ms":0,"tool":"create_issue"}
+	// {"summary": "New ticket"}
+	// jira create_issue 30s {"summary": "New ticket"} <nil>
 	// bad message: invalid server name
-	// {"type":"toolbus.call.response.v1","request_id":"req-1","error":{"code":"forbidden","message":"not for team-a","retryable":false}}
+	// Toolbus-Reply: {"type":"toolbus.call.response.v2","request_id":"req-1","error":{"code":"forbidden","message":"not for team-a","retryable":false}} 0
 }

@@ -100,21 +100,13 @@ func (h *RequestHeader) binding(op, tool, replyTo, eventsTo string, payload []by
 		ReplyTo: replyTo, EventsTo: eventsTo, Expires: h.Expires(), Payload: payload, TimeoutMS: h.TimeoutMS, Caller: h.Caller}
 }
 
-// Request is a request message: a RequestHeader and the fields of its kind.
+// Request is a synchronous request message: a RequestHeader, the fields
+// of its kind and its body (see wire.go; EncodeRequest, DecodeRequest).
 type Request interface {
 	Header() *RequestHeader
 	// Validate checks the whole message: the header, then its own fields.
 	Validate() error
-}
-
-// DecodeRequest decodes data into r and validates it. When data is JSON but
-// not a valid message, r keeps what decoded, so that a worker can still
-// answer the request id it names.
-func DecodeRequest(data []byte, r Request) error {
-	if err := decode(data, r); err != nil {
-		return err
-	}
-	return r.Validate()
+	Bodied
 }
 
 // ReplyHeader is the part every reply message shares: exactly one of Error
@@ -140,12 +132,14 @@ func (h *ReplyHeader) Validate(want string, payload json.RawMessage) error {
 	return nil
 }
 
-// Reply is a reply message: a ReplyHeader and its payload.
+// Reply is a reply message: a ReplyHeader and its payload, the body (see
+// wire.go; EncodeReply, DecodeReply).
 type Reply interface {
 	Reply() *ReplyHeader
 	// Payload is the result (tools for a ListResponse); nil with an error.
 	Payload() json.RawMessage
 	Validate() error
+	Bodied
 }
 
 func newReplyHeader(typ, requestID string, e *Error) ReplyHeader {
@@ -162,14 +156,6 @@ func payload(p json.RawMessage, e *Error) json.RawMessage {
 
 // Reply returns h; through embedding, every reply message has it.
 func (h *ReplyHeader) Reply() *ReplyHeader { return h }
-
-// DecodeReply decodes data into r and validates it.
-func DecodeReply(data []byte, r Reply) error {
-	if err := decode(data, r); err != nil {
-		return err
-	}
-	return r.Validate()
-}
 
 // ErrBadMessage wraps every decoding and validation failure.
 var ErrBadMessage = errors.New("bad message")

@@ -8,8 +8,8 @@ import (
 // Relayed MCP requests beyond tools: what an MCP client connected to
 // /<server>/mcp may ask of the upstream server through the workers.
 const (
-	TypeRPCRequest  = "toolbus.rpc.request.v1"
-	TypeRPCResponse = "toolbus.rpc.response.v1"
+	TypeRPCRequest  = "toolbus.rpc.request.v2"
+	TypeRPCResponse = "toolbus.rpc.response.v2"
 	TypeCallEvent   = "toolbus.call.event.v1"
 )
 
@@ -26,18 +26,18 @@ var RPCMethods = []string{
 func RPCMethodAllowed(method string) bool { return slices.Contains(RPCMethods, method) }
 
 // RPCRequest relays one MCP request to a server. Its sealed token's binding
-// has Op = Method.
+// has Op = Method. Params is the message body (wire.go).
 type RPCRequest struct {
 	RequestHeader
 	Method string          `json:"method"`
-	Params json.RawMessage `json:"params,omitempty"`
+	Params json.RawMessage `json:"-"`
 }
 
-// RPCResponse is the answer: exactly one of Result (the MCP result object)
-// and Error.
+// RPCResponse is the answer: exactly one of Result (the MCP result object,
+// the message body) and Error.
 type RPCResponse struct {
 	ReplyHeader
-	Result json.RawMessage `json:"result,omitempty"`
+	Result json.RawMessage `json:"-"`
 }
 
 // Binding is what the request's sealed token must be bound to.
@@ -45,8 +45,11 @@ func (r *RPCRequest) Binding(replyTo string) Binding {
 	return r.binding(r.Method, "", replyTo, "", r.Params)
 }
 
+// Body returns the params: the message body.
+func (r *RPCRequest) Body() *json.RawMessage { return &r.Params }
+
 // DecodeRPCRequest decodes and validates an RPCRequest.
-func DecodeRPCRequest(data []byte) (*RPCRequest, error) { return decodeValid[RPCRequest](data) }
+func DecodeRPCRequest(w Wire) (*RPCRequest, error) { return decodeBodied[RPCRequest](w) }
 
 // Validate checks the fields a worker relies on.
 func (r *RPCRequest) Validate() error {
@@ -70,11 +73,14 @@ func NewRPCResponse(requestID string, result json.RawMessage, e *Error) *RPCResp
 // Payload returns Result.
 func (r *RPCResponse) Payload() json.RawMessage { return r.Result }
 
+// Body returns the result: the message body.
+func (r *RPCResponse) Body() *json.RawMessage { return &r.Result }
+
 // Validate checks the reply's type and that it has exactly one outcome.
 func (r *RPCResponse) Validate() error { return r.ReplyHeader.Validate(TypeRPCResponse, r.Result) }
 
 // DecodeRPCResponse decodes and validates an RPCResponse.
-func DecodeRPCResponse(data []byte) (*RPCResponse, error) { return decodeValid[RPCResponse](data) }
+func DecodeRPCResponse(w Wire) (*RPCResponse, error) { return decodeBodied[RPCResponse](w) }
 
 // CallEvent is a message from the upstream during a call, published on the
 // call's EventsTo subject: a progress update, a log message, or a request

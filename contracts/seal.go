@@ -112,7 +112,9 @@ type Binding struct {
 	Expires  time.Time
 	// Payload is the call's arguments (or a relayed request's params)
 	// exactly as the message carries them; the binding holds its SHA-256.
-	// An ingress encodes it with WirePayload before sealing.
+	// A v2 message (wire.go) carries them as its body, byte for byte; a
+	// job's (v1) inside its JSON, so the ingress encodes them with
+	// WirePayload before sealing.
 	Payload []byte
 	// TimeoutMS is the request's budget.
 	TimeoutMS int64
@@ -275,11 +277,11 @@ func (o *Opener) Open(s *Sealed, b Binding, now time.Time) (Token, error) {
 	return t, nil
 }
 
-// WirePayload is raw (a call's arguments, a relayed request's params) as
-// encoding/json writes it inside a message - compacted, with <, > and &
-// escaped - so that the Binding an ingress seals to before encoding the
-// message matches the one a worker rebuilds from the decoded message.
-// Empty stays empty.
+// WirePayload is raw (a job's arguments) as encoding/json writes it inside
+// a v1 message - compacted, with <, > and & escaped - so that the Binding
+// an ingress seals to before encoding the message matches the one a worker
+// rebuilds from the decoded message. Empty stays empty. A v2 message needs
+// none: its body is bound as is.
 func WirePayload(raw json.RawMessage) (json.RawMessage, error) {
 	if len(raw) == 0 {
 		return raw, nil

@@ -373,8 +373,8 @@ func TestWirePayload_MatchesTheMessageEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := json.Marshal(&CallRequest{Tool: "t", Arguments: args})
-	var back CallRequest
+	data, _ := json.Marshal(&JobRequest{Tool: "t", Arguments: args})
+	var back JobRequest
 	if err := json.Unmarshal(data, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -383,6 +383,72 @@ func TestWirePayload_MatchesTheMessageEncoding(t *testing.T) {
 	}
 	if empty, _ := WirePayload(nil); len(empty) != 0 {
 		t.Fatalf("empty became %s", empty)
+	}
+}
+
+// TestWire_SealBindsTheBody: a v2 request sealed over its raw arguments
+// opens from the message a worker decodes (the body is bound as is, no
+// compaction), and fails with ErrSealInvalid when the body is edited, when
+// the header is moved onto another message's body, or when the header is
+// edited; a replay of the same message is refused by the ReplayGuard.
+func TestWire_SealBindsTheBody(t *testing.T) {
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	const replyTo = "_INBOX.abc.req-1"
+	build := func(id string, args string) Wire {
+		req := &CallRequest{
+			RequestHeader: RequestHeader{Type: TypeCallRequest, RequestID: id, Server: "jira", KeyID: "team-a",
+				TimeoutMS: 30000, ExpiresUnixMS: now.Add(time.Minute).UnixMilli()},
+			Tool: "create_issue", Arguments: json.RawMessage(args),
+		}
+		req.Token = mustSeal(t, sealer, "Bearer user-token-5678", req.Binding(replyTo))
+		w, err := EncodeRequest(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	open := func(w Wire) error {
+		req, err := DecodeCallRequest(w)
+		if err != nil {
+			return err
+		}
+		_, err = opener.Open(req.Token, req.Binding(replyTo), now)
+		return err
+	}
+	// Not compact, with characters encoding/json would escape: bound as is.
+	args := "{ \"summary\" : \"<New> & ticket\",\n \"n\": 1 }"
+	w := build("req-1", args)
+	if err := open(w); err != nil {
+		t.Fatalf("the message as sent: %v", err)
+	}
+	other := build("req-2", `{"summary":"other"}`)
+	headerEdit := strings.Replace(w.Header, `"create_issue"`, `"delete_issue"`, 1)
+	for name, tampered := range map[string]Wire{
+		"edited body":                   {Header: w.Header, Body: []byte(strings.Replace(args, "New", "Old", 1))},
+		"compacted body":                {Header: w.Header, Body: []byte(`{"summary":"<New> & ticket","n":1}`)},
+		"no body":                       {Header: w.Header},
+		"header moved to another body":  {Header: w.Header, Body: other.Body},
+		"another header onto this body": {Header: other.Header, Body: w.Body},
+		"edited header":                 {Header: headerEdit, Body: w.Body},
+	} {
+		if err := open(tampered); !errors.Is(err, ErrSealInvalid) {
+			t.Errorf("%s: got %v, want ErrSealInvalid", name, err)
+		}
+	}
+	// A replay of the message as sent: the guard refuses the second one.
+	guard := NewReplayGuard()
+	for i, want := range []error{nil, ErrSealReplayed} {
+		req, err := DecodeCallRequest(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := opener.Open(req.Token, req.Binding(replyTo), now); err != nil {
+			t.Fatal(err)
+		}
+		if err := guard.Check(req.Token, req.Expires(), now); !errors.Is(err, want) {
+			t.Fatalf("delivery %d: got %v, want %v", i+1, err, want)
+		}
 	}
 }
 

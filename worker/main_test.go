@@ -125,14 +125,14 @@ worker:
 		t.Fatal(err)
 	}
 	req := keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"hi"}`, Token: token}, inbox)
-	if err := nc.PublishRequest(contracts.CallSubject("demo"), inbox, workertest.Encode(t, req)); err != nil {
+	if err := nc.PublishMsg(workertest.Msg(t, contracts.CallSubject("demo"), inbox, req)); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := contracts.DecodeCallResponse(m.Data)
+	resp, err := contracts.DecodeCallResponse(workertest.ReplyOf(m))
 	if err != nil || resp.Error != nil || workertest.Text(t, resp.Result) != "hi" {
 		t.Fatalf("reply %s: %v", m.Data, err)
 	}

@@ -16,7 +16,7 @@ import (
 func TestCatalog_KeysListsByTheWholeCredential(t *testing.T) {
 	d, nc, opener := newDispatcher(t)
 	sub, err := nc.Subscribe(contracts.ListSubject("jira"), func(m *nats.Msg) {
-		req, err := contracts.DecodeListRequest(m.Data)
+		req, err := contracts.DecodeListRequest(requestOf(m))
 		if err != nil {
 			t.Error(err)
 			return
@@ -27,8 +27,7 @@ func TestCatalog_KeysListsByTheWholeCredential(t *testing.T) {
 			return
 		}
 		tools, _ := json.Marshal([]map[string]string{{"name": "for-" + token.Reveal()[contracts.HeaderAuthorization]}})
-		data, _ := json.Marshal(contracts.NewListResponse(req.RequestID, tools, nil))
-		_ = m.Respond(data)
+		_ = respond(m, contracts.NewListResponse(req.RequestID, tools, nil))
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,11 @@
 // Package dispatch sends tool calls and tool lists to the workers over NATS
 // request-reply and waits for their answers.
 //
+// Requests and replies use wire format v2 (contracts/wire.go): the small
+// fields in one NATS header, the payload - a call's arguments, a relayed
+// request's params, a reply's result - as the message body, which this
+// package never re-encodes or re-scans.
+//
 // It keeps its own reply inbox: one wildcard subscription per connection and
 // a reply subject per request, chosen before the user's token is sealed, so
 // that the seal binds the reply subject too and a captured request cannot be
@@ -133,9 +138,12 @@ func (d *Dispatcher) deliver(m *nats.Msg) {
 
 // Call is one tools/call.
 type Call struct {
-	KeyID     string
-	Server    string
-	Tool      string
+	KeyID  string
+	Server string
+	Tool   string
+	// Arguments travel as the request's body exactly as given (the seal
+	// binds these bytes): a JSON object the caller has already read, never
+	// re-encoded or re-validated here.
 	Arguments json.RawMessage
 	Token     contracts.Token
 	// Caller is the caller's identity (contracts.RequestHeader.Caller).
@@ -166,11 +174,7 @@ type eventSink struct {
 
 // call is one attempt of Call (retry.go).
 func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
-	args, cerr := sealedPayload(c.Token, c.Arguments)
-	if cerr != nil {
-		return nil, cerr
-	}
-	req := &contracts.CallRequest{Tool: c.Tool, Arguments: args, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
+	req := &contracts.CallRequest{Tool: c.Tool, Arguments: c.Arguments, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
 	var resp contracts.CallResponse
 	result, cerr := d.roundTrip(ctx, trip{
 		subject: contracts.CallSubject(c.Server), typ: contracts.TypeCallRequest, requestID: requestID,
@@ -224,20 +228,6 @@ func (d *Dispatcher) seal(token contracts.Token, b contracts.Binding) (*contract
 	return sealed, nil
 }
 
-// sealedPayload is a call's arguments (or a relayed request's params) as
-// the message will carry them, when a credential is sealed to them (the
-// seal binds their hash: contracts.WirePayload); as they are otherwise.
-func sealedPayload(token contracts.Token, payload json.RawMessage) (json.RawMessage, *contracts.Error) {
-	if token.IsZero() {
-		return payload, nil
-	}
-	wire, err := contracts.WirePayload(payload)
-	if err != nil {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the arguments are not valid JSON")
-	}
-	return wire, nil
-}
-
 // trip is what a round trip needs besides the message: where it goes, the
 // header's common fields and where the call's events go while it waits.
 type trip struct {
@@ -277,16 +267,17 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 		h.Token, h.TokenFP = sealed, t.token.Fingerprint()
 		telemetry.Step(ctx, telemetry.StepSealed)
 	}
-	data, err := json.Marshal(req)
+	w, err := contracts.EncodeRequest(req)
 	if err != nil {
-		return nil, contracts.NewError(contracts.CodeInternal, "encoding the request failed")
+		d.log.Error().Str("request_id", t.requestID).Err(err).Msg("encoding the request failed")
+		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the request's fields are too large to send")
 	}
 	telemetry.Step(ctx, telemetry.StepEncoded)
-	m, cerr := d.traced(ctx, t, data, wait)
+	m, cerr := d.traced(ctx, t, w, wait)
 	if cerr != nil {
 		return nil, cerr
 	}
-	if err := contracts.DecodeReply(m.Data, reply); err != nil {
+	if err := contracts.DecodeReply(contracts.Wire{Header: contracts.HeaderValue(m.Header[contracts.HeaderReply]), Body: m.Data}, reply); err != nil {
 		return nil, d.unreadable(t.requestID, err)
 	}
 	telemetry.Step(ctx, telemetry.StepReplyDecoded)
@@ -299,11 +290,11 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 }
 
 // traced is exchange inside the round trip's span and metrics.
-func (d *Dispatcher) traced(ctx context.Context, t trip, data []byte, wait time.Duration) (*nats.Msg, *contracts.Error) {
+func (d *Dispatcher) traced(ctx context.Context, t trip, w contracts.Wire, wait time.Duration) (*nats.Msg, *contracts.Error) {
 	sub, _ := contracts.ParseSubject(t.subject)
 	ctx, span := d.tracer.Start(ctx, dispatchSpanName(sub.Kind), trace.SpanKindClient)
 	start := time.Now()
-	m, result, cerr := d.exchange(ctx, t.subject, t.requestID, data, wait, t.sink)
+	m, result, cerr := d.exchange(ctx, t.subject, t.requestID, w, wait, t.sink)
 	d.metrics.RoundTrip(string(sub.Kind), sub.Server, result, time.Since(start))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -335,10 +326,12 @@ func dispatchSpanName(kind contracts.SubjectKind) string {
 	}
 }
 
-// exchange publishes data and waits for the answer, handing the call's
-// events to sink meanwhile; result says how the round trip ended (a
-// metrics.Result value).
-func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, data []byte, wait time.Duration, sink eventSink) (*nats.Msg, string, *contracts.Error) {
+// exchange publishes the request w (its header value in
+// contracts.HeaderRequest, its body as the message's data, next to the
+// trace context) and waits for the answer, handing the call's events to
+// sink meanwhile; result says how the round trip ended (a metrics.Result
+// value).
+func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, w contracts.Wire, wait time.Duration, sink eventSink) (*nats.Msg, string, *contracts.Error) {
 	ch := make(chan *nats.Msg, 1)
 	d.mu.Lock()
 	d.pending[requestID] = ch
@@ -349,7 +342,8 @@ func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, da
 		d.mu.Unlock()
 	}()
 
-	out := &nats.Msg{Subject: subject, Reply: d.replySubject(requestID), Data: data}
+	out := &nats.Msg{Subject: subject, Reply: d.replySubject(requestID), Data: w.Body, Header: make(nats.Header, 3)}
+	out.Header[contracts.HeaderRequest] = []string{w.Header}
 	out.Header = telemetry.InjectNATS(ctx, out.Header)
 	if err := d.nc.PublishMsg(out); err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) {

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
-func newDispatcher(t *testing.T) (*Dispatcher, *nats.Conn, *contracts.Opener) {
+func newDispatcher(t testing.TB) (*Dispatcher, *nats.Conn, *contracts.Opener) {
 	t.Helper()
 	ns := contractstest.StartNATS(t)
 	nc := ns.Connect(t)
@@ -46,7 +47,7 @@ func TestDispatcher_SealBindsTheReplySubject(t *testing.T) {
 	d, nc, opener := newDispatcher(t)
 	opened := make(chan string, 2)
 	sub, err := nc.Subscribe(contracts.CallSubject("jira"), func(m *nats.Msg) {
-		req, err := contracts.DecodeCallRequest(m.Data)
+		req, err := contracts.DecodeCallRequest(requestOf(m))
 		if err != nil {
 			t.Error(err)
 			return
@@ -57,8 +58,7 @@ func TestDispatcher_SealBindsTheReplySubject(t *testing.T) {
 			return
 		}
 		opened <- token.Reveal()[contracts.HeaderAuthorization]
-		resp, _ := json.Marshal(contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"content":[]}`), nil))
-		_ = m.Respond(resp)
+		_ = respond(m, contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"content":[]}`), nil))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +79,7 @@ func TestDispatcher_SealBindsTheReplySubject(t *testing.T) {
 	// Replay the captured message with the answer sent elsewhere: it must not open.
 	raw.Flush(t)
 	captured := raw.Messages()[0]
-	if err := nc.PublishMsg(&nats.Msg{Subject: captured.Subject, Reply: "_INBOX.attacker.1", Data: captured.Data}); err != nil {
+	if err := nc.PublishMsg(&nats.Msg{Subject: captured.Subject, Reply: "_INBOX.attacker.1", Header: captured.Header, Data: captured.Data}); err != nil {
 		t.Fatal(err)
 	}
 	if got := recv(t, opened); got == "Bearer bound" {
@@ -97,9 +97,24 @@ func TestDispatcher_WorkerAnswersWrong(t *testing.T) {
 		want    contracts.ErrorCode
 	}{
 		{"silent worker", func(*nats.Msg) {}, time.Millisecond, contracts.CodeTimeout},
+		{"an error reply keeps its code", func(m *nats.Msg) {
+			req, _ := contracts.DecodeCallRequest(requestOf(m))
+			_ = respond(m, contracts.NewCallResponse(req.RequestID, nil, contracts.NewError(contracts.CodeForbidden, "no")))
+		}, time.Second, contracts.CodeForbidden},
+		{"a v1 reply without header", func(m *nats.Msg) {
+			req, _ := contracts.DecodeCallRequest(requestOf(m))
+			_ = m.Respond([]byte(`{"type":"toolbus.call.response.v1","request_id":"` + req.RequestID + `","result":{}}`))
+		}, time.Second, contracts.CodeInternal},
+		{"a garbled header", func(m *nats.Msg) {
+			_ = m.RespondMsg(&nats.Msg{Header: nats.Header{contracts.HeaderReply: {`{"type":`}}, Data: []byte(`{}`)})
+		}, time.Second, contracts.CodeInternal},
+		{"two reply headers", func(m *nats.Msg) {
+			req, _ := contracts.DecodeCallRequest(requestOf(m))
+			w, _ := contracts.EncodeReply(contracts.NewCallResponse(req.RequestID, json.RawMessage(`{}`), nil))
+			_ = m.RespondMsg(&nats.Msg{Header: nats.Header{contracts.HeaderReply: {w.Header, w.Header}}, Data: w.Body})
+		}, time.Second, contracts.CodeInternal},
 		{"reply to another request", func(m *nats.Msg) {
-			resp, _ := json.Marshal(contracts.NewCallResponse("someone-else", json.RawMessage(`{}`), nil))
-			_ = m.Respond(resp)
+			_ = respond(m, contracts.NewCallResponse("someone-else", json.RawMessage(`{}`), nil))
 		}, time.Second, contracts.CodeInternal},
 	}
 	for _, tt := range tests {
@@ -136,20 +151,26 @@ func recv(t *testing.T, ch <-chan string) string {
 func TestDispatcher_EveryKindTakesTheSameRoundTrip(t *testing.T) {
 	d, nc, opener := newDispatcher(t)
 	const token = "Bearer every-kind"
+	// The payload each kind sends, and must arrive as the body byte for byte.
+	const args, params = "{ \"q\" : \"<a & b>\" }", "{\n \"cursor\": \"<c>\" }"
+	bodies := map[string]string{contracts.CallSubject("jira"): args, contracts.ListSubject("jira"): "", contracts.RPCSubject("jira"): params}
 	standIn := func(subject string, msg func() contracts.Request, binding func(contracts.Request, string) contracts.Binding,
-		reply func(id string, payload json.RawMessage, e *contracts.Error) any) {
+		reply func(id string, payload json.RawMessage, e *contracts.Error) contracts.Reply) {
 		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 			req := msg()
 			var e *contracts.Error
-			if err := contracts.DecodeRequest(m.Data, req); err != nil {
+			if err := contracts.DecodeRequest(requestOf(m), req); err != nil {
 				e = contracts.NewError(contracts.CodeInvalidRequest, "%v", err)
 			} else if got, err := opener.Open(req.Header().Token, binding(req, m.Reply), time.Now()); err != nil || got.Reveal()[contracts.HeaderAuthorization] != token {
 				e = contracts.NewError(contracts.CodeSealInvalid, "does not open")
 			} else if h := req.Header(); h.KeyID != "k" || h.Server != "jira" || h.TokenFP != contracts.Fingerprint(token) || h.TimeoutMS != 1000 {
 				e = contracts.NewError(contracts.CodeInvalidRequest, "header %+v", h)
+			} else if string(m.Data) != bodies[subject] || strings.Contains(m.Header.Get(contracts.HeaderRequest), "<") {
+				e = contracts.NewError(contracts.CodeInvalidRequest, "body %q, header %q", m.Data, m.Header.Get(contracts.HeaderRequest))
+			} else if c, ok := req.(*contracts.CallRequest); ok && c.Tool != "t-é" {
+				e = contracts.NewError(contracts.CodeInvalidRequest, "tool %q", c.Tool)
 			}
-			data, _ := json.Marshal(reply(req.Header().RequestID, json.RawMessage(`[{"name":"t"}]`), e))
-			_ = m.Respond(data)
+			_ = respond(m, reply(req.Header().RequestID, json.RawMessage(`[{"name":"t"}]`), e))
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -158,29 +179,36 @@ func TestDispatcher_EveryKindTakesTheSameRoundTrip(t *testing.T) {
 	}
 	standIn(contracts.CallSubject("jira"), func() contracts.Request { return new(contracts.CallRequest) },
 		func(r contracts.Request, to string) contracts.Binding { return r.(*contracts.CallRequest).Binding(to) },
-		func(id string, p json.RawMessage, e *contracts.Error) any { return contracts.NewCallResponse(id, p, e) })
+		func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
+			return contracts.NewCallResponse(id, p, e)
+		})
 	standIn(contracts.ListSubject("jira"), func() contracts.Request { return new(contracts.ListRequest) },
 		func(r contracts.Request, to string) contracts.Binding { return r.(*contracts.ListRequest).Binding(to) },
-		func(id string, p json.RawMessage, e *contracts.Error) any { return contracts.NewListResponse(id, p, e) })
+		func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
+			return contracts.NewListResponse(id, p, e)
+		})
 	standIn(contracts.RPCSubject("jira"), func() contracts.Request { return new(contracts.RPCRequest) },
 		func(r contracts.Request, to string) contracts.Binding { return r.(*contracts.RPCRequest).Binding(to) },
-		func(id string, p json.RawMessage, e *contracts.Error) any { return contracts.NewRPCResponse(id, p, e) })
+		func(id string, p json.RawMessage, e *contracts.Error) contracts.Reply {
+			return contracts.NewRPCResponse(id, p, e)
+		})
 
 	ctx := contractstest.Ctx(t)
 	tok := contracts.NewToken(token)
 	for name, send := range map[string]func() (json.RawMessage, *contracts.Error){
 		"call": func() (json.RawMessage, *contracts.Error) {
-			// Arguments as a client may write them (spaces, <, &): the seal
-			// binds them as the message carries them (contracts.WirePayload).
-			return d.Call(ctx, NewRequestID(), Call{KeyID: "k", Server: "jira", Tool: "t", Token: tok, Timeout: time.Second,
-				Arguments: json.RawMessage("{ \"q\" : \"<a & b>\" }")})
+			// Arguments as a client may write them (spaces, <, &): they are
+			// the body as given, and the seal binds those bytes. A tool name
+			// beyond ASCII crosses in the header.
+			return d.Call(ctx, NewRequestID(), Call{KeyID: "k", Server: "jira", Tool: "t-é", Token: tok, Timeout: time.Second,
+				Arguments: json.RawMessage(args)})
 		},
 		"list": func() (json.RawMessage, *contracts.Error) {
 			return d.List(ctx, NewRequestID(), List{KeyID: "k", Server: "jira", Token: tok, Timeout: time.Second})
 		},
 		"rpc": func() (json.RawMessage, *contracts.Error) {
 			return d.RPC(ctx, NewRequestID(), RPC{KeyID: "k", Server: "jira", Method: "prompts/list", Token: tok, Timeout: time.Second,
-				Params: json.RawMessage("{\n \"cursor\": \"<c>\" }")})
+				Params: json.RawMessage(params)})
 		},
 	} {
 		if res, cerr := send(); cerr != nil || string(res) != `[{"name":"t"}]` {

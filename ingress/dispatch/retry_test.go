@@ -19,7 +19,7 @@ func standIn(t *testing.T, nc *nats.Conn, opener *contracts.Opener, server strin
 	var mu sync.Mutex
 	var seen []string
 	sub, err := nc.Subscribe(contracts.CallSubject(server), func(m *nats.Msg) {
-		req, err := contracts.DecodeCallRequest(m.Data)
+		req, err := contracts.DecodeCallRequest(requestOf(m))
 		if err != nil {
 			t.Error(err)
 			return
@@ -31,8 +31,7 @@ func standIn(t *testing.T, nc *nats.Conn, opener *contracts.Opener, server strin
 		seen = append(seen, string(req.Token.Ciphertext))
 		n := len(seen)
 		mu.Unlock()
-		data, _ := json.Marshal(contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"content":[]}`), answer(n)))
-		_ = m.Respond(data)
+		_ = respond(m, contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"content":[]}`), answer(n)))
 	})
 	if err != nil {
 		t.Fatal(err)

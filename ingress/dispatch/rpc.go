@@ -13,6 +13,8 @@ type RPC struct {
 	KeyID  string
 	Server string
 	Method string
+	// Params travel as the request's body exactly as given (see
+	// Call.Arguments).
 	Params json.RawMessage
 	Token  contracts.Token
 	// Caller is the caller's identity (contracts.RequestHeader.Caller):
@@ -26,13 +28,9 @@ func (d *Dispatcher) RPC(ctx context.Context, requestID string, r RPC) (json.Raw
 	if !contracts.RPCMethodAllowed(r.Method) {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "method %q is not relayed", contracts.Clip(r.Method))
 	}
-	params, cerr := sealedPayload(r.Token, r.Params)
-	if cerr != nil {
-		return nil, cerr
-	}
 	var resp contracts.RPCResponse
 	return d.roundTrip(ctx, trip{
 		subject: contracts.RPCSubject(r.Server), typ: contracts.TypeRPCRequest, requestID: requestID,
 		keyID: r.KeyID, server: r.Server, token: r.Token, caller: r.Caller, timeout: r.Timeout,
-	}, &contracts.RPCRequest{Method: r.Method, Params: params}, &resp)
+	}, &contracts.RPCRequest{Method: r.Method, Params: r.Params}, &resp)
 }

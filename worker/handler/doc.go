@@ -6,7 +6,11 @@
 // The pool decodes a request once (Op.Decode: the message and, when it does
 // not validate, why), hands it to Handle, and encodes the reply once
 // (Request.Encode) from what Handle returns: the reply's payload or a
-// classified *contracts.Error. Nothing reads a reply's bytes again.
+// classified *contracts.Error. Requests and replies are wire format v2
+// (contracts/wire.go): only the header is decoded and encoded; the
+// arguments or params arrive as the message body and go upstream as they
+// are, and the upstream's result goes back as the reply's body. Nothing
+// reads a payload's bytes on the way.
 //
 // Handle:
 //

@@ -139,11 +139,12 @@ type Request struct {
 	Err error
 }
 
-// Decode decodes data, a request of op's kind that arrived on subject with
-// reply subject reply.
-func (op *Op) Decode(subject, reply string, data []byte) *Request {
+// Decode decodes w (wire format v2: the header value and the body), a
+// request of op's kind that arrived on subject with reply subject reply.
+// Only the header is decoded: the body becomes the request's payload as is.
+func (op *Op) Decode(subject, reply string, w contracts.Wire) *Request {
 	in := &Request{Op: op, Subject: subject, Reply: reply, Msg: op.message()}
-	in.Err = contracts.DecodeRequest(data, in.Msg)
+	in.Err = contracts.DecodeRequest(w, in.Msg)
 	return in
 }
 
@@ -164,20 +165,21 @@ func (in *Request) Budget() time.Duration {
 	return max(in.Msg.Header().Timeout(), 0)
 }
 
-// Encode returns the reply carrying payload, or e when set; nil when the
-// request has no id to answer to. This is the one place a reply is encoded.
-func (in *Request) Encode(payload json.RawMessage, e *contracts.Error) []byte {
+// Encode returns the reply (wire format v2) carrying payload as its body,
+// unchanged, or e when set; ok is false when the request has no id to
+// answer to. This is the one place a reply is encoded.
+func (in *Request) Encode(payload json.RawMessage, e *contracts.Error) (w contracts.Wire, ok bool) {
 	id := in.ID()
 	if id == "" {
-		return nil
+		return contracts.Wire{}, false
 	}
-	b, err := json.Marshal(in.Op.reply(id, payload, e))
+	w, err := contracts.EncodeReply(in.Op.reply(id, payload, e))
 	if err == nil {
-		return b
+		return w, true
 	}
-	// Only an invalid result from upstream fails to encode.
-	b, _ = json.Marshal(in.Op.reply(id, nil, contracts.NewError(contracts.CodeUpstreamError, "the MCP server's answer could not be encoded")))
-	return b
+	// Only an error too long for the reply header fails to encode.
+	w, _ = contracts.EncodeReply(in.Op.reply(id, nil, contracts.NewError(contracts.CodeInternal, "the worker's answer could not be encoded")))
+	return w, true
 }
 
 // errPanicked is the error of a request whose handling panicked.

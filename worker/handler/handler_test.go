@@ -42,8 +42,8 @@ func newFixture(t *testing.T, publish func(subject string, data []byte) error) *
 }
 
 // serve does what the pool does with a request of op received on subject:
-// decode it, handle it and encode the reply (nil: none).
-func (f *fixture) serve(t *testing.T, op *handler.Op, subject string, data []byte) []byte {
+// decode it, handle it and encode the reply (ok false: none).
+func (f *fixture) serve(t *testing.T, op *handler.Op, subject string, data contracts.Wire) (contracts.Wire, bool) {
 	t.Helper()
 	in := op.Decode(subject, reply, data)
 	payload, e := f.h.Handle(contractstest.Ctx(t), in)
@@ -52,20 +52,20 @@ func (f *fixture) serve(t *testing.T, op *handler.Op, subject string, data []byt
 
 // answer serves data and decodes its reply with decode; no reply, or one
 // that does not decode, fails the test.
-func answer[R any](t *testing.T, f *fixture, op *handler.Op, subject string, data []byte, decode func([]byte) (*R, error)) *R {
+func answer[R any](t *testing.T, f *fixture, op *handler.Op, subject string, data contracts.Wire, decode func(contracts.Wire) (*R, error)) *R {
 	t.Helper()
-	out := f.serve(t, op, subject, data)
-	if out == nil {
+	out, ok := f.serve(t, op, subject, data)
+	if !ok {
 		t.Fatal("no reply")
 	}
 	resp, err := decode(out)
 	if err != nil {
-		t.Fatalf("reply %s: %v", out, err)
+		t.Fatalf("reply %+v: %v", out, err)
 	}
 	return resp
 }
 
-func (f *fixture) call(t *testing.T, subject string, data []byte) *contracts.CallResponse {
+func (f *fixture) call(t *testing.T, subject string, data contracts.Wire) *contracts.CallResponse {
 	t.Helper()
 	return answer(t, f, handler.CallOp, subject, data, contracts.DecodeCallResponse)
 }
@@ -77,7 +77,7 @@ func TestHandler_Call(t *testing.T) {
 
 	t.Run("passes the opened token upstream", func(t *testing.T) {
 		req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolWhoami, Token: token}, reply)
-		resp := f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req))
+		resp := f.call(t, contracts.CallSubject("demo"), workertest.Wire(t, req))
 		if resp.Error != nil {
 			t.Fatalf("error %+v", resp.Error)
 		}
@@ -202,7 +202,7 @@ func TestHandler_Call(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			resp := f.call(t, tt.subject, workertest.Encode(t, tt.build(t)))
+			resp := f.call(t, tt.subject, workertest.Wire(t, tt.build(t)))
 			if got := workertest.Code(resp); got != tt.want {
 				t.Errorf("code = %q (%+v), want %q", got, resp.Error, tt.want)
 			}
@@ -215,13 +215,13 @@ func TestHandler_Call(t *testing.T) {
 	t.Run("tampered ciphertext", func(t *testing.T) {
 		req := f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply)
 		req.Token.Ciphertext[0] ^= 1
-		if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req))); got != contracts.CodeSealInvalid {
+		if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), workertest.Wire(t, req))); got != contracts.CodeSealInvalid {
 			t.Errorf("code = %q, want seal_invalid", got)
 		}
 	})
 
 	t.Run("replayed", func(t *testing.T) {
-		data := workertest.Encode(t, f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply))
+		data := workertest.Wire(t, f.keys.Request(t, workertest.Call{Server: "demo", Tool: "whoami", Token: token}, reply))
 		if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), data)); got != "" {
 			t.Fatalf("first use: code = %q", got)
 		}
@@ -231,10 +231,24 @@ func TestHandler_Call(t *testing.T) {
 		}
 	})
 
+	t.Run("body edited or header moved on the bus", func(t *testing.T) {
+		w := workertest.Wire(t, f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"a"}`, Token: token}, reply))
+		other := workertest.Wire(t, f.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"b"}`, Token: token}, reply))
+		for name, tampered := range map[string]contracts.Wire{
+			"edited body":                  {Header: w.Header, Body: []byte(`{"text":"A"}`)},
+			"re-encoded body":              {Header: w.Header, Body: []byte(`{"text": "a"}`)},
+			"header moved to another body": {Header: w.Header, Body: other.Body},
+		} {
+			if resp := f.call(t, contracts.CallSubject("demo"), tampered); workertest.Code(resp) != contracts.CodeSealInvalid {
+				t.Errorf("%s: %+v, want seal_invalid", name, resp.Error)
+			}
+		}
+	})
+
 	t.Run("auth none never opens the token", func(t *testing.T) {
 		// Sealed to a key this worker does not hold: opening would fail.
 		req := workertest.NewKeys(t).Request(t, workertest.Call{Server: "open", Tool: demoserver.ToolWhoami, Token: token}, reply)
-		resp := f.call(t, contracts.CallSubject("open"), workertest.Encode(t, req))
+		resp := f.call(t, contracts.CallSubject("open"), workertest.Wire(t, req))
 		if resp.Error != nil {
 			t.Fatalf("error %+v", resp.Error)
 		}
@@ -244,10 +258,15 @@ func TestHandler_Call(t *testing.T) {
 	})
 
 	t.Run("malformed", func(t *testing.T) {
-		if out := f.serve(t, handler.CallOp, contracts.CallSubject("demo"), []byte(`{"type":`)); out != nil {
-			t.Errorf("reply to a message without request id: %s", out)
+		if out, ok := f.serve(t, handler.CallOp, contracts.CallSubject("demo"), contracts.Wire{Header: `{"type":`}); ok {
+			t.Errorf("reply to a message without request id: %+v", out)
 		}
-		resp := f.call(t, contracts.CallSubject("demo"), []byte(`{"type":"toolbus.call.request.v1","request_id":"r1","server":"demo"}`))
+		// No header: a v1 message in the body is not read.
+		v1 := []byte(`{"type":"toolbus.call.request.v1","request_id":"r1","server":"demo","tool":"whoami","timeout_ms":1000}`)
+		if out, ok := f.serve(t, handler.CallOp, contracts.CallSubject("demo"), contracts.Wire{Body: v1}); ok {
+			t.Errorf("reply to a message without header: %+v", out)
+		}
+		resp := f.call(t, contracts.CallSubject("demo"), contracts.Wire{Header: `{"type":"toolbus.call.request.v2","request_id":"r1","server":"demo"}`})
 		if workertest.Code(resp) != contracts.CodeInvalidRequest || resp.RequestID != "r1" {
 			t.Errorf("reply %+v, want invalid_request for r1", resp)
 		}
@@ -285,11 +304,7 @@ func TestHandler_List(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
 	req := f.keys.ListRequest(t, "demo", "Bearer x", reply)
-	out := f.serve(t, handler.ListOp, contracts.ListSubject("demo"), workertest.Encode(t, req))
-	resp, err := contracts.DecodeListResponse(out)
-	if err != nil {
-		t.Fatalf("reply %s: %v", out, err)
-	}
+	resp := answer(t, f, handler.ListOp, contracts.ListSubject("demo"), workertest.Wire(t, req), contracts.DecodeListResponse)
 	if resp.Error != nil {
 		t.Fatalf("error %+v", resp.Error)
 	}
@@ -309,7 +324,7 @@ func TestHandler_List(t *testing.T) {
 	// Replayed on the call subject: a list seal does not open a call.
 	call := &contracts.CallRequest{RequestHeader: req.RequestHeader, Tool: "whoami"}
 	call.Type, call.TimeoutMS = contracts.TypeCallRequest, 1000
-	if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, call))); got != contracts.CodeSealInvalid {
+	if got := workertest.Code(f.call(t, contracts.CallSubject("demo"), workertest.Wire(t, call))); got != contracts.CodeSealInvalid {
 		t.Errorf("list seal used for a call: code = %q, want seal_invalid", got)
 	}
 }
@@ -319,20 +334,29 @@ func TestRequest_Encode(t *testing.T) {
 	e := contracts.NewError(contracts.CodeOverloaded, "busy")
 	// Refused before it is handled: the request id of a message that does
 	// not validate is still answered.
-	in := handler.CallOp.Decode(contracts.CallSubject("demo"), reply, []byte(`{"request_id":"r9","type":"x","timeout_ms":"soon"}`))
+	in := handler.CallOp.Decode(contracts.CallSubject("demo"), reply, contracts.Wire{Header: `{"request_id":"r9","type":"x","timeout_ms":"soon"}`})
 	if in.Err == nil {
 		t.Fatal("an invalid message decoded")
 	}
-	out := in.Encode(nil, e)
+	out, ok := in.Encode(nil, e)
 	resp, err := contracts.DecodeCallResponse(out)
-	if err != nil || resp.RequestID != "r9" || resp.Error.Code != contracts.CodeOverloaded || !resp.Error.Retryable {
-		t.Errorf("Encode = %s, %v", out, err)
+	if !ok || err != nil || resp.RequestID != "r9" || resp.Error.Code != contracts.CodeOverloaded || !resp.Error.Retryable || len(out.Body) != 0 {
+		t.Errorf("Encode = %+v, %v", out, err)
 	}
-	if out := handler.ListOp.Decode(contracts.ListSubject("demo"), reply, []byte(`nope`)).Encode(nil, e); out != nil {
-		t.Errorf("a reply without request id: %s", out)
+	if out, ok := handler.ListOp.Decode(contracts.ListSubject("demo"), reply, contracts.Wire{Header: `nope`}).Encode(nil, e); ok {
+		t.Errorf("a reply without request id: %+v", out)
 	}
-	in = handler.RPCOp.Decode(contracts.RPCSubject("demo"), reply, []byte(`{"request_id":"r8"}`))
-	if out := in.Encode(json.RawMessage(`{"not json`), nil); !strings.Contains(string(out), string(contracts.CodeUpstreamError)) {
-		t.Errorf("an answer that does not encode: %s, want upstream_error", out)
+	// The result is the body as the upstream gave it, byte for byte (the
+	// bus never re-encodes it); the header carries the rest.
+	in = handler.RPCOp.Decode(contracts.RPCSubject("demo"), reply, contracts.Wire{Header: `{"request_id":"r8"}`})
+	result := json.RawMessage("{ \"contents\" : [ ] ,\n \"x\": \"<&>\" }")
+	out, ok = in.Encode(result, nil)
+	if r, err := contracts.DecodeRPCResponse(out); !ok || err != nil || string(out.Body) != string(result) || string(r.Result) != string(result) {
+		t.Errorf("Encode(result) = %+v, %v", out, err)
+	}
+	// An error too long for the reply header is replaced, never dropped.
+	out, ok = in.Encode(nil, contracts.NewError(contracts.CodeUpstreamError, "%s", strings.Repeat("x", contracts.MaxHeaderValue)))
+	if r, err := contracts.DecodeRPCResponse(out); !ok || err != nil || r.Error.Code != contracts.CodeInternal {
+		t.Errorf("Encode(huge error) = %+v, %v", out, err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 func (f *fixture) rpc(t *testing.T, subject string, req *contracts.RPCRequest) *contracts.RPCResponse {
 	t.Helper()
-	return answer(t, f, handler.RPCOp, subject, workertest.Encode(t, req), contracts.DecodeRPCResponse)
+	return answer(t, f, handler.RPCOp, subject, workertest.Wire(t, req), contracts.DecodeRPCResponse)
 }
 
 func TestHandler_RPC(t *testing.T) {
@@ -79,10 +79,10 @@ func TestHandler_RPC(t *testing.T) {
 	t.Run("a method that is not relayed", func(t *testing.T) {
 		req := f.keys.RPCRequest(t, "demo", "ping", "", "", reply)
 		req.Method = "tools/call"
-		out := f.serve(t, handler.RPCOp, subject, workertest.Encode(t, req))
+		out, _ := f.serve(t, handler.RPCOp, subject, workertest.Wire(t, req))
 		resp, err := contracts.DecodeRPCResponse(out)
 		if err != nil || resp.Error == nil || resp.Error.Code != contracts.CodeInvalidRequest {
-			t.Fatalf("got %s (%v), want invalid_request", out, err)
+			t.Fatalf("got %+v (%v), want invalid_request", out, err)
 		}
 	})
 }
@@ -127,7 +127,7 @@ func TestHandler_CallEvents(t *testing.T) {
 	t.Parallel()
 	f := newEventsFixture(t)
 	req := f.callWithEvents(t, 200, "_INBOX.ingress.ev.1")
-	if resp := f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req)); resp.Error != nil {
+	if resp := f.call(t, contracts.CallSubject("demo"), workertest.Wire(t, req)); resp.Error != nil {
 		t.Fatalf("call: %+v", resp.Error)
 	}
 	var progress, logs int
@@ -152,7 +152,7 @@ func TestHandler_CallEvents(t *testing.T) {
 	t.Run("never onto a toolbus subject", func(t *testing.T) {
 		for _, subject := range []string{contracts.CancelSubject("x"), "_INBOX.*", "_INBOX.>"} {
 			req := f.callWithEvents(t, 50, subject)
-			if resp := f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req)); resp.Error != nil {
+			if resp := f.call(t, contracts.CallSubject("demo"), workertest.Wire(t, req)); resp.Error != nil {
 				t.Fatalf("call: %+v", resp.Error)
 			}
 			if got := f.of(subject); len(got) > 0 {
@@ -167,7 +167,7 @@ func TestHandler_Cancel(t *testing.T) {
 	f := newEventsFixture(t)
 	req := f.callWithEvents(t, 20000, "")
 	done := make(chan *contracts.CallResponse, 1)
-	go func() { done <- f.call(t, contracts.CallSubject("demo"), workertest.Encode(t, req)) }()
+	go func() { done <- f.call(t, contracts.CallSubject("demo"), workertest.Wire(t, req)) }()
 	contractstest.Eventually(t, "the call to run", func() bool { return f.h.Running() == 1 })
 	if f.h.Cancel("someone-else") {
 		t.Fatal("cancelled a call that does not run here")

@@ -872,7 +872,7 @@ func TestJobs_WaitingForASlot(t *testing.T) {
 				t.Fatal(err)
 			}
 			call := e.keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":2500}`}, inbox)
-			if err := e.nc.PublishRequest(contracts.CallSubject("demo"), inbox, workertest.Encode(t, call)); err != nil {
+			if err := e.nc.PublishMsg(workertest.Msg(t, contracts.CallSubject("demo"), inbox, call)); err != nil {
 				t.Fatal(err)
 			}
 			contractstest.Eventually(t, "the synchronous call", func() bool { return e.up.Stats().Running == 1 })
@@ -914,7 +914,7 @@ func TestJobs_WaitingForASlot(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if resp, err := contracts.DecodeCallResponse(m.Data); err != nil || resp.Error != nil {
+			if resp, err := contracts.DecodeCallResponse(workertest.ReplyOf(m)); err != nil || resp.Error != nil {
 				t.Errorf("synchronous call: %s %v", m.Data, err)
 			}
 			if s := e.up.Stats(); !stop && s.MaxRunning != 1 {

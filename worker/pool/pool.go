@@ -413,7 +413,9 @@ type limiter struct {
 // upstream. Each request's message is decoded once, where it is first
 // needed: by the goroutine that runs it, or by the callback that refuses it.
 func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHandler {
-	decode := func(m *nats.Msg) *handler.Request { return op.Decode(m.Subject, m.Reply, m.Data) }
+	decode := func(m *nats.Msg) *handler.Request {
+		return op.Decode(m.Subject, m.Reply, contracts.Wire{Header: contracts.HeaderValue(m.Header[contracts.HeaderRequest]), Body: m.Data})
+	}
 	overloaded := func(in *handler.Request, e *contracts.Error, reason string) {
 		lim.overloaded.Add(1)
 		p.metrics.Overloaded(server, reason)
@@ -448,13 +450,23 @@ func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHan
 		// worker's span and the wait for a slot (telemetry.go).
 		rt := p.startRequest(p.callCtx, m)
 		run := func(ctx context.Context, in *handler.Request) {
-			defer p.release(lim)
 			defer rt.end()
+			// The slot is free again before the reply goes out, so a caller
+			// holding its answer never finds its own call still in the slot.
+			held := true
+			release := func() {
+				if held {
+					held = false
+					p.release(lim)
+				}
+			}
+			defer release()
 			p.waited(&rt, server)
 			probe := false
 			if lim.breaker != nil {
 				ok, isProbe, left := lim.breaker.admit()
 				if !ok {
+					release()
 					circuitOpen(in, left)
 					return
 				}
@@ -465,6 +477,7 @@ func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHan
 				hdr := in.Msg.Header()
 				p.breakerDone(server, lim.breaker, probe, outcomeOf(e, in.Budget() >= lim.timeout), hdr.KeyID)
 			}
+			release()
 			p.respond(in, payload, e)
 			telemetry.Step(ctx, telemetry.StepReplyPublished)
 		}
@@ -602,24 +615,32 @@ func (p *Pool) release(lim *limiter) {
 	<-lim.slots
 }
 
-// respond publishes the reply to in: payload, or e when set; nothing when
-// in has no request id to answer to. A reply larger than the connection's
-// maximum payload is replaced by an error, so the caller is not left
-// waiting.
+// respond publishes the reply to in (wire format v2: its header, and
+// payload as the body, unchanged), or e when set; nothing when in has no
+// request id to answer to. A reply larger than the connection's maximum
+// payload is replaced by an error, so the caller is not left waiting.
 func (p *Pool) respond(in *handler.Request, payload json.RawMessage, e *contracts.Error) {
-	resp := in.Encode(payload, e)
-	if resp == nil {
+	w, ok := in.Encode(payload, e)
+	if !ok {
 		return
 	}
-	if limit := p.nc.MaxPayload(); limit > 0 && int64(len(resp)) > limit {
-		p.log.Warn().Int("bytes", len(resp)).Int64("max_payload", limit).Msg("reply over the NATS max payload")
-		resp = in.Encode(nil, contracts.NewError(contracts.CodeUpstreamError,
-			"the result (%d bytes) exceeds the bus's maximum message size (%d bytes)", len(resp), limit))
-	}
 	// Publish on the connection: the subscription may be drained by now.
-	if err := p.nc.Publish(in.Reply, resp); err != nil {
+	err := p.nc.PublishMsg(replyMsg(in.Reply, w))
+	if errors.Is(err, nats.ErrMaxPayload) {
+		size, limit := len(w.Body)+len(w.Header), p.nc.MaxPayload()
+		p.log.Warn().Int("bytes", size).Int64("max_payload", limit).Msg("reply over the NATS max payload")
+		w, _ = in.Encode(nil, contracts.NewError(contracts.CodeUpstreamError,
+			"the result (%d bytes) exceeds the bus's maximum message size (%d bytes)", size, limit))
+		err = p.nc.PublishMsg(replyMsg(in.Reply, w))
+	}
+	if err != nil {
 		p.log.Warn().Str("error", err.Error()).Msg("reply not sent")
 	}
+}
+
+// replyMsg is the NATS message of reply w to subject.
+func replyMsg(subject string, w contracts.Wire) *nats.Msg {
+	return &nats.Msg{Subject: subject, Header: nats.Header{contracts.HeaderReply: {w.Header}}, Data: w.Body}
 }
 
 // Stop shuts the pool down, in these phases:

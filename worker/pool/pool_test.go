@@ -79,7 +79,7 @@ func (e *env) send(t *testing.T, c workertest.Call, subject string, mutate func(
 	if subject == "" {
 		subject = contracts.CallSubject(c.Server)
 	}
-	if err := e.nc.PublishRequest(subject, inbox, workertest.Encode(t, req)); err != nil {
+	if err := e.nc.PublishMsg(workertest.Msg(t, subject, inbox, req)); err != nil {
 		t.Fatal(err)
 	}
 	return pending{req: req, sub: sub}
@@ -94,7 +94,7 @@ func (p pending) wait(t *testing.T) *contracts.CallResponse {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		t.Fatalf("no responders for %s", p.req.RequestID)
 	}
-	resp, err := contracts.DecodeCallResponse(m.Data)
+	resp, err := contracts.DecodeCallResponse(workertest.ReplyOf(m))
 	if err != nil {
 		t.Fatalf("reply %q: %v", m.Data, err)
 	}
@@ -136,6 +136,13 @@ func TestPool_RoundTrip(t *testing.T) {
 		t.Errorf("whoami = %q, want %q", got, token)
 	}
 
+	// A result larger than the bus's maximum payload (1 MiB by default)
+	// is answered with an error, not left to time out.
+	big := e.call(t, workertest.Call{Server: "demo", Tool: demoserver.ToolBig, Args: fmt.Sprintf(`{"bytes":%d}`, e.nc.MaxPayload()), Token: token})
+	if workertest.Code(big) != contracts.CodeUpstreamError || !strings.Contains(big.Error.Message, "maximum message size") {
+		t.Errorf("a result over the max payload: %+v", big.Error)
+	}
+
 	// tools/list
 	inbox := nats.NewInbox()
 	sub, err := e.nc.SubscribeSync(inbox)
@@ -143,14 +150,14 @@ func TestPool_RoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := e.keys.ListRequest(t, "demo", token, inbox)
-	if err := e.nc.PublishRequest(contracts.ListSubject("demo"), inbox, workertest.Encode(t, list)); err != nil {
+	if err := e.nc.PublishMsg(workertest.Msg(t, contracts.ListSubject("demo"), inbox, list)); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lresp, err := contracts.DecodeListResponse(m.Data)
+	lresp, err := contracts.DecodeListResponse(workertest.ReplyOf(m))
 	if err != nil || lresp.Error != nil || lresp.RequestID != list.RequestID {
 		t.Fatalf("list reply %s: %v", m.Data, err)
 	}
@@ -202,7 +209,7 @@ func TestPool_Seal(t *testing.T) {
 			t.Fatalf("first use: %+v", resp.Error)
 		}
 		// The same bytes again, to the same reply subject.
-		if err := e.nc.PublishRequest(contracts.CallSubject("demo"), p.sub.Subject, workertest.Encode(t, p.req)); err != nil {
+		if err := e.nc.PublishMsg(workertest.Msg(t, contracts.CallSubject("demo"), p.sub.Subject, p.req)); err != nil {
 			t.Fatal(err)
 		}
 		if resp := p.wait(t); workertest.Code(resp) != contracts.CodeSealInvalid {
@@ -285,7 +292,8 @@ func TestPool_StopDrains(t *testing.T) {
 	// New requests find no worker once the subscriptions are drained (a
 	// probe that still reaches it gets invalid_request at once).
 	contractstest.Eventually(t, "no responders", func() bool {
-		_, err := e.nc.Request(contracts.CallSubject("demo"), []byte(`{"request_id":"probe"}`), time.Second)
+		probe := &nats.Msg{Subject: contracts.CallSubject("demo"), Header: nats.Header{contracts.HeaderRequest: {`{"request_id":"probe"}`}}}
+		_, err := e.nc.RequestMsg(probe, time.Second)
 		return errors.Is(err, nats.ErrNoResponders)
 	})
 	select {

@@ -244,7 +244,7 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := keys.Request(t, workertest.Call{Server: "demo", Tool: demoserver.ToolSlow, Args: `{"ms":600}`, Token: "Bearer u"}, inbox)
-	if err := client.PublishRequest(contracts.CallSubject("demo"), inbox, workertest.Encode(t, req)); err != nil {
+	if err := client.PublishMsg(workertest.Msg(t, contracts.CallSubject("demo"), inbox, req)); err != nil {
 		t.Fatal(err)
 	}
 	contractstest.Eventually(t, "the slow call to reach the upstream", func() bool { return workertest.UpstreamSawCall(demo) })
@@ -253,14 +253,15 @@ func TestPool_StopDrainsTheServiceConn(t *testing.T) {
 	go func() { stopped <- p.Stop(contractstest.Ctx(t)) }()
 	contractstest.Eventually(t, "pings and calls to find no responder", func() bool {
 		_, perr := client.Request(contracts.PingSubject, nil, time.Second)
-		_, cerr := client.Request(contracts.CallSubject("demo"), []byte(`{"request_id":"probe"}`), time.Second)
+		probe := &nats.Msg{Subject: contracts.CallSubject("demo"), Header: nats.Header{contracts.HeaderRequest: {`{"request_id":"probe"}`}}}
+		_, cerr := client.RequestMsg(probe, time.Second)
 		return errors.Is(perr, nats.ErrNoResponders) && errors.Is(cerr, nats.ErrNoResponders)
 	})
 	m, err := sub.NextMsgWithContext(contractstest.Ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp, err := contracts.DecodeCallResponse(m.Data); err != nil || resp.Error != nil {
+	if resp, err := contracts.DecodeCallResponse(workertest.ReplyOf(m)); err != nil || resp.Error != nil {
 		t.Fatalf("the in-flight call: %s %v", m.Data, err)
 	}
 	waitStopped(t, stopped)

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/contractstest"
@@ -147,7 +149,7 @@ func (k Keys) seal(t testing.TB, h *contracts.RequestHeader, token string, b con
 	h.Token, h.TokenFP = s, contracts.Fingerprint(token)
 }
 
-// Encode marshals v.
+// Encode marshals v: a v1 message (a job).
 func Encode(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -155,6 +157,29 @@ func Encode(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Wire encodes a synchronous request in wire format v2.
+func Wire(t testing.TB, req contracts.Request) contracts.Wire {
+	t.Helper()
+	w, err := contracts.EncodeRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// Msg is the NATS message of the synchronous request req on subject, with
+// reply subject reply (wire format v2: header and body).
+func Msg(t testing.TB, subject, reply string, req contracts.Request) *nats.Msg {
+	t.Helper()
+	w := Wire(t, req)
+	return &nats.Msg{Subject: subject, Reply: reply, Header: nats.Header{contracts.HeaderRequest: {w.Header}}, Data: w.Body}
+}
+
+// ReplyOf is the v2 reply in m: its header value and body.
+func ReplyOf(m *nats.Msg) contracts.Wire {
+	return contracts.Wire{Header: contracts.HeaderValue(m.Header[contracts.HeaderReply]), Body: m.Data}
 }
 
 // Code is the error code of a call's reply, "" for a result.
