@@ -404,7 +404,7 @@ func TestDecodeCallResponse_ExactlyOneOutcome(t *testing.T) {
 }
 
 func TestSubjects(t *testing.T) {
-	if got := CallSubject("jira"); got != "toolbus.v1.call.jira" {
+	if got := CallSubject("jira"); got != "toolbus.v2.call.jira" {
 		t.Fatalf("CallSubject = %q", got)
 	}
 	for _, bad := range []string{"", "a.b", "a b", "*", ">", strings.Repeat("x", 65), "ünï"} {
@@ -433,10 +433,10 @@ func TestParseSubject(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"", "toolbus.v1", "toolbus.v1.call", "toolbus.v1.call.", "toolbus.v1.call.a.b", "toolbus.v1.call.*",
-		"toolbus.v2.call.jira", "other.v1.call.jira", "toolbus.v1.ping", PingSubject, AllCallsSubject,
+		"", "toolbus.v1", "toolbus.v2", "toolbus.v1.call.jira", "toolbus.v2.jobs.jira.k", "toolbus.v2.call", "toolbus.v2.call.", "toolbus.v2.call.a.b", "toolbus.v2.call.*",
+		"toolbus.v3.call.jira", "other.v2.call.jira", "toolbus.v2.ping", PingSubject, AllCallsSubject,
 		"toolbus.v1.jobs.jira", "toolbus.v1.jobs.jira.*", "toolbus.v1.jobs.jira.a.b", CancelSubject("../x"),
-		"toolbus.v1.cancel.>", AnswerSubject("r", "n"), NotifySubject("jira", "s"),
+		"toolbus.v2.cancel.>", AnswerSubject("r", "n"), NotifySubject("jira", "s"),
 	} {
 		if got, ok := ParseSubject(bad); ok {
 			t.Errorf("ParseSubject(%q) = %+v, want refused", bad, got)

@@ -9,13 +9,21 @@ import (
 // Subject layout. All toolbus traffic lives below SubjectRoot so that one
 // permission (or one raw subscriber, in tests) covers it.
 const (
-	// SubjectRoot is the prefix of every toolbus subject.
-	SubjectRoot = "toolbus.v1"
+	// SubjectRoot is the prefix of every toolbus subject but the jobs'.
+	// It is toolbus.v2 since wire format v2 (docs/architecture.md): a
+	// process of an older release neither receives nor answers a newer
+	// one's messages — an older worker would read a v2 call's body, the
+	// caller's arguments, as a whole v1 request.
+	SubjectRoot = "toolbus.v2"
+	// JobsSubjectRoot is the prefix of the async jobs' subjects, which
+	// stay where the JetStream stream holds them across upgrades (job
+	// messages are still v1).
+	JobsSubjectRoot = "toolbus.v1"
 
 	callPrefix   = SubjectRoot + ".call."
 	rpcPrefix    = SubjectRoot + ".rpc."
 	listPrefix   = SubjectRoot + ".list."
-	jobsPrefix   = SubjectRoot + ".jobs."
+	jobsPrefix   = JobsSubjectRoot + ".jobs."
 	cancelPrefix = SubjectRoot + ".cancel."
 
 	answerPrefix      = SubjectRoot + ".answer."
@@ -324,6 +332,16 @@ type Subject struct {
 // an invalid server name or id, a wildcard. It does not allocate for a
 // plain server name (ValidServerName).
 func ParseSubject(subject string) (Subject, bool) {
+	if rest, ok := strings.CutPrefix(subject, jobsPrefix); ok {
+		s := Subject{Kind: SubjectJob}
+		var token string
+		token, s.KeyTag, ok = strings.Cut(rest, ".")
+		if !ok || !validToken(s.KeyTag) {
+			return Subject{}, false
+		}
+		s.Server, ok = ServerFromToken(token)
+		return s, ok
+	}
 	rest, ok := strings.CutPrefix(subject, SubjectRoot+".")
 	if !ok {
 		return Subject{}, false
@@ -333,14 +351,6 @@ func ParseSubject(subject string) (Subject, bool) {
 	switch s.Kind {
 	case SubjectCall, SubjectList, SubjectRPC, SubjectUnsubscribe:
 		s.Server, ok = ServerFromToken(rest)
-		return s, ok
-	case SubjectJob:
-		var token string
-		token, s.KeyTag, ok = strings.Cut(rest, ".")
-		if !ok || !validToken(s.KeyTag) {
-			return Subject{}, false
-		}
-		s.Server, ok = ServerFromToken(token)
 		return s, ok
 	case SubjectCancel:
 		s.ID = rest

@@ -450,7 +450,7 @@ func testCallsSpread(t *testing.T, sh *scaleShared) {
 		for _, ep := range w.Endpoints {
 			if ep.Name == "call_demo" {
 				served = ep.Requests
-				if ep.QueueGroup != "toolbus-workers" || ep.Subject != "toolbus.v1.call.demo" {
+				if ep.QueueGroup != "toolbus-workers" || ep.Subject != "toolbus.v2.call.demo" {
 					t.Errorf("endpoint %+v", ep)
 				}
 			}

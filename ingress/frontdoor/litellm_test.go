@@ -212,7 +212,7 @@ func TestLiteLLM_PerServerNames(t *testing.T) {
 			t.Errorf("a subject below deepwiki: %s", m.Subject)
 		}
 	}
-	if contracts.CallSubject("deepwiki.mcp") != "toolbus.v1.call.__deepwiki_2emcp" || escaped == 0 {
+	if contracts.CallSubject("deepwiki.mcp") != "toolbus.v2.call.__deepwiki_2emcp" || escaped == 0 {
 		t.Errorf("no call on %s among %d messages", contracts.CallSubject("deepwiki.mcp"), g.Bus.Count())
 	}
 

@@ -80,7 +80,7 @@ func TestAdmission(t *testing.T) {
 			ep := e.(map[string]any)
 			if ep["name"] == "call_demo" {
 				served = ep["requests"].(float64)
-				if ep["queue_group"] != "toolbus-workers" || ep["subject"] != "toolbus.v1.call.demo" {
+				if ep["queue_group"] != "toolbus-workers" || ep["subject"] != "toolbus.v2.call.demo" {
 					t.Errorf("endpoint %v", ep)
 				}
 			}

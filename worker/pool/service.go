@@ -71,7 +71,7 @@ func (p *Pool) serviceConfig() micro.Config {
 }
 
 // endpointName names the endpoint of a toolbus subject: "call_jira" for
-// toolbus.v1.call.jira.
+// toolbus.v2.call.jira.
 func endpointName(subject string) string {
 	name := strings.TrimPrefix(subject, contracts.SubjectRoot+".")
 	return strings.ReplaceAll(name, ".", "_")
