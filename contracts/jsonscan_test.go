@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // jsonCases are texts json.Valid accepts and refuses, around every rule.
@@ -295,27 +297,11 @@ func FuzzScanJSON(f *testing.F) {
 	})
 }
 
-// realisticArguments is about size bytes of tool arguments: text with
-// escapes and non-ASCII, numbers, nesting.
-func realisticArguments(size int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"title":"Quarterly report","dry_run":false,"items":[`)
-	for i := 0; b.Len() < size; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"id":%d,"score":%d.%03de-2,"tags":["alpha","beta\u00e9"],"text":"Line %d of the body: \"quoted\", a tab\tand a newline\n, naïve café, path C:\\tmp\\x; %s","meta":{"ok":true,"ref":null}}`,
-			i, i*7, i%1000, i, strings.Repeat("lorem ipsum dolor sit amet ", 6))
-	}
-	b.WriteString(`]}`)
-	return b.Bytes()
-}
-
 // BenchmarkScanJSON compares the one pass with encoding/json's two (Valid;
 // Unmarshal into json.RawMessage, which validates and then copies) on 1 MiB
 // of arguments in a tools/call body.
 func BenchmarkScanJSON(b *testing.B) {
-	body := []byte(`{"name":"jira-create_issue","timeout_seconds":30,"arguments":` + string(realisticArguments(1<<20)) + `}`)
+	body := []byte(`{"name":"jira-create_issue","timeout_seconds":30,"arguments":` + string(contractstest.RealisticArguments(1<<20)) + `}`)
 	want := NewJSONWant("arguments")
 	b.Run("ScanJSON", func(b *testing.B) {
 		b.ReportAllocs()

@@ -1,10 +1,9 @@
 package httpapi
 
 import (
-	"bytes"
-	"fmt"
-	"strings"
 	"testing"
+
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 // BenchmarkDecodeCallBody is the ingress's per-call request validation.
@@ -23,7 +22,7 @@ func BenchmarkDecodeCallBody(b *testing.B) {
 // body's one pass, which also checks the numbers of the arguments for the
 // front door (frontdoor.CallInput.Scanned).
 func BenchmarkDecodeCallBody_1MiB(b *testing.B) {
-	body := []byte(`{"name":"jira-create_issue","arguments":` + string(realisticArguments(1<<20)) + `,"timeout_seconds":30}`)
+	body := []byte(`{"name":"jira-create_issue","arguments":` + string(contractstest.RealisticArguments(1<<20)) + `,"timeout_seconds":30}`)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
@@ -35,20 +34,4 @@ func BenchmarkDecodeCallBody_1MiB(b *testing.B) {
 			b.Fatal("the arguments' numbers are not checked")
 		}
 	}
-}
-
-// realisticArguments is about size bytes of tool arguments: text with
-// escapes and non-ASCII, numbers, nesting.
-func realisticArguments(size int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"title":"Quarterly report","dry_run":false,"items":[`)
-	for i := 0; b.Len() < size; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"id":%d,"score":%d.%03de-2,"tags":["alpha","beta\u00e9"],"text":"Line %d of the body: \"quoted\", a tab\tand a newline\n, naïve café, path C:\\tmp\\x; %s","meta":{"ok":true,"ref":null}}`,
-			i, i*7, i%1000, i, strings.Repeat("lorem ipsum dolor sit amet ", 6))
-	}
-	b.WriteString(`]}`)
-	return b.Bytes()
 }

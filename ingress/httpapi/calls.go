@@ -81,6 +81,12 @@ func decodeCallBody(data []byte) (*callBody, *contracts.Error) {
 			fields["arguments"] = b.Scanned.Value
 		}
 	}
+	return callBodyFrom(fields, &b)
+}
+
+// callBodyFrom fills b from the body's top-level members (the arguments'
+// value as scanned, when b.Scanned is set): the checks of every field.
+func callBodyFrom(fields map[string]json.RawMessage, b *callBody) (*callBody, *contracts.Error) {
 	raw, ok := fields["name"]
 	if !ok {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name is required")
@@ -116,7 +122,7 @@ func decodeCallBody(data []byte) (*callBody, *contracts.Error) {
 		}
 		b.Timeout = time.Duration(secs * float64(time.Second))
 	}
-	return &b, nil
+	return b, nil
 }
 
 // callPlan is a validated, resolved call, ready to run now or as a job.

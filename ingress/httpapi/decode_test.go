@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/ingress/frontdoor"
@@ -19,43 +18,7 @@ func decodeCallBodyOracle(data []byte) (*callBody, *contracts.Error) {
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the body must be a JSON object")
 	}
-	var b callBody
-	raw, ok := fields["name"]
-	if !ok {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name is required")
-	}
-	if json.Unmarshal(raw, &b.Name) != nil {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name must be a string")
-	}
-	if b.Name == "" || len(b.Name) > maxToolNameLen {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name must be 1 to %d characters", maxToolNameLen)
-	}
-	switch raw := bytes.TrimSpace(fields["arguments"]); {
-	case len(raw) == 0 || string(raw) == "null":
-		b.Arguments = json.RawMessage("{}")
-	case raw[0] == '{':
-		b.Arguments = raw
-	default:
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field arguments must be an object")
-	}
-	for _, name := range []string{"server_id", "server_name"} {
-		raw, ok := fields[name]
-		if !ok || string(raw) == "null" {
-			continue
-		}
-		if json.Unmarshal(raw, &b.Server) != nil {
-			return nil, contracts.NewError(contracts.CodeInvalidRequest, "field %s must be a string", name)
-		}
-		break
-	}
-	if raw, ok := fields["timeout_seconds"]; ok && string(raw) != "null" {
-		var secs float64
-		if json.Unmarshal(raw, &secs) != nil || secs <= 0 {
-			return nil, contracts.NewError(contracts.CodeInvalidRequest, "field timeout_seconds must be a positive number")
-		}
-		b.Timeout = time.Duration(secs * float64(time.Second))
-	}
-	return &b, nil
+	return callBodyFrom(fields, &callBody{})
 }
 
 var callBodies = []string{

@@ -3,11 +3,12 @@ package mcpserver
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
 var clientMessages = []string{
@@ -144,26 +145,10 @@ func TestWriteEvent_OneDataLine(t *testing.T) {
 	}
 }
 
-// bigArguments is about size bytes of tool arguments: text with escapes
-// and non-ASCII, numbers, nesting.
-func bigArguments(size int) []byte {
-	var b bytes.Buffer
-	b.WriteString(`{"title":"Quarterly report","dry_run":false,"items":[`)
-	for i := 0; b.Len() < size; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"id":%d,"score":%d.%03de-2,"tags":["alpha","beta\u00e9"],"text":"Line %d of the body: \"quoted\", a tab\tand a newline\n, naïve café, path C:\\tmp\\x; %s","meta":{"ok":true,"ref":null}}`,
-			i, i*7, i%1000, i, strings.Repeat("lorem ipsum dolor sit amet ", 6))
-	}
-	b.WriteString(`]}`)
-	return b.Bytes()
-}
-
 // BenchmarkParseToolCall_1MiB is a tools/call with 1 MiB of arguments up to
 // the front door: the message, its params, the arguments' numbers.
 func BenchmarkParseToolCall_1MiB(b *testing.B) {
-	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo-echo","arguments":` + string(bigArguments(1<<20)) + `}}`)
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo-echo","arguments":` + string(contractstest.RealisticArguments(1<<20)) + `}}`)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
@@ -181,7 +166,7 @@ func BenchmarkParseToolCall_1MiB(b *testing.B) {
 
 // BenchmarkEncodeResponse_1MiB is the response around a 1 MiB result.
 func BenchmarkEncodeResponse_1MiB(b *testing.B) {
-	result := []byte(`{"content":[{"type":"text","text":` + strconv.Quote(string(bigArguments(1<<20))) + `}],"isError":false}`)
+	result := []byte(`{"content":[{"type":"text","text":` + strconv.Quote(string(contractstest.RealisticArguments(1<<20))) + `}],"isError":false}`)
 	id := json.RawMessage(`1`)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(result)))
