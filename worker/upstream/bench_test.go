@@ -1,8 +1,11 @@
 package upstream_test
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -85,4 +88,61 @@ func BenchmarkCallTool_NewUserEachCall_Stateless(b *testing.B) {
 // 2026-07-28 revision (protocol_version latest).
 func BenchmarkCallTool_NewUserEachCall_Latest(b *testing.B) {
 	benchCallsWith(b, false, config.ProtocolLatest, []byte(`{"text":"hello"}`), func(i int) string { return "Bearer user-" + strconv.Itoa(i) })
+}
+
+// BenchmarkCallTool_1MiBArguments: one user, 1 MiB of arguments (and so of
+// result), on the session-based revision, whose tools/call takes the one
+// JSON pass per side path (fastcall.go). The demo server's own work (mcp-go
+// decodes the request and encodes the result) is counted too.
+func BenchmarkCallTool_1MiBArguments(b *testing.B) {
+	args := []byte(`{"text":"` + strings.Repeat("x", 1<<20) + `"}`)
+	benchCallsWith(b, false, config.DefaultUpstreamProtocol, args, func(int) string { return "Bearer warm" })
+}
+
+// BenchmarkCallTool_1MiBCannedAnswer: the worker's side of a 1 MiB echo on
+// the session-based revision alone: the server reads the request without
+// decoding it and writes a prepared answer of the same size.
+func BenchmarkCallTool_1MiBCannedAnswer(b *testing.B) {
+	args := []byte(`{"text":"` + strings.Repeat("x", 1<<20) + `"}`)
+	result := []byte(`{"content":[{"type":"text","text":"` + strings.Repeat("x", 1<<20) + `"}]}`)
+	h, err := demoserver.NewHandler(demoserver.Options{}, demoserver.TransportHTTP)
+	if err != nil {
+		b.Fatal(err)
+	}
+	idKey := []byte(`"id":`)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.ContentLength > 1<<20 {
+			body, _ := io.ReadAll(r.Body)
+			// The id is the request's second member: "toolbus-N".
+			i := bytes.Index(body, idKey) + len(idKey)
+			j := i + bytes.IndexByte(body[i+1:], '"') + 2
+			w.Header().Set("Content-Type", "application/json")
+			answer := make([]byte, 0, len(result)+64)
+			answer = append(answer, `{"jsonrpc":"2.0","id":`...)
+			answer = append(append(answer, body[i:j]...), `,"result":`...)
+			answer = append(append(answer, result...), '}')
+			_, _ = w.Write(answer)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	b.Cleanup(func() { ts.Close(); h.Close(context.Background()) })
+	srv := httpServer("canned", config.TransportHTTP, ts.URL+demoserver.PathMCP)
+	srv.ProtocolVersion = config.DefaultUpstreamProtocol
+	p := upstream.New(upstream.Options{})
+	b.Cleanup(func() { _ = p.Close() })
+	ctx := context.Background()
+	call := func() {
+		raw, err := p.CallTool(ctx, srv, contracts.NewToken("Bearer warm"), demoserver.ToolEcho, args)
+		if err != nil || len(raw) != len(result) {
+			b.Fatalf("%d bytes, %v", len(raw), err)
+		}
+	}
+	call()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(args)))
+	b.ResetTimer()
+	for range b.N {
+		call()
+	}
 }

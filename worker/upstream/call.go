@@ -84,39 +84,51 @@ var rawCallSeq atomic.Uint64
 // 2025-11-25 session the client adds nothing else to the request. The
 // transport still carries the session, the credential, the progress and
 // log notifications and the upstream's requests to the client, and an
-// ended context still aborts the request. The params go as raw JSON (see
-// callParams), so the arguments are read once when the request is encoded
-// rather than three times.
+// ended context still aborts the request. The params are spliced into the
+// request by the pool's RoundTripper, and a JSON answer is read there in
+// one pass (fastcall.go), so the arguments and the result are each scanned
+// once.
 func callRaw(ctx context.Context, e *entry, tool string, args json.RawMessage, progressToken string) (json.RawMessage, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, transport.NewError(err)
 	}
-	resp, err := e.c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+	fc, req, err := newFastCall(transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId("toolbus-" + strconv.FormatUint(rawCallSeq.Add(1), 10)),
 		Method:  string(mcp.MethodToolsCall),
-		Params:  callParams(tool, args, progressToken),
-	})
+	}, tool, args, progressToken)
+	if err != nil {
+		return nil, transport.NewError(err)
+	}
+	resp, err := e.c.GetTransport().SendRequest(withFastCall(ctx, fc), req)
 	if err != nil {
 		return nil, transport.NewError(err)
 	}
 	if resp.Error != nil {
 		return nil, resp.Error.AsError()
 	}
-	if result := bytes.TrimSpace(resp.Result); len(result) == 0 || result[0] != '{' {
+	if !fc.sent {
+		// The transport answered without sending it: never the case.
+		return nil, errors.New("the tools/call request was not sent")
+	}
+	result := resp.Result
+	if fc.result != nil {
+		// The answer was read in one pass (fastcall.go): resp has {}.
+		result = fc.result
+	}
+	if trimmed := bytes.TrimSpace(result); len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, errors.New("the tools/call result is not a JSON object")
 	}
-	return resp.Result, nil
+	return result, nil
 }
 
-// callParams is the params object of a tools/call, as mcp-go's
+// appendCallParams appends the params object of a tools/call, as mcp-go's
 // CallToolParams encodes it (name, arguments when there are any, the
 // progress token in _meta when there is one), built around the arguments'
-// bytes. Encoding the request still checks them (a json.RawMessage is
-// compacted into the request), once; CallToolParams would have them checked
+// bytes, to b. The arguments go in as they are (fastcall.go checks them
+// once, with contracts.ScanJSON); CallToolParams would have them checked
 // three times, and copied as often.
-func callParams(tool string, args json.RawMessage, progressToken string) json.RawMessage {
-	b := make([]byte, 0, len(tool)+len(args)+len(progressToken)+64)
+func appendCallParams(b []byte, tool string, args json.RawMessage, progressToken string) []byte {
 	b = append(b, `{"name":`...)
 	b = appendJSONString(b, tool)
 	if len(args) > 0 {

@@ -10,7 +10,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// callParams encodes what mcp-go's CallToolParams would, byte for byte
+// appendCallParams encodes what mcp-go's CallToolParams would, byte for byte
 // once the request is encoded (a json.RawMessage is compacted into it).
 func TestCallParams_AsMCPGoEncodesThem(t *testing.T) {
 	cases := []struct {
@@ -35,7 +35,7 @@ func TestCallParams_AsMCPGoEncodesThem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := json.Marshal(map[string]any{"params": callParams(c.tool, json.RawMessage(c.args), c.progress)})
+		got, err := json.Marshal(map[string]any{"params": json.RawMessage(appendCallParams(nil, c.tool, json.RawMessage(c.args), c.progress))})
 		if err != nil {
 			t.Fatalf("%+v: %v", c, err)
 		}
@@ -44,13 +44,13 @@ func TestCallParams_AsMCPGoEncodesThem(t *testing.T) {
 		}
 	}
 	// Arguments that are not JSON fail the request's encoding, as before.
-	if _, err := json.Marshal(map[string]any{"params": callParams("echo", json.RawMessage(`{"a":`), "")}); err == nil {
+	if _, err := json.Marshal(map[string]any{"params": json.RawMessage(appendCallParams(nil, "echo", json.RawMessage(`{"a":`), ""))}); err == nil {
 		t.Error("invalid arguments encoded")
 	}
 }
 
 // The request encoding of a tools/call with 64 KiB of arguments, as
-// mcp-go's CallToolParams and as callParams.
+// mcp-go's CallToolParams and as appendCallParams.
 func BenchmarkEncodeCall(b *testing.B) {
 	args := json.RawMessage(`{"text":"` + strings.Repeat("x", 64<<10) + `"}`)
 	encode := func(b *testing.B, params func() any) {
@@ -68,7 +68,7 @@ func BenchmarkEncodeCall(b *testing.B) {
 			return p
 		})
 	})
-	b.Run("callParams", func(b *testing.B) {
-		encode(b, func() any { return callParams("echo", args, "") })
+	b.Run("appendCallParams", func(b *testing.B) {
+		encode(b, func() any { return json.RawMessage(appendCallParams(nil, "echo", args, "")) })
 	})
 }

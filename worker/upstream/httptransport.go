@@ -85,6 +85,10 @@ func withChallenge(ctx context.Context, c *challenge) context.Context {
 type challengeRecorder struct{ base http.RoundTripper }
 
 func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	req, fc, err := fastRequest(req) // fastcall.go
+	if err != nil {
+		return nil, err
+	}
 	if trace.SpanContextFromContext(req.Context()).IsValid() {
 		ctx := req.Context()
 		if span := trace.SpanFromContext(ctx); span.IsRecording() {
@@ -103,6 +107,9 @@ func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error)
 	resp, err := rt.base.RoundTrip(req)
 	if err == nil {
 		limitBody(req, resp) // limit.go
+		if fc != nil {
+			fastAnswer(fc, req, resp)
+		}
 	}
 	if err == nil && resp.StatusCode >= http.StatusBadRequest {
 		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok && c != nil {

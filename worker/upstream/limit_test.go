@@ -83,15 +83,20 @@ func TestPool_MaxResultBytes(t *testing.T) {
 	// Not parallel: the allocation count is the whole process's.
 	const huge = 200 << 20
 	for _, tc := range []struct {
-		name   string
-		sse    bool
-		status int
-		want   contracts.ErrorCode
+		name     string
+		sse      bool
+		status   int
+		want     contracts.ErrorCode
+		protocol string
 	}{
-		{"json", false, http.StatusOK, contracts.CodeResultTooLarge},
-		{"event stream", true, http.StatusOK, contracts.CodeResultTooLarge},
+		{"json", false, http.StatusOK, contracts.CodeResultTooLarge, ""},
+		{"event stream", true, http.StatusOK, contracts.CodeResultTooLarge, ""},
 		// A failure's body is read no further than a JSON-RPC error needs.
-		{"error status", false, http.StatusInternalServerError, contracts.CodeUpstreamError},
+		{"error status", false, http.StatusInternalServerError, contracts.CodeUpstreamError, ""},
+		// The session-based revision's tools/call reads a JSON answer
+		// itself (fastcall.go).
+		{"json, sessions", false, http.StatusOK, contracts.CodeResultTooLarge, legacyProtocol},
+		{"event stream, sessions", true, http.StatusOK, contracts.CodeResultTooLarge, legacyProtocol},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := interceptCalls(t, func(w http.ResponseWriter, id json.RawMessage, _ string) {
@@ -100,6 +105,7 @@ func TestPool_MaxResultBytes(t *testing.T) {
 			p := newPool(t, upstream.Options{}, nil)
 			srv := httpServer("big", config.TransportHTTP, u)
 			srv.MaxResultBytes = config.DefaultMaxResultBytes
+			srv.ProtocolVersion = tc.protocol
 			wantWhoamiFails := func() {
 				var before, after runtime.MemStats
 				runtime.GC()

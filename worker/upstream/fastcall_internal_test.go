@@ -1,0 +1,188 @@
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// fastExchange sends what the transport would (the placeholder request,
+// or other) through challengeRecorder with fc in the context, the base
+// answering answer with contentType and status; it returns the body the
+// base received and the body the transport would read.
+func fastExchange(t *testing.T, fc *fastCall, sent []byte, status int, contentType, answer string) (received, read []byte) {
+	t.Helper()
+	rt := challengeRecorder{base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ContentLength != int64(len(b)) {
+			t.Errorf("ContentLength = %d, body has %d bytes", r.ContentLength, len(b))
+		}
+		received = b
+		h := http.Header{}
+		h.Set("Content-Type", contentType)
+		return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(strings.NewReader(answer)), ContentLength: int64(len(answer))}, nil
+	})}
+	req, err := http.NewRequestWithContext(withFastCall(context.Background(), fc), http.MethodPost, "http://127.0.0.1:1/mcp", bytes.NewReader(sent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err = io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return received, read
+}
+
+// The request that goes out is mcp-go's encoding of the same tools/call,
+// apart from the arguments' whitespace and escaping: the same value once
+// decoded. A JSON answer reaches the transport with its result replaced by
+// {}, the result kept as the upstream wrote it.
+func TestFastCall_SplicesAndReadsOnce(t *testing.T) {
+	args := json.RawMessage("{ \"a\" : [1, 2.50, 1e400, 12345678901234567890],\n \"b\":\"<&>\\u00e9\" }")
+	id := mcp.NewRequestId("toolbus-7")
+	fc, req, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: id, Method: "tools/call"}, `we"ird<&>`, args, "toolbus-3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const result = `{ "content" : [{"type":"text","text":"\u00e9<"}], "isError":false }`
+	answer := `{"jsonrpc":"2.0","id":"toolbus-7","result":` + result + "}\n"
+	received, read := fastExchange(t, fc, sent, http.StatusOK, "application/json; charset=utf-8", answer)
+
+	var p mcp.CallToolParams
+	p.Name = `we"ird<&>`
+	p.Arguments = args
+	p.Meta = &mcp.Meta{ProgressToken: "toolbus-3"}
+	want, err := json.Marshal(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: id, Method: "tools/call", Params: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(decodeNumbers(t, received), decodeNumbers(t, want)) {
+		t.Errorf("sent %s\nwant (decoded) %s", received, want)
+	}
+	if !bytes.Contains(received, args) {
+		t.Errorf("sent %s: the arguments are not spliced as they were", received)
+	}
+	if !fc.sent || string(fc.result) != result {
+		t.Errorf("sent %v, result %q; want %q", fc.sent, fc.result, result)
+	}
+	if want := `{"jsonrpc":"2.0","id":"toolbus-7","result":{}}` + "\n"; string(read) != want {
+		t.Errorf("the transport reads %q, want %q", read, want)
+	}
+}
+
+// Whatever the fast path does not take reaches the transport as it came,
+// and another request with the same context goes out unchanged.
+func TestFastCall_OtherAnswersUnchanged(t *testing.T) {
+	newFC := func() (*fastCall, []byte) {
+		fc, req, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId("toolbus-1"), Method: "tools/call"}, "echo", nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fc, sent
+	}
+	for _, tc := range []struct {
+		name, contentType, answer string
+		status                    int
+	}{
+		{"event stream", "text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"toolbus-1\",\"result\":{}}\n\n", http.StatusOK},
+		{"error status", "application/json", `{"jsonrpc":"2.0","id":"toolbus-1","error":{"code":-32600,"message":"no"}}`, http.StatusBadRequest},
+		{"error", "application/json", `{"jsonrpc":"2.0","id":"toolbus-1","error":{"code":-32602,"message":"no"}}`, http.StatusOK},
+		{"truncated", "application/json", `{"jsonrpc":"2.0","id":"toolbus-1","result":{"content":[`, http.StatusOK},
+		{"not JSON", "application/json", `hello`, http.StatusOK},
+		{"trailing text", "application/json", `{"jsonrpc":"2.0","id":"toolbus-1","result":{}} and more`, http.StatusOK},
+		{"result not an object", "application/json", `{"jsonrpc":"2.0","id":"toolbus-1","result":"text"}`, http.StatusOK},
+		{"aliased key", "application/json", `{"jsonrpc":"2.0","id":"toolbus-1","Result":{"a":1}}`, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, sent := newFC()
+			_, read := fastExchange(t, fc, sent, tc.status, tc.contentType, tc.answer)
+			if string(read) != tc.answer || fc.result != nil {
+				t.Errorf("the transport reads %q (result %q), want the answer as it came", read, fc.result)
+			}
+		})
+	}
+	t.Run("another request", func(t *testing.T) {
+		fc, _ := newFC()
+		other := []byte(`{"jsonrpc":"2.0","id":1,"result":{}}`)
+		received, _ := fastExchange(t, fc, other, http.StatusAccepted, "application/json", "")
+		if !bytes.Equal(received, other) || fc.sent {
+			t.Errorf("sent %s (sent %v), want it unchanged", received, fc.sent)
+		}
+	})
+}
+
+// An answer cut by max_result_bytes reaches the transport with the read's
+// error after the bytes read, and the limit records it.
+func TestFastCall_LimitedAnswer(t *testing.T) {
+	fc, req, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId("toolbus-1"), Method: "tools/call"}, "echo", nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := json.Marshal(req)
+	lim := newResultLimit(64)
+	answer := `{"jsonrpc":"2.0","id":"toolbus-1","result":{"text":"` + strings.Repeat("a", 200) + `"}}`
+	rt := challengeRecorder{base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		return &http.Response{StatusCode: http.StatusOK, Header: h, Body: io.NopCloser(strings.NewReader(answer)), ContentLength: -1}, nil
+	})}
+	r, _ := http.NewRequestWithContext(withResultLimit(withFastCall(context.Background(), fc), lim), http.MethodPost, "http://127.0.0.1:1/mcp", bytes.NewReader(sent))
+	resp, err := rt.RoundTrip(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	if !errors.Is(err, errResultTooLarge) || !lim.exceeded() || fc.result != nil {
+		t.Errorf("read error %v, limit hit %v, result %q; want errResultTooLarge and no result", err, lim.exceeded(), fc.result)
+	}
+}
+
+// Arguments that are not JSON fail before anything is sent, as they failed
+// the transport's encoding.
+func TestFastCall_InvalidArguments(t *testing.T) {
+	args := json.RawMessage(`{"a":`)
+	if _, _, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId("toolbus-1"), Method: "tools/call"}, "echo", args, ""); err == nil {
+		t.Error("invalid arguments accepted")
+	}
+}
+
+// decodeNumbers decodes b, keeping numbers as written.
+func decodeNumbers(t *testing.T, b []byte) any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return v
+}
