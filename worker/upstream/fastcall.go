@@ -59,11 +59,11 @@ type fastCall struct {
 type fastCallKey struct{}
 
 // newFastCall builds the request req of a tools/call of tool with args and
-// progressToken (see appendCallParams): the placeholder request the transport
-// encodes, and the real one. The envelope of the real one is the transport's own encoding, byte
-// for byte; the params are spliced in, so the arguments are neither copied
-// nor compacted more than once. Arguments that are not JSON fail here, as
-// they failed the transport's encoding.
+// progressToken (see appendCallParams): the placeholder request the
+// transport encodes, and the real one. The envelope of the real one is the
+// transport's own encoding, byte for byte; the params are spliced in, so
+// the arguments are copied once and not compacted. Arguments that are not
+// JSON fail here, as they failed the transport's encoding.
 func newFastCall(req transport.JSONRPCRequest, tool string, args json.RawMessage, progressToken string) (*fastCall, transport.JSONRPCRequest, error) {
 	if len(args) > 0 {
 		if _, err := contracts.ScanJSON(args, nil); err != nil {
