@@ -25,6 +25,13 @@ const (
 	// result, so it has to exceed the longest call; every call also has its
 	// own deadline.
 	DefaultResponseHeaderTimeout = 6 * time.Minute
+	// transportBufferSize is the size of each of the two buffers (read,
+	// write) an upstream connection holds for as long as it lives, idle
+	// too: Go's default of 4 KiB each is 2 MiB per 256 connections. A
+	// tool call's request and answer headers fit in it; a larger body is
+	// not slowed by it: a write of the body goes to the connection once the
+	// buffer is full, and a read larger than the buffer bypasses it.
+	transportBufferSize = 2 << 10
 )
 
 // NewHTTPTransport returns the transport a Pool shares between all its HTTP
@@ -40,6 +47,7 @@ func NewHTTPTransport(responseHeaderTimeout time.Duration) *http.Transport {
 	t.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
 	t.IdleConnTimeout = 90 * time.Second
 	t.ResponseHeaderTimeout = responseHeaderTimeout
+	t.WriteBufferSize, t.ReadBufferSize = transportBufferSize, transportBufferSize
 	return t
 }
 
