@@ -2,12 +2,10 @@ package upstream_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -114,30 +112,10 @@ func TestPool_FastCall_1MiBEcho(t *testing.T) {
 // revision.
 func interceptLegacy(t *testing.T, answer func(w http.ResponseWriter, id json.RawMessage, params map[string]json.RawMessage)) (*upstream.Pool, *config.Server) {
 	t.Helper()
-	h, err := demoserver.NewHandler(demoserver.Options{}, demoserver.TransportHTTP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost {
-			body := new(bytes.Buffer)
-			_, _ = body.ReadFrom(r.Body)
-			r.Body.Close()
-			var msg struct {
-				ID     json.RawMessage            `json:"id"`
-				Method string                     `json:"method"`
-				Params map[string]json.RawMessage `json:"params"`
-			}
-			if json.Unmarshal(body.Bytes(), &msg) == nil && msg.Method == "tools/call" {
-				answer(w, msg.ID, msg.Params)
-				return
-			}
-			r.Body = readCloser{bytes.NewReader(body.Bytes())}
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() { ts.Close(); h.Close(context.Background()) })
-	srv := httpServer("demo", config.TransportHTTP, ts.URL+demoserver.PathMCP)
+	url := interceptToolCalls(t, func(w http.ResponseWriter, _ *http.Request, id json.RawMessage, params map[string]json.RawMessage) {
+		answer(w, id, params)
+	})
+	srv := httpServer("demo", config.TransportHTTP, url)
 	srv.ProtocolVersion = legacyProtocol
 	return newPool(t, upstream.Options{}, nil), srv
 }

@@ -25,6 +25,15 @@ import (
 // Authorization); everything else reaches the demo server.
 func interceptCalls(t *testing.T, answer func(w http.ResponseWriter, id json.RawMessage, auth string)) string {
 	t.Helper()
+	return interceptToolCalls(t, func(w http.ResponseWriter, r *http.Request, id json.RawMessage, _ map[string]json.RawMessage) {
+		answer(w, id, r.Header.Get("Authorization"))
+	})
+}
+
+// interceptToolCalls is interceptCalls where answer gets the whole HTTP
+// request and the call's params.
+func interceptToolCalls(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, id json.RawMessage, params map[string]json.RawMessage)) string {
+	t.Helper()
 	h, err := demoserver.NewHandler(demoserver.Options{}, demoserver.TransportHTTP)
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +44,12 @@ func interceptCalls(t *testing.T, answer func(w http.ResponseWriter, id json.Raw
 			_, _ = body.ReadFrom(r.Body)
 			r.Body.Close()
 			var msg struct {
-				ID     json.RawMessage `json:"id"`
-				Method string          `json:"method"`
+				ID     json.RawMessage            `json:"id"`
+				Method string                     `json:"method"`
+				Params map[string]json.RawMessage `json:"params"`
 			}
 			if json.Unmarshal(body.Bytes(), &msg) == nil && msg.Method == "tools/call" {
-				answer(w, msg.ID, r.Header.Get("Authorization"))
+				answer(w, r, msg.ID, msg.Params)
 				return
 			}
 			r.Body = readCloser{bytes.NewReader(body.Bytes())}
