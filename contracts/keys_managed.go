@@ -34,6 +34,9 @@ type ManagedKey struct {
 	// Limits, if set, are the key's own fair share (unset fields take the
 	// ingress's defaults).
 	Limits *KeyLimits `json:"limits,omitempty"`
+	// IdentityLimits, if set, are the share of each caller identity within
+	// the key (unset fields take ingress.identity_limits).
+	IdentityLimits *KeyLimits `json:"identity_limits,omitempty"`
 }
 
 // KeyLimits is a gateway key's fair share of the gateway (ingress/limits),

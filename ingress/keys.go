@@ -63,11 +63,20 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	fs.IntVar(&limits.MaxStreams, "max-streams", 0, "create: the key's MCP streams and long polls (0: ingress.key_limits; -1: no limit)")
 	fs.Float64Var(&limits.RequestsPerSecond, "requests-per-second", 0, "create: the key's request rate (0: ingress.key_limits; -1: no limit)")
 	fs.IntVar(&limits.Burst, "burst", 0, "create: the key's request burst (0: ingress.key_limits)")
+	var idLimits contracts.KeyLimits // create: each caller identity's share within the key
+	fs.IntVar(&idLimits.MaxRequests, "identity-max-requests", 0, "create: each caller's API requests in flight (0: ingress.identity_limits; -1: no limit)")
+	fs.IntVar(&idLimits.MaxServerCalls, "identity-max-server-calls", 0, "create: each caller's calls in flight to any one server (0: ingress.identity_limits; -1: no limit)")
+	fs.IntVar(&idLimits.MaxStreams, "identity-max-streams", 0, "create: each caller's MCP streams and long polls (0: ingress.identity_limits; -1: no limit)")
+	fs.Float64Var(&idLimits.RequestsPerSecond, "identity-requests-per-second", 0, "create: each caller's request rate (0: ingress.identity_limits; -1: no limit)")
+	fs.IntVar(&idLimits.Burst, "identity-burst", 0, "create: each caller's request burst (0: ingress.identity_limits)")
 	if err := fs.Parse(rest); err != nil {
 		return err
 	}
 	if limits.Burst < 0 {
 		return errors.New("--burst: negative")
+	}
+	if idLimits.Burst < 0 {
+		return errors.New("--identity-burst: negative")
 	}
 	if verb == "import" && file == "" {
 		if file = fs.Arg(0); file == "" {
@@ -123,6 +132,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		if limits != (contracts.KeyLimits{}) {
 			mk.Limits = &limits
 		}
+		if idLimits != (contracts.KeyLimits{}) {
+			mk.IdentityLimits = &idLimits
+		}
 		key, err := auth.CreateManagedKey(ctx, js, cfg.Jobs.Replicas, mk)
 		if err != nil {
 			return err
@@ -140,6 +152,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 			}
 			if k.Limits != nil {
 				line += fmt.Sprintf("\tlimits=%+v", *k.Limits)
+			}
+			if k.IdentityLimits != nil {
+				line += fmt.Sprintf("\tidentity_limits=%+v", *k.IdentityLimits)
 			}
 			if k.Source != "" {
 				line += "\tsource=" + k.Source

@@ -51,7 +51,7 @@ func TestKeysCommand_ReachesRunningReplicas(t *testing.T) {
 	}
 
 	var out, errs bytes.Buffer
-	if err := runKeys(ctx, []string{"create", "--name", "team-c", "--servers", "jira", "--max-requests", "5"}, &out, &errs, getenv); err != nil {
+	if err := runKeys(ctx, []string{"create", "--name", "team-c", "--servers", "jira", "--max-requests", "5", "--identity-max-requests", "1", "--identity-requests-per-second", "-1"}, &out, &errs, getenv); err != nil {
 		t.Fatalf("create: %v %s", err, errs.String())
 	}
 	created := regexp.MustCompile(`sk-tb-[A-Za-z0-9_-]+`).FindString(out.String())
@@ -84,7 +84,7 @@ func TestKeysCommand_ReachesRunningReplicas(t *testing.T) {
 
 	out.Reset()
 	if err := runKeys(ctx, []string{"list"}, &out, &errs, getenv); err != nil || !strings.Contains(out.String(), "team-c\tservers=jira") ||
-		!strings.Contains(out.String(), "MaxRequests:5") {
+		!strings.Contains(out.String(), "MaxRequests:5") || !strings.Contains(out.String(), "\tidentity_limits={MaxRequests:1 MaxServerCalls:0 MaxStreams:0 RequestsPerSecond:-1 Burst:0}") {
 		t.Fatalf("list: %v %q", err, out.String())
 	}
 	if strings.Contains(out.String(), created) {
@@ -144,6 +144,7 @@ nats: {url: 'nats://127.0.0.1:1'}
 	}{
 		{[]string{"--name", "static"}, `a configured key is named "static"`},
 		{[]string{"--name", "new", "--tools", "pyup-x-secret"}, `tool "x-secret" of server "pyup" or tool "secret" of server "pyup-x"`},
+		{[]string{"--name", "new", "--identity-burst", "-1"}, "--identity-burst: negative"},
 	} {
 		var out, errs bytes.Buffer
 		err := runKeys(contractstest.Ctx(t), append([]string{"create", "--config", cfg}, tc.args...), &out, &errs, getenv)

@@ -43,6 +43,10 @@ type Principal struct {
 	// Limits are the key's own fair share (keys[].limits, or a managed
 	// key's record); unset fields take ingress.key_limits (ingress/limits).
 	Limits contracts.KeyLimits
+	// IdentityLimits are the share of each caller identity within the key
+	// (keys[].identity_limits, or a managed key's record); unset fields
+	// take ingress.identity_limits (ingress/limits).
+	IdentityLimits contracts.KeyLimits
 }
 
 // AllowsServer reports whether the key may use server.
@@ -121,7 +125,7 @@ func New(keys []config.Key, toolSeparator string) (*Keys, error) {
 		res, resRestricted := c.ResourceRefs()
 		prompts, promptsRestricted := c.PromptRefs()
 		p.resources, p.prompts = newGrants(res, resRestricted), newGrants(prompts, promptsRestricted)
-		p.Limits = c.Limits
+		p.Limits, p.IdentityLimits = c.Limits, c.IdentityLimits
 		k.byHash[p.hash] = p
 	}
 	return k, nil

@@ -145,6 +145,9 @@ func (k *Keys) watchOnce(ctx context.Context, js jetstream.JetStream, configured
 		if mk.Limits != nil {
 			p.Limits = *mk.Limits
 		}
+		if mk.IdentityLimits != nil {
+			p.IdentityLimits = *mk.IdentityLimits
+		}
 		k.mu.Lock()
 		k.managed[hash] = p
 		k.mu.Unlock()

@@ -166,13 +166,14 @@ func TestWatch_LogsChangesNotRetries(t *testing.T) {
 // come with its Principal, for ingress/limits.
 func TestManagedKeys_LimitsReachThePrincipal(t *testing.T) {
 	_, js := startBus(t)
-	k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static"), Limits: config.KeyLimits{MaxRequests: 3}}}, "")
+	k, err := New([]config.Key{{Name: "static", KeySHA256: config.HashKey("sk-static"), Limits: config.KeyLimits{MaxRequests: 3}, IdentityLimits: config.KeyLimits{MaxStreams: 2}}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := goWatch(t, func(ctx context.Context) { k.Watch(ctx, js, zerolog.Nop()) })
 	limited := contracts.KeyLimits{MaxRequests: 7, MaxStreams: -1, RequestsPerSecond: 2.5, Burst: 5}
-	key, err := CreateManagedKey(ctx, js, 1, contracts.ManagedKey{Name: "team-l", Limits: &limited})
+	perIdentity := contracts.KeyLimits{MaxRequests: 1, RequestsPerSecond: -1}
+	key, err := CreateManagedKey(ctx, js, 1, contracts.ManagedKey{Name: "team-l", Limits: &limited, IdentityLimits: &perIdentity})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,18 +189,21 @@ func TestManagedKeys_LimitsReachThePrincipal(t *testing.T) {
 	if got := principal(key).Limits; got != limited {
 		t.Errorf("managed key's limits %+v, want %+v", got, limited)
 	}
-	if got := principal(plain).Limits; got != (contracts.KeyLimits{}) {
-		t.Errorf("a managed key without limits has %+v", got)
+	if got := principal(key).IdentityLimits; got != perIdentity {
+		t.Errorf("managed key's identity limits %+v, want %+v", got, perIdentity)
 	}
-	if got := principal("sk-static").Limits; got.MaxRequests != 3 {
-		t.Errorf("configured key's limits %+v", got)
+	if got := principal(plain); got.Limits != (contracts.KeyLimits{}) || got.IdentityLimits != (contracts.KeyLimits{}) {
+		t.Errorf("a managed key without limits has %+v and %+v", got.Limits, got.IdentityLimits)
+	}
+	if got := principal("sk-static"); got.Limits.MaxRequests != 3 || got.IdentityLimits != (config.KeyLimits{MaxStreams: 2}) {
+		t.Errorf("configured key's limits %+v, identity limits %+v", got.Limits, got.IdentityLimits)
 	}
 	list, err := ListKeys(ctx, js)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("list %+v %v", list, err)
 	}
 	for _, m := range list {
-		if m.Name == "team-l" && (m.Limits == nil || *m.Limits != limited) {
+		if m.Name == "team-l" && (m.Limits == nil || *m.Limits != limited || m.IdentityLimits == nil || *m.IdentityLimits != perIdentity) {
 			t.Errorf("listed record %+v", m)
 		}
 	}

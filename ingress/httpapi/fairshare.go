@@ -21,7 +21,7 @@ const bodyKey = "toolbus.body"
 // before anything else is done for the request: 429 rate_limited beyond it.
 func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if e := ls.Allow(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Owner()); e != nil {
+		if e := ls.Allow(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner()); e != nil {
 			abortWithError(c, e)
 			return
 		}
@@ -34,7 +34,7 @@ func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 // that a request whose body has not arrived holds none.
 func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Request(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Owner())
+		release, e := ls.Request(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner())
 		if e != nil {
 			abortWithError(c, e)
 			return
@@ -48,7 +48,7 @@ func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 // request (an MCP GET stream).
 func limitKeyStreams(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Stream(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Owner())
+		release, e := ls.Stream(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner())
 		if e != nil {
 			abortWithError(c, e)
 			return

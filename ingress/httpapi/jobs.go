@@ -90,7 +90,7 @@ func (a *API) getCall(c *gin.Context) {
 	frontdoor.Of(c).JobID = id
 	if wait > 0 {
 		// A long poll holds one of the key's stream slots while it waits.
-		release, err := a.limits.Stream(caller(c).Key.Name, caller(c).Key.Limits, owner(c))
+		release, err := a.limits.Stream(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, owner(c))
 		if err != nil {
 			abortWithError(c, err)
 			return

@@ -31,12 +31,13 @@ const identityShards = 64
 const MaxIdleIdentities = 1 << 15
 
 // identities is the fair-share state of the caller identities within
-// their keys on this replica.
+// their keys on this replica. The limits of a key's callers come with each
+// request (auth.Principal.IdentityLimits: keys[].identity_limits, or a
+// managed key's record) over defaults, so configured and managed keys are
+// bounded alike.
 type identities struct {
-	on       bool                        // some identity limit is set
-	defaults config.KeyLimits            // ingress.identity_limits
-	perKey   map[string]config.KeyLimits // keys[].identity_limits over defaults, by key name
-	maxIdle  int                         // idle identities remembered per shard
+	defaults config.KeyLimits // ingress.identity_limits
+	maxIdle  int              // idle identities remembered per shard
 	seed     maphash.Seed
 	shards   [identityShards]identShard
 }
@@ -44,18 +45,6 @@ type identities struct {
 // init reads the identity limits of cfg.
 func (ids *identities) init(cfg *config.File) {
 	ids.defaults = cfg.Ingress.IdentityLimits
-	ids.on = limited(ids.defaults)
-	for _, k := range cfg.Keys {
-		if k.IdentityLimits == (config.KeyLimits{}) {
-			continue
-		}
-		if ids.perKey == nil {
-			ids.perKey = map[string]config.KeyLimits{}
-		}
-		l := k.IdentityLimits.Or(ids.defaults)
-		ids.perKey[k.Name] = l
-		ids.on = ids.on || limited(l)
-	}
 	ids.maxIdle = max(1, MaxIdleIdentities/identityShards)
 	ids.seed = maphash.MakeSeed()
 	for i := range ids.shards {
@@ -63,17 +52,9 @@ func (ids *identities) init(cfg *config.File) {
 	}
 }
 
-// limited says whether l bounds anything.
-func limited(l config.KeyLimits) bool {
-	return l.MaxRequests > 0 || l.MaxServerCalls > 0 || l.MaxStreams > 0 || l.RequestsPerSecond > 0
-}
-
-// limits are the identity limits of the callers of key.
-func (ids *identities) limits(key string) config.KeyLimits {
-	if l, ok := ids.perKey[key]; ok {
-		return l
-	}
-	return ids.defaults
+// limits are the identity limits of the callers of a key whose own are own.
+func (ids *identities) limits(own config.KeyLimits) config.KeyLimits {
+	return own.Or(ids.defaults)
 }
 
 func (ids *identities) shard(identity string) *identShard {
@@ -201,12 +182,12 @@ func (sh *identShard) settle(st *identState, maxIdle int, now time.Time) {
 	}
 }
 
-// allow takes one request from identity's rate budget within key.
-func (ids *identities) allow(s *Set, key, identity string) *contracts.Error {
-	if !ids.on || identity == "" {
+// allow takes one request from identity's rate budget, bounded by l (its
+// key's identity limits).
+func (ids *identities) allow(s *Set, l config.KeyLimits, identity string) *contracts.Error {
+	if identity == "" {
 		return nil
 	}
-	l := ids.limits(key)
 	rate, burst := rates(l, max(1, s.replicas()))
 	if rate == 0 {
 		return nil
@@ -225,13 +206,13 @@ func (ids *identities) allow(s *Set, key, identity string) *contracts.Error {
 	return nil
 }
 
-// take takes one of identity's slots of kind (on server, for serverSlot)
-// within key; release is nil when identity's limits do not bound kind.
-func (ids *identities) take(s *Set, key, identity string, kind slot, server string) (release func(), e *contracts.Error) {
-	if !ids.on || identity == "" {
+// take takes one of identity's slots of kind (on server, for serverSlot),
+// bounded by l (its key's identity limits); release is nil when l does not
+// bound kind.
+func (ids *identities) take(s *Set, l config.KeyLimits, identity string, kind slot, server string) (release func(), e *contracts.Error) {
+	if identity == "" {
 		return nil, nil
 	}
-	l := ids.limits(key)
 	limit := l.MaxRequests
 	switch kind {
 	case streamSlot:

@@ -15,13 +15,13 @@ import (
 // sharded locks (identities.go). A nil *Set limits nothing.
 //
 // A key's limits are its own (auth.Principal.Limits: keys[].limits, or a
-// managed key's record) over the defaults (ingress.key_limits). Allow,
-// Request and Stream are given them; ServerCall, asked by the dispatcher
-// with the key's name only, uses those the key's last request was allowed
-// with (every call's request passes Allow first).
-//
-// An identity's limits are its key's keys[].identity_limits over
-// ingress.identity_limits. Each method takes the identity's share first
+// managed key's record) over the defaults (ingress.key_limits), and so are
+// its identity limits (auth.Principal.IdentityLimits: keys[].identity_limits,
+// or a managed key's record, over ingress.identity_limits). Allow, Request
+// and Stream are given both; ServerCall, asked by the dispatcher with the
+// key's name only, uses those the key's last request was allowed with
+// (every call's request passes Allow first).
+// Each method takes the identity's share first
 // and then the key's, so that a request one caller is refused costs the
 // key nothing. An identity is a caller's (frontdoor.Caller.Owner), which
 // tells keys apart too; "" (none known) is bounded by its key's limits
@@ -36,8 +36,8 @@ type Set struct {
 	ids identities
 }
 
-// New returns the limits of cfg (ingress.key_limits and identity_limits,
-// keys[].identity_limits; cfg normalized). replicas reports the live
+// New returns the limits of cfg (the defaults ingress.key_limits and
+// identity_limits; cfg normalized). replicas reports the live
 // ingress replicas (Presence.Replicas; nil means this one only).
 func New(cfg *config.File, replicas func() int) *Set {
 	s := &Set{defaults: cfg.Ingress.KeyLimits, replicas: replicas, now: time.Now}
@@ -52,7 +52,8 @@ func New(cfg *config.File, replicas func() int) *Set {
 type keyState struct {
 	mu       sync.Mutex
 	limits   config.KeyLimits // as of the key's last Allow
-	known    bool             // limits is set
+	idLimits config.KeyLimits // its identities', as of the key's last Allow
+	known    bool             // limits and idLimits are set
 	requests int
 	streams  int
 	servers  map[string]int
@@ -121,20 +122,23 @@ func (b *bucket) fullAt(rate, burst float64) time.Time {
 }
 
 // Allow takes one request from the rate budgets of identity (of key) and of
-// key (own are the key's own limits), or refuses it with the time until the
-// next one is available. Without rates it allows all.
-func (s *Set) Allow(key string, own config.KeyLimits, identity string) *contracts.Error {
+// key (own and ownID are the key's own limits and identity limits), or
+// refuses it with the time until the next one is available. Without rates
+// it allows all.
+func (s *Set) Allow(key string, own, ownID config.KeyLimits, identity string) *contracts.Error {
 	if s == nil {
 		return nil
 	}
-	if e := s.ids.allow(s, key, identity); e != nil {
-		return e
-	}
-	l := own.Or(s.defaults)
+	l, idl := own.Or(s.defaults), s.ids.limits(ownID)
 	st := s.state(key)
 	st.mu.Lock()
+	st.limits, st.idLimits, st.known = l, idl, true
+	st.mu.Unlock()
+	if e := s.ids.allow(s, idl, identity); e != nil {
+		return e
+	}
+	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.limits, st.known = l, true
 	rate, burst := rates(l, max(1, s.replicas()))
 	if rate == 0 {
 		return nil
@@ -146,12 +150,13 @@ func (s *Set) Allow(key string, own config.KeyLimits, identity string) *contract
 }
 
 // Request takes one of identity's request slots within key and one of
-// key's (own are the key's own limits); release gives them back.
-func (s *Set) Request(key string, own config.KeyLimits, identity string) (release func(), e *contracts.Error) {
+// key's (own and ownID are the key's own limits and identity limits);
+// release gives them back.
+func (s *Set) Request(key string, own, ownID config.KeyLimits, identity string) (release func(), e *contracts.Error) {
 	if s == nil {
 		return func() {}, nil
 	}
-	releaseID, e := s.ids.take(s, key, identity, requestSlot, "")
+	releaseID, e := s.ids.take(s, s.ids.limits(ownID), identity, requestSlot, "")
 	if e != nil {
 		return nil, e
 	}
@@ -162,13 +167,13 @@ func (s *Set) Request(key string, own config.KeyLimits, identity string) (releas
 }
 
 // Stream takes one of identity's long-lived request slots within key and
-// one of key's (an MCP GET stream, a long poll; own are the key's own
-// limits); release gives them back.
-func (s *Set) Stream(key string, own config.KeyLimits, identity string) (release func(), e *contracts.Error) {
+// one of key's (an MCP GET stream, a long poll; own and ownID are the key's
+// own limits and identity limits); release gives them back.
+func (s *Set) Stream(key string, own, ownID config.KeyLimits, identity string) (release func(), e *contracts.Error) {
 	if s == nil {
 		return func() {}, nil
 	}
-	releaseID, e := s.ids.take(s, key, identity, streamSlot, "")
+	releaseID, e := s.ids.take(s, s.ids.limits(ownID), identity, streamSlot, "")
 	if e != nil {
 		return nil, e
 	}
@@ -178,14 +183,21 @@ func (s *Set) Stream(key string, own config.KeyLimits, identity string) (release
 	return joined(releaseID, releaseKey, e)
 }
 
-// ServerCall takes one of identity's call slots on server within key, with
-// its key's identity limits, and one of key's, with the limits of the
-// key's last Allow (the defaults if none); release gives them back.
+// ServerCall takes one of identity's call slots on server within key and
+// one of key's, with the identity limits and limits of the key's last
+// Allow (the defaults if none); release gives them back.
 func (s *Set) ServerCall(key, identity, server string) (release func(), e *contracts.Error) {
 	if s == nil {
 		return func() {}, nil
 	}
-	releaseID, e := s.ids.take(s, key, identity, serverSlot, server)
+	st := s.state(key)
+	st.mu.Lock()
+	idl := s.ids.defaults
+	if st.known {
+		idl = st.idLimits
+	}
+	st.mu.Unlock()
+	releaseID, e := s.ids.take(s, idl, identity, serverSlot, server)
 	if e != nil {
 		return nil, e
 	}

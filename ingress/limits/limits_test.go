@@ -27,7 +27,7 @@ func TestSet_RequestsShareAmongReplicas(t *testing.T) {
 	own := map[string]config.KeyLimits{"big": {MaxRequests: 6}}
 	take := func(key string, n int) (releases []func(), refused *contracts.Error) {
 		for range n {
-			r, e := s.Request(key, own[key], "")
+			r, e := s.Request(key, own[key], none, "")
 			if e != nil {
 				return releases, e
 			}
@@ -68,15 +68,15 @@ func TestSet_RequestsShareAmongReplicas(t *testing.T) {
 func TestSet_StreamsAndServerCalls(t *testing.T) {
 	replicas := 1
 	s := newSet(t, config.KeyLimits{MaxStreams: 1, MaxServerCalls: 2, MaxRequests: -1}, &replicas)
-	release, e := s.Stream("a", none, "")
+	release, e := s.Stream("a", none, none, "")
 	if e != nil {
 		t.Fatal(e)
 	}
-	if _, e := s.Stream("a", none, ""); e == nil {
+	if _, e := s.Stream("a", none, none, ""); e == nil {
 		t.Fatal("a second stream admitted")
 	}
 	release()
-	if _, e := s.Stream("a", none, ""); e != nil {
+	if _, e := s.Stream("a", none, none, ""); e != nil {
 		t.Fatalf("after the release: %v", e)
 	}
 	for range 2 {
@@ -92,12 +92,12 @@ func TestSet_StreamsAndServerCalls(t *testing.T) {
 	}
 	// No limit (negative): everything is admitted.
 	for range 100 {
-		if _, e := s.Request("a", none, ""); e != nil {
+		if _, e := s.Request("a", none, none, ""); e != nil {
 			t.Fatal(e)
 		}
 	}
 	// A key's calls to a server follow the limits its requests came with.
-	if e := s.Allow("own", config.KeyLimits{MaxServerCalls: 1}, ""); e != nil {
+	if e := s.Allow("own", config.KeyLimits{MaxServerCalls: 1}, none, ""); e != nil {
 		t.Fatal(e)
 	}
 	if _, e := s.ServerCall("own", "", "jira"); e != nil {
@@ -114,42 +114,42 @@ func TestSet_Rate(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	s.now = func() time.Time { return now }
 	for i := range 3 {
-		if e := s.Allow("a", none, ""); e != nil {
+		if e := s.Allow("a", none, none, ""); e != nil {
 			t.Fatalf("request %d of the burst: %v", i+1, e)
 		}
 	}
-	e := s.Allow("a", none, "")
+	e := s.Allow("a", none, none, "")
 	if e == nil || e.Code != contracts.CodeRateLimited || e.RetryAfterSeconds != 1 {
 		t.Fatalf("over the burst: %+v, want rate_limited, retry after 1s", e)
 	}
-	if s.Allow("b", none, "") != nil {
+	if s.Allow("b", none, none, "") != nil {
 		t.Fatal("another key was limited")
 	}
 	now = now.Add(500 * time.Millisecond) // one token at 2/s
-	if s.Allow("a", none, "") != nil {
+	if s.Allow("a", none, none, "") != nil {
 		t.Fatal("refused after a token was earned")
 	}
-	if s.Allow("a", none, "") == nil {
+	if s.Allow("a", none, none, "") == nil {
 		t.Fatal("admitted without a token")
 	}
 	// Two replicas: each has half the rate and burst.
 	replicas = 2
-	if s.Allow("c", none, "") != nil {
+	if s.Allow("c", none, none, "") != nil {
 		t.Fatal("first request on a replica with a half share")
 	}
-	if s.Allow("c", none, "") == nil {
+	if s.Allow("c", none, none, "") == nil {
 		t.Fatal("a half share of a burst of 3 admitted 2")
 	}
 }
 
 func TestSet_Nil(t *testing.T) {
 	var s *Set
-	if s.Allow("a", none, "") != nil {
+	if s.Allow("a", none, none, "") != nil {
 		t.Fatal("nil set limited the rate")
 	}
 	for _, take := range []func() (func(), *contracts.Error){
-		func() (func(), *contracts.Error) { return s.Request("a", none, "") },
-		func() (func(), *contracts.Error) { return s.Stream("a", none, "") },
+		func() (func(), *contracts.Error) { return s.Request("a", none, none, "") },
+		func() (func(), *contracts.Error) { return s.Stream("a", none, none, "") },
 		func() (func(), *contracts.Error) { return s.ServerCall("a", "", "x") },
 	} {
 		release, e := take()
