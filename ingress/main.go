@@ -71,7 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 	// JSON lines, or console lines in dev mode when stderr is a terminal.
-	base := telemetry.NewLogger(stderr, *dev)
+	base, closeLog := telemetry.NewLogger(stderr, *dev)
+	defer closeLog() // last: every line below is written out
 	log := base.With().Str("component", "ingress").Logger()
 
 	if *configPath == "" && !*dev {

@@ -104,16 +104,22 @@ func TestRun_DevMode(t *testing.T) {
 	if status != http.StatusOK || text != "Bearer user-token-5678" {
 		t.Fatalf("seed call: %d %s", status, text)
 	}
-	if strings.Contains(stderr.String(), "user-token-5678") {
+	// Read the logs once the run has ended: it writes out the lines it
+	// buffered (telemetry.LineWriter) before it returns.
+	d.stop(t)
+	logs := stderr.String()
+	if !strings.Contains(logs, `"route":"/mcp/tools/call"`) {
+		t.Fatalf("the call's access line is not in the logs:\n%s", logs)
+	}
+	if strings.Contains(logs, "user-token-5678") {
 		t.Fatal("the user token is in the logs")
 	}
 	// Not a terminal: JSON lines, in dev mode too.
-	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 		if !json.Valid([]byte(line)) {
 			t.Fatalf("dev mode logged a line that is not JSON to a pipe: %q", line)
 		}
 	}
-	d.stop(t)
 }
 
 func TestRun_RefusesMissingConfigAndKeys(t *testing.T) {

@@ -98,7 +98,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Always JSON lines: the worker runs only in production shape.
-	log := telemetry.NewLogger(stderr, false).With().Str("component", "worker").Logger()
+	base, closeLog := telemetry.NewLogger(stderr, false)
+	defer closeLog() // last: every line below is written out
+	log := base.With().Str("component", "worker").Logger()
 	cfg, warnings, err := loadConfig(*configPath, *servers, *strict, os.Getenv)
 	if err != nil {
 		return err

@@ -49,7 +49,7 @@ func TestNewLogger_ConsoleOnATerminal(t *testing.T) {
 		t.Fatal("a pseudo terminal is not taken for a terminal")
 	}
 	t.Setenv("NO_COLOR", "1")
-	log := NewLogger(term, true)
+	log, _ := NewLogger(term, true)
 	log.Info().Str("server", "demo").Msg("hello")
 	if err := reader.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
@@ -69,7 +69,8 @@ func TestNewLogger_ConsoleOnATerminal(t *testing.T) {
 	}
 
 	// In production shape a terminal gets JSON all the same.
-	log = NewLogger(term, false)
+	log, closeLog := NewLogger(term, false)
+	defer closeLog()
 	log.Info().Msg("json")
 	got.Reset()
 	for !strings.Contains(got.String(), "\n") {

@@ -18,8 +18,9 @@ func TestNewLogger_JSONUnlessTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	for _, forPerson := range []bool{false, true} {
 		buf.Reset()
-		log := NewLogger(&buf, forPerson)
+		log, closeLog := NewLogger(&buf, forPerson)
 		log.Info().Str("server", "demo").Msg("hello")
+		closeLog()
 		var line map[string]any
 		if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line["message"] != "hello" || line["server"] != "demo" || line["time"] == nil {
 			t.Errorf("forPerson %v: %q is not a JSON line with a time: %v", forPerson, buf.String(), err)
