@@ -24,7 +24,6 @@ import (
 	"github.com/toolbus/toolbus/contracts/config"
 	"github.com/toolbus/toolbus/contracts/natsconn"
 	"github.com/toolbus/toolbus/contracts/telemetry"
-	"github.com/toolbus/toolbus/ingress/devmode"
 	"github.com/toolbus/toolbus/ingress/gateway"
 )
 
@@ -96,15 +95,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	var (
 		nc     *nats.Conn
 		sealer *contracts.Sealer
-		env    *devmode.Env
+		banner func(w io.Writer, url string)
 	)
 	if *dev {
-		var err error
-		if env, err = devmode.Start(ctx, cfg, base, devmode.WithTelemetry(reg, tracing.Tracer())); err != nil {
+		env, err := startEmbedded(ctx, cfg, base, reg, tracing.Tracer())
+		if err != nil {
 			return err
 		}
-		defer stopBounded(env.Stop, devStopTimeout, log, "dev environment")
-		nc, sealer = env.Conn, env.Sealer
+		defer stopBounded(env.stop, devStopTimeout, log, "dev environment")
+		nc, sealer, banner = env.conn, env.sealer, env.banner
 	} else {
 		keys, err := cfg.Seal.ParsePublicKeys()
 		if err != nil {
@@ -143,8 +142,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	srv := gateway.NewServer(cfg, gw.Handler)
 	url := "http://" + ln.Addr().String()
 	log.Info().Str("listen", url).Bool("dev", *dev).Strs("servers", cfg.ServerNames()).Msg("ingress listening")
-	if *dev {
-		printBanner(stdout, url, env)
+	if banner != nil {
+		banner(stdout, url)
 	} else {
 		fmt.Fprintf(stdout, "toolbus ingress listening on %s\n", url)
 	}
@@ -176,37 +175,19 @@ func connectNATS(c config.NATS, log zerolog.Logger) (*nats.Conn, error) {
 	return natsconn.Connect(c, natsconn.NameIngress, log, nats.ReconnectBufSize(-1))
 }
 
+// devEnv is what the ingress uses of dev mode's embedded environment
+// (startEmbedded, in dev.go; a build with -tags nodev has none).
+type devEnv struct {
+	conn   *nats.Conn
+	sealer *contracts.Sealer
+	stop   func(context.Context) error
+	banner func(w io.Writer, url string) // prints the dev-mode banner with its curl examples
+}
+
 func stopBounded(stop func(context.Context) error, bound time.Duration, log zerolog.Logger, what string) {
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	if err := stop(ctx); err != nil {
 		log.Warn().Err(err).Str("what", what).Msg("stop failed")
 	}
-}
-
-func printBanner(w io.Writer, url string, env *devmode.Env) {
-	key := devmode.DevKey
-	if !env.AddedDevKey {
-		key = "<one of your configured keys>"
-	}
-	fmt.Fprintf(w, `toolbus dev mode: ingress, embedded NATS, a worker pool and a demo MCP server in one process.
-
-  ingress     %[1]s
-  gateway key %[2]s
-  demo server %[3]s (tools: echo, whoami, slow, fail, big, ask, sample, touch)
-
-Try it - the demo server's whoami tool answers with the Authorization header it received:
-
-  curl -X POST "%[1]s/mcp/tools/call" \
-    -H "x-litellm-key: %[2]s" -H "Authorization: Bearer user-token-5678" \
-    -H "Content-Type: application/json" \
-    -d '{"name": "whoami", "arguments": {}}'
-
-  curl "%[1]s/mcp-rest/tools/list" -H "x-litellm-key: %[2]s"
-
-MCP clients: %[1]s/mcp (every server, tools named <server>-<tool>) or %[1]s/demo/mcp,
-with the header x-litellm-key: %[2]s (and the user's Authorization).
-
-Press Ctrl-C to stop.
-`, url, key, env.DemoURL)
 }

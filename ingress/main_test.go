@@ -137,18 +137,42 @@ func TestRun_RefusesMissingConfigAndKeys(t *testing.T) {
 	}
 }
 
-// buildBinaries compiles the ingress and worker once per test run.
+// buildBinaries compiles the ingress and worker as the container image
+// does (-tags nodev: the ingress without dev mode).
 func buildBinaries(t *testing.T) (ingressBin, workerBin string) {
 	t.Helper()
 	dir := t.TempDir()
 	ingressBin, workerBin = filepath.Join(dir, "ingress"), filepath.Join(dir, "worker")
 	for bin, pkg := range map[string]string{ingressBin: ".", workerBin: "../worker"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd := exec.Command("go", "build", "-tags", "nodev", "-o", bin, pkg)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 		}
 	}
 	return ingressBin, workerBin
+}
+
+// checkNoDevBuild: an ingress built with -tags nodev links neither the
+// embedded NATS server nor any worker package, and --dev fails at once,
+// saying why (the container image is built that way).
+func checkNoDevBuild(t *testing.T, ingressBin string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	deps, err := exec.CommandContext(ctx, "go", "list", "-deps", "-tags", "nodev", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps -tags nodev: %v", err)
+	}
+	for _, dep := range strings.Fields(string(deps)) {
+		if strings.HasPrefix(dep, "github.com/nats-io/nats-server/") || strings.HasPrefix(dep, "github.com/toolbus/toolbus/worker") ||
+			dep == "github.com/toolbus/toolbus/ingress/devmode" {
+			t.Errorf("the nodev ingress links %s", dep)
+		}
+	}
+	out, err := exec.CommandContext(ctx, ingressBin, "--dev").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "built without dev mode") {
+		t.Errorf("nodev ingress --dev: %v\n%s", err, out)
+	}
 }
 
 // keygen runs `worker keygen` and returns the public and private key.
@@ -184,6 +208,7 @@ func TestProcesses_ProductionShape(t *testing.T) {
 		t.Skip("builds and runs the binaries")
 	}
 	ingressBin, workerBin := buildBinaries(t)
+	t.Run("the nodev build has no dev mode", func(t *testing.T) { checkNoDevBuild(t, ingressBin) })
 	natsSrv := contractstest.StartNATS(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

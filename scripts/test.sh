@@ -12,6 +12,7 @@ fi
 
 echo "== go vet"
 go vet ./...
+go vet -tags nodev ./ingress   # the container image's build (deploy/Dockerfile)
 
 echo "== go test -race"
 go test -race -count=1 -timeout 10m ./...

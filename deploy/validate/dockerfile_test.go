@@ -117,6 +117,9 @@ func TestDockerfile_BuildStageMakesStaticBinaries(t *testing.T) {
 		t.Run(cmd, func(t *testing.T) {
 			checkStaticELF(t, bin)
 			checkHealthcheck(t, bin)
+			if cmd == "ingress" {
+				checkNoDevMode(t, bin)
+			}
 		})
 	}
 }
@@ -221,6 +224,18 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkNoDevMode: the image's ingress is built without dev mode (-tags
+// nodev): --dev fails at once, saying so.
+func checkNoDevMode(t *testing.T, bin string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--dev").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "built without dev mode") {
+		t.Errorf("%s --dev: %v\n%s\nwant it refused: the image is built with -tags nodev", filepath.Base(bin), err, out)
 	}
 }
 

@@ -170,8 +170,10 @@ func prebuilt(dir string) (map[string]string, error) {
 	return out, nil
 }
 
-// build compiles the binaries the benchmark runs into dir; profiling builds
-// the ingress and worker with net/http/pprof (see contracts/telemetry/pprof.go).
+// build compiles the binaries the benchmark runs into dir as the container
+// image does (-tags nodev: the ingress without dev mode); profiling builds
+// the ingress and worker with net/http/pprof too (see
+// contracts/telemetry/pprof.go).
 // withSelf also builds the benchmark itself there, so that dir runs on a
 // machine without a Go toolchain (-build).
 func build(ctx context.Context, dir string, profiling, withSelf bool) (map[string]string, error) {
@@ -183,8 +185,12 @@ func build(ctx context.Context, dir string, profiling, withSelf bool) (map[strin
 	for name, pkg := range bins {
 		path := filepath.Join(dir, name)
 		args := []string{"build", "-o", path}
-		if profiling && name != "nats-server" {
-			args = append(args, "-tags", "pprof")
+		switch {
+		case name == "nats-server":
+		case profiling:
+			args = append(args, "-tags", "nodev,pprof")
+		default:
+			args = append(args, "-tags", "nodev")
 		}
 		cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
 		if b, err := cmd.CombinedOutput(); err != nil {
