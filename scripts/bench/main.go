@@ -3,7 +3,7 @@
 // process, an ingress process, worker processes) in front of a fast mcp-go
 // upstream (the demo server's echo tool).
 //
-//	go run ./scripts/bench [-duration 5s] [-parts sync,async,scale,size,users,budget] [-concurrency 1,32,256]
+//	go run ./scripts/bench [-duration 5s] [-parts sync,async,scale,size,users,budget,floor] [-concurrency 1,32,256]
 //
 // It prints a markdown table, and one JSON line per figure to -json FILE
 // (or stdout with -json -).
@@ -40,15 +40,19 @@ func main() {
 
 func mainErr() error {
 	duration := flag.Duration("duration", 5*time.Second, "how long each measurement runs")
-	partsFlag := flag.String("parts", "sync,async,scale,size,users,budget", "which parts to run")
+	partsFlag := flag.String("parts", "sync,async,scale,size,users,budget,floor", "which parts to run")
 	usersFlag := flag.String("users", "1,100,5000", "numbers of distinct user tokens in the users part")
 	binDir := flag.String("bin", "", "run the binaries in this directory (made by -build) instead of building them")
 	buildDir := flag.String("build", "", "build the benchmark and every binary it runs into this directory, and exit")
 	concFlag := flag.String("concurrency", "1,32,256", "concurrency levels of the sync part")
 	jsonOut := flag.String("json", "", "also write one JSON line per figure to this file (- for stdout)")
 	scaleLoad := flag.Float64("scale-load", 1, "callers per worker call slot in the scale part (see benchScale)")
+	echo := flag.Bool("echo-server", false, "internal: be the floor part's echo process")
 	profileDir := flag.String("profile", "", "write CPU and allocation profiles of the ingress, a worker and nats-server for each measurement to this directory (builds with -tags pprof; profiling costs a few percent)")
 	flag.Parse()
+	if *echo {
+		return echoServer()
+	}
 	parts := strings.Split(*partsFlag, ",")
 	levels, err := counts("-concurrency", *concFlag)
 	if err != nil {
@@ -125,8 +129,17 @@ func mainErr() error {
 			return err
 		}
 	}
+	var floor *floorResult
+	if slices.Contains(parts, "floor") {
+		r, err := benchFloor(ctx)
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		floor = &r
+	}
 	printTable(os.Stdout, results)
 	printBudget(os.Stdout, budgets)
+	printFloor(os.Stdout, floor)
 	if *jsonOut != "" {
 		w := io.Writer(os.Stdout)
 		if *jsonOut != "-" {
