@@ -49,8 +49,9 @@
 // job opens its token again). A panic while running the job fails it as
 // internal.
 //
-// While a job runs, its message is kept with InProgress every
-// jobs.ack_wait/3, and its record is re-read at the same pace; MCP
+// While a job runs, and while its outcome is written, its message is kept
+// with InProgress every jobs.ack_wait/3; while it runs its record is
+// re-read at the same pace, and MCP
 // progress notifications from the upstream are written to the record at
 // most every 250 ms. The upstream call is bounded by the job's timeout
 // within the server's max_timeout, and is cancelled when the job is

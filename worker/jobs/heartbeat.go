@@ -21,8 +21,34 @@ type heartbeat struct {
 }
 
 func (r *Runner) startHeartbeat(msg jetstream.Msg, st *jobState, cancel context.CancelCauseFunc) *heartbeat {
-	h := &heartbeat{quit: make(chan struct{}), done: make(chan struct{})}
 	kv, key, attempt := st.kv, st.key, st.attempt
+	return r.beatEvery(func() {
+		_ = msg.InProgress()
+		ctx, done := context.WithTimeout(context.Background(), r.beat)
+		rec, _, err := loadRecord(ctx, kv, key)
+		done()
+		switch {
+		case errors.Is(err, errNoRecord):
+			cancel(errNotOwned)
+		case err != nil:
+		case rec.Status == contracts.JobCancelled:
+			cancel(errCancelled)
+		case rec.Status != contracts.JobRunning || rec.Attempts != attempt:
+			cancel(errNotOwned)
+		}
+	})
+}
+
+// keepInProgress keeps the message from being redelivered while a
+// finished job's outcome is written (a large result into a loaded store
+// can take longer than the ack wait); the job can no longer be cancelled.
+func (r *Runner) keepInProgress(msg jetstream.Msg) *heartbeat {
+	return r.beatEvery(func() { _ = msg.InProgress() })
+}
+
+// beatEvery runs beat every r.beat until stop.
+func (r *Runner) beatEvery(beat func()) *heartbeat {
+	h := &heartbeat{quit: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		t := time.NewTicker(r.beat)
@@ -33,19 +59,7 @@ func (r *Runner) startHeartbeat(msg jetstream.Msg, st *jobState, cancel context.
 				return
 			case <-t.C:
 			}
-			_ = msg.InProgress()
-			ctx, done := context.WithTimeout(context.Background(), r.beat)
-			rec, _, err := loadRecord(ctx, kv, key)
-			done()
-			switch {
-			case errors.Is(err, errNoRecord):
-				cancel(errNotOwned)
-			case err != nil:
-			case rec.Status == contracts.JobCancelled:
-				cancel(errCancelled)
-			case rec.Status != contracts.JobRunning || rec.Attempts != attempt:
-				cancel(errNotOwned)
-			}
+			beat()
 		}
 	}()
 	return h

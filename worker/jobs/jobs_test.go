@@ -362,6 +362,32 @@ func TestJobs_RedeliveredJobs(t *testing.T) {
 	})
 }
 
+// While a finished job's outcome is written (a large result into a loaded
+// store can take longer than the ack wait), the message is kept in
+// progress: it is not delivered again.
+func TestJobs_NoRedeliveryWhileTheOutcomeIsWritten(t *testing.T) {
+	t.Parallel()
+	const ackWait = 2 * time.Second
+	e := setup(t, func(f *config.File) { f.Jobs.AckWait = config.Duration(ackWait) })
+	w := e.startWorker(t, "w1")
+	req, rec := e.keys.JobRequest(t, workertest.Job{Server: "demo", Tool: demoserver.ToolEcho, Args: `{"text":"stored slowly"}`})
+	defer jobs.SetBeforeFinish(req.JobID(), func() { time.Sleep(2*ackWait + ackWait/2) })()
+	workertest.CreateRecord(t, e.infra.Records, rec)
+	workertest.PublishJob(t, e.js, req, "")
+
+	got := e.terminal(t, req.RecordKey())
+	if workertest.Text(t, e.result(t, got)) != "stored slowly" || got.Attempts != 1 {
+		t.Errorf("record %+v", got)
+	}
+	workertest.Drained(t, e.js, "demo")
+	if lines := logLines(t, w.logs, req.JobID()); len(lines) != 1 {
+		t.Errorf("the job's message was delivered %d times, want once: %v", len(lines), lines)
+	}
+	if n := e.up.Stats().Requests; n != 1 {
+		t.Errorf("the upstream saw %d calls, want 1", n)
+	}
+}
+
 func TestJobs_Retries(t *testing.T) {
 	t.Parallel()
 	t.Run("a retryable failure is retried with backoff", func(t *testing.T) {

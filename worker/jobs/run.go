@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -96,8 +97,17 @@ func (r *Runner) deliver(server string, msg jetstream.Msg, d *delivery) (s settl
 	} else {
 		out = r.execute(jobCtx, cancelJob, msg, req, st, d)
 	}
+	keep := r.keepInProgress(msg)
+	defer keep.stop()
+	if f := testBeforeFinish.Load(); f != nil {
+		(*f)(req.JobID())
+	}
 	return r.finish(req, infra, st, out, d)
 }
+
+// testBeforeFinish, set only by this package's tests (export_test.go),
+// runs before a job's outcome is written: a slow store, on demand.
+var testBeforeFinish atomic.Pointer[func(jobID string)]
 
 // claim reads the job's record and decides: it returns the record moved to
 // running for this attempt, or nil and what becomes of the message when the
