@@ -16,6 +16,9 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(envStdioSleeper); v != "" {
+		sleep(v == "stubborn") // stdioproc_test.go
+	}
 	if os.Getenv(envStdioProxy) == "1" {
 		os.Exit(serveStdioProxy()) // stdioproc_test.go
 	}

@@ -19,9 +19,10 @@ import (
 )
 
 // Stopping a stdio server (stdioTransport.Close): its stdin is closed, then
-// it has stdioStopGrace to exit, then stdioTermGrace after a SIGTERM, then
-// it is killed. Close returns within about the sum of the three with
-// stdioWaitDelay.
+// it has stdioStopGrace to exit, then stdioTermGrace after a SIGTERM to its
+// process group, then the group is killed. What it started and left behind
+// (the rest of its group) then gets a SIGTERM, and stdioTermGrace later a
+// SIGKILL. Close returns within about the sum of these with stdioWaitDelay.
 const (
 	stdioStopGrace = 2 * time.Second
 	stdioTermGrace = time.Second
@@ -104,6 +105,7 @@ func (t *stdioTransport) Start(ctx context.Context) error {
 	cmd.Stdout = outW
 	cmd.Stderr = t.stderr
 	cmd.WaitDelay = stdioWaitDelay
+	ownGroup(cmd)
 	err = cmd.Start()
 	// The process has its own copies of its ends.
 	inR.Close()
@@ -170,22 +172,47 @@ func (t *stdioTransport) overLimit(head []byte) {
 	_ = t.stdout.Close()
 }
 
-// kill stops the process: stdin is closed, then SIGTERM, then SIGKILL, each
-// after a grace period; it returns once the process has been reaped.
+// kill stops the process and its group (see stdioStopGrace): stdin is
+// closed, then SIGTERM, then SIGKILL, each after a grace period; it
+// returns once the process has been reaped and what remains of its group
+// has been signalled.
 func (t *stdioTransport) kill() {
+	if !t.waitExit(stdioStopGrace) {
+		_ = signalGroup(t.cmd, syscall.SIGTERM)
+		if !t.waitExit(stdioTermGrace) {
+			_ = signalGroup(t.cmd, syscall.SIGKILL)
+			<-t.exited // Wait returns within stdioWaitDelay of the exit
+		}
+	}
+	// The server is gone; processes it started may not be.
+	if !groupLeft(t.cmd) {
+		return
+	}
+	_ = signalGroup(t.cmd, syscall.SIGTERM)
+	deadline := time.Now().Add(stdioTermGrace)
+	for groupLeft(t.cmd) {
+		if time.Now().After(deadline) {
+			_ = signalGroup(t.cmd, syscall.SIGKILL)
+			return
+		}
+		time.Sleep(stdioGroupPoll)
+	}
+}
+
+// stdioGroupPoll is how often kill looks whether the rest of a stopped
+// server's group has exited (no process can wait for another's children).
+const stdioGroupPoll = 20 * time.Millisecond
+
+// waitExit waits up to d for the process to exit (and be reaped).
+func (t *stdioTransport) waitExit(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
 	case <-t.exited:
-		return
-	case <-time.After(stdioStopGrace):
+		return true
+	case <-timer.C:
+		return false
 	}
-	_ = t.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-t.exited:
-		return
-	case <-time.After(stdioTermGrace):
-	}
-	_ = t.cmd.Process.Kill()
-	<-t.exited // Wait returns within stdioWaitDelay of the exit
 }
 
 // Close ends the calls in flight (they fail), closes the process's stdin

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"strconv"
@@ -41,6 +42,12 @@ const (
 	toolExit = "exit"
 	// toolPid answers the process's id.
 	toolPid = "pid"
+	// toolChild starts a child process that sleeps until it is killed and
+	// answers its id; with arguments.stubborn the child ignores SIGTERM.
+	toolChild = "child"
+	// envStdioSleeper makes this test binary such a child ("stubborn": one
+	// that ignores SIGTERM).
+	envStdioSleeper = "TOOLBUS_TEST_STDIO_SLEEPER"
 	// toolStderr writes a line naming the credential (the variable
 	// TOOLBUS_TEST_STDIO_AUTH_ENV names) to stderr, then answers.
 	toolStderr = "stderr"
@@ -79,8 +86,9 @@ func serveStdioProxy() int {
 			Params struct {
 				Name      string `json:"name"`
 				Arguments struct {
-					Bytes  int  `json:"bytes"`
-					IDLast bool `json:"idLast"`
+					Bytes    int  `json:"bytes"`
+					IDLast   bool `json:"idLast"`
+					Stubborn bool `json:"stubborn"`
 				} `json:"arguments"`
 			} `json:"params"`
 		}
@@ -102,6 +110,19 @@ func serveStdioProxy() int {
 				return 3
 			case toolPid:
 				text(strconv.Itoa(os.Getpid()))
+				continue
+			case toolChild:
+				child := exec.Command(os.Args[0])
+				child.Env = append(os.Environ(), envStdioSleeper+"=plain")
+				if msg.Params.Arguments.Stubborn {
+					child.Env = append(os.Environ(), envStdioSleeper+"=stubborn")
+				}
+				if err := child.Start(); err != nil {
+					text("start: " + err.Error())
+					continue
+				}
+				go func() { _ = child.Wait() }() // reaped while the proxy lives
+				text(strconv.Itoa(child.Process.Pid))
 				continue
 			case toolStderr:
 				fmt.Fprintf(os.Stderr, "starting with credential %s\n", os.Getenv(os.Getenv(envStdioAuthEnv)))
@@ -176,6 +197,32 @@ func callText(ctx context.Context, p *upstream.Pool, srv *config.Server, tool, a
 // still finds a zombie.
 func processGone(pid int) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// processEnded reports whether the process pid has exited: gone, or a
+// zombie (an orphan's exit is reaped by init, whatever init does).
+func processEnded(pid int) bool {
+	if processGone(pid) {
+		return true
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
+	return bytes.HasPrefix(bytes.TrimSpace(rest), []byte("Z"))
+}
+
+// sleep is this test binary as a stdio server's child: it sleeps until it
+// is killed (stubborn: SIGTERM does not stop it).
+func sleep(stubborn bool) {
+	if stubborn {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	for {
+		time.Sleep(time.Hour)
+	}
 }
 
 // TestPool_StdioMaxResultBytes: a stdio server's 64 MiB answer, one line,
@@ -324,6 +371,43 @@ func TestPool_StdioCloseKillsStubborn(t *testing.T) {
 	n, _ := strconv.Atoi(pid)
 	if !processGone(n) {
 		t.Errorf("process %d still exists after Close", n)
+	}
+}
+
+// What a stdio server started stops with it (npx's node, a script's
+// children): the server runs as a process group of its own, and once the
+// server is gone what is left of the group gets SIGTERM, then SIGKILL.
+func TestPool_StdioStopsWhatTheServerStarted(t *testing.T) {
+	t.Parallel()
+	for _, stubborn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stubborn=%v", stubborn), func(t *testing.T) {
+			t.Parallel()
+			ctx := contractstest.Ctx(t)
+			p := upstream.New(upstream.Options{})
+			pid, err := callText(ctx, p, proxyServer("parent", 1<<20), toolChild, fmt.Sprintf(`{"stubborn":%v}`, stubborn))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := strconv.Atoi(pid)
+			if err != nil || n <= 0 {
+				t.Fatalf("child pid %q", pid)
+			}
+			t.Cleanup(func() { _ = syscall.Kill(n, syscall.SIGKILL) }) // if it outlived the test
+			if processEnded(n) {
+				t.Fatal("the child is not running")
+			}
+			closed := make(chan struct{})
+			go func() {
+				_ = p.Close()
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-time.After(30 * time.Second): // Close takes about 1-2 s here
+				t.Fatal("Close did not return")
+			}
+			contractstest.Eventually(t, "the server's child to be stopped", func() bool { return processEnded(n) })
+		})
 	}
 }
 
