@@ -371,15 +371,14 @@ func (d *headerReader) key() (string, bool) {
 		return "", false
 	}
 	start := d.i
-	for d.i < len(d.s) {
-		switch c := d.s[d.i]; {
+	for i := start; i < len(d.s); i++ {
+		switch c := d.s[i]; {
 		case c == '"':
-			d.i++
-			return d.s[start : d.i-1], true
+			d.i = i + 1
+			return d.s[start:i], true
 		case c == '\\' || c < 0x20:
 			return "", false
 		}
-		d.i++
 	}
 	return "", false
 }
@@ -594,18 +593,18 @@ func (d *headerReader) str(p *string) bool {
 		return false
 	}
 	start := d.i
-	for d.i < len(d.s) {
-		switch c := d.s[d.i]; {
+	for i := start; i < len(d.s); i++ {
+		switch c := d.s[i]; {
 		case c == '"':
-			*p = d.s[start:d.i]
-			d.i++
+			*p = d.s[start:i]
+			d.i = i + 1
 			return true
 		case c == '\\':
+			d.i = i
 			return d.unescape(start, p)
 		case c < 0x20: // not JSON
 			return false
 		}
-		d.i++
 	}
 	return false
 }
