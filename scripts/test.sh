@@ -24,6 +24,7 @@ echo "== fuzz (briefly)"
 fuzztime=${FUZZTIME:-100000x}
 go test ./contracts -run '^$' -fuzz '^FuzzDecodeCallRequest$' -fuzztime "$fuzztime"
 go test ./contracts -run '^$' -fuzz '^FuzzOpen$' -fuzztime "$fuzztime"
+go test ./contracts -run '^$' -fuzz '^FuzzWireHeader$' -fuzztime "$fuzztime"
 
 # Deployment files (docker-compose.yml, deploy/k8s, deploy/Dockerfile):
 # validated by their own module, deploy/validate (compose-go, kustomize,
