@@ -25,10 +25,7 @@ import (
 // is cancelled upstream (stdio: notifications/cancelled; HTTP: the request is
 // aborted). See WithProgress and WithLogs for the upstream's notifications.
 func (p *Pool) CallTool(ctx context.Context, srv *config.Server, token contracts.Token, tool string, args json.RawMessage, opts ...CallOption) (json.RawMessage, error) {
-	var o callOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := applyCallOptions(opts)
 	var caps ClientCaps
 	if o.clientRequests != nil {
 		caps = o.caps
@@ -92,15 +89,20 @@ func callRaw(ctx context.Context, e *entry, tool string, args json.RawMessage, p
 	if err := ctx.Err(); err != nil {
 		return nil, transport.NewError(err)
 	}
-	fc, req, err := newFastCall(transport.JSONRPCRequest{
-		JSONRPC: mcp.JSONRPC_VERSION,
-		ID:      mcp.NewRequestId("toolbus-" + strconv.FormatUint(rawCallSeq.Add(1), 10)),
-		Method:  string(mcp.MethodToolsCall),
-	}, tool, args, progressToken)
+	// The fast call lives in the call attempt's scope (do); a context
+	// without one gets a scope of its own, keeping what it carried.
+	fc := scopeOf(ctx).fc
+	if fc == nil || fc.ready {
+		sc := scopeOf(ctx)
+		sc.fc = new(fastCall)
+		ctx, fc = withScope(ctx, &sc), sc.fc
+	}
+	var id [32]byte
+	req, err := fc.prepare(string(strconv.AppendUint(append(id[:0], "toolbus-"...), rawCallSeq.Add(1), 10)), tool, args, progressToken)
 	if err != nil {
 		return nil, transport.NewError(err)
 	}
-	resp, err := e.c.GetTransport().SendRequest(withFastCall(ctx, fc), req)
+	resp, err := e.c.GetTransport().SendRequest(ctx, req)
 	if err != nil {
 		return nil, transport.NewError(err)
 	}
@@ -188,9 +190,9 @@ func (p *Pool) do(ctx context.Context, srv *config.Server, token contracts.Token
 		if err != nil {
 			return err
 		}
-		ch := &challenge{}
-		lim := newResultLimit(srv.MaxResultBytes)
-		err = fn(withResultLimit(withChallenge(ctx, ch), lim), e)
+		sc := newCallScope(srv.MaxResultBytes)
+		ch, lim := sc.scope.ch, sc.scope.lim
+		err = fn(withScope(ctx, &sc.scope), e)
 		if err == nil {
 			if e.borrowed() && !e.answered.Load() {
 				e.answered.Store(true)

@@ -2,15 +2,13 @@ package upstream
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 
 	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/toolbus/toolbus/contracts"
 )
@@ -24,88 +22,105 @@ import (
 // their notifications and resumption, and the cancellation exactly as they
 // are - but with params that stand in for the real ones (fastPlaceholder).
 // The pool's RoundTripper (challengeRecorder) recognizes that request by its
-// bytes and sends the real ones instead: the arguments spliced in as the
-// caller sent them, checked once by contracts.ScanJSON. Of a 200
-// application/json answer it reads the body, validates it with one
-// ScanJSON pass that also finds "result", keeps the result as a slice of
-// the body, and gives the transport the same answer with the result
-// replaced by {} to decode. Any other answer (an event stream, a failure
-// status, a body that is not one JSON object, one whose keys encoding/json
-// could match to "result" otherwise) reaches the transport unchanged, and a
-// body whose reading failed (max_result_bytes, a broken connection) as the
-// read's error.
+// end - the params member, last, holding the placeholder - and sends the
+// transport's own bytes up to the params with the real params after them:
+// the arguments spliced in as the caller sent them, checked once by
+// contracts.ScanJSON. Of a 200 application/json answer it reads the body,
+// validates it with one ScanJSON pass that also finds "result", keeps the
+// result as a slice of the body, and gives the transport the same answer
+// with the result replaced by {} to decode. Any other answer (an event
+// stream, a failure status, a body that is not one JSON object, one whose
+// keys encoding/json could match to "result" otherwise) reaches the
+// transport unchanged, and a body whose reading failed (max_result_bytes, a
+// broken connection) as the read's error.
 
 // fastPlaceholder is the params of the request callRaw gives the transport:
 // not an object, so a server that ever received it would refuse it rather
 // than run a tool.
 const fastPlaceholder = `"toolbus: params spliced by the worker's HTTP transport"`
 
+// fastParams is fastPlaceholder as the request's params (boxed once).
+var fastParams any = json.RawMessage(fastPlaceholder)
+
+// fastTail ends the body of the request callRaw gives the transport, and
+// only of that request: the transport encodes a JSON-RPC message as an
+// object, its params member last, and no other request or answer has a
+// string as its params (an answer has none).
+const fastTail = `"params":` + fastPlaceholder + `}`
+
+// maxFastEnvelope bounds the length of that request's body (its envelope:
+// jsonrpc, id, method and the placeholder are about 130 bytes): a longer
+// body with the fast call in its context is not read to be looked at.
+const maxFastEnvelope = 1 << 10
+
 var fastResultWant = contracts.NewJSONWant("result")
 
-// fastCall is one tools/call's request and answer, carried to the
-// RoundTripper by the request's context.
+// fastCall is one tools/call's params and answer, carried to the
+// RoundTripper by the request's context (its scope).
 type fastCall struct {
-	// placeholder is the body the transport sends; body the one to send
-	// instead.
-	placeholder, body []byte
-	// sent is set once body went out; result is the result of the last
-	// 200 application/json answer read, nil if none. Both are written by
-	// the RoundTripper during the transport's SendRequest and read after it
-	// returns.
+	// tool, args and progressToken make the params (appendCallParams);
+	// ready is set once they are.
+	tool, progressToken string
+	args                json.RawMessage
+	ready               bool
+	// sent is set once the real params went out; result is the result of
+	// the last 200 application/json answer read, nil if none. Both are
+	// written by the RoundTripper during the transport's SendRequest and
+	// read after it returns.
 	sent   bool
 	result json.RawMessage
 }
 
-type fastCallKey struct{}
-
-// newFastCall builds the request req of a tools/call of tool with args and
-// progressToken (see appendCallParams): the placeholder request the
-// transport encodes, and the real one. The envelope of the real one is the
-// transport's own encoding, byte for byte; the params are spliced in, so
-// the arguments are copied once and not compacted. Arguments that are not
-// JSON fail here, as they failed the transport's encoding.
-func newFastCall(req transport.JSONRPCRequest, tool string, args json.RawMessage, progressToken string) (*fastCall, transport.JSONRPCRequest, error) {
+// prepare readies fc for a tools/call of tool with args and progressToken
+// (see appendCallParams), with request id id, and returns the request the
+// transport is given: the placeholder in place of the params. Arguments
+// that are not JSON fail here, as they failed the transport's encoding.
+func (fc *fastCall) prepare(id, tool string, args json.RawMessage, progressToken string) (transport.JSONRPCRequest, error) {
 	if len(args) > 0 {
 		if _, err := contracts.ScanJSON(args, nil); err != nil {
-			return nil, req, fmt.Errorf("failed to marshal request: %w", err)
+			return transport.JSONRPCRequest{}, fmt.Errorf("failed to marshal request: %w", err)
 		}
 	}
-	req.Params = json.RawMessage(fastPlaceholder)
-	placeholder, err := json.Marshal(req)
-	if err != nil {
-		return nil, req, fmt.Errorf("failed to marshal request: %w", err)
-	}
-	tail := fastPlaceholder + "}"
-	if !bytes.HasSuffix(placeholder, []byte(tail)) {
-		return nil, req, errors.New("failed to marshal request: unexpected encoding")
-	}
-	head := placeholder[:len(placeholder)-len(tail)]
-	body := make([]byte, 0, len(head)+len(tool)+len(args)+len(progressToken)+64)
-	body = append(appendCallParams(append(body, head...), tool, args, progressToken), '}')
-	return &fastCall{placeholder: placeholder, body: body}, req, nil
+	*fc = fastCall{tool: tool, args: args, progressToken: progressToken, ready: true}
+	return transport.JSONRPCRequest{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		ID:      mcp.NewRequestId(id),
+		Method:  string(mcp.MethodToolsCall),
+		Params:  fastParams,
+	}, nil
 }
 
-// fastRequest returns req with fc's body in place of the placeholder, when
-// req carries a fastCall in its context and the placeholder as its body;
-// otherwise req itself (its body read back into place when it was
-// inspected).
-func fastRequest(req *http.Request) (*http.Request, *fastCall, error) {
-	fc, ok := req.Context().Value(fastCallKey{}).(*fastCall)
-	if !ok || fc == nil || req.Method != http.MethodPost || req.Body == nil ||
-		req.ContentLength != int64(len(fc.placeholder)) {
+// fastRequest returns req with fc's params in place of the placeholder,
+// when fc (the request's scope's) is ready and req is the request that
+// carries the placeholder; otherwise req itself (its body read back into
+// place when it was inspected). The envelope is the transport's own
+// encoding, byte for byte; the params are spliced in, so the arguments are
+// copied once and not compacted.
+func fastRequest(req *http.Request, fc *fastCall) (*http.Request, *fastCall, error) {
+	if fc == nil || !fc.ready || req.Method != http.MethodPost || req.Body == nil ||
+		req.ContentLength < int64(len(fastTail)) || req.ContentLength > maxFastEnvelope {
 		return req, nil, nil
 	}
-	got, err := io.ReadAll(req.Body)
+	n := int(req.ContentLength)
+	// Room for the body read (and the end of it seen), and for the body
+	// sent: the envelope and the params.
+	paramsLen := len(fc.tool) + len(fc.args) + len(fc.progressToken) + 64
+	got, err := readInto(req.Body, make([]byte, 0, max(n+1, n-len(fastPlaceholder)+paramsLen)), 0)
 	_ = req.Body.Close()
 	if err != nil {
 		return nil, nil, err
 	}
-	out := req.Clone(req.Context()) // a RoundTripper must not change the caller's request
-	if !bytes.Equal(got, fc.placeholder) {
+	// A RoundTripper must not change the caller's request: a shallow copy
+	// (the header is not changed either).
+	out := new(http.Request)
+	*out = *req
+	if !bytes.HasSuffix(got, []byte(fastTail)) {
 		out.Body = io.NopCloser(bytes.NewReader(got))
 		return out, nil, nil
 	}
-	body := fc.body
+	body := got[:len(got)-len(fastPlaceholder)-1] // up to "params":
+	body = append(appendCallParams(body, fc.tool, fc.args, fc.progressToken), '}')
+	// A known in-memory body: net/http writes its headers and body at once.
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
@@ -114,21 +129,18 @@ func fastRequest(req *http.Request) (*http.Request, *fastCall, error) {
 }
 
 // fastAnswer reads a 200 application/json answer to fc's request (resp's
-// body already bounded by the result limit) in one pass: fc keeps the
+// body already bounded by lim, the scope's limit) in one pass: fc keeps the
 // result, and resp's body becomes the answer with the result replaced by
 // {}. An answer it does not take reaches the transport as it came; one
 // whose reading failed, as that error.
-func fastAnswer(fc *fastCall, req *http.Request, resp *http.Response) {
-	if resp.StatusCode != http.StatusOK || resp.Body == nil {
-		return
-	}
-	if mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mediaType != "application/json" {
+func fastAnswer(fc *fastCall, lim *resultLimit, resp *http.Response) {
+	if resp.StatusCode != http.StatusOK || resp.Body == nil || !hasMediaType(resp.Header, "application/json") {
 		return
 	}
 	fc.result = nil
 	orig := resp.Body
 	var limit int64
-	if lim, ok := req.Context().Value(resultLimitKey{}).(*resultLimit); ok && lim != nil {
+	if lim != nil {
 		limit = lim.max
 	}
 	data, err := readAnswer(orig, resp.ContentLength, limit)
@@ -139,20 +151,28 @@ func fastAnswer(fc *fastCall, req *http.Request, resp *http.Response) {
 		resp.Body = readCloser{Reader: errReader{err}, Closer: orig}
 		return
 	}
-	resp.Body = readCloser{Reader: bytes.NewReader(data), Closer: orig}
-	scan, err := contracts.ScanJSON(data, fastResultWant)
-	if err != nil || scan.Aliased {
-		return
+	answer := data
+	if scan, err := contracts.ScanJSON(data, fastResultWant); err == nil && !scan.Aliased {
+		if i := scan.Last(-1, "result"); i >= 0 && scan.Members[i].Value[0] == '{' {
+			v := scan.Members[i].Value
+			fc.result = v[:len(v):len(v)] // an append copies rather than overwrite the body
+			answer = scan.Replace(-1, []byte("{}"))
+			resp.ContentLength = -1
+		}
 	}
-	i := scan.Last(-1, "result")
-	if i < 0 || scan.Members[i].Value[0] != '{' {
-		return
-	}
-	v := scan.Members[i].Value
-	fc.result = v[:len(v):len(v)] // an append copies rather than overwrite the body
-	resp.Body = readCloser{Reader: bytes.NewReader(scan.Replace(-1, []byte("{}"))), Closer: orig}
-	resp.ContentLength = -1
+	b := &bytesBody{closer: orig}
+	b.Reset(answer)
+	resp.Body = b
 }
+
+// bytesBody is an answer's body read from memory, closing the body it was
+// read from.
+type bytesBody struct {
+	bytes.Reader
+	closer io.Closer
+}
+
+func (b *bytesBody) Close() error { return b.closer.Close() }
 
 // readAnswer reads r to its end: an answer of length n (-1: unknown) of
 // which at most limit bytes (0: no limit) are read. The buffer starts at
@@ -165,10 +185,15 @@ func readAnswer(r io.Reader, n, limit int64) ([]byte, error) {
 	if n >= 0 && n <= most && (limit <= 0 || n <= limit) {
 		size = n + 1 // room to see the end
 	}
-	buf := make([]byte, 0, size)
+	return readInto(r, make([]byte, 0, size), limit)
+}
+
+// readInto reads r to its end, appending to buf, of which at most limit
+// bytes (0: no limit) are read; buf grows as readAnswer says.
+func readInto(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
-			grown := 2 * int64(cap(buf))
+			grown := max(2*int64(cap(buf)), 512)
 			if limit > 0 && grown > limit+1 {
 				grown = max(limit+1, int64(cap(buf))+1)
 			}
@@ -193,8 +218,3 @@ type readCloser struct {
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
-
-// withFastCall returns ctx carrying fc to the RoundTripper.
-func withFastCall(ctx context.Context, fc *fastCall) context.Context {
-	return context.WithValue(ctx, fastCallKey{}, fc)
-}

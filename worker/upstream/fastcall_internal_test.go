@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"reflect"
 	"strings"
@@ -38,7 +39,7 @@ func fastExchange(t *testing.T, fc *fastCall, sent []byte, status int, contentTy
 		h.Set("Content-Type", contentType)
 		return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(strings.NewReader(answer)), ContentLength: int64(len(answer))}, nil
 	})}
-	req, err := http.NewRequestWithContext(withFastCall(context.Background(), fc), http.MethodPost, "http://127.0.0.1:1/mcp", bytes.NewReader(sent))
+	req, err := http.NewRequestWithContext(withScope(context.Background(), &scope{fc: fc}), http.MethodPost, "http://127.0.0.1:1/mcp", bytes.NewReader(sent))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,8 @@ func fastExchange(t *testing.T, fc *fastCall, sent []byte, status int, contentTy
 func TestFastCall_SplicesAndReadsOnce(t *testing.T) {
 	args := json.RawMessage("{ \"a\" : [1, 2.50, 1e400, 12345678901234567890],\n \"b\":\"<&>\\u00e9\" }")
 	id := mcp.NewRequestId("toolbus-7")
-	fc, req, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: id, Method: "tools/call"}, `we"ird<&>`, args, "toolbus-3")
+	fc := new(fastCall)
+	req, err := fc.prepare("toolbus-7", `we"ird<&>`, args, "toolbus-3")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +101,8 @@ func TestFastCall_SplicesAndReadsOnce(t *testing.T) {
 // and another request with the same context goes out unchanged.
 func TestFastCall_OtherAnswersUnchanged(t *testing.T) {
 	newFC := func() (*fastCall, []byte) {
-		fc, req, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId("toolbus-1"), Method: "tools/call"}, "echo", nil, "")
+		fc := new(fastCall)
+		req, err := fc.prepare("toolbus-1", "echo", nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,10 +143,67 @@ func TestFastCall_OtherAnswersUnchanged(t *testing.T) {
 	})
 }
 
+// The request is recognized by its end, the placeholder as its last
+// member's value: the transport's envelope goes out byte for byte whatever
+// its encoding, with the params after it. A body with the placeholder
+// elsewhere, or longer than an envelope, goes out unchanged.
+func TestFastCall_RecognizedByItsEnd(t *testing.T) {
+	prepare := func() *fastCall {
+		fc := new(fastCall)
+		if _, err := fc.prepare("toolbus-9", "echo", json.RawMessage(`{"a":1}`), ""); err != nil {
+			t.Fatal(err)
+		}
+		return fc
+	}
+	envelope := `{ "method" : "tools/call", "id": "toolbus-9", "jsonrpc":"2.0", "params":`
+	fc := prepare()
+	received, _ := fastExchange(t, fc, []byte(envelope+fastPlaceholder+"}"), http.StatusAccepted, "application/json", "")
+	if want := envelope + `{"name":"echo","arguments":{"a":1}}}`; string(received) != want || !fc.sent {
+		t.Errorf("sent %s (sent %v), want %s", received, fc.sent, want)
+	}
+	for name, body := range map[string]string{
+		"placeholder not last":       `{"jsonrpc":"2.0","id":"toolbus-9","method":"tools/call","params":` + fastPlaceholder + `,"x":1}`,
+		"placeholder inside params":  `{"jsonrpc":"2.0","id":"toolbus-9","method":"tools/call","params":{"p":` + fastPlaceholder + `}}`,
+		"longer than an envelope":    `{"jsonrpc":"2.0","id":"toolbus-9","pad":"` + strings.Repeat("x", maxFastEnvelope) + `","params":` + fastPlaceholder + `}`,
+		"shorter than the tail":      `{}`,
+		"placeholder without params": `{"jsonrpc":"2.0","id":"toolbus-9","x":` + fastPlaceholder + `}`,
+	} {
+		fc := prepare()
+		received, _ := fastExchange(t, fc, []byte(body), http.StatusAccepted, "application/json", "")
+		if string(received) != body || fc.sent {
+			t.Errorf("%s: sent %.200s (sent %v), want it unchanged", name, received, fc.sent)
+		}
+	}
+}
+
+// hasMediaType finds the media type mime.ParseMediaType (mcp-go's reading)
+// finds, wherever the parameters parse.
+func TestHasMediaType(t *testing.T) {
+	for _, ct := range []string{
+		"application/json", "application/json; charset=utf-8", " Application/JSON ;charset=utf-8", "APPLICATION/JSON",
+		"text/event-stream", "text/event-stream;", "Text/Event-Stream; charset=utf-8", "text/event-stream ; a=b",
+		"", "application/jsonx", "application/json-seq", "text/event-stream2", "application/json extra", "text/plain",
+		"application /json", "application/", ";application/json",
+	} {
+		mediaType, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			mediaType = ""
+		}
+		h := http.Header{}
+		h.Set("Content-Type", ct)
+		for _, want := range []string{"application/json", "text/event-stream"} {
+			if got := hasMediaType(h, want); got != (mediaType == want) {
+				t.Errorf("hasMediaType(%q, %q) = %v; ParseMediaType finds %q", ct, want, got, mediaType)
+			}
+		}
+	}
+}
+
 // An answer cut by max_result_bytes reaches the transport with the read's
 // error after the bytes read, and the limit records it.
 func TestFastCall_LimitedAnswer(t *testing.T) {
-	fc, req, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId("toolbus-1"), Method: "tools/call"}, "echo", nil, "")
+	fc := new(fastCall)
+	req, err := fc.prepare("toolbus-1", "echo", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +215,7 @@ func TestFastCall_LimitedAnswer(t *testing.T) {
 		h.Set("Content-Type", "application/json")
 		return &http.Response{StatusCode: http.StatusOK, Header: h, Body: io.NopCloser(strings.NewReader(answer)), ContentLength: -1}, nil
 	})}
-	r, _ := http.NewRequestWithContext(withResultLimit(withFastCall(context.Background(), fc), lim), http.MethodPost, "http://127.0.0.1:1/mcp", bytes.NewReader(sent))
+	r, _ := http.NewRequestWithContext(withScope(context.Background(), &scope{fc: fc, lim: lim}), http.MethodPost, "http://127.0.0.1:1/mcp", bytes.NewReader(sent))
 	resp, err := rt.RoundTrip(r)
 	if err != nil {
 		t.Fatal(err)
@@ -170,7 +230,7 @@ func TestFastCall_LimitedAnswer(t *testing.T) {
 // the transport's encoding.
 func TestFastCall_InvalidArguments(t *testing.T) {
 	args := json.RawMessage(`{"a":`)
-	if _, _, err := newFastCall(transport.JSONRPCRequest{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId("toolbus-1"), Method: "tools/call"}, "echo", args, ""); err == nil {
+	if _, err := new(fastCall).prepare("toolbus-1", "echo", args, ""); err == nil {
 		t.Error("invalid arguments accepted")
 	}
 }

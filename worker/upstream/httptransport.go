@@ -77,10 +77,45 @@ func (c *challenge) get() string {
 	return c.www
 }
 
-type challengeKey struct{}
+// scope is what the pool's RoundTripper (and the stdio transport) take from
+// an upstream request's context, under one context key: the challenge its
+// 401s are recorded in, the limit its answers are read within, and the
+// tools/call that callRaw sends with it (fastcall.go). Any of them may be
+// nil.
+type scope struct {
+	ch  *challenge
+	lim *resultLimit
+	fc  *fastCall
+}
 
-func withChallenge(ctx context.Context, c *challenge) context.Context {
-	return context.WithValue(ctx, challengeKey{}, c)
+// callScope is the scope of one call attempt (Pool.do) with the challenge,
+// the limit and the room for a fast call it points to: one allocation.
+type callScope struct {
+	scope
+	ch  challenge
+	lim resultLimit
+	fc  fastCall
+}
+
+func newCallScope(maxResultBytes int64) *callScope {
+	s := &callScope{lim: resultLimit{max: maxResultBytes}}
+	s.scope = scope{ch: &s.ch, lim: &s.lim, fc: &s.fc}
+	return s
+}
+
+type scopeKey struct{}
+
+// withScope returns ctx carrying s; it replaces any scope ctx carried.
+func withScope(ctx context.Context, s *scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, s)
+}
+
+// scopeOf returns the scope ctx carries; the zero scope when none.
+func scopeOf(ctx context.Context) scope {
+	if s, ok := ctx.Value(scopeKey{}).(*scope); ok && s != nil {
+		return *s
+	}
+	return scope{}
 }
 
 // challengeRecorder wraps the shared transport and stores the
@@ -93,7 +128,8 @@ func withChallenge(ctx context.Context, c *challenge) context.Context {
 type challengeRecorder struct{ base http.RoundTripper }
 
 func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	req, fc, err := fastRequest(req) // fastcall.go
+	sc := scopeOf(req.Context())
+	req, fc, err := fastRequest(req, sc.fc) // fastcall.go
 	if err != nil {
 		return nil, err
 	}
@@ -114,13 +150,13 @@ func (rt challengeRecorder) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	resp, err := rt.base.RoundTrip(req)
 	if err == nil {
-		limitBody(req, resp) // limit.go
+		limitBody(sc.lim, resp) // limit.go
 		if fc != nil {
-			fastAnswer(fc, req, resp)
+			fastAnswer(fc, sc.lim, resp)
 		}
 	}
 	if err == nil && resp.StatusCode >= http.StatusBadRequest {
-		if c, ok := req.Context().Value(challengeKey{}).(*challenge); ok && c != nil {
+		if c := sc.ch; c != nil {
 			c.status.Store(int32(resp.StatusCode))
 			if resp.StatusCode == http.StatusUnauthorized {
 				c.set(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "))

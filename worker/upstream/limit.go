@@ -1,11 +1,10 @@
 package upstream
 
 import (
-	"context"
 	"errors"
 	"io"
-	"mime"
 	"net/http"
+	"strings"
 	"sync/atomic"
 )
 
@@ -28,17 +27,10 @@ func newResultLimit(max int64) *resultLimit { return &resultLimit{max: max} }
 // exceeded reports whether lim (nil: none) stopped a body.
 func (lim *resultLimit) exceeded() bool { return lim != nil && lim.hit.Load() }
 
-type resultLimitKey struct{}
-
-func withResultLimit(ctx context.Context, lim *resultLimit) context.Context {
-	return context.WithValue(ctx, resultLimitKey{}, lim)
-}
-
-// limitBody wraps resp's body with the limit of the request's context, if
-// any.
-func limitBody(req *http.Request, resp *http.Response) {
-	lim, ok := req.Context().Value(resultLimitKey{}).(*resultLimit)
-	if !ok || lim == nil || lim.max <= 0 || resp.Body == nil {
+// limitBody wraps resp's body with lim (the request's scope's limit; nil:
+// none).
+func limitBody(lim *resultLimit, resp *http.Response) {
+	if lim == nil || lim.max <= 0 || resp.Body == nil {
 		return
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
@@ -47,8 +39,30 @@ func limitBody(req *http.Request, resp *http.Response) {
 		resp.Body = truncatedBody{Reader: io.LimitReader(resp.Body, maxErrorBody), Closer: resp.Body}
 		return
 	}
-	mediaType, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	resp.Body = &limitedBody{rc: resp.Body, lim: lim, stream: mediaType == "text/event-stream"}
+	resp.Body = &limitedBody{rc: resp.Body, lim: lim, stream: hasMediaType(resp.Header, "text/event-stream")}
+}
+
+// hasMediaType reports whether h's Content-Type has the media type want
+// (lower case) as mime.ParseMediaType (mcp-go's reading of it) finds it -
+// the type before any parameter, trimmed, in any case - without parsing the
+// parameters, for which ParseMediaType builds a map. (Where ParseMediaType
+// refuses the parameters, mcp-go fails the request whatever is read.)
+func hasMediaType(h http.Header, want string) bool {
+	base, _, _ := strings.Cut(h.Get("Content-Type"), ";")
+	base = strings.TrimSpace(base)
+	if len(base) != len(want) {
+		return false
+	}
+	for i := range len(base) {
+		c := base[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // maxErrorBody bounds what is read of an HTTP failure's body.

@@ -573,7 +573,7 @@ func (p *Pool) connect(ctx context.Context, srv *config.Server, cred contracts.T
 	default:
 		req := mcp.InitializeRequest{}
 		req.Params.ClientInfo = mcp.Implementation{Name: p.opts.ClientName, Version: p.opts.ClientVersion}
-		_, err = c.Initialize(withResultLimit(withChallenge(ctx, ch), e.limit), req)
+		_, err = c.Initialize(withScope(ctx, &scope{ch: ch, lim: e.limit}), req)
 		e.protocol = c.ProtocolVersion()
 		session = c.GetSessionId()
 		if !e.discoverReused {
@@ -663,10 +663,10 @@ func (p *Pool) forgetBorrowed(srv *config.Server, e *entry, refused bool) {
 // starts a standalone stream's listener, when it has one, on its own).
 func (p *Pool) start(ctx context.Context, srv *config.Server, c *client.Client, ch *challenge, lim *resultLimit) error {
 	if srv.Transport == config.TransportHTTP {
-		return c.Start(withResultLimit(withChallenge(p.ctx, ch), lim))
+		return c.Start(withScope(p.ctx, &scope{ch: ch, lim: lim}))
 	}
 	started := make(chan error, 1)
-	go func() { started <- c.Start(withResultLimit(withChallenge(p.ctx, ch), lim)) }()
+	go func() { started <- c.Start(withScope(p.ctx, &scope{ch: ch, lim: lim})) }()
 	select {
 	case err := <-started:
 		return err

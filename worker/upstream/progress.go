@@ -32,6 +32,19 @@ type callOptions struct {
 	caps           ClientCaps
 }
 
+// applyCallOptions returns the options opts set. (Without any, nothing is
+// allocated: the options an option function is given live on the heap.)
+func applyCallOptions(opts []CallOption) callOptions {
+	if len(opts) == 0 {
+		return callOptions{}
+	}
+	o := new(callOptions)
+	for _, opt := range opts {
+		opt(o)
+	}
+	return *o
+}
+
 // WithProgress asks the upstream for progress notifications (a progress
 // token in the request's _meta) and passes each one to fn. fn runs on the
 // transport's reader and must return quickly; it is never called after

@@ -240,14 +240,14 @@ func (t *stdioTransport) Close() error {
 }
 
 // SendRequest sends req and waits for its answer. The result limit of ctx
-// (withResultLimit) is the one a line over max_result_bytes marks when it
+// (its scope's) is the one a line over max_result_bytes marks when it
 // is this request's answer.
 func (t *stdioTransport) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	s := t.io.Load()
 	if s == nil {
 		return nil, transport.ErrTransportClosed
 	}
-	if lim, _ := ctx.Value(resultLimitKey{}).(*resultLimit); lim != nil && t.max > 0 {
+	if lim := scopeOf(ctx).lim; lim != nil && t.max > 0 {
 		defer t.pending.add(req.ID.String(), lim)()
 	}
 	return s.SendRequest(ctx, req)
