@@ -15,61 +15,99 @@ import (
 	"github.com/toolbus/toolbus/worker/upstream"
 )
 
-// ErrCallCancelled is the cause of a call's context cancellation when its
-// caller cancelled it (see Handler.Cancel).
-var ErrCallCancelled = errors.New("the call was cancelled by its caller")
-
 // maxEventsPerCall bounds the events one call publishes; an upstream that
 // sends more has the rest dropped.
 const maxEventsPerCall = 10000
 
-// running is the calls in progress on this worker, by request id, with the
-// function that cancels each. Request ids are unique per ingress request;
-// the same id twice (a misbehaving client reusing one) is kept apart by a
-// sequence number and cancelled together.
+// running is the calls in progress on this worker, by request id, each with
+// the function that cancels it. Request ids are unique per ingress request;
+// the same id twice (a misbehaving client reusing one) is kept apart, the
+// calls chained, and cancelled together.
 type running struct {
 	mu    sync.Mutex
-	seq   uint64
-	calls map[string]map[uint64]context.CancelCauseFunc
+	calls map[string]*runningCall
+}
+
+// runningCall is one call in progress. Its fields are guarded by
+// running.mu.
+type runningCall struct {
+	next *runningCall // another call with the same request id
+	// cancel ends the call's context; nil until the context exists (start).
+	cancel context.CancelFunc
+	// cancelled is set when its caller cancelled it (running.cancel).
+	cancelled bool
 }
 
 func newRunning() *running {
-	return &running{calls: make(map[string]map[uint64]context.CancelCauseFunc)}
+	return &running{calls: make(map[string]*runningCall)}
 }
 
-// add registers a running call and returns the function that removes it.
-func (r *running) add(id string, cancel context.CancelCauseFunc) func() {
+// add registers a call that is about to run, before its context exists:
+// a cancellation from then on is not lost.
+func (r *running) add(id string, c *runningCall) {
 	r.mu.Lock()
-	r.seq++
-	seq := r.seq
-	m := r.calls[id]
-	if m == nil {
-		m = make(map[uint64]context.CancelCauseFunc, 1)
-		r.calls[id] = m
-	}
-	m[seq] = cancel
+	c.next = r.calls[id]
+	r.calls[id] = c
 	r.mu.Unlock()
-	return func() {
-		r.mu.Lock()
-		delete(m, seq)
-		if len(m) == 0 { // every call of m has ended; m is still r.calls[id]
-			delete(r.calls, id)
-		}
-		r.mu.Unlock()
+}
+
+// start gives c its context's cancel function, calling it at once if the
+// caller cancelled c already.
+func (r *running) start(c *runningCall, cancel context.CancelFunc) {
+	r.mu.Lock()
+	c.cancel = cancel
+	cancelled := c.cancelled
+	r.mu.Unlock()
+	if cancelled {
+		cancel()
 	}
 }
 
+// remove unregisters c, which ran with request id id.
+func (r *running) remove(id string, c *runningCall) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	head := r.calls[id]
+	switch {
+	case head == c && c.next == nil:
+		delete(r.calls, id)
+	case head == c:
+		r.calls[id] = c.next
+	default:
+		for p := head; p != nil; p = p.next {
+			if p.next == c {
+				p.next = c.next
+				break
+			}
+		}
+	}
+	c.next = nil
+}
+
+// cancelledByCaller reports whether c's caller cancelled it.
+func (r *running) cancelledByCaller(c *runningCall) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return c.cancelled
+}
+
+// cancel cancels the calls with request id id and reports whether there
+// were any.
 func (r *running) cancel(id string) bool {
 	r.mu.Lock()
-	var fns []context.CancelCauseFunc
-	for _, fn := range r.calls[id] {
-		fns = append(fns, fn)
+	var fns []context.CancelFunc
+	found := false
+	for c := r.calls[id]; c != nil; c = c.next {
+		found, c.cancelled = true, true
+		if c.cancel != nil {
+			fns = append(fns, c.cancel)
+		}
 	}
 	r.mu.Unlock()
 	for _, fn := range fns {
-		fn(ErrCallCancelled)
+		fn()
 	}
-	return len(fns) > 0
+	return found
 }
 
 // Running returns how many calls are registered (for tests and metrics).
@@ -77,8 +115,10 @@ func (h *Handler) Running() int {
 	h.running.mu.Lock()
 	defer h.running.mu.Unlock()
 	n := 0
-	for _, m := range h.running.calls {
-		n += len(m)
+	for _, c := range h.running.calls {
+		for ; c != nil; c = c.next {
+			n++
+		}
 	}
 	return n
 }

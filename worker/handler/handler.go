@@ -84,8 +84,9 @@ type Op struct {
 	Kind contracts.SubjectKind
 	// Subject is its subject for a server.
 	Subject func(server string) string
-	// message returns an empty request message to decode into.
-	message func() contracts.Request
+	// request returns a Request whose Msg is an empty request message of
+	// the op's type to decode into.
+	request func() *Request
 	// name is the op in logs and metrics (the RPC's method).
 	name func(contracts.Request) string
 	// route is what admission checks besides the header: the tool ("" for
@@ -102,22 +103,28 @@ type Op struct {
 
 // The ops: tools/call, tools/list and the relayed MCP requests.
 var (
-	CallOp = &Op{Kind: contracts.SubjectCall, Subject: contracts.CallSubject, message: message[contracts.CallRequest],
+	CallOp = &Op{Kind: contracts.SubjectCall, Subject: contracts.CallSubject, request: request[contracts.CallRequest],
 		name: func(contracts.Request) string { return contracts.OpCall }, route: callRoute, call: (*Handler).callTool,
 		cancellable: true, reply: reply(contracts.NewCallResponse)}
-	ListOp = &Op{Kind: contracts.SubjectList, Subject: contracts.ListSubject, message: message[contracts.ListRequest],
+	ListOp = &Op{Kind: contracts.SubjectList, Subject: contracts.ListSubject, request: request[contracts.ListRequest],
 		name: func(contracts.Request) string { return contracts.OpList }, route: listRoute, call: (*Handler).listTools,
 		reply: reply(contracts.NewListResponse)}
-	RPCOp = &Op{Kind: contracts.SubjectRPC, Subject: contracts.RPCSubject, message: message[contracts.RPCRequest],
+	RPCOp = &Op{Kind: contracts.SubjectRPC, Subject: contracts.RPCSubject, request: request[contracts.RPCRequest],
 		name: rpcName, route: rpcRoute, call: (*Handler).relay, reply: reply(contracts.NewRPCResponse)}
 )
 
-// message returns a new request message of type T.
-func message[T any, P interface {
+// request returns a new Request with an empty message of type T, both in
+// one allocation.
+func request[T any, P interface {
 	*T
 	contracts.Request
-}]() contracts.Request {
-	return P(new(T))
+}]() *Request {
+	r := new(struct {
+		in  Request
+		msg T
+	})
+	r.in.Msg = P(&r.msg)
+	return &r.in
 }
 
 // reply adapts a reply constructor of contracts to the table.
@@ -143,7 +150,8 @@ type Request struct {
 // request of op's kind that arrived on subject with reply subject reply.
 // Only the header is decoded: the body becomes the request's payload as is.
 func (op *Op) Decode(subject, reply string, w contracts.Wire) *Request {
-	in := &Request{Op: op, Subject: subject, Reply: reply, Msg: op.message()}
+	in := op.request()
+	in.Op, in.Subject, in.Reply = op, subject, reply
 	in.Err = contracts.DecodeRequest(w, in.Msg)
 	return in
 }
@@ -187,6 +195,10 @@ func errPanicked() *contracts.Error {
 	return contracts.NewError(contracts.CodeInternal, "the worker failed while handling the request")
 }
 
+// panicObserved is what the observation of an upstream call that panicked
+// records (run): shared, never returned to a caller, never changed.
+var panicObserved = errPanicked()
+
 // Handle runs the request and returns the payload of its reply (the
 // CallToolResult, the tools, the RPC's result) or the classified error.
 // ctx bounds the request further. A panic while handling it is recovered:
@@ -225,11 +237,13 @@ func (h *Handler) run(ctx context.Context, in *Request, o *outcome) (_ json.RawM
 	hdr := in.Msg.Header()
 	tool, binding := in.Op.route(in.Msg, in.Reply)
 	o.tool = tool
+	var rc *runningCall
 	if in.Op.cancellable {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		defer h.running.add(hdr.RequestID, cancel)()
+		// Registered before admission, so that a cancellation that comes
+		// meanwhile is not lost; its context (the budget's) comes after.
+		rc = &runningCall{}
+		h.running.add(hdr.RequestID, rc)
+		defer h.running.remove(hdr.RequestID, rc)
 	}
 	a, refusal := h.admit.Admit(admit.Request{Header: hdr, Kind: in.Op.Kind, Subject: in.Subject, Tool: tool, Binding: binding})
 	if refusal != nil {
@@ -240,14 +254,18 @@ func (h *Handler) run(ctx context.Context, in *Request, o *outcome) (_ json.RawM
 	if !a.Token.IsZero() {
 		o.tokenFP = a.Token.Fingerprint()
 	}
+	// One context for the call: its budget, and its caller's cancellation.
 	callCtx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
+	if rc != nil {
+		h.running.start(rc, cancel)
+	}
 	callCtx, obs := h.metrics.StartUpstream(callCtx, h.tracer, o.op, a.Server.Name, tool)
-	e = errPanicked() // what the observation records if the call panics
+	e = panicObserved // what the observation records if the call panics
 	defer func() { obs.End(e) }()
 	result, err := in.Op.call(h, callCtx, in.Msg, a)
 	switch {
-	case err != nil && errors.Is(context.Cause(ctx), ErrCallCancelled):
+	case err != nil && rc != nil && h.running.cancelledByCaller(rc):
 		o.reason = "cancelled by the caller"
 		return nil, contracts.NewError(contracts.CodeCancelled, "the call was cancelled by its caller")
 	case err != nil:

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/toolbus/toolbus/contracts"
@@ -42,7 +43,7 @@ func (h *Handler) logOutcome(o *outcome) {
 		Str("server", o.server).
 		Str("tool", o.tool).
 		Str("status", status).
-		Float64("duration_ms", float64(h.now().Sub(o.start).Microseconds())/1000).
+		RawJSON("duration_ms", appendMillis(make([]byte, 0, 24), h.now().Sub(o.start))).
 		Str("token_fp", o.tokenFP)
 	if o.reason != "" {
 		ev = ev.Str("reason", o.reason)
@@ -53,4 +54,25 @@ func (h *Handler) logOutcome(o *outcome) {
 // logPanic logs a recovered panic with the request's identity.
 func (h *Handler) logPanic(o *outcome, v any) {
 	panics.Log(h.log.Error().Str("op", o.op).Str("request_id", o.requestID).Str("server", o.server).Str("tool", o.tool), v)
+}
+
+// appendMillis appends d in milliseconds, to the microsecond, as a JSON
+// number: what zerolog's Float64 writes of float64(d.Microseconds())/1000
+// (the shortest decimal, "0.482", "12", "1.5"), without formatting a float.
+func appendMillis(b []byte, d time.Duration) []byte {
+	us := d.Microseconds()
+	if us < 0 {
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	b = append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+	for b[len(b)-1] == '0' {
+		b = b[:len(b)-1]
+	}
+	return b
 }
