@@ -322,13 +322,11 @@ func (p *Pool) Start(ctx context.Context) error {
 		return fmt.Errorf("worker pool: register the %s service: %w", ServiceName, err)
 	}
 	p.svc = svc
-	// subscribe makes a queue subscription an endpoint of the service (so it
-	// is counted in the service's stats and drained first by Stop); other
-	// subscriptions (every worker hears them) stay until running calls end.
-	subscribe := func(subject string, queue bool, cb nats.MsgHandler) error {
-		if queue {
-			return p.addEndpoint(svc, subject, cb)
-		}
+	// The requests' subjects are endpoints of the service (in the workers'
+	// queue group: counted in the service's stats and drained first by
+	// Stop); the other subscriptions (every worker hears them) stay until
+	// running calls end.
+	subscribe := func(subject string, cb nats.MsgHandler) error {
 		sub, err := p.nc.Subscribe(subject, cb)
 		if err != nil {
 			return fmt.Errorf("worker pool: subscribe %s: %w", subject, err)
@@ -339,7 +337,7 @@ func (p *Pool) Start(ctx context.Context) error {
 	for _, s := range p.servers {
 		for _, op := range handler.Ops {
 			if err == nil {
-				err = subscribe(op.Subject(s), true, p.dispatch(s, p.limits[s], op))
+				err = p.addEndpoint(svc, op.Subject(s), p.dispatcher(s, op))
 			}
 		}
 	}
@@ -402,129 +400,165 @@ type limiter struct {
 	overloaded atomic.Uint64
 }
 
-// dispatch returns the subscription callback for one op of one server. NATS
-// runs a subscription's callbacks one at a time, so the callback never
-// blocks: with the server's circuit open it answers upstream_error at once;
-// with a free slot (in the server's and the process's limits) it hands the
-// request to a goroutine; otherwise, if the server's wait queue has room, to
-// a goroutine that waits for a slot up to queueWait (and at most half the
-// request's budget); otherwise it answers overloaded at once. Nothing queues
-// without bound. An overloaded answer always means the request reached no
-// upstream. Each request's message is decoded once, where it is first
-// needed: by the goroutine that runs it, or by the callback that refuses it.
-func (p *Pool) dispatch(server string, lim *limiter, op *handler.Op) nats.MsgHandler {
-	decode := func(m *nats.Msg) *handler.Request {
-		return op.Decode(m.Subject, m.Reply, contracts.Wire{Header: contracts.HeaderValue(m.Header[contracts.HeaderRequest]), Body: m.Data})
+// dispatcher takes the requests of one op of one server: an endpoint's
+// requests. NATS runs an endpoint's callback (take) for one request at a
+// time, so take never blocks: with the server's circuit open it answers
+// upstream_error at once; with a free slot (in the server's and the
+// process's limits) it hands the request to a runner; otherwise, if the
+// server's wait queue has room, to a goroutine that waits for a slot up to
+// queueWait (and at most half the request's budget); otherwise it answers
+// overloaded at once. Nothing queues without bound. An overloaded answer
+// always means the request reached no upstream. Each request's message is
+// decoded once, where it is first needed: by the goroutine that runs it, or
+// by the callback that refuses it.
+type dispatcher struct {
+	p      *Pool
+	server string
+	lim    *limiter
+	op     *handler.Op
+}
+
+func (p *Pool) dispatcher(server string, op *handler.Op) *dispatcher {
+	return &dispatcher{p: p, server: server, lim: p.limits[server], op: op}
+}
+
+func (d *dispatcher) decode(m *nats.Msg) *handler.Request {
+	return d.op.Decode(m.Subject, m.Reply, contracts.Wire{Header: contracts.HeaderValue(m.Header[contracts.HeaderRequest]), Body: m.Data})
+}
+
+func (d *dispatcher) overloaded(in *handler.Request, e *contracts.Error, reason string) {
+	d.lim.overloaded.Add(1)
+	d.p.metrics.Overloaded(d.server, reason)
+	d.p.log.Warn().Str("server", d.server).Str("reason", e.Message).Msg("overloaded")
+	d.p.respond(in, nil, e)
+}
+
+func (d *dispatcher) noSlot(in *handler.Request) {
+	d.overloaded(in, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", d.server), workermetrics.RejectNoSlot)
+}
+
+func (d *dispatcher) circuitOpen(in *handler.Request, left time.Duration) {
+	d.p.metrics.Overloaded(d.server, workermetrics.RejectCircuitOpen)
+	d.p.respond(in, nil, d.lim.breaker.refusal(d.server, left))
+}
+
+// take is the endpoint's callback. m is not kept: what take hands on is a
+// request holding a copy of it.
+func (d *dispatcher) take(m *nats.Msg) {
+	p, lim := d.p, d.lim
+	if m.Reply == "" {
+		p.log.Warn().Str("server", d.server).Str("subject", m.Subject).Msg("request without a reply subject ignored")
+		return
 	}
-	overloaded := func(in *handler.Request, e *contracts.Error, reason string) {
-		lim.overloaded.Add(1)
-		p.metrics.Overloaded(server, reason)
-		p.log.Warn().Str("server", server).Str("reason", e.Message).Msg("overloaded")
-		p.respond(in, nil, e)
+	if !p.inflight.Add() {
+		d.overloaded(d.decode(m), contracts.NewError(contracts.CodeOverloaded, "worker shutting down"), workermetrics.RejectStopping)
+		return
 	}
-	noSlot := func(in *handler.Request) {
-		overloaded(in, contracts.NewError(contracts.CodeOverloaded, "worker at its concurrency limit for server %q", server), workermetrics.RejectNoSlot)
-	}
-	circuitOpen := func(in *handler.Request, left time.Duration) {
-		p.metrics.Overloaded(server, workermetrics.RejectCircuitOpen)
-		p.respond(in, nil, lim.breaker.refusal(server, left))
-	}
-	return func(m *nats.Msg) {
-		if m.Reply == "" {
-			p.log.Warn().Str("server", server).Str("subject", m.Subject).Msg("request without a reply subject ignored")
-			return
-		}
-		if !p.inflight.Add() {
-			overloaded(decode(m), contracts.NewError(contracts.CodeOverloaded, "worker shutting down"), workermetrics.RejectStopping)
-			return
-		}
-		// An open circuit refuses before the request takes or waits for a slot.
-		if lim.breaker != nil {
-			if refused, left := lim.breaker.check(); refused {
-				p.inflight.Done()
-				circuitOpen(decode(m), left)
-				return
-			}
-		}
-		// The request's trace context (from its NATS headers), the
-		// worker's span and the wait for a slot (telemetry.go).
-		rt := p.startRequest(p.callCtx, m)
-		run := func(ctx context.Context, in *handler.Request) {
-			defer rt.end()
-			// The slot is free again before the reply goes out, so a caller
-			// holding its answer never finds its own call still in the slot.
-			held := true
-			release := func() {
-				if held {
-					held = false
-					p.release(lim)
-				}
-			}
-			defer release()
-			p.waited(&rt, server)
-			probe := false
-			if lim.breaker != nil {
-				ok, isProbe, left := lim.breaker.admit()
-				if !ok {
-					release()
-					circuitOpen(in, left)
-					return
-				}
-				probe = isProbe
-			}
-			payload, e := p.h.Handle(ctx, in)
-			if lim.breaker != nil {
-				hdr := in.Msg.Header()
-				p.breakerDone(server, lim.breaker, probe, outcomeOf(e, in.Budget() >= lim.timeout), hdr.KeyID)
-			}
-			release()
-			p.respond(in, payload, e)
-			telemetry.Step(ctx, telemetry.StepReplyPublished)
-		}
-		if p.tryAcquire(lim) {
-			p.runners.run(func() {
-				defer p.inflight.Done()
-				run(rt.ctx, decode(m))
-			})
-			return
-		}
-		select {
-		case lim.queue <- struct{}{}:
-		default:
+	// An open circuit refuses before the request takes or waits for a slot.
+	if lim.breaker != nil {
+		if refused, left := lim.breaker.check(); refused {
 			p.inflight.Done()
-			p.waited(&rt, server)
-			rt.end()
-			noSlot(decode(m))
+			d.circuitOpen(d.decode(m), left)
 			return
 		}
-		go func() {
-			defer p.inflight.Done()
-			// The wait counts against the request's budget: it waits at
-			// most half of it, and runs with what is left, so that its
-			// answer still comes within the budget the ingress waits for.
-			in := decode(m)
-			received, wait := rt.received, p.queueWait
-			budget := in.Budget()
-			if budget > 0 {
-				wait = min(wait, budget/2)
-			}
-			ok := p.waitAcquire(lim, wait)
-			<-lim.queue
-			if !ok {
-				p.waited(&rt, server)
-				rt.end()
-				noSlot(in)
-				return
-			}
-			ctx := rt.ctx
-			if budget > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, received.Add(budget))
-				defer cancel()
-			}
-			run(ctx, in)
-		}()
 	}
+	r := &request{d: d, m: *m}
+	// The request's trace context (from its NATS headers), the worker's
+	// span and the wait for a slot (telemetry.go).
+	r.rt = p.startRequest(p.callCtx, &r.m)
+	if p.tryAcquire(lim) {
+		p.runners.run(r)
+		return
+	}
+	select {
+	case lim.queue <- struct{}{}:
+	default:
+		p.inflight.Done()
+		p.waited(&r.rt, d.server)
+		r.rt.end()
+		d.noSlot(d.decode(&r.m))
+		return
+	}
+	go r.queued()
+}
+
+// request is one request on its way from its endpoint to a call slot and
+// its reply: the one allocation dispatching it takes (a runner runs it as
+// a task).
+type request struct {
+	d  *dispatcher
+	m  nats.Msg
+	rt requestTrace
+}
+
+// run runs the request, which holds a call slot (a runner's task).
+func (r *request) run() {
+	defer r.d.p.inflight.Done()
+	r.serve(r.rt.ctx, r.d.decode(&r.m))
+}
+
+// queued waits for a call slot, then runs the request. The wait counts
+// against the request's budget: it waits at most half of it, and runs with
+// what is left, so that its answer still comes within the budget the
+// ingress waits for.
+func (r *request) queued() {
+	d, p := r.d, r.d.p
+	defer p.inflight.Done()
+	in := d.decode(&r.m)
+	wait, budget := p.queueWait, in.Budget()
+	if budget > 0 {
+		wait = min(wait, budget/2)
+	}
+	ok := p.waitAcquire(d.lim, wait)
+	<-d.lim.queue
+	if !ok {
+		p.waited(&r.rt, d.server)
+		r.rt.end()
+		d.noSlot(in)
+		return
+	}
+	ctx := r.rt.ctx
+	if budget > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, r.rt.received.Add(budget))
+		defer cancel()
+	}
+	r.serve(ctx, in)
+}
+
+// serve handles in, which holds a call slot, and replies.
+func (r *request) serve(ctx context.Context, in *handler.Request) {
+	d, p, lim := r.d, r.d.p, r.d.lim
+	defer r.rt.end()
+	// The slot is free again before the reply goes out, so a caller
+	// holding its answer never finds its own call still in the slot.
+	held := true
+	release := func() {
+		if held {
+			held = false
+			p.release(lim)
+		}
+	}
+	defer release()
+	p.waited(&r.rt, d.server)
+	probe := false
+	if lim.breaker != nil {
+		ok, isProbe, left := lim.breaker.admit()
+		if !ok {
+			release()
+			d.circuitOpen(in, left)
+			return
+		}
+		probe = isProbe
+	}
+	payload, e := p.h.Handle(ctx, in)
+	if lim.breaker != nil {
+		hdr := in.Msg.Header()
+		p.breakerDone(d.server, lim.breaker, probe, outcomeOf(e, in.Budget() >= lim.timeout), hdr.KeyID)
+	}
+	release()
+	p.respond(in, payload, e)
+	telemetry.Step(ctx, telemetry.StepReplyPublished)
 }
 
 // breakerDone records a call's outcome in the server's breaker and logs

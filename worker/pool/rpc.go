@@ -14,11 +14,11 @@ import (
 // (contracts.AllCancelsSubject; the worker running the call cancels it) and
 // the end of resource subscriptions (contracts.AllUnsubscribesSubject; the
 // worker holding the subscription ends it).
-func (p *Pool) subscribeBroadcasts(subscribe func(subject string, queue bool, cb nats.MsgHandler) error) error {
-	if err := subscribe(contracts.AllUnsubscribesSubject, false, p.onUnsubscribe); err != nil {
+func (p *Pool) subscribeBroadcasts(subscribe func(subject string, cb nats.MsgHandler) error) error {
+	if err := subscribe(contracts.AllUnsubscribesSubject, p.onUnsubscribe); err != nil {
 		return err
 	}
-	return subscribe(contracts.AllCancelsSubject, false, p.onCallCancel)
+	return subscribe(contracts.AllCancelsSubject, p.onCallCancel)
 }
 
 // onUnsubscribe ends a resource subscription if this worker holds it. Every

@@ -18,35 +18,39 @@ const runnerIdle = 10 * time.Second
 // never more runners than calls running at once (the pool's slots bound
 // them), and an idle runner exits after runnerIdle.
 type runners struct {
-	work chan func()
+	work chan task
 	quit chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
 }
 
+// task is what a runner runs (a *request: no allocation for a func value).
+type task interface{ run() }
+
 func newRunners() *runners {
-	return &runners{work: make(chan func()), quit: make(chan struct{})}
+	return &runners{work: make(chan task), quit: make(chan struct{})}
 }
 
-// run runs f on a runner.
-func (r *runners) run(f func()) {
+// run runs t on a runner.
+func (r *runners) run(t task) {
 	select {
-	case r.work <- f:
+	case r.work <- t:
 	default:
 		r.wg.Add(1)
-		go r.loop(f)
+		go r.loop(t)
 	}
 }
 
-func (r *runners) loop(f func()) {
+func (r *runners) loop(t task) {
 	defer r.wg.Done()
 	idle := time.NewTimer(runnerIdle)
 	defer idle.Stop()
 	for {
-		f()
+		t.run()
+		t = nil // not kept while idle
 		idle.Reset(runnerIdle)
 		select {
-		case f = <-r.work:
+		case t = <-r.work:
 		case <-idle.C:
 			return
 		case <-r.quit:

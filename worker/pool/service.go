@@ -78,16 +78,16 @@ func endpointName(subject string) string {
 }
 
 // addEndpoint registers subject as an endpoint of the service, in the
-// workers' queue group, handled by cb. The endpoint's handler hands the
-// request on at once (cb never blocks), so micro's timing stats measure the
-// hand-off only.
-func (p *Pool) addEndpoint(svc micro.Service, subject string, cb nats.MsgHandler) error {
+// workers' queue group, its requests taken by d. The endpoint's handler
+// hands the request on at once (d.take never blocks), so micro's timing
+// stats measure the hand-off only.
+func (p *Pool) addEndpoint(svc micro.Service, subject string, d *dispatcher) error {
 	meta := map[string]string{}
 	if op, server, ok := strings.Cut(strings.TrimPrefix(subject, contracts.SubjectRoot+"."), "."); ok {
 		meta["op"], meta["server"] = op, server
 	}
 	err := svc.AddEndpoint(endpointName(subject), micro.HandlerFunc(func(r micro.Request) {
-		cb(&nats.Msg{Subject: r.Subject(), Reply: r.Reply(), Data: r.Data(), Header: nats.Header(r.Headers())}) // headers: the trace context
+		d.take(&nats.Msg{Subject: r.Subject(), Reply: r.Reply(), Data: r.Data(), Header: nats.Header(r.Headers())}) // headers: the trace context
 	}), micro.WithEndpointSubject(subject), micro.WithEndpointQueueGroup(contracts.WorkerQueueGroup), micro.WithEndpointMetadata(meta))
 	if err != nil {
 		return fmt.Errorf("worker pool: endpoint %s: %w", subject, err)
