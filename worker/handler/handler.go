@@ -144,6 +144,8 @@ type Request struct {
 	Msg contracts.Request
 	// Err is why the message does not decode or validate; nil when it does.
 	Err error
+	// call registers a cancellable request while it runs (run).
+	call runningCall
 }
 
 // Decode decodes w (wire format v2: the header value and the body), a
@@ -241,7 +243,8 @@ func (h *Handler) run(ctx context.Context, in *Request, o *outcome) (_ json.RawM
 	if in.Op.cancellable {
 		// Registered before admission, so that a cancellation that comes
 		// meanwhile is not lost; its context (the budget's) comes after.
-		rc = &runningCall{}
+		in.call = runningCall{}
+		rc = &in.call
 		h.running.add(hdr.RequestID, rc)
 		defer h.running.remove(hdr.RequestID, rc)
 	}
