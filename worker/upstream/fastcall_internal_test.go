@@ -246,3 +246,44 @@ func decodeNumbers(t *testing.T, b []byte) any {
 	}
 	return v
 }
+
+// BenchmarkFastCall_RoundTrip is the worker's own work on a small
+// tools/call's fast path, without a network or a server: the call
+// attempt's scope, the request prepared, encoded as mcp-go's transport
+// encodes it (json.Marshal, http.NewRequestWithContext: not the pool's
+// work, counted too), recognized and spliced by the RoundTripper, and a
+// canned JSON answer read in one pass and given back with {} in place of
+// the result.
+func BenchmarkFastCall_RoundTrip(b *testing.B) {
+	answer := []byte(`{"jsonrpc":"2.0","id":"toolbus-1","result":{"content":[{"type":"text","text":"hello"}]}}`)
+	header := http.Header{"Content-Type": {"application/json"}}
+	rt := challengeRecorder{base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		return &http.Response{StatusCode: http.StatusOK, Header: header, Body: io.NopCloser(bytes.NewReader(answer)), ContentLength: int64(len(answer))}, nil
+	})}
+	args := json.RawMessage(`{"text":"hello"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		sc := newCallScope(1 << 20)
+		ctx := withScope(context.Background(), &sc.scope)
+		req, err := sc.fc.prepare("toolbus-1", "echo", args, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, err := json.Marshal(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://127.0.0.1:1/mcp", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, err := rt.RoundTrip(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadAll(resp.Body); err != nil || !sc.fc.sent || sc.fc.result == nil {
+			b.Fatalf("read %v, sent %v, result %s", err, sc.fc.sent, sc.fc.result)
+		}
+	}
+}
