@@ -199,6 +199,21 @@ func processGone(pid int) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
+// closeBounded closes p and fails the test if Close takes over 30 s.
+func closeBounded(t *testing.T, p *upstream.Pool) {
+	t.Helper()
+	closed := make(chan struct{})
+	go func() {
+		_ = p.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}
+
 // processEnded reports whether the process pid has exited: gone, or a
 // zombie (an orphan's exit is reaped by init, whatever init does).
 func processEnded(pid int) bool {
@@ -358,16 +373,7 @@ func TestPool_StdioCloseKillsStubborn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := make(chan struct{})
-	go func() {
-		_ = p.Close()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-time.After(30 * time.Second): // Close takes about 3 s here
-		t.Fatal("Close did not return")
-	}
+	closeBounded(t, p) // about 3 s here
 	n, _ := strconv.Atoi(pid)
 	if !processGone(n) {
 		t.Errorf("process %d still exists after Close", n)
@@ -396,16 +402,7 @@ func TestPool_StdioStopsWhatTheServerStarted(t *testing.T) {
 			if processEnded(n) {
 				t.Fatal("the child is not running")
 			}
-			closed := make(chan struct{})
-			go func() {
-				_ = p.Close()
-				close(closed)
-			}()
-			select {
-			case <-closed:
-			case <-time.After(30 * time.Second): // Close takes about 1-2 s here
-				t.Fatal("Close did not return")
-			}
+			closeBounded(t, p) // about 1-2 s here
 			contractstest.Eventually(t, "the server's child to be stopped", func() bool { return processEnded(n) })
 		})
 	}
