@@ -114,7 +114,7 @@ func (a *API) getCall(c *gin.Context) {
 		body := make([]byte, 0, len(head)+len(rec.Result)+16)
 		body = append(append(body, head[:len(head)-1]...), `,"result":`...)
 		body = append(append(body, rec.Result...), '}')
-		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+		writeJSON(c, http.StatusOK, body)
 		return
 	}
 	c.JSON(http.StatusOK, v)

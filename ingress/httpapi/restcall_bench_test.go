@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -125,6 +126,9 @@ func (w *benchWriter) WriteHeader(status int) {
 		w.status = status
 	}
 }
+
+// SetReadDeadline is there as net/http's writer has it (readBodyFirst).
+func (w *benchWriter) SetReadDeadline(time.Time) error { return nil }
 
 func (w *benchWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
