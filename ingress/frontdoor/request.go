@@ -51,7 +51,7 @@ func Of(c *gin.Context) *Request {
 
 // Record notes a resolved call's server, tool and credential fingerprint.
 func (r *Request) Record(call *Call) {
-	r.Server, r.Tool, r.TokenFP = call.Server.Name, call.Tool, call.Token.Fingerprint()
+	r.Server, r.Tool, r.TokenFP = call.Server.Name, call.Tool, call.TokenFP()
 }
 
 // KeyName is the caller's key name, "" before the key is checked.
