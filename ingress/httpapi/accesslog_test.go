@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 )
 
@@ -45,6 +48,27 @@ func TestClientRequestID_AsPattern(t *testing.T) {
 	for _, id := range ids {
 		if got, want := clientRequestID(id), pattern.MatchString(id); got != want {
 			t.Errorf("%q: %v, want %v", id, got, want)
+		}
+	}
+}
+
+// clientIP logs what Gin's ClientIP answers, without trusted proxies (its
+// shortcut) and with them.
+func TestClientIP_AsGin(t *testing.T) {
+	t.Parallel()
+	for _, trusted := range [][]string{nil, {"10.0.0.0/8"}} {
+		for _, remote := range []string{"127.0.0.1:5000", "10.1.2.3:80", "[::1]:5000", "[::ffff:127.0.0.1]:1", "[fe80::1%eth0]:1",
+			"[2001:db8::1]:443", "1.2.3.4", "garbage", "", "01.2.3.4:1", "[::ffff:10.0.0.1]:2"} {
+			c, engine := gin.CreateTestContext(httptest.NewRecorder())
+			if err := engine.SetTrustedProxies(trusted); err != nil {
+				t.Fatal(err)
+			}
+			c.Request = httptest.NewRequest(http.MethodGet, "/", nil)
+			c.Request.RemoteAddr = remote
+			c.Request.Header.Set("X-Forwarded-For", "203.0.113.9")
+			if got, want := clientIP(c, len(trusted) > 0), c.ClientIP(); got != want {
+				t.Errorf("trusted %v, peer %q: %q, want %q", trusted, remote, got, want)
+			}
 		}
 	}
 }

@@ -159,7 +159,7 @@ func (b *callBody) fill(f *callFields) *contracts.Error {
 // encoding/json does: a string, or null (""); ok is false for any other
 // value. A string without escapes and in valid UTF-8 is its bytes; others
 // (escapes, invalid UTF-8, which becomes U+FFFD) go through encoding/json.
-func jsonString(raw []byte) (s string, ok bool) {
+func jsonString(raw []byte) (string, bool) {
 	switch raw[0] {
 	case 'n':
 		return "", true
@@ -168,8 +168,9 @@ func jsonString(raw []byte) (s string, ok bool) {
 		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 			return string(inner), true
 		}
-		err := json.Unmarshal(raw, &s)
-		return s, err == nil
+		var decoded string
+		err := json.Unmarshal(raw, &decoded)
+		return decoded, err == nil
 	}
 	return "", false
 }
@@ -281,17 +282,17 @@ type callPlan struct {
 }
 
 // prepareCall reads, validates and resolves a call (frontdoor.Policy); on
-// failure it has written the error response and returns nil.
-func (a *API) prepareCall(c *gin.Context) *callPlan {
+// failure it has written the error response and returns false.
+func (a *API) prepareCall(c *gin.Context) (callPlan, bool) {
 	data, err := readBody(c)
 	if err != nil {
 		abortWithError(c, err)
-		return nil
+		return callPlan{}, false
 	}
 	body, err := decodeCallBody(data)
 	if err != nil {
 		abortWithError(c, err)
-		return nil
+		return callPlan{}, false
 	}
 	call, err := a.policy.ResolveCall(c.Request.Context(), caller(c), frontdoor.CallInput{
 		Server: body.Server, Name: body.Name, Naming: frontdoor.PrefixedOrBare, Timeout: body.Timeout,
@@ -299,17 +300,17 @@ func (a *API) prepareCall(c *gin.Context) *callPlan {
 	})
 	if err != nil {
 		abortWithError(c, err)
-		return nil
+		return callPlan{}, false
 	}
 	frontdoor.Of(c).Record(call)
-	return &callPlan{call: call, args: body.Arguments}
+	return callPlan{call: call, args: body.Arguments}, true
 }
 
 // callTool serves POST /mcp/tools/call and /mcp-rest/tools/call: a
 // synchronous call, or a job with "Prefer: respond-async".
 func (a *API) callTool(c *gin.Context) {
-	plan := a.prepareCall(c)
-	if plan == nil {
+	plan, ok := a.prepareCall(c)
+	if !ok {
 		return
 	}
 	if prefersAsync(c) {

@@ -19,7 +19,8 @@ import (
 // before anything else is done for the request: 429 rate_limited beyond it.
 func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if e := ls.Allow(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner()); e != nil {
+		cl := caller(c)
+		if e := ls.Allow(cl.Key.Name, cl.Key.Limits, cl.Key.IdentityLimits, cl.Owner()); e != nil {
 			abortWithError(c, e)
 			return
 		}
@@ -32,7 +33,8 @@ func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 // that a request whose body has not arrived holds none.
 func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Request(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner())
+		cl := caller(c)
+		release, e := ls.Request(cl.Key.Name, cl.Key.Limits, cl.Key.IdentityLimits, cl.Owner())
 		if e != nil {
 			abortWithError(c, e)
 			return
@@ -46,7 +48,8 @@ func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 // request (an MCP GET stream).
 func limitKeyStreams(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Stream(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner())
+		cl := caller(c)
+		release, e := ls.Stream(cl.Key.Name, cl.Key.Limits, cl.Key.IdentityLimits, cl.Owner())
 		if e != nil {
 			abortWithError(c, e)
 			return

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -121,7 +122,9 @@ func typeName(v any) string {
 // accessLog writes one line per request: request id, route, status, code,
 // duration, key name, and what the handlers recorded in the request's
 // frontdoor.Request (server, tool, token fingerprint, job, MCP method).
-func accessLog(log zerolog.Logger) gin.HandlerFunc {
+// trustsProxies says whether the router trusts any proxy's forwarding
+// headers (ingress.trusted_proxies; see clientIP).
+func accessLog(log zerolog.Logger, trustsProxies bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
@@ -136,7 +139,7 @@ func accessLog(log zerolog.Logger) gin.HandlerFunc {
 		r := frontdoor.Of(c)
 		var ms [24]byte
 		ev = ev.Str("request_id", r.ID).
-			Str("method", c.Request.Method).Str("route", c.FullPath()).Str("client_ip", c.ClientIP()).
+			Str("method", c.Request.Method).Str("route", c.FullPath()).Str("client_ip", clientIP(c, trustsProxies)).
 			Int("status", status).RawJSON("duration_ms", appendMillis(ms[:0], time.Since(start).Microseconds()))
 		if id := c.GetHeader(headerRequestID); clientRequestID(id) {
 			ev = ev.Str("client_request_id", id)
@@ -150,6 +153,25 @@ func accessLog(log zerolog.Logger) gin.HandlerFunc {
 		logNonEmpty(ev, "mcp_method", r.MCPMethod)
 		ev.Msg("request")
 	}
+}
+
+// clientIP is c.ClientIP(). When no proxy is trusted, that is the peer's
+// address as net.IP prints it, which for an IPv4 peer is the address as
+// the connection gives it: taken as is, without parsing and printing it.
+func clientIP(c *gin.Context, trustsProxies bool) string {
+	if !trustsProxies {
+		if ip := c.RemoteIP(); isIPv4(ip) {
+			return ip
+		}
+	}
+	return c.ClientIP()
+}
+
+// isIPv4 reports whether s is an IPv4 address in dotted decimal, each
+// part without leading zeros: the form net.IP's String writes.
+func isIPv4(s string) bool {
+	addr, err := netip.ParseAddr(s)
+	return err == nil && addr.Is4()
 }
 
 func logNonEmpty(ev *zerolog.Event, name, value string) {
