@@ -41,15 +41,15 @@ func readBody(c *gin.Context) ([]byte, *contracts.Error) {
 	if st := stateOf(c); st.bodyRead {
 		return st.body.data, nil
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
+	data, err := readAll(c.Request.Body, c.Request.ContentLength)
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, contracts.NewError(contracts.CodeRequestTooLarge, "the body is larger than %d bytes", tooLarge.Limit)
 		}
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "reading the body failed")
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 // decodeCallBody validates the body field by field, naming the field at
