@@ -330,9 +330,12 @@ func (a *API) callTool(c *gin.Context) {
 var jsonContentType = []string{"application/json; charset=utf-8"}
 
 // writeJSON answers status with the JSON document data: c.Data without the
-// allocations of Gin's renderer.
+// allocations of Gin's renderer (which, as this, leaves a Content-Type
+// already set as it is).
 func writeJSON(c *gin.Context, status int, data []byte) {
-	c.Writer.Header()["Content-Type"] = jsonContentType
+	if h := c.Writer.Header(); len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
 	c.Status(status)
 	if _, err := c.Writer.Write(data); err != nil {
 		_ = c.Error(err)
