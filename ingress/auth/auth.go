@@ -25,6 +25,13 @@ const (
 	HeaderAuthorization = "Authorization"
 )
 
+// The key headers' canonical names (http.CanonicalHeaderKey), the keys of
+// a request's header map: a look-up by them allocates nothing.
+const (
+	headerKeyCanonical    = "X-Litellm-Key"
+	headerAPIKeyCanonical = "X-Litellm-Api-Key"
+)
+
 // maxKeyLen bounds a presented key before it is hashed.
 const maxKeyLen = 512
 
@@ -176,7 +183,7 @@ func (k *Keys) Authenticate(h http.Header) (*Principal, *contracts.Error) {
 // fallback is not tried.
 func (k *Keys) Find(h http.Header) (p *Principal, inAuthorization bool, err *contracts.Error) {
 	presented := Presented(h)
-	if presented == "" && h.Get(HeaderKey) == "" && h.Get(HeaderAPIKey) == "" {
+	if presented == "" && h.Get(headerKeyCanonical) == "" && h.Get(headerAPIKeyCanonical) == "" {
 		if presented = bearer(h.Get(HeaderAuthorization)); presented != "" {
 			inAuthorization = true
 		}
@@ -217,9 +224,9 @@ func (k *Keys) lookUp(presented string) *Principal {
 // Presented returns the gateway key a request carries, from x-litellm-key or
 // else x-litellm-api-key, without an optional "Bearer " prefix.
 func Presented(h http.Header) string {
-	v := h.Get(HeaderKey)
+	v := h.Get(headerKeyCanonical)
 	if v == "" {
-		v = h.Get(HeaderAPIKey)
+		v = h.Get(headerAPIKeyCanonical)
 	}
 	return bearer(v)
 }

@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -24,7 +26,10 @@ import (
 // Without the secret nobody can compute an identity, nor search for two
 // credentials that share one; short fingerprints (contracts.Fingerprint)
 // are for logs and decide nothing.
-type Identity struct{ secret []byte }
+type Identity struct {
+	secret []byte
+	macs   sync.Pool // of *identityMAC
+}
 
 // minIdentitySecret is the shortest secret accepted (bytes).
 const minIdentitySecret = 16
@@ -89,12 +94,17 @@ func LoadIdentity(ctx context.Context, js jetstream.JetStream, configured string
 // pairs, in canonical order (sorted by name, each name once). A caller that
 // presented none has one identity per key, on purpose.
 func (id *Identity) Of(keyName string, creds [][2]string) string {
-	mac := hmac.New(sha256.New, id.secret)
-	var buf []byte
+	m, _ := id.macs.Get().(*identityMAC)
+	if m == nil {
+		m = &identityMAC{mac: hmac.New(sha256.New, id.secret)}
+	}
+	defer id.macs.Put(m)
+	// The MAC's input, framed as it always was (each string after its
+	// length as a uvarint), written at once: no conversion per string.
+	in := m.in[:0]
 	put := func(s string) {
-		buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
-		mac.Write(buf)
-		mac.Write([]byte(s))
+		in = binary.AppendUvarint(in, uint64(len(s)))
+		in = append(in, s...)
 	}
 	put("toolbus.identity.v1")
 	put(keyName)
@@ -102,5 +112,43 @@ func (id *Identity) Of(keyName string, creds [][2]string) string {
 		put(c[0])
 		put(c[1])
 	}
-	return contracts.Owner(keyName, hex.EncodeToString(mac.Sum(nil)))
+	m.mac.Write(in)
+	var fp [2 * sha256.Size]byte
+	hex.Encode(fp[:], m.mac.Sum(m.sum[:0]))
+	// Nothing of the credentials stays in the pool: the input is zeroed,
+	// the MAC back to its keyed start.
+	m.mac.Reset()
+	clear(in)
+	clear(m.sum[:])
+	if cap(in) <= maxPooledIdentityInput {
+		m.in = in[:0]
+	} else {
+		m.in = nil
+	}
+	return owner(keyName, fp[:])
 }
+
+// identityMAC is Of's keyed MAC, input buffer and sum, reused
+// (Identity.macs).
+type identityMAC struct {
+	mac hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+}
+
+// maxPooledIdentityInput bounds the input buffer an identityMAC keeps.
+const maxPooledIdentityInput = 4 << 10
+
+// owner is contracts.Owner(keyID, string(tokenFP)), computed without
+// allocating but for its result (TestOwner_AsContracts).
+func owner(keyID string, tokenFP []byte) string {
+	var buf [256]byte
+	in := append(buf[:0], ownerDomain...)
+	in = binary.AppendUvarint(in, uint64(len(keyID)))
+	in = append(append(in, keyID...), tokenFP...)
+	sum := sha256.Sum256(in)
+	return hex.EncodeToString(sum[:16])
+}
+
+// ownerDomain begins contracts.Owner's input.
+const ownerDomain = "toolbus.owner.v1\x00"

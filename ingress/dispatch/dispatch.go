@@ -64,6 +64,11 @@ type Dispatcher struct {
 	pending map[string]chan *nats.Msg // replies, by request id
 	events  map[string]chan *nats.Msg // call events (OpenEvents), by request id
 
+	// callSubjects are the call subjects of the servers called so far
+	// (contracts.CallSubject), at most maxCachedSubjects.
+	subjectsMu   sync.RWMutex
+	callSubjects map[string]string
+
 	metrics *metrics.Metrics  // nil: none
 	tracer  *telemetry.Tracer // nil: no spans (a caller's trace context still goes on)
 	admit   Admission         // nil: every call is admitted
@@ -94,9 +99,10 @@ func WithTracer(t *telemetry.Tracer) Option { return func(d *Dispatcher) { d.tra
 func New(nc *nats.Conn, sealer *contracts.Sealer, log zerolog.Logger, opts ...Option) (*Dispatcher, error) {
 	d := &Dispatcher{
 		nc: nc, sealer: sealer, log: log, now: time.Now,
-		inbox:   nats.NewInbox(),
-		pending: make(map[string]chan *nats.Msg),
-		events:  make(map[string]chan *nats.Msg),
+		inbox:        nats.NewInbox(),
+		pending:      make(map[string]chan *nats.Msg),
+		events:       make(map[string]chan *nats.Msg),
+		callSubjects: make(map[string]string),
 	}
 	for _, opt := range opts {
 		opt(d)
@@ -125,15 +131,38 @@ func (d *Dispatcher) deliver(m *nats.Msg) {
 	if id, ok := strings.CutPrefix(rest, eventsToken); ok {
 		rest, routes = id, d.events
 	}
+	// The hand-over is under the lock: once a round trip has taken its
+	// channel out of pending, nothing is sent to it any more, and the
+	// channel can serve another round trip (waiter).
 	d.mu.Lock()
-	ch, ok := routes[rest]
-	d.mu.Unlock()
-	if ok {
+	if ch, ok := routes[rest]; ok {
 		select {
 		case ch <- m:
 		default: // a duplicate reply (the first one won), or events nobody reads
 		}
 	}
+	d.mu.Unlock()
+}
+
+// maxCachedSubjects bounds callSubjects (servers come from the
+// configuration, so the bound is not reached in practice).
+const maxCachedSubjects = 1024
+
+// callSubject is contracts.CallSubject(server), built once per server.
+func (d *Dispatcher) callSubject(server string) string {
+	d.subjectsMu.RLock()
+	subject, ok := d.callSubjects[server]
+	d.subjectsMu.RUnlock()
+	if ok {
+		return subject
+	}
+	subject = contracts.CallSubject(server)
+	d.subjectsMu.Lock()
+	if len(d.callSubjects) < maxCachedSubjects {
+		d.callSubjects[server] = subject
+	}
+	d.subjectsMu.Unlock()
+	return subject
 }
 
 // Call is one tools/call.
@@ -146,6 +175,9 @@ type Call struct {
 	// re-encoded or re-validated here.
 	Arguments json.RawMessage
 	Token     contracts.Token
+	// TokenFP, if set, is Token.Fingerprint() (a caller that has it
+	// already saves computing it again); else it is computed here.
+	TokenFP string
 	// Caller is the caller's identity (contracts.RequestHeader.Caller).
 	Caller  string
 	Timeout time.Duration
@@ -172,14 +204,20 @@ type eventSink struct {
 	fn     func(*contracts.CallEvent)
 }
 
+// callMessages are an attempt's request and reply, allocated together.
+type callMessages struct {
+	req  contracts.CallRequest
+	resp contracts.CallResponse
+}
+
 // call is one attempt of Call (retry.go).
 func (d *Dispatcher) call(ctx context.Context, requestID string, c Call) (json.RawMessage, *contracts.Error) {
-	req := &contracts.CallRequest{Tool: c.Tool, Arguments: c.Arguments, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}
-	var resp contracts.CallResponse
+	msgs := &callMessages{req: contracts.CallRequest{Tool: c.Tool, Arguments: c.Arguments, EventsTo: c.EventsTo, ClientRequests: c.ClientRequests}}
 	result, cerr := d.roundTrip(ctx, trip{
-		subject: contracts.CallSubject(c.Server), typ: contracts.TypeCallRequest, requestID: requestID,
-		keyID: c.KeyID, server: c.Server, token: c.Token, caller: c.Caller, timeout: c.Timeout, sink: eventSink{c.Events, c.OnEvent},
-	}, req, &resp)
+		subject: d.callSubject(c.Server), typ: contracts.TypeCallRequest, requestID: requestID,
+		keyID: c.KeyID, server: c.Server, token: c.Token, tokenFP: c.TokenFP, caller: c.Caller, timeout: c.Timeout,
+		sink: eventSink{c.Events, c.OnEvent},
+	}, &msgs.req, &msgs.resp)
 	if cerr == nil {
 		d.metrics.LearnTool(c.Server, c.Tool) // the tool exists: a bounded label value
 	}
@@ -234,6 +272,7 @@ type trip struct {
 	subject, typ, requestID string
 	keyID, server           string
 	token                   contracts.Token // the zero Token seals nothing
+	tokenFP                 string          // token's fingerprint, if known
 	caller                  string          // the caller's identity, if named
 	timeout                 time.Duration
 	sink                    eventSink
@@ -259,12 +298,15 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 		Type: t.typ, RequestID: t.requestID, Server: t.server, KeyID: t.keyID,
 		TimeoutMS: t.timeout.Milliseconds(), ExpiresUnixMS: d.expires(wait), Caller: t.caller,
 	}
+	replyTo := d.replySubject(t.requestID)
 	if !t.token.IsZero() {
-		sealed, cerr := d.seal(t.token, req.Binding(d.replySubject(t.requestID)))
+		sealed, cerr := d.seal(t.token, req.Binding(replyTo))
 		if cerr != nil {
 			return nil, cerr
 		}
-		h.Token, h.TokenFP = sealed, t.token.Fingerprint()
+		if h.Token, h.TokenFP = sealed, t.tokenFP; h.TokenFP == "" {
+			h.TokenFP = t.token.Fingerprint()
+		}
 		telemetry.Step(ctx, telemetry.StepSealed)
 	}
 	w, err := contracts.EncodeRequest(req)
@@ -273,7 +315,7 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the request's fields are too large to send")
 	}
 	telemetry.Step(ctx, telemetry.StepEncoded)
-	m, cerr := d.traced(ctx, t, w, wait)
+	m, cerr := d.traced(ctx, t, replyTo, w, wait)
 	if cerr != nil {
 		return nil, cerr
 	}
@@ -290,11 +332,11 @@ func (d *Dispatcher) roundTrip(ctx context.Context, t trip, req request, reply c
 }
 
 // traced is exchange inside the round trip's span and metrics.
-func (d *Dispatcher) traced(ctx context.Context, t trip, w contracts.Wire, wait time.Duration) (*nats.Msg, *contracts.Error) {
+func (d *Dispatcher) traced(ctx context.Context, t trip, replyTo string, w contracts.Wire, wait time.Duration) (*nats.Msg, *contracts.Error) {
 	sub, _ := contracts.ParseSubject(t.subject)
 	ctx, span := d.tracer.Start(ctx, dispatchSpanName(sub.Kind), trace.SpanKindClient)
 	start := time.Now()
-	m, result, cerr := d.exchange(ctx, t.subject, t.requestID, w, wait, t.sink)
+	m, result, cerr := d.exchange(ctx, t.subject, t.requestID, replyTo, w, wait, t.sink)
 	d.metrics.RoundTrip(string(sub.Kind), sub.Server, result, time.Since(start))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -328,13 +370,14 @@ func dispatchSpanName(kind contracts.SubjectKind) string {
 
 // exchange publishes the request w (its header value in
 // contracts.HeaderRequest, its body as the message's data, next to the
-// trace context) and waits for the answer, handing the call's events to
-// sink meanwhile; result says how the round trip ended (a metrics.Result
-// value).
-func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, w contracts.Wire, wait time.Duration, sink eventSink) (*nats.Msg, string, *contracts.Error) {
-	ch := make(chan *nats.Msg, 1)
+// trace context) with replyTo as its reply subject, and waits for the
+// answer, handing the call's events to sink meanwhile; result says how the
+// round trip ended (a metrics.Result value).
+func (d *Dispatcher) exchange(ctx context.Context, subject, requestID, replyTo string, w contracts.Wire, wait time.Duration, sink eventSink) (*nats.Msg, string, *contracts.Error) {
+	wt := getWaiter()
+	defer putWaiter(wt)
 	d.mu.Lock()
-	d.pending[requestID] = ch
+	d.pending[requestID] = wt.ch
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -342,9 +385,9 @@ func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, w 
 		d.mu.Unlock()
 	}()
 
-	out := &nats.Msg{Subject: subject, Reply: d.replySubject(requestID), Data: w.Body, Header: make(nats.Header, 3)}
-	out.Header[contracts.HeaderRequest] = []string{w.Header}
-	out.Header = telemetry.InjectNATS(ctx, out.Header)
+	wt.value[0] = w.Header
+	wt.header[contracts.HeaderRequest] = wt.value[:]
+	out := &nats.Msg{Subject: subject, Reply: replyTo, Data: w.Body, Header: telemetry.InjectNATS(ctx, wt.header)}
 	if err := d.nc.PublishMsg(out); err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) {
 			return nil, metrics.ResultUnavailable, contracts.NewError(contracts.CodeRequestTooLarge, "the request exceeds the bus's message size limit")
@@ -352,15 +395,14 @@ func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, w 
 		return nil, metrics.ResultUnavailable, contracts.NewError(contracts.CodeNoWorkers, "the message bus is unavailable")
 	}
 	telemetry.Step(ctx, telemetry.StepPublished)
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
+	timeout := wt.start(wait)
 	var events <-chan *nats.Msg
 	if sink.events != nil && sink.fn != nil {
 		events = sink.events.ch
 	}
 	for {
 		select {
-		case m := <-ch:
+		case m := <-wt.ch:
 			if isNoResponders(m) {
 				return nil, metrics.ResultNoWorkers, contracts.NewError(contracts.CodeNoWorkers, "no worker serves this server right now")
 			}
@@ -369,7 +411,7 @@ func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, w 
 			if ev := sink.events.Decode(m); ev != nil {
 				sink.fn(ev)
 			}
-		case <-timer.C:
+		case <-timeout:
 			return nil, metrics.ResultTimeout, contracts.NewError(contracts.CodeTimeout, "no answer from a worker within %s", wait.Round(time.Millisecond))
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -378,6 +420,52 @@ func (d *Dispatcher) exchange(ctx context.Context, subject, requestID string, w 
 			return nil, metrics.ResultCancelled, contracts.NewError(contracts.CodeTimeout, "the caller went away")
 		}
 	}
+}
+
+// waiter is what a round trip waits with, reused from one round trip to
+// the next (waiters): its reply channel, the timer that bounds the wait,
+// and its request's NATS header. Nothing of it outlives the round trip:
+// deliver sends to the channel only while it is in pending, and NATS has
+// copied the header into its buffer once PublishMsg returns.
+type waiter struct {
+	ch     chan *nats.Msg
+	timer  *time.Timer
+	header nats.Header
+	value  [1]string
+}
+
+var waiters = sync.Pool{New: func() any {
+	return &waiter{ch: make(chan *nats.Msg, 1), header: make(nats.Header, 3)}
+}}
+
+func getWaiter() *waiter { return waiters.Get().(*waiter) }
+
+// putWaiter readies wt for another round trip: its timer stopped, its
+// channel emptied (a reply that came too late), its header cleared.
+func putWaiter(wt *waiter) {
+	if wt.timer != nil && !wt.timer.Stop() {
+		select { // a timer channel of Go before 1.23 (asynctimerchan=1)
+		case <-wt.timer.C:
+		default:
+		}
+	}
+	select {
+	case <-wt.ch:
+	default:
+	}
+	clear(wt.header)
+	wt.value[0] = ""
+	waiters.Put(wt)
+}
+
+// start starts wt's timer for d and returns its channel.
+func (wt *waiter) start(d time.Duration) <-chan time.Time {
+	if wt.timer == nil {
+		wt.timer = time.NewTimer(d)
+	} else {
+		wt.timer.Reset(d)
+	}
+	return wt.timer.C
 }
 
 // isNoResponders recognises the server's "503 no responders" status message,

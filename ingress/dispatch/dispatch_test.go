@@ -216,3 +216,65 @@ func TestDispatcher_EveryKindTakesTheSameRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A worker that answers every request twice: the second answer reaches no
+// later call, although round trips reuse their reply channels (waiter).
+func TestDispatcher_DuplicateRepliesReachNoLaterCall(t *testing.T) {
+	d, nc, _ := newDispatcher(t)
+	sub, err := nc.Subscribe(contracts.CallSubject("twice"), func(m *nats.Msg) {
+		req, err := contracts.DecodeCallRequest(requestOf(m))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for range 2 {
+			_ = respond(m, contracts.NewCallResponse(req.RequestID, json.RawMessage(`{"id":"`+req.RequestID+`"}`), nil))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	ctx := contractstest.Ctx(t)
+	for i := range 300 {
+		id := NewRequestID()
+		res, cerr := d.Call(ctx, id, Call{KeyID: "k", Server: "twice", Tool: "t", Timeout: time.Second})
+		if cerr != nil || string(res) != `{"id":"`+id+`"}` {
+			t.Fatalf("call %d: %s %v", i, res, cerr)
+		}
+	}
+}
+
+// A round trip's waiter goes back empty: no reply left in its channel, its
+// timer stopped, its header cleared; and the inbox hands nothing to a
+// request no longer pending.
+func TestWaiter_GoesBackEmpty(t *testing.T) {
+	d, _, _ := newDispatcher(t)
+	wt := &waiter{ch: make(chan *nats.Msg, 1), header: nats.Header{}}
+	d.mu.Lock()
+	d.pending["r1"] = wt.ch
+	d.mu.Unlock()
+	late := &nats.Msg{Subject: d.replySubject("r1"), Data: []byte("late")}
+	d.deliver(late)
+	timeout := wt.start(time.Hour)
+	wt.value[0] = "v"
+	wt.header[contracts.HeaderRequest] = wt.value[:]
+	d.mu.Lock()
+	delete(d.pending, "r1")
+	d.mu.Unlock()
+	putWaiter(wt)
+	if len(wt.ch) != 0 || len(wt.header) != 0 || wt.value[0] != "" {
+		t.Fatalf("waiter not emptied: %d in channel, header %v", len(wt.ch), wt.header)
+	}
+	if wt.timer.Stop() {
+		t.Fatal("the timer still runs")
+	}
+	d.deliver(late)
+	select {
+	case m := <-wt.ch:
+		t.Fatalf("delivered to a request no longer pending: %q", m.Data)
+	case <-timeout:
+		t.Fatal("a stopped timer fired")
+	default:
+	}
+}

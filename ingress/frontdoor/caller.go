@@ -55,16 +55,41 @@ type Presented struct {
 // be forwarded), a value with a control character, or a credential header
 // sent twice is invalid_request; the error never quotes a value.
 func ReadPresented(h http.Header, cfg *config.File, keyInAuthorization bool) (*Presented, *contracts.Error) {
-	return readPresented(h, cfg.GeneralSettings.ClientSideAuthHeader(), headerLabels(cfg), plainHeaders(cfg), keyInAuthorization)
+	names := newCredentialHeaders(cfg)
+	p := &Presented{}
+	if err := readPresented(p, h, &names, keyInAuthorization); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-// readPresented is ReadPresented with what it needs of the configuration
-// computed once (Policy): the legacy header's name, the names servers go
-// by in x-mcp-* headers, and the plain headers.
-func readPresented(h http.Header, legacyName string, labels []prefix, plain []string, keyInAuthorization bool) (*Presented, *contracts.Error) {
-	p := &Presented{}
-	single := func(name string) (string, *contracts.Error) {
-		vs := h.Values(name)
+// credentialHeaders is what reading a caller's credentials needs of the
+// configuration, computed once (Policy): the legacy header's name, the
+// names servers go by in x-mcp-* headers, and the plain headers. The
+// names read from a request are held as configured (lower-case: for
+// messages, and as the plain map's keys) and in canonical form (the keys
+// of a request's header map, so that a look-up allocates nothing).
+type credentialHeaders struct {
+	legacy, legacyKey string
+	labels            []prefix
+	plain, plainKeys  []string
+}
+
+func newCredentialHeaders(cfg *config.File) credentialHeaders {
+	n := credentialHeaders{legacy: cfg.GeneralSettings.ClientSideAuthHeader(), labels: headerLabels(cfg), plain: plainHeaders(cfg)}
+	n.legacyKey = http.CanonicalHeaderKey(n.legacy)
+	for _, name := range n.plain {
+		n.plainKeys = append(n.plainKeys, http.CanonicalHeaderKey(name))
+	}
+	return n
+}
+
+// readPresented is ReadPresented into p, with the configuration's names.
+func readPresented(p *Presented, h http.Header, names *credentialHeaders, keyInAuthorization bool) *contracts.Error {
+	// single is the one value of the header whose canonical name is key
+	// (name as the message names it).
+	single := func(key, name string) (string, *contracts.Error) {
+		vs := h.Values(key)
 		switch {
 		case len(vs) == 0:
 			return "", nil
@@ -77,30 +102,33 @@ func readPresented(h http.Header, legacyName string, labels []prefix, plain []st
 	}
 	var err *contracts.Error
 	if !keyInAuthorization {
-		if p.authorization, err = single(HeaderAuthorization); err != nil {
-			return nil, err
+		if p.authorization, err = single(HeaderAuthorization, HeaderAuthorization); err != nil {
+			return err
 		}
 	}
 	// mcp_client_side_auth_header_name: authorization (a LiteLLM
 	// documentation example) names the generic credential itself.
-	if legacyName != "authorization" {
-		if p.legacy, err = single(legacyName); err != nil {
-			return nil, err
+	if names.legacy != "authorization" {
+		if p.legacy, err = single(names.legacyKey, names.legacy); err != nil {
+			return err
 		}
 	}
 	for name := range h {
-		lower := strings.ToLower(name)
-		if !strings.HasPrefix(lower, serverHeaderPrefix) || lower == legacyName || lower == config.DefaultClientSideAuthHeader ||
-			slices.Contains(notServerHeaders, lower) {
+		// Most headers are not x-mcp-*: tell so before lowering the name.
+		if len(name) < len(serverHeaderPrefix) || !strings.EqualFold(name[:len(serverHeaderPrefix)], serverHeaderPrefix) {
 			continue
 		}
-		server, header, perr := splitServerHeader(lower[len(serverHeaderPrefix):], labels)
-		if perr != nil {
-			return nil, perr
+		lower := strings.ToLower(name)
+		if lower == names.legacy || lower == config.DefaultClientSideAuthHeader || slices.Contains(notServerHeaders, lower) {
+			continue
 		}
-		v, err := single(name)
+		server, header, perr := splitServerHeader(lower[len(serverHeaderPrefix):], names.labels)
+		if perr != nil {
+			return perr
+		}
+		v, err := single(name, name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if v == "" {
 			continue
@@ -113,10 +141,10 @@ func readPresented(h http.Header, legacyName string, labels []prefix, plain []st
 		}
 		p.servers[server][header] = v
 	}
-	for _, name := range plain {
-		v, err := single(name)
+	for i, name := range names.plain {
+		v, err := single(names.plainKeys[i], name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if v != "" {
 			if p.plain == nil {
@@ -125,7 +153,7 @@ func readPresented(h http.Header, legacyName string, labels []prefix, plain []st
 			p.plain[name] = v
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // headerLabels are the names an x-mcp-<label>-<header> header may name a
@@ -183,14 +211,14 @@ func plainHeaders(cfg *config.File) []string {
 	return slices.Compact(out)
 }
 
-// identity is every credential of p, name and value, in canonical order:
-// what the caller's identity is computed from. It holds every value a
-// server may receive from the caller - Authorization, the legacy header,
-// each x-mcp-<server>-<header>, and the headers servers forward as they
-// came (an upstream may well take a tenant header as authority) - so two
-// callers differ when anything they could send upstream differs.
-func (p *Presented) identity() [][2]string {
-	var out [][2]string
+// identity appends to out every credential of p, name and value, in
+// canonical order: what the caller's identity is computed from. It holds
+// every value a server may receive from the caller - Authorization, the
+// legacy header, each x-mcp-<server>-<header>, and the headers servers
+// forward as they came (an upstream may well take a tenant header as
+// authority) - so two callers differ when anything they could send
+// upstream differs.
+func (p *Presented) identity(out [][2]string) [][2]string {
 	if p.authorization != "" {
 		out = append(out, [2]string{"authorization", p.authorization})
 	}
@@ -211,7 +239,24 @@ func (p *Presented) identity() [][2]string {
 
 // NewCaller is the caller of key who presented p; id keys its identity.
 func NewCaller(key *auth.Principal, p *Presented, id *auth.Identity) *Caller {
-	return &Caller{Key: key, presented: p, owner: id.Of(key.Name, p.identity())}
+	c := &Caller{}
+	c.init(key, p, id)
+	return c
+}
+
+// identityBuffer is how many credentials an identity is computed from
+// without allocating.
+const identityBuffer = 4
+
+func (c *Caller) init(key *auth.Principal, p *Presented, id *auth.Identity) {
+	var buf [identityBuffer][2]string
+	*c = Caller{Key: key, presented: p, owner: id.Of(key.Name, p.identity(buf[:0]))}
+}
+
+// presentedCaller is a Caller with what it presented, allocated together.
+type presentedCaller struct {
+	caller    Caller
+	presented Presented
 }
 
 // newSubjectCaller is NewCaller for a caller whose Authorization is what
@@ -220,7 +265,7 @@ func NewCaller(key *auth.Principal, p *Presented, id *auth.Identity) *Caller {
 // token of the same subject is the same caller - while it stays the
 // credential passthrough servers receive.
 func newSubjectCaller(key *auth.Principal, p *Presented, id *auth.Identity) *Caller {
-	creds := slices.DeleteFunc(p.identity(), func(c [2]string) bool { return c[0] == "authorization" })
+	creds := slices.DeleteFunc(p.identity(nil), func(c [2]string) bool { return c[0] == "authorization" })
 	return &Caller{Key: key, presented: p, owner: id.Of(key.Name, creds)}
 }
 

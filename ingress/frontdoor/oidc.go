@@ -25,8 +25,8 @@ func (p *Policy) authenticateOIDC(h http.Header, keyErr *contracts.Error) (*Call
 	if err != nil {
 		return nil, err
 	}
-	presented, err := readPresented(h, p.legacyHeader, p.headerLabels, p.plainHeaders, false)
-	if err != nil {
+	presented := &Presented{}
+	if err := readPresented(presented, h, &p.credentials, false); err != nil {
 		return nil, err
 	}
 	return newSubjectCaller(prin, presented, p.identity), nil

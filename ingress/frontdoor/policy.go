@@ -23,19 +23,15 @@ type Policy struct {
 	oidc     *auth.OIDC // nil: no OIDC issuer configured
 	catalog  *dispatch.Catalog
 	identity *auth.Identity
-	// legacyHeader and plainHeaders are what reading a caller's
-	// credentials needs of the configuration (readPresented).
-	legacyHeader string
-	plainHeaders []string
-	sep          string
+	// credentials are what reading a caller's credentials needs of the
+	// configuration (readPresented).
+	credentials credentialHeaders
+	sep         string
 	// prefixes are the names a <prefix><sep><tool> name may start with
 	// (each server's prefix, and its name where that differs), longest
 	// first, so that a prefix that holds the separator itself resolves to
 	// the longest that matches.
 	prefixes []prefix
-	// headerLabels are the names x-mcp-<label>-<header> headers name
-	// servers by, longest first (headerLabels).
-	headerLabels []prefix
 }
 
 // prefix is one name that prefixes a server's tools.
@@ -48,7 +44,7 @@ type prefix struct {
 // keys, and catalog's tool lists; identity keys callers' identities.
 func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog, identity *auth.Identity) *Policy {
 	p := &Policy{cfg: cfg, keys: keys, oidc: auth.NewOIDC(cfg, auth.OIDCOptions{}), catalog: catalog, identity: identity, sep: cfg.Ingress.Separator(),
-		legacyHeader: cfg.GeneralSettings.ClientSideAuthHeader(), plainHeaders: plainHeaders(cfg)}
+		credentials: newCredentialHeaders(cfg)}
 	for _, name := range cfg.ServerNames() {
 		srv := cfg.MCPServers[name]
 		p.prefixes = append(p.prefixes, prefix{srv.Prefix(), name})
@@ -57,7 +53,6 @@ func New(cfg *config.File, keys *auth.Keys, catalog *dispatch.Catalog, identity 
 		}
 	}
 	slices.SortStableFunc(p.prefixes, func(x, y prefix) int { return len(y.label) - len(x.label) })
-	p.headerLabels = headerLabels(cfg)
 	return p
 }
 
@@ -76,11 +71,12 @@ func (p *Policy) Authenticate(h http.Header) (*Caller, *contracts.Error) {
 	if err != nil {
 		return p.authenticateOIDC(h, err)
 	}
-	presented, err := readPresented(h, p.legacyHeader, p.headerLabels, p.plainHeaders, inAuthorization)
-	if err != nil {
+	pc := &presentedCaller{}
+	if err := readPresented(&pc.presented, h, &p.credentials, inAuthorization); err != nil {
 		return nil, err
 	}
-	return NewCaller(key, presented, p.identity), nil
+	pc.caller.init(key, &pc.presented, p.identity)
+	return &pc.caller, nil
 }
 
 // Server returns the server ref names (its name, alias or LiteLLM server

@@ -33,9 +33,13 @@ type Request struct {
 // Begin stores a new Request with id in c and returns it.
 func Begin(c *gin.Context, id string) *Request {
 	r := &Request{ID: id}
-	c.Set(ginKey, r)
+	Attach(c, r)
 	return r
 }
+
+// Attach stores r, a new Request, in c (Begin, for a Request allocated
+// with other per-request state).
+func Attach(c *gin.Context, r *Request) { c.Set(ginKey, r) }
 
 // Of returns c's Request (an empty one stored now, if none was begun).
 func Of(c *gin.Context) *Request {
@@ -47,7 +51,7 @@ func Of(c *gin.Context) *Request {
 
 // Record notes a resolved call's server, tool and credential fingerprint.
 func (r *Request) Record(call *Call) {
-	r.Server, r.Tool, r.TokenFP = call.Server.Name, call.Tool, call.Token.Fingerprint()
+	r.Server, r.Tool, r.TokenFP = call.Server.Name, call.Tool, call.TokenFP()
 }
 
 // KeyName is the caller's key name, "" before the key is checked.

@@ -60,6 +60,18 @@ type Call struct {
 	Tool    string
 	Token   contracts.Token // the credential Server receives
 	Timeout time.Duration
+
+	fp string // Token's fingerprint (TokenFP), computed by ResolveCall
+}
+
+// TokenFP is the fingerprint of the credential the server receives
+// (contracts.Token.Fingerprint), computed once when the call is resolved
+// for the access log and the request's header.
+func (c *Call) TokenFP() string {
+	if c.fp == "" {
+		return c.Token.Fingerprint()
+	}
+	return c.fp
 }
 
 // ResolveCall finds the server and tool in names, checks the caller may
@@ -82,7 +94,8 @@ func (p *Policy) ResolveCall(ctx context.Context, c *Caller, in CallInput) (*Cal
 		return nil, err
 	}
 	telemetry.Step(ctx, telemetry.StepResolved)
-	return &Call{Caller: c, Server: srv, Tool: tool, Token: c.Credential(srv, Targeted), Timeout: p.Budget(srv, in.Timeout)}, nil
+	token := c.Credential(srv, Targeted)
+	return &Call{Caller: c, Server: srv, Tool: tool, Token: token, Timeout: p.Budget(srv, in.Timeout), fp: token.Fingerprint()}, nil
 }
 
 func (p *Policy) resolveName(ctx context.Context, c *Caller, in CallInput) (*config.Server, string, *contracts.Error) {
@@ -169,7 +182,7 @@ func (p *Policy) lookUpBare(ctx context.Context, c *Caller, within []*config.Ser
 func (c *Call) Dispatch(args json.RawMessage) dispatch.Call {
 	return dispatch.Call{
 		KeyID: c.Caller.Key.Name, Server: c.Server.Name, Tool: c.Tool, Arguments: args,
-		Token: c.Token, Caller: c.Caller.Owner(), Timeout: c.Timeout,
+		Token: c.Token, TokenFP: c.TokenFP(), Caller: c.Caller.Owner(), Timeout: c.Timeout,
 	}
 }
 

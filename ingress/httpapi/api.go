@@ -76,7 +76,7 @@ func New(o Options) http.Handler {
 	r.NoMethod(func(c *gin.Context) {
 		abortWithError(c, contracts.NewError(contracts.CodeMethodNotAllowed, "method %s not allowed here", frontdoor.Clip(c.Request.Method)))
 	})
-	r.Use(requestID(), observe(o.Metrics, o.Tracer), accessLog(o.Logger), recovery(o.Logger), checkHeaders())
+	r.Use(requestID(), observe(o.Metrics, o.Tracer), accessLog(o.Logger, len(o.Config.Ingress.TrustedProxies) > 0), recovery(o.Logger), checkHeaders())
 
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", a.readyz)

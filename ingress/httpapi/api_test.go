@@ -34,6 +34,9 @@ func TestCallTool_SeedRequest(t *testing.T) {
 	if resp.Header.Get("X-Request-Id") == "" {
 		t.Error("no X-Request-Id")
 	}
+	if got := resp.Header.Values("Content-Type"); len(got) != 1 || got[0] != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type %q", got)
+	}
 	// whoami's result is the token itself, so check the leak on a call whose
 	// result is not: the token still goes to the upstream, sealed.
 	g.Upstreams["demo"].Recorder.Reset()

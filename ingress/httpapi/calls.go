@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -36,93 +38,241 @@ var callBodyWant = contracts.NewJSONWant("arguments")
 // readBody returns the body readBodyFirst read, or reads the (size-limited)
 // body, mapping the limit to 413.
 func readBody(c *gin.Context) ([]byte, *contracts.Error) {
-	if data, ok := c.Get(bodyKey); ok {
-		return data.([]byte), nil
+	if st := stateOf(c); st.bodyRead {
+		return st.body.data, nil
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
+	data, err := readAll(c.Request.Body, c.Request.ContentLength)
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, contracts.NewError(contracts.CodeRequestTooLarge, "the body is larger than %d bytes", tooLarge.Limit)
 		}
 		return nil, contracts.NewError(contracts.CodeInvalidRequest, "reading the body failed")
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 // decodeCallBody validates the body field by field, naming the field at
 // fault. The body is scanned once: contracts.ScanJSON validates it, checks
-// the numbers of its arguments and finds them; encoding/json decodes the
-// rest (small) as a map of raw fields, as it would decode the whole body.
-func decodeCallBody(data []byte) (*callBody, *contracts.Error) {
-	notObject := func() *contracts.Error {
-		return contracts.NewError(contracts.CodeInvalidRequest, "the body must be a JSON object")
-	}
+// the numbers of its arguments and finds them; the other top-level members
+// are then read from the valid text (topMembers), the arguments skipped by
+// their scanned span. It answers every body as decoding it with
+// encoding/json into a map of raw members would (the oracle in
+// decode_test.go).
+func decodeCallBody(data []byte) (callBody, *contracts.Error) {
 	scan, err := contracts.ScanJSON(data, callBodyWant)
 	if err != nil {
-		return nil, notObject()
+		return callBody{}, notObject()
 	}
-	var fields map[string]json.RawMessage
+	var f callFields
 	var b callBody
 	if scan.Aliased {
-		// A key written with escapes or non-ASCII bytes may be another
-		// spelling of "arguments": encoding/json decides (rare; the
-		// numbers are then checked by the front door's own pass).
+		// A key written with escapes, non-ASCII bytes or in other letter
+		// case may be another spelling of a member (encoding/json
+		// decides, as it always did; rare): its numbers are then checked
+		// by the front door's own pass.
+		var fields map[string]json.RawMessage
 		if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
-			return nil, notObject()
+			return callBody{}, notObject()
 		}
+		f = callFields{name: fields["name"], arguments: fields["arguments"], serverID: fields["server_id"],
+			serverName: fields["server_name"], timeout: fields["timeout_seconds"]}
 	} else {
-		if err := json.Unmarshal(scan.Cut(-1), &fields); err != nil || fields == nil {
-			return nil, notObject()
+		if !topMembers(data, scan.Members, &f) {
+			return callBody{}, notObject()
 		}
-		delete(fields, "arguments")
 		if i := scan.Last(-1, "arguments"); i >= 0 {
 			b.Scanned = &scan.Members[i]
-			fields["arguments"] = b.Scanned.Value
 		}
 	}
-	return callBodyFrom(fields, &b)
+	if err := b.fill(&f); err != nil {
+		return callBody{}, err
+	}
+	return b, nil
 }
 
-// callBodyFrom fills b from the body's top-level members (the arguments'
-// value as scanned, when b.Scanned is set): the checks of every field.
-func callBodyFrom(fields map[string]json.RawMessage, b *callBody) (*callBody, *contracts.Error) {
-	raw, ok := fields["name"]
+func notObject() *contracts.Error {
+	return contracts.NewError(contracts.CodeInvalidRequest, "the body must be a JSON object")
+}
+
+// callFields are the raw values (as written, without the whitespace around
+// them) of the top-level members of a call body that the ingress reads;
+// nil: the member is absent. A repeated member is its last value, as
+// encoding/json decodes it.
+type callFields struct {
+	name, arguments, serverID, serverName, timeout []byte
+}
+
+// fill fills b from the body's members (the arguments' value as scanned,
+// when b.Scanned is set): the checks of every field, in order.
+func (b *callBody) fill(f *callFields) *contracts.Error {
+	if f.name == nil {
+		return contracts.NewError(contracts.CodeInvalidRequest, "field name is required")
+	}
+	name, ok := jsonString(f.name)
 	if !ok {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name is required")
+		return contracts.NewError(contracts.CodeInvalidRequest, "field name must be a string")
 	}
-	if json.Unmarshal(raw, &b.Name) != nil {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name must be a string")
+	if b.Name = name; b.Name == "" || len(b.Name) > maxToolNameLen {
+		return contracts.NewError(contracts.CodeInvalidRequest, "field name must be 1 to %d characters", maxToolNameLen)
 	}
-	if b.Name == "" || len(b.Name) > maxToolNameLen {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field name must be 1 to %d characters", maxToolNameLen)
-	}
-	switch raw := bytes.TrimSpace(fields["arguments"]); {
+	switch raw := bytes.TrimSpace(f.arguments); {
 	case len(raw) == 0 || string(raw) == "null":
 		b.Arguments, b.Scanned = json.RawMessage("{}"), nil
 	case raw[0] == '{':
 		b.Arguments = raw
 	default:
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "field arguments must be an object")
+		return contracts.NewError(contracts.CodeInvalidRequest, "field arguments must be an object")
 	}
-	for _, name := range []string{"server_id", "server_name"} {
-		raw, ok := fields[name]
-		if !ok || string(raw) == "null" {
+	for _, m := range [...]struct {
+		name string
+		raw  []byte
+	}{{"server_id", f.serverID}, {"server_name", f.serverName}} {
+		if m.raw == nil || string(m.raw) == "null" {
 			continue
 		}
-		if json.Unmarshal(raw, &b.Server) != nil {
-			return nil, contracts.NewError(contracts.CodeInvalidRequest, "field %s must be a string", name)
+		server, ok := jsonString(m.raw)
+		if !ok {
+			return contracts.NewError(contracts.CodeInvalidRequest, "field %s must be a string", m.name)
 		}
+		b.Server = server
 		break
 	}
-	if raw, ok := fields["timeout_seconds"]; ok && string(raw) != "null" {
-		var secs float64
-		if json.Unmarshal(raw, &secs) != nil || secs <= 0 {
-			return nil, contracts.NewError(contracts.CodeInvalidRequest, "field timeout_seconds must be a positive number")
+	if raw := f.timeout; raw != nil && string(raw) != "null" {
+		// encoding/json decodes a JSON number into a float64 with
+		// strconv.ParseFloat, and refuses every other value.
+		secs, err := 0.0, error(nil)
+		if c := raw[0]; c == '-' || '0' <= c && c <= '9' {
+			secs, err = strconv.ParseFloat(string(raw), 64)
+		} else {
+			err = strconv.ErrSyntax
+		}
+		if err != nil || secs <= 0 {
+			return contracts.NewError(contracts.CodeInvalidRequest, "field timeout_seconds must be a positive number")
 		}
 		b.Timeout = time.Duration(secs * float64(time.Second))
 	}
-	return b, nil
+	return nil
+}
+
+// jsonString decodes raw, one valid JSON value, into a string as
+// encoding/json does: a string, or null (""); ok is false for any other
+// value. A string without escapes and in valid UTF-8 is its bytes; others
+// (escapes, invalid UTF-8, which becomes U+FFFD) go through encoding/json.
+func jsonString(raw []byte) (string, bool) {
+	switch raw[0] {
+	case 'n':
+		return "", true
+	case '"':
+		inner := raw[1 : len(raw)-1]
+		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), true
+		}
+		var decoded string
+		err := json.Unmarshal(raw, &decoded)
+		return decoded, err == nil
+	}
+	return "", false
+}
+
+// topMembers reads the members of the top-level object of data - valid
+// JSON whose scan (members, for callBodyWant) was not Aliased, so that
+// every key of that object is plain ASCII without escapes - into f. The
+// arguments are skipped by their scanned span, not read again. It reports
+// false when the text is not an object.
+func topMembers(data []byte, members []contracts.JSONMember, f *callFields) bool {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
+	i = skipSpace(data, i+1)
+	if data[i] == '}' {
+		return true
+	}
+	for {
+		// data[i] is the key's opening quote; the key has no escapes.
+		j := i + 1 + bytes.IndexByte(data[i+1:], '"')
+		key := data[i+1 : j]
+		i = skipSpace(data, skipSpace(data, j+1)+1) // past the ':'
+		end := -1
+		if string(key) == "arguments" {
+			for k := range members {
+				if m := &members[k]; m.Parent == -1 && m.Start == i {
+					end = m.End
+					break
+				}
+			}
+		}
+		if end < 0 {
+			end = skipValue(data, i)
+		}
+		switch v := data[i:end]; string(key) {
+		case "name":
+			f.name = v
+		case "arguments":
+			f.arguments = v
+		case "server_id":
+			f.serverID = v
+		case "server_name":
+			f.serverName = v
+		case "timeout_seconds":
+			f.timeout = v
+		}
+		i = skipSpace(data, end)
+		if data[i] == '}' {
+			return true
+		}
+		i = skipSpace(data, i+1) // past the ','
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value that starts at i.
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i+1)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch data[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			case '"':
+				i = skipString(data, i+1) - 1
+			}
+		}
+	}
+	for i < len(data) {
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the closing quote of the valid JSON
+// string whose contents start at i.
+func skipString(data []byte, i int) int {
+	for {
+		k := bytes.IndexAny(data[i:], `"\`)
+		if data[i+k] == '"' {
+			return i + k + 1
+		}
+		i += k + 2 // a backslash and the byte it escapes (\uXXXX's digits are plain)
+	}
 }
 
 // callPlan is a validated, resolved call, ready to run now or as a job.
@@ -132,17 +282,17 @@ type callPlan struct {
 }
 
 // prepareCall reads, validates and resolves a call (frontdoor.Policy); on
-// failure it has written the error response and returns nil.
-func (a *API) prepareCall(c *gin.Context) *callPlan {
+// failure it has written the error response and returns false.
+func (a *API) prepareCall(c *gin.Context) (callPlan, bool) {
 	data, err := readBody(c)
 	if err != nil {
 		abortWithError(c, err)
-		return nil
+		return callPlan{}, false
 	}
 	body, err := decodeCallBody(data)
 	if err != nil {
 		abortWithError(c, err)
-		return nil
+		return callPlan{}, false
 	}
 	call, err := a.policy.ResolveCall(c.Request.Context(), caller(c), frontdoor.CallInput{
 		Server: body.Server, Name: body.Name, Naming: frontdoor.PrefixedOrBare, Timeout: body.Timeout,
@@ -150,17 +300,17 @@ func (a *API) prepareCall(c *gin.Context) *callPlan {
 	})
 	if err != nil {
 		abortWithError(c, err)
-		return nil
+		return callPlan{}, false
 	}
 	frontdoor.Of(c).Record(call)
-	return &callPlan{call: call, args: body.Arguments}
+	return callPlan{call: call, args: body.Arguments}, true
 }
 
 // callTool serves POST /mcp/tools/call and /mcp-rest/tools/call: a
 // synchronous call, or a job with "Prefer: respond-async".
 func (a *API) callTool(c *gin.Context) {
-	plan := a.prepareCall(c)
-	if plan == nil {
+	plan, ok := a.prepareCall(c)
+	if !ok {
 		return
 	}
 	if prefersAsync(c) {
@@ -172,7 +322,24 @@ func (a *API) callTool(c *gin.Context) {
 		abortWithError(c, err)
 		return
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", result)
+	writeJSON(c, http.StatusOK, result)
+}
+
+// jsonContentType is the Content-Type of JSON answers, shared: net/http
+// copies the response's header map before writing it.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
+// writeJSON answers status with the JSON document data: c.Data without the
+// allocations of Gin's renderer (which, as this, leaves a Content-Type
+// already set as it is).
+func writeJSON(c *gin.Context, status int, data []byte) {
+	if h := c.Writer.Header(); len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	c.Status(status)
+	if _, err := c.Writer.Write(data); err != nil {
+		_ = c.Error(err)
+	}
 }
 
 // prefersAsync reports whether the request asks for an asynchronous answer

@@ -5,20 +5,58 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/ingress/frontdoor"
 )
 
 // decodeCallBodyOracle is decodeCallBody as it was before the one-pass
-// scan (encoding/json on the whole body, then the front door's numbers
-// check of the arguments): the reference the scan must agree with.
-func decodeCallBodyOracle(data []byte) (*callBody, *contracts.Error) {
+// scan (encoding/json on the whole body into a map of raw members, each
+// field checked from the map, then the front door's numbers check of the
+// arguments): the reference the scan and topMembers must agree with.
+func decodeCallBodyOracle(data []byte) (callBody, *contracts.Error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
-		return nil, contracts.NewError(contracts.CodeInvalidRequest, "the body must be a JSON object")
+		return callBody{}, contracts.NewError(contracts.CodeInvalidRequest, "the body must be a JSON object")
 	}
-	return callBodyFrom(fields, &callBody{})
+	var b callBody
+	raw, ok := fields["name"]
+	if !ok {
+		return callBody{}, contracts.NewError(contracts.CodeInvalidRequest, "field name is required")
+	}
+	if json.Unmarshal(raw, &b.Name) != nil {
+		return callBody{}, contracts.NewError(contracts.CodeInvalidRequest, "field name must be a string")
+	}
+	if b.Name == "" || len(b.Name) > maxToolNameLen {
+		return callBody{}, contracts.NewError(contracts.CodeInvalidRequest, "field name must be 1 to %d characters", maxToolNameLen)
+	}
+	switch raw := bytes.TrimSpace(fields["arguments"]); {
+	case len(raw) == 0 || string(raw) == "null":
+		b.Arguments = json.RawMessage("{}")
+	case raw[0] == '{':
+		b.Arguments = raw
+	default:
+		return callBody{}, contracts.NewError(contracts.CodeInvalidRequest, "field arguments must be an object")
+	}
+	for _, name := range []string{"server_id", "server_name"} {
+		raw, ok := fields[name]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		if json.Unmarshal(raw, &b.Server) != nil {
+			return callBody{}, contracts.NewError(contracts.CodeInvalidRequest, "field %s must be a string", name)
+		}
+		break
+	}
+	if raw, ok := fields["timeout_seconds"]; ok && string(raw) != "null" {
+		var secs float64
+		if json.Unmarshal(raw, &secs) != nil || secs <= 0 {
+			return callBody{}, contracts.NewError(contracts.CodeInvalidRequest, "field timeout_seconds must be a positive number")
+		}
+		b.Timeout = time.Duration(secs * float64(time.Second))
+	}
+	return b, nil
 }
 
 var callBodies = []string{
@@ -51,6 +89,49 @@ var callBodies = []string{
 	`{"name":"demo-echo","arguments":{"a":01}}`,
 	`[{"name":"demo-echo"}]`,
 	`null`, `"x"`, ``, `{}`,
+	// name: escapes, null, other types, non-ASCII, at the length bound.
+	`{"name":"demo-\u0065cho"}`,
+	`{"name":"demo-\\echo\"\/"}`,
+	`{"name":null}`,
+	`{"name":true}`, `{"name":{"a":"b"}}`, `{"name":["demo-echo"]}`, `{"name":-1.5e3}`,
+	`{"name":"démo-écho"}`,
+	"{\"name\":\"demo\xc3\"}",
+	`{"name":"` + strings.Repeat("n", 256) + `"}`,
+	`{"name":"` + strings.Repeat("\u00e9", 128) + `"}`,
+	`{"name":"` + strings.Repeat("\u00e9", 129) + `"}`,
+	// Members repeated, members in any order, whitespace everywhere.
+	`{"name":"a","name":"demo-echo"}`,
+	`{"name":"demo-echo","name":1}`,
+	`{"arguments":{"a":1},"server_id":"demo","name":"echo"}`,
+	"\t{\r\n\"name\"\n:\t\"demo-echo\"\r,\"timeout_seconds\" : 3 ,\"server_id\":\"demo\" }\n",
+	// Other members skipped whatever they hold.
+	`{"x":{"name":1,"a":"}\"{","b":["]",{"}":"["}]},"name":"demo-echo","y":[1,"x",null,true,false,{}],"z":"\\"}`,
+	`{"meta":{"arguments":{"n":1e400}},"name":"demo-echo","arguments":{"ok":1}}`,
+	`{"name":"demo-echo","arguments":{"name":"x","server_id":2},"extra":-0.5e-3}`,
+	`{"name":"demo-echo","Name":1,"SERVER_ID":2,"Timeout_Seconds":"x"}`,
+	`{"name":"demo-echo","n\u0061me":"other"}`,
+	`{"name":"demo-echo","server_\u0069d":"demo"}`,
+	// server_id and server_name: escapes, types, null.
+	`{"name":"demo-echo","server_id":"de\u006do"}`,
+	`{"name":"demo-echo","server_id":null,"server_name":null}`,
+	`{"name":"demo-echo","server_id":null,"server_name":{}}`,
+	`{"name":"demo-echo","server_name":["demo"]}`,
+	`{"name":"demo-echo","server_id":"","server_name":"demo"}`,
+	`{"name":"demo-echo","server_id":false}`,
+	// timeout_seconds: every kind of value.
+	`{"name":"demo-echo","timeout_seconds":30}`,
+	`{"name":"demo-echo","timeout_seconds":"30"}`,
+	`{"name":"demo-echo","timeout_seconds":true}`,
+	`{"name":"demo-echo","timeout_seconds":null}`,
+	`{"name":"demo-echo","timeout_seconds":[1]}`,
+	`{"name":"demo-echo","timeout_seconds":{}}`,
+	`{"name":"demo-echo","timeout_seconds":0}`,
+	`{"name":"demo-echo","timeout_seconds":-0}`,
+	`{"name":"demo-echo","timeout_seconds":-1}`,
+	`{"name":"demo-echo","timeout_seconds":1e-400}`,
+	`{"name":"demo-echo","timeout_seconds":0.001}`,
+	`{"name":"demo-echo","timeout_seconds":1E+2}`,
+	`{"name":"demo-echo","timeout_seconds":` + strings.Repeat("9", 400) + `}`,
 }
 
 // decodeCallBody answers every body as encoding/json did, and refuses the

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -14,14 +15,12 @@ import (
 	"github.com/toolbus/toolbus/ingress/limits"
 )
 
-// bodyKey is where readBodyFirst keeps the body in the gin context.
-const bodyKey = "toolbus.body"
-
 // limitKeyRate takes one request from the key's rate budget (ingress/limits),
 // before anything else is done for the request: 429 rate_limited beyond it.
 func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if e := ls.Allow(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner()); e != nil {
+		cl := caller(c)
+		if e := ls.Allow(cl.Key.Name, cl.Key.Limits, cl.Key.IdentityLimits, cl.Owner()); e != nil {
 			abortWithError(c, e)
 			return
 		}
@@ -34,7 +33,8 @@ func limitKeyRate(ls *limits.Set) gin.HandlerFunc {
 // that a request whose body has not arrived holds none.
 func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Request(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner())
+		cl := caller(c)
+		release, e := ls.Request(cl.Key.Name, cl.Key.Limits, cl.Key.IdentityLimits, cl.Owner())
 		if e != nil {
 			abortWithError(c, e)
 			return
@@ -48,7 +48,8 @@ func limitKeyRequests(ls *limits.Set) gin.HandlerFunc {
 // request (an MCP GET stream).
 func limitKeyStreams(ls *limits.Set) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		release, e := ls.Stream(caller(c).Key.Name, caller(c).Key.Limits, caller(c).Key.IdentityLimits, caller(c).Owner())
+		cl := caller(c)
+		release, e := ls.Stream(cl.Key.Name, cl.Key.Limits, cl.Key.IdentityLimits, cl.Owner())
 		if e != nil {
 			abortWithError(c, e)
 			return
@@ -70,10 +71,8 @@ func readBodyFirst(timeout time.Duration) gin.HandlerFunc {
 			c.Next()
 			return
 		}
-		rc := http.NewResponseController(c.Writer)
-		deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
-		var buf bytes.Buffer
-		_, err := buf.ReadFrom(c.Request.Body)
+		deadline := setReadDeadline(c.Writer, time.Now().Add(timeout))
+		data, err := readAll(c.Request.Body, c.Request.ContentLength)
 		if err != nil {
 			// The connection is not reused: net/http would otherwise try
 			// to read the rest of the body before answering.
@@ -90,20 +89,81 @@ func readBodyFirst(timeout time.Duration) gin.HandlerFunc {
 			return
 		}
 		if deadline {
-			_ = rc.SetReadDeadline(time.Time{})
+			_ = setReadDeadline(c.Writer, time.Time{})
 		}
-		data := buf.Bytes()
+		// Read to its end: closing it tells net/http that nothing is left
+		// to discard before the response.
+		_ = c.Request.Body.Close()
 		telemetry.Step(c.Request.Context(), telemetry.StepBodyRead)
-		c.Set(bodyKey, data)
+		st := stateOf(c)
+		st.body.data, st.bodyRead = data, true
+		st.body.r.Reset(data)
 		c.Request.Body = http.NoBody
 		if len(data) > 0 {
-			c.Request.Body = readCloser{bytes.NewReader(data)}
+			c.Request.Body = &st.body
 		}
 		c.Next()
 	}
 }
 
-// readCloser is a body read from memory.
-type readCloser struct{ *bytes.Reader }
+// setReadDeadline sets the read deadline of w's connection, as
+// http.ResponseController does (without its allocations), and reports
+// whether it could.
+func setReadDeadline(w http.ResponseWriter, t time.Time) bool {
+	for {
+		switch u := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return u.SetReadDeadline(t) == nil
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = u.Unwrap()
+		default:
+			return false
+		}
+	}
+}
 
-func (readCloser) Close() error { return nil }
+// Bounds of readAll's first buffer.
+const (
+	minBodyBuffer = 512
+	// maxBodyBuffer bounds what a declared Content-Length reserves before
+	// the bytes arrive: a client that declares a large body and stalls
+	// holds no more (the rest grows as it comes).
+	maxBodyBuffer = 64 << 10
+)
+
+// readAll reads r to its end into a buffer sized for the declared length
+// (-1: unknown), one byte more so that the end is seen without growing it.
+func readAll(r io.Reader, declared int64) ([]byte, error) {
+	size := minBodyBuffer
+	if declared >= 0 {
+		size = int(min(declared, maxBodyBuffer)) + 1
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				return b, nil
+			}
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// memoryBody is a request's body read from memory: what readBody returns,
+// and the body handlers that read c.Request.Body themselves (the MCP
+// endpoint) read.
+type memoryBody struct {
+	data []byte
+	r    bytes.Reader
+}
+
+func (b *memoryBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *memoryBody) WriteTo(w io.Writer) (int64, error) { return b.r.WriteTo(w) }
+
+func (b *memoryBody) Close() error { return nil }

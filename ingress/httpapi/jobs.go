@@ -59,13 +59,13 @@ func owner(c *gin.Context) string { return caller(c).Owner() }
 
 // submitCall serves POST /v1/calls.
 func (a *API) submitCall(c *gin.Context) {
-	if plan := a.prepareCall(c); plan != nil {
+	if plan, ok := a.prepareCall(c); ok {
 		a.submit(c, plan)
 	}
 }
 
 // submit turns a prepared call into a job: 202 with its id and status URL.
-func (a *API) submit(c *gin.Context, plan *callPlan) {
+func (a *API) submit(c *gin.Context, plan callPlan) {
 	rec, existed, err := a.jobs.Submit(c.Request.Context(), plan.call.Submission(plan.args, c.GetHeader("Idempotency-Key")))
 	if err != nil {
 		abortWithError(c, err)
@@ -114,7 +114,7 @@ func (a *API) getCall(c *gin.Context) {
 		body := make([]byte, 0, len(head)+len(rec.Result)+16)
 		body = append(append(body, head[:len(head)-1]...), `,"result":`...)
 		body = append(append(body, rec.Result...), '}')
-		c.Data(http.StatusOK, "application/json; charset=utf-8", body)
+		writeJSON(c, http.StatusOK, body)
 		return
 	}
 	c.JSON(http.StatusOK, v)

@@ -3,7 +3,8 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"regexp"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,16 +32,60 @@ const (
 	ServerMaxHeaderBytes = 2 * MaxHeaderBytes
 )
 
-var clientRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// maxClientRequestID is the longest client X-Request-Id logged.
+const maxClientRequestID = 128
+
+// clientRequestID reports whether a client's X-Request-Id is logged:
+// 1 to maxClientRequestID characters from [A-Za-z0-9._:-].
+func clientRequestID(id string) bool {
+	if id == "" || len(id) > maxClientRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// stateKey is where requestID keeps a request's requestState.
+const stateKey = "toolbus.state"
+
+// requestState is what the ingress keeps for one request, allocated once:
+// its frontdoor.Request, its body once read (readBodyFirst), and the value
+// of its X-Request-Id response header.
+type requestState struct {
+	fd       frontdoor.Request
+	body     memoryBody
+	bodyRead bool
+	idHeader [1]string
+}
+
+// stateOf returns c's requestState (a new one stored now, if requestID did
+// not run).
+func stateOf(c *gin.Context) *requestState {
+	if v, ok := c.Get(stateKey); ok {
+		return v.(*requestState)
+	}
+	st := &requestState{}
+	c.Set(stateKey, st)
+	return st
+}
 
 // requestID gives every request a unique id, returned in X-Request-Id, and
 // its frontdoor.Request, where every later step records its decisions. A
 // well-formed client id is logged beside it, never used on the wire.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
+		st := &requestState{}
 		id := dispatch.NewRequestID()
-		frontdoor.Begin(c, id)
-		c.Header(headerRequestID, id)
+		st.fd.ID, st.idHeader[0] = id, id
+		c.Set(stateKey, st)
+		frontdoor.Attach(c, &st.fd)
+		c.Writer.Header()[headerRequestID] = st.idHeader[:]
 		c.Next()
 	}
 }
@@ -77,31 +122,82 @@ func typeName(v any) string {
 // accessLog writes one line per request: request id, route, status, code,
 // duration, key name, and what the handlers recorded in the request's
 // frontdoor.Request (server, tool, token fingerprint, job, MCP method).
-func accessLog(log zerolog.Logger) gin.HandlerFunc {
+// trustsProxies says whether the router trusts any proxy's forwarding
+// headers (ingress.trusted_proxies; see clientIP).
+func accessLog(log zerolog.Logger, trustsProxies bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
+		status := c.Writer.Status()
 		ev := log.Info()
-		if c.Writer.Status() >= 500 {
+		if status >= 500 {
 			ev = log.Warn()
 		}
+		if ev == nil {
+			return
+		}
 		r := frontdoor.Of(c)
+		var ms [24]byte
 		ev = ev.Str("request_id", r.ID).
-			Str("method", c.Request.Method).Str("route", c.FullPath()).Str("client_ip", c.ClientIP()).
-			Int("status", c.Writer.Status()).Float64("duration_ms", float64(time.Since(start).Microseconds())/1000)
-		if id := c.GetHeader(headerRequestID); id != "" && clientRequestID.MatchString(id) {
+			Str("method", c.Request.Method).Str("route", c.FullPath()).Str("client_ip", clientIP(c, trustsProxies)).
+			Int("status", status).RawJSON("duration_ms", appendMillis(ms[:0], time.Since(start).Microseconds()))
+		if id := c.GetHeader(headerRequestID); clientRequestID(id) {
 			ev = ev.Str("client_request_id", id)
 		}
-		for _, f := range []struct{ name, value string }{
-			{"code", string(r.Code)}, {"key", r.KeyName()}, {"server", r.Server}, {"tool", r.Tool},
-			{"token_fp", r.TokenFP}, {"job_id", r.JobID}, {"mcp_method", r.MCPMethod},
-		} {
-			if f.value != "" {
-				ev = ev.Str(f.name, f.value)
-			}
-		}
+		logNonEmpty(ev, "code", string(r.Code))
+		logNonEmpty(ev, "key", r.KeyName())
+		logNonEmpty(ev, "server", r.Server)
+		logNonEmpty(ev, "tool", r.Tool)
+		logNonEmpty(ev, "token_fp", r.TokenFP)
+		logNonEmpty(ev, "job_id", r.JobID)
+		logNonEmpty(ev, "mcp_method", r.MCPMethod)
 		ev.Msg("request")
 	}
+}
+
+// clientIP is c.ClientIP(). When no proxy is trusted, that is the peer's
+// address as net.IP prints it, which for an IPv4 peer is the address as
+// the connection gives it: taken as is, without parsing and printing it.
+func clientIP(c *gin.Context, trustsProxies bool) string {
+	if !trustsProxies {
+		if ip := c.RemoteIP(); isIPv4(ip) {
+			return ip
+		}
+	}
+	return c.ClientIP()
+}
+
+// isIPv4 reports whether s is an IPv4 address in dotted decimal, each
+// part without leading zeros: the form net.IP's String writes.
+func isIPv4(s string) bool {
+	addr, err := netip.ParseAddr(s)
+	return err == nil && addr.Is4()
+}
+
+func logNonEmpty(ev *zerolog.Event, name, value string) {
+	if value != "" {
+		ev.Str(name, value)
+	}
+}
+
+// appendMillis appends us microseconds as a JSON number of milliseconds,
+// as zerolog's Float64 writes float64(us)/1000 (shortest form, no
+// exponent: 0, 0.001, 1.5, 1234.567; exactly so below 2^43 µs, 101 days),
+// without formatting a float.
+func appendMillis(dst []byte, us int64) []byte {
+	if us < 0 {
+		dst, us = append(dst, '-'), -us
+	}
+	dst = strconv.AppendInt(dst, us/1000, 10)
+	if frac := us % 1000; frac != 0 {
+		digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+		n := 3
+		for digits[n-1] == '0' {
+			n--
+		}
+		dst = append(append(dst, '.'), digits[:n]...)
+	}
+	return dst
 }
 
 // checkHeaders refuses header values that are over-long or carry control
