@@ -40,10 +40,13 @@ func (c natsCarrier) Keys() []string {
 	return keys
 }
 
+// canonicalTraceparent is the traceparent header's key in an http.Header.
+var canonicalTraceparent = http.CanonicalHeaderKey(HeaderTraceparent)
+
 // ExtractHTTP returns ctx with the remote span context of h's traceparent
 // (and tracestate), or ctx itself when there is none or it is malformed.
 func ExtractHTTP(ctx context.Context, h http.Header) context.Context {
-	if len(h[http.CanonicalHeaderKey(HeaderTraceparent)]) == 0 {
+	if len(h[canonicalTraceparent]) == 0 {
 		return ctx
 	}
 	return traceContext.Extract(ctx, propagation.HeaderCarrier(h))
