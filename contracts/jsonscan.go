@@ -183,8 +183,6 @@ func ScanJSON(data []byte, want *JSONWant) (JSONScan, error) {
 	if want != nil {
 		sc.want = want.nodes
 	}
-	sc.stack = sc.stackBuf[:0]
-	sc.rec = sc.recBuf[:0]
 	err := sc.run()
 	sc.out.data = data
 	if err != nil {
@@ -205,13 +203,44 @@ type jsonScanner struct {
 	want  []wantNode
 	out   JSONScan
 	depth int
-	// stack has a bit per open container, set for an object.
-	stack    []uint64
-	stackBuf [4]uint64
-	// rec are the open objects whose members are reported: always the
-	// outermost len(rec) containers.
-	rec    []recFrame
-	recBuf [4]recFrame
+	// objs has a bit per open container, set for an object: the outermost
+	// 256 in objs, the deeper ones in deepObjs. No field points into the
+	// scanner itself, so a scan that reports no member (and nests less
+	// deep) allocates nothing.
+	objs     [4]uint64
+	deepObjs []uint64
+	// The open objects whose members are reported are always the
+	// outermost nrec containers: the first ones in rec, the others in
+	// deepRec (see frame).
+	rec     [4]recFrame
+	deepRec []recFrame
+	nrec    int
+}
+
+// objWord returns the word of sc's open-container bits holding depth d's.
+func (sc *jsonScanner) objWord(d int) *uint64 {
+	if w := d >> 6; w < len(sc.objs) {
+		return &sc.objs[w]
+	}
+	return &sc.deepObjs[d>>6-len(sc.objs)]
+}
+
+// frame returns the k-th open object whose members are reported (k < nrec).
+func (sc *jsonScanner) frame(k int) *recFrame {
+	if k < len(sc.rec) {
+		return &sc.rec[k]
+	}
+	return &sc.deepRec[k-len(sc.rec)]
+}
+
+// addFrame opens the next object whose members are reported.
+func (sc *jsonScanner) addFrame(f recFrame) {
+	if k := sc.nrec - len(sc.rec); k < 0 {
+		sc.rec[sc.nrec] = f
+	} else {
+		sc.deepRec = append(sc.deepRec[:k], f)
+	}
+	sc.nrec++
 }
 
 func (sc *jsonScanner) fail(i int, what string) error {
@@ -234,7 +263,7 @@ func quoteByte(c byte) string {
 
 func (sc *jsonScanner) inObject() bool {
 	d := sc.depth - 1
-	return sc.stack[d>>6]&(1<<(d&63)) != 0
+	return *sc.objWord(d)&(1<<(d&63)) != 0
 }
 
 // push opens a container at i.
@@ -243,13 +272,13 @@ func (sc *jsonScanner) push(object bool, i int) error {
 	if d >= MaxJSONDepth {
 		return &JSONSyntaxError{Offset: i, What: "exceeded max depth"}
 	}
-	if d>>6 == len(sc.stack) {
-		sc.stack = append(sc.stack, 0)
+	if w := d>>6 - len(sc.objs); w == len(sc.deepObjs) {
+		sc.deepObjs = append(sc.deepObjs, 0)
 	}
 	if object {
-		sc.stack[d>>6] |= 1 << (d & 63)
+		*sc.objWord(d) |= 1 << (d & 63)
 	} else {
-		sc.stack[d>>6] &^= 1 << (d & 63)
+		*sc.objWord(d) &^= 1 << (d & 63)
 	}
 	sc.depth++
 	if !object || sc.want == nil {
@@ -257,11 +286,11 @@ func (sc *jsonScanner) push(object bool, i int) error {
 	}
 	switch {
 	case d == 0:
-		sc.rec = append(sc.rec, recFrame{node: 0, parent: -1, cur: -1})
-	case d == len(sc.rec):
-		f := &sc.rec[d-1]
+		sc.addFrame(recFrame{node: 0, parent: -1, cur: -1})
+	case d == sc.nrec:
+		f := sc.frame(d - 1)
 		if f.cur >= 0 && sc.out.Members[f.cur].child >= 0 {
-			sc.rec = append(sc.rec, recFrame{node: sc.out.Members[f.cur].child, parent: f.cur, cur: -1})
+			sc.addFrame(recFrame{node: sc.out.Members[f.cur].child, parent: f.cur, cur: -1})
 		}
 	}
 	return nil
@@ -269,9 +298,7 @@ func (sc *jsonScanner) push(object bool, i int) error {
 
 func (sc *jsonScanner) pop() {
 	sc.depth--
-	if sc.depth < len(sc.rec) {
-		sc.rec = sc.rec[:sc.depth]
-	}
+	sc.nrec = min(sc.nrec, sc.depth)
 }
 
 const (
@@ -335,8 +362,8 @@ func (sc *jsonScanner) run() error {
 				i, state = j, stAfter
 			}
 		case stAfter:
-			if n := len(sc.rec); n > 0 && n == sc.depth {
-				if f := &sc.rec[n-1]; f.cur >= 0 {
+			if n := sc.nrec; n > 0 && n == sc.depth {
+				if f := sc.frame(n - 1); f.cur >= 0 {
 					m := &sc.out.Members[f.cur]
 					m.End, m.Value = i, data[m.Start:i]
 					f.cur = -1
@@ -383,8 +410,8 @@ func (sc *jsonScanner) run() error {
 				return sc.fail(i, "after object key")
 			}
 			i = skipSpace(data, i+1)
-			if n := len(sc.rec); n > 0 && n == sc.depth {
-				sc.member(&sc.rec[n-1], key, odd, i)
+			if n := sc.nrec; n > 0 && n == sc.depth {
+				sc.member(sc.frame(n-1), key, odd, i)
 			}
 			state = stValue
 		}
@@ -642,8 +669,8 @@ func (sc *jsonScanner) overflow(num []byte) {
 	if sc.out.Overflow == nil {
 		sc.out.Overflow = num
 	}
-	for k := range sc.rec {
-		if f := &sc.rec[k]; f.cur >= 0 && sc.out.Members[f.cur].Overflow == nil {
+	for k := range sc.nrec {
+		if f := sc.frame(k); f.cur >= 0 && sc.out.Members[f.cur].Overflow == nil {
 			sc.out.Members[f.cur].Overflow = num
 		}
 	}

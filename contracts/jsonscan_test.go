@@ -237,6 +237,75 @@ func TestScanJSON_Aliased(t *testing.T) {
 	}
 }
 
+// A wanted path deeper than the scanner's inline frames, and nesting
+// deeper than its inline container bits inside a reported member: the
+// members, their overflows and the cut are still what encoding/json sees.
+func TestScanJSON_DeepPaths(t *testing.T) {
+	t.Parallel()
+	want := NewJSONWant("a.b.c.d.e.f", "a.b.c.d.e.g")
+	deep := strings.Repeat("[", 300) + "1e400" + strings.Repeat("]", 300)
+	text := `{"a":{"x":1,"b":{"c":{"d":{"e":{"f":` + deep + `,"g":{"h":[]},"f":[2]}}}}}}`
+	s, err := ScanJSON([]byte(text), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := -1
+	for _, path := range []string{"a", "a.b", "a.b.c", "a.b.c.d", "a.b.c.d.e"} {
+		i := s.Last(parent, path)
+		if i < 0 || string(s.Members[i].Overflow) != "1e400" {
+			t.Fatalf("%s: member %d of %+v", path, i, s.Members)
+		}
+		parent = i
+	}
+	e := s.Members[parent].Value
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(e, &members); err != nil {
+		t.Fatal(err)
+	}
+	f, g := s.Last(parent, "a.b.c.d.e.f"), s.Last(parent, "a.b.c.d.e.g")
+	if f < 0 || string(s.Members[f].Value) != "[2]" || s.Members[f].Overflow != nil {
+		t.Errorf("f = %d %+v", f, s.Members)
+	}
+	if first := f - 2; first < 0 || string(s.Members[first].Value) != deep || string(s.Members[first].Overflow) != "1e400" {
+		t.Errorf("the first f is not the deep array: %+v", s.Members)
+	}
+	if g < 0 || !bytes.Equal(s.Members[g].Value, members["g"]) {
+		t.Errorf("g = %d %+v, want %s", g, s.Members, members["g"])
+	}
+	if got := string(s.Cut(parent)); got != `{"f":null,"g":null,"f":null}` {
+		t.Errorf("Cut(e) = %s", got)
+	}
+}
+
+// Validating without wanted members allocates nothing, however deep the
+// text nests within the inline container bits; a wanted member costs only
+// the growth of Members.
+func TestScanJSON_Allocations(t *testing.T) {
+	args := []byte(`{"summary":"New ticket","priority":3,"labels":["a","b"],"nested":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := ScanJSON(args, nil); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("ScanJSON(args, nil): %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := ScanJSON(args, wantArgs); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("ScanJSON(args, want) with no wanted member: %v allocations, want 0", n)
+	}
+	body := []byte(`{"name":"t","arguments":` + string(args) + `}`)
+	if n := testing.AllocsPerRun(100, func() {
+		if s, err := ScanJSON(body, wantArgs); err != nil || s.Last(-1, "arguments") < 0 {
+			t.Fatal(s, err)
+		}
+	}); n != 1 {
+		t.Errorf("ScanJSON(body, want) with one wanted member: %v allocations, want 1", n)
+	}
+}
+
 func TestNewJSONWant_RefusesBadPaths(t *testing.T) {
 	t.Parallel()
 	for _, p := range []string{"", "a.", ".a", `a"b`, `a\b`, "é"} {
