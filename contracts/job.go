@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"time"
 )
@@ -206,7 +205,7 @@ func NewJobID(now time.Time) string {
 	binary.BigEndian.PutUint64(ms[:], uint64(now.UnixMilli()))
 	copy(b[:6], ms[2:])
 	_, _ = rand.Read(b[6:])
-	return hex.EncodeToString(b[:])
+	return hexString(b[:])
 }
 
 // ValidJobID reports whether id has the form of a job id.
@@ -216,22 +215,25 @@ func ValidJobID(id string) bool { return len(id) == jobIDLen && isLowerHex(id) }
 // a user token with fingerprint tokenFP ("" for none): a job is readable
 // only by the same key and the same user.
 func Owner(keyID, tokenFP string) string {
-	in := binary.AppendUvarint([]byte("toolbus.owner.v1\x00"), uint64(len(keyID)))
+	var buf [256]byte
+	in := binary.AppendUvarint(append(buf[:0], "toolbus.owner.v1\x00"...), uint64(len(keyID)))
 	in = append(append(in, keyID...), tokenFP...)
 	sum := sha256.Sum256(in)
-	return hex.EncodeToString(sum[:16])
+	return hexString(sum[:16])
 }
 
 // KeyTag returns the subject token that names gateway key keyID in job subjects.
 func KeyTag(keyID string) string {
-	sum := sha256.Sum256([]byte("toolbus.keytag.v1\x00" + keyID))
-	return hex.EncodeToString(sum[:8])
+	var buf [256]byte
+	sum := sha256.Sum256(append(append(buf[:0], "toolbus.keytag.v1\x00"...), keyID...))
+	return hexString(sum[:8])
 }
 
 // HashIdempotencyKey returns the form an Idempotency-Key is stored in.
 func HashIdempotencyKey(key string) string {
-	sum := sha256.Sum256([]byte("toolbus.idempotency.v1\x00" + key))
-	return hex.EncodeToString(sum[:16])
+	var buf [256]byte
+	sum := sha256.Sum256(append(append(buf[:0], "toolbus.idempotency.v1\x00"...), key...))
+	return hexString(sum[:16])
 }
 
 func validOwner(o string) bool { return len(o) == 32 && isLowerHex(o) }

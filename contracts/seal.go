@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -122,14 +123,11 @@ type Binding struct {
 	Caller string
 }
 
-// aad encodes the binding unambiguously: a label, then each field length-prefixed.
-func (b Binding) aad() []byte {
+// appendAAD appends the binding's encoding, the AEAD's associated data, to
+// out: a label, then each field length-prefixed, so that no two bindings
+// encode alike.
+func (b Binding) appendAAD(out []byte) []byte {
 	fields := [...]string{b.Op, b.RequestID, b.Server, b.Tool, b.KeyID, b.ReplyTo}
-	n := len(sealAADLabel) + 8
-	for _, f := range fields {
-		n += binary.MaxVarintLen64 + len(f)
-	}
-	out := make([]byte, 0, n)
 	out = append(out, sealAADLabel...)
 	for _, f := range fields {
 		out = binary.AppendUvarint(out, uint64(len(f)))
@@ -150,6 +148,21 @@ func (b Binding) aad() []byte {
 		out = append(out, b.Caller...)
 	}
 	return out
+}
+
+// aadLen is the length of the binding's encoding (appendAAD).
+func (b Binding) aadLen() int {
+	n := len(sealAADLabel) + 8 + sha256.Size + 8
+	for _, f := range [...]string{b.Op, b.RequestID, b.Server, b.Tool, b.KeyID, b.ReplyTo} {
+		n += uvarintLen(uint64(len(f))) + len(f)
+	}
+	if b.EventsTo != "" {
+		n += len("events") + uvarintLen(uint64(len(b.EventsTo))) + len(b.EventsTo)
+	}
+	if b.Caller != "" {
+		n += len("caller") + uvarintLen(uint64(len(b.Caller))) + len(b.Caller)
+	}
+	return n
 }
 
 // Sealer seals tokens to one recipient public key. It is safe for concurrent use.
@@ -186,17 +199,48 @@ func (s *Sealer) Seal(token Token, b Binding) (*Sealed, error) {
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, sealNonceSize)
+	// One buffer holds the nonce and the ciphertext. The token is encoded
+	// where its ciphertext goes and sealed in place: no other copy of it
+	// is made.
+	n := token.encodedLen()
+	buf := make([]byte, sealNonceSize, sealNonceSize+n+aead.Overhead())
+	nonce := buf[:sealNonceSize:sealNonceSize]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
+	pt := token.appendEncoding(buf[sealNonceSize:sealNonceSize])
+	scratch := getSealScratch()
+	aad := b.appendAAD((*scratch)[:0])
+	ct := aead.Seal(pt[:0], nonce, pt, aad)
+	putSealScratch(scratch, aad)
 	return &Sealed{
 		Version:    sealVersion,
 		KeyID:      s.pub.id,
 		Enc:        enc,
 		Nonce:      nonce,
-		Ciphertext: aead.Seal(nil, nonce, token.encode(), b.aad()),
+		Ciphertext: ct,
 	}, nil
+}
+
+// sealScratch holds buffers a seal or an open needs only during the call -
+// the binding's encoding, an opened plaintext - so that they cost no
+// allocation. A buffer is cleared before it is put back, and one grown
+// past maxSealScratch is left to the collector.
+var sealScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+const maxSealScratch = 64 << 10
+
+func getSealScratch() *[]byte { return sealScratch.Get().(*[]byte) }
+
+// putSealScratch clears used, the part of the scratch buffer p (or of the
+// buffer it grew into) that the call wrote, and puts the buffer back.
+func putSealScratch(p *[]byte, used []byte) {
+	clear(used)
+	if cap(used) > maxSealScratch {
+		return
+	}
+	*p = used[:0]
+	sealScratch.Put(p)
 }
 
 // current returns the epoch's enc and AEAD, starting a new epoch when due.
@@ -238,12 +282,18 @@ type Opener struct {
 	keys map[string]*PrivateKey
 
 	mu     sync.Mutex
-	epochs map[string]cipher.AEAD // kid + enc -> epoch AEAD
+	epochs map[epochKey]cipher.AEAD
+}
+
+// epochKey names an epoch: the recipient key and the encapsulated key.
+type epochKey struct {
+	kid string
+	enc [encSize]byte
 }
 
 // NewOpener returns an Opener for keys.
 func NewOpener(keys ...*PrivateKey) *Opener {
-	o := &Opener{keys: make(map[string]*PrivateKey, len(keys)), epochs: make(map[string]cipher.AEAD)}
+	o := &Opener{keys: make(map[string]*PrivateKey, len(keys)), epochs: make(map[epochKey]cipher.AEAD)}
 	for _, k := range keys {
 		o.keys[k.id] = k
 	}
@@ -266,11 +316,18 @@ func (o *Opener) Open(s *Sealed, b Binding, now time.Time) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	pt, err := aead.Open(nil, s.Nonce, s.Ciphertext, b.aad())
+	// The binding's encoding and then the plaintext go in one scratch
+	// buffer, cleared once the token is decoded (into a copy of its own).
+	scratch := getSealScratch()
+	aad := b.appendAAD(slices.Grow((*scratch)[:0], b.aadLen()+len(s.Ciphertext)))
+	used := aad[:min(cap(aad), len(aad)+len(s.Ciphertext))]
+	pt, err := aead.Open(aad[len(aad):len(aad)], s.Nonce, s.Ciphertext, aad[:len(aad):len(aad)])
 	if err != nil {
+		putSealScratch(scratch, used)
 		return Token{}, fmt.Errorf("%w: binding or ciphertext does not verify", ErrSealInvalid)
 	}
 	t, err := decodeToken(pt)
+	putSealScratch(scratch, used)
 	if err != nil {
 		return Token{}, fmt.Errorf("%w: %v", ErrSealInvalid, err)
 	}
@@ -294,7 +351,7 @@ func (o *Opener) epochAEAD(s *Sealed) (cipher.AEAD, error) {
 	if !ok {
 		return nil, ErrSealUnknownKey
 	}
-	cacheKey := s.KeyID + string(s.Enc)
+	cacheKey := epochKey{kid: s.KeyID, enc: [encSize]byte(s.Enc)}
 	o.mu.Lock()
 	aead, ok := o.epochs[cacheKey]
 	o.mu.Unlock()

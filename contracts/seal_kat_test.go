@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -45,7 +48,7 @@ func TestBinding_AADKnownAnswers(t *testing.T) {
 		"a00a83d748e6ae78a28177cc66468cdb2c1d2f1113ce9f9f283ba7cde5d91a32",
 	}
 	for i, b := range katBindings() {
-		if got := sha256.Sum256(b.aad()); hex.EncodeToString(got[:]) != want[i] {
+		if got := sha256.Sum256(b.appendAAD(nil)); hex.EncodeToString(got[:]) != want[i] {
 			t.Errorf("binding %d: SHA-256 of the AAD %x, want %s", i, got, want[i])
 		}
 	}
@@ -112,5 +115,96 @@ func TestOpener_OpensAKnownField(t *testing.T) {
 	other.Caller = "user@example.org"
 	if _, err := opener.Open(&sealed, other, b.Expires.Add(-time.Second)); !errors.Is(err, ErrSealInvalid) {
 		t.Fatalf("Open with another caller: %v, want ErrSealInvalid", err)
+	}
+}
+
+// The lengths Seal and Open size their buffers with are exact.
+func TestEncodedLengths(t *testing.T) {
+	for i, b := range katBindings() {
+		if got, want := b.aadLen(), len(b.appendAAD(nil)); got != want {
+			t.Errorf("binding %d: aadLen %d, encoding %d bytes", i, got, want)
+		}
+	}
+	tokens := append(katTokens(), Token{}, NewTokenSet(map[string]string{"x-" + strings.Repeat("n", 200): strings.Repeat("v", 20000)}))
+	for i, tok := range tokens {
+		if got, want := tok.encodedLen(), len(tok.appendEncoding(nil)); got != want {
+			t.Errorf("token %d: encodedLen %d, encoding %d bytes", i, got, want)
+		}
+	}
+}
+
+// What the per-call helpers allocate: Seal its field (the struct and one
+// buffer for nonce and ciphertext), Open the token (one string and its
+// headers), a fingerprint its string, Sum nothing.
+func TestSealAndTokens_Allocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled buffers")
+	}
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	b := katBindings()[1]
+	b.Expires = now.Add(time.Minute)
+	tok := katTokens()[1]
+	sealed := mustSealToken(t, sealer, tok, b)
+	for _, c := range []struct {
+		name string
+		want float64
+		f    func()
+	}{
+		{"Seal", 2, func() { _, _ = sealer.Seal(tok, b) }},
+		{"Open", 2, func() { _, _ = opener.Open(sealed, b, now) }},
+		{"Fingerprint", 1, func() { _ = Fingerprint("Bearer user-token-5678") }},
+		{"Token.Fingerprint of a set", 1, func() { _ = tok.Fingerprint() }},
+		{"Token.Sum", 0, func() { _ = tok.Sum() }},
+		{"Owner", 1, func() { _ = Owner("team-a", "fp_0123456789ab") }},
+	} {
+		if got := testing.AllocsPerRun(100, c.f); got != c.want {
+			t.Errorf("%s: %v allocations, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// Seals and opens running at once, each with its own token and binding,
+// each get their own token back: no scratch buffer is shared.
+func TestSealer_ConcurrentRoundTrips(t *testing.T) {
+	_, sealer, opener := newTestKeys(t)
+	now := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 100 {
+				tok := NewTokenSet(map[string]string{"authorization": fmt.Sprintf("Bearer %d-%d-%s", g, i, strings.Repeat("t", (g*131+i*17)%3000)), "x-n": strconv.Itoa(i)})
+				b := katBindings()[i%2]
+				b.RequestID, b.Expires = fmt.Sprintf("req-%d-%d", g, i), now.Add(time.Minute)
+				sealed, err := sealer.Seal(tok, b)
+				if err != nil {
+					errs <- err
+					return
+				}
+				got, err := opener.Open(sealed, b, now)
+				if err != nil || !got.Equal(tok) {
+					errs <- fmt.Errorf("goroutine %d call %d: opened %v (%v), want %v", g, i, got, err, tok)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// A scratch buffer goes back to the pool cleared.
+func TestPutSealScratch_Clears(t *testing.T) {
+	p := new([]byte)
+	used := append((*p)[:0], "Bearer user-token-5678"...)
+	putSealScratch(p, used)
+	for i, c := range used {
+		if c != 0 {
+			t.Fatalf("byte %d left: %q", i, used)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -105,8 +106,17 @@ func (t Token) Equal(u Token) bool {
 }
 
 // Sum is the SHA-256 of the whole set's encoding: a key that tells any two
-// sets apart (pooled upstream clients and stdio processes use it).
-func (t Token) Sum() [32]byte { return sha256.Sum256(t.encode()) }
+// sets apart (pooled upstream clients and stdio processes use it). A set
+// whose encoding fits stackHashInput bytes costs no allocation.
+func (t Token) Sum() [32]byte {
+	var buf [stackHashInput]byte
+	return sha256.Sum256(t.appendEncoding(buf[:0]))
+}
+
+// stackHashInput is the size of the stack buffers that hold what a
+// fingerprint or a Sum hashes: a bearer token, even a JWT, fits; a larger
+// input costs one allocation.
+const stackHashInput = 2048
 
 // Fingerprint is a short, stable, non-reversible tag of the set, for logs.
 // A set holding only an Authorization value has that value's fingerprint
@@ -118,7 +128,9 @@ func (t Token) Fingerprint() string {
 	case len(t.h) == 1 && t.h[0].name == HeaderAuthorization:
 		return Fingerprint(t.h[0].value)
 	}
-	return Fingerprint(string(t.encode()))
+	// Fingerprint of the encoding as a string.
+	var buf [stackHashInput]byte
+	return fingerprint(t.appendEncoding(append(buf[:0], fingerprintLabel...)))
 }
 
 // String returns the fingerprint.
@@ -142,12 +154,22 @@ func (t Token) MarshalText() ([]byte, error) { return []byte(t.Fingerprint()), n
 // value, length-prefixed (uvarint), in name order.
 const tokenEncoding = 1
 
-func (t Token) encode() []byte {
-	n := 1 + binary.MaxVarintLen64
+func (t Token) encode() []byte { return t.appendEncoding(make([]byte, 0, t.encodedLen())) }
+
+// encodedLen is the length of t's encoding.
+func (t Token) encodedLen() int {
+	n := 1 + uvarintLen(uint64(len(t.h)))
 	for _, h := range t.h {
-		n += 2*binary.MaxVarintLen64 + len(h.name) + len(h.value)
+		n += uvarintLen(uint64(len(h.name))) + len(h.name) + uvarintLen(uint64(len(h.value))) + len(h.value)
 	}
-	out := make([]byte, 0, n)
+	return n
+}
+
+// uvarintLen is the length of x's uvarint encoding.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+// appendEncoding appends t's encoding to out.
+func (t Token) appendEncoding(out []byte) []byte {
 	out = append(out, tokenEncoding)
 	out = binary.AppendUvarint(out, uint64(len(t.h)))
 	for _, h := range t.h {
@@ -165,20 +187,20 @@ func decodeToken(b []byte) (Token, error) {
 	if len(b) == 0 || b[0] != tokenEncoding {
 		return Token{}, badMessage("credential set encoding")
 	}
-	b = b[1:]
-	count, k := binary.Uvarint(b)
+	count, k := binary.Uvarint(b[1:])
 	if k <= 0 || count > maxTokenHeaders {
 		return Token{}, badMessage("credential set size")
 	}
-	b = b[k:]
+	// One copy of the encoding: every name and value is a substring of it.
+	s, i := string(b), 1+k
 	read := func() (string, bool) {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
+		l, k := binary.Uvarint(b[i:])
+		if k <= 0 || l > uint64(len(b)-i-k) {
 			return "", false
 		}
-		s := string(b[k : k+int(l)])
-		b = b[k+int(l):]
-		return s, true
+		v := s[i+k : i+k+int(l)]
+		i += k + int(l)
+		return v, true
 	}
 	t := Token{h: make([]tokenHeader, 0, count)}
 	for range count {
@@ -196,7 +218,7 @@ func decodeToken(b []byte) (Token, error) {
 		}
 		t.h = append(t.h, tokenHeader{name, value})
 	}
-	if len(b) != 0 {
+	if i != len(b) {
 		return Token{}, badMessage("credential set trailing bytes")
 	}
 	if len(t.h) == 0 {
@@ -258,15 +280,35 @@ func NotForwarded() []string { return slices.Sorted(maps.Keys(notForwarded)) }
 // not help guess a token of real entropy, and they decide nothing: access
 // (job and task ownership, pooled upstream clients) uses full-length
 // hashes.
+//
+// It allocates only its result when v fits a stack buffer (stackHashInput).
 func Fingerprint(v string) string {
 	if v == "" {
 		return ""
 	}
+	var buf [stackHashInput]byte
+	return fingerprint(append(append(buf[:0], fingerprintLabel...), v...))
+}
+
+const fingerprintLabel = "toolbus.fingerprint.v1\x00"
+
+// fingerprint is the fingerprint of in, the label followed by the value.
+func fingerprint(in []byte) string {
 	if fp := fingerprintOverride.Load(); fp != nil {
 		return *fp
 	}
-	sum := sha256.Sum256([]byte("toolbus.fingerprint.v1\x00" + v))
-	return "fp_" + hex.EncodeToString(sum[:6])
+	sum := sha256.Sum256(in)
+	var out [3 + 12]byte
+	copy(out[:], "fp_")
+	hex.Encode(out[3:], sum[:6])
+	return string(out[:])
+}
+
+// hexString is b (at most 32 bytes) in lower-case hex, allocating only the
+// string.
+func hexString(b []byte) string {
+	var out [64]byte
+	return string(out[:hex.Encode(out[:], b)])
 }
 
 // fingerprintOverride, when set, is every Fingerprint's value.
