@@ -244,8 +244,16 @@ func ServerFromToken(token string) (string, bool) {
 	if !escaped {
 		return token, ValidServerName(token)
 	}
-	var b []byte
+	// Only the canonical token of an allowed name decodes: no second
+	// spelling of a name reaches a worker. The name is decoded into a
+	// stack buffer (an allowed name is at most maxServerNameLen bytes);
+	// each byte must be written as ServerToken writes it.
+	var buf [maxServerNameLen]byte
+	n := 0
 	for i := 0; i < len(rest); i++ {
+		if n == len(buf) {
+			return "", false
+		}
 		c := rest[i]
 		switch {
 		case c == '_':
@@ -256,18 +264,20 @@ func ServerFromToken(token string) (string, bool) {
 			if hi < 0 || lo < 0 {
 				return "", false
 			}
-			b = append(b, byte(hi<<4|lo))
+			if c = byte(hi<<4 | lo); plainNameByte(c) && c != '_' {
+				return "", false // ServerToken writes it as itself
+			}
 			i += 2
-		case plainNameByte(c):
-			b = append(b, c)
-		default:
+		case !plainNameByte(c):
 			return "", false
 		}
+		buf[n] = c
+		n++
 	}
-	name := string(b)
-	// Only the canonical token of an allowed name decodes: no second
-	// spelling of a name reaches a worker.
-	if !ServerNameAllowed(name) || ServerToken(name) != token {
+	name := string(buf[:n])
+	// A plain name that does not begin with the escape is its own token,
+	// never an escaped one.
+	if !ServerNameAllowed(name) || ValidServerName(name) && !strings.HasPrefix(name, serverTokenEscape) {
 		return "", false
 	}
 	return name, true
@@ -330,7 +340,8 @@ type Subject struct {
 // subjects a worker receives requests on: it returns the kind and the
 // server (or id) of subject, and false for anything else - another prefix,
 // an invalid server name or id, a wildcard. It does not allocate for a
-// plain server name (ValidServerName).
+// plain server name (ValidServerName), and allocates only the name for an
+// escaped one.
 func ParseSubject(subject string) (Subject, bool) {
 	if rest, ok := strings.CutPrefix(subject, jobsPrefix); ok {
 		s := Subject{Kind: SubjectJob}

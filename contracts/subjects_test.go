@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -97,5 +98,75 @@ func TestServerNameAllowed(t *testing.T) {
 		if ServerNameAllowed(bad) {
 			t.Errorf("ServerNameAllowed(%q) = true", bad)
 		}
+	}
+}
+
+// ServerFromToken accepts exactly the tokens ServerToken makes of an
+// allowed name: the same answers as decoding any way and checking the
+// round trip, on random strings of the bytes that matter.
+func TestServerFromToken_OnlyCanonicalTokens(t *testing.T) {
+	roundTrip := func(token string) (string, bool) {
+		rest, escaped := strings.CutPrefix(token, serverTokenEscape)
+		if !escaped {
+			return token, ValidServerName(token)
+		}
+		var b []byte
+		for i := 0; i < len(rest); i++ {
+			if c := rest[i]; c == '_' && i+2 < len(rest) && unhex(rest[i+1]) >= 0 && unhex(rest[i+2]) >= 0 {
+				b = append(b, byte(unhex(rest[i+1])<<4|unhex(rest[i+2])))
+				i += 2
+			} else {
+				b = append(b, c)
+			}
+		}
+		name := string(b)
+		return name, ServerNameAllowed(name) && ServerToken(name) == token
+	}
+	const alphabet = "__aZ9-.2ef5c3bE ,"
+	r := rand.New(rand.NewPCG(3, 4))
+	tokens := []string{strings.Repeat("_", 200), "__" + strings.Repeat("a", 64), "__" + strings.Repeat("a", 63) + "_2e", "__" + strings.Repeat("a", 65)}
+	for _, tt := range serverTokens {
+		tokens = append(tokens, tt.token)
+	}
+	for range 200000 {
+		b := make([]byte, r.IntN(12))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		if r.IntN(2) == 0 {
+			b = append([]byte("__"), b...)
+		}
+		tokens = append(tokens, string(b))
+	}
+	// Tokens of random names, and the same with one byte changed.
+	const nameBytes = "aZ9_-. ,\xc3\xa9\x01"
+	for range 100000 {
+		b := make([]byte, 1+r.IntN(10))
+		for i := range b {
+			b[i] = nameBytes[r.IntN(len(nameBytes))]
+		}
+		token := []byte(ServerToken(string(b)))
+		if r.IntN(2) == 0 {
+			token[r.IntN(len(token))] = alphabet[r.IntN(len(alphabet))]
+		}
+		tokens = append(tokens, string(token))
+	}
+	escaped := 0
+	for _, token := range tokens {
+		got, ok := ServerFromToken(token)
+		want, wantOK := roundTrip(token)
+		if ok != wantOK || ok && got != want {
+			t.Fatalf("ServerFromToken(%q) = %q, %v; the round trip says %q, %v", token, got, ok, want, wantOK)
+		}
+		if ok && strings.HasPrefix(token, serverTokenEscape) {
+			escaped++
+		}
+	}
+	if escaped < 1000 {
+		t.Fatalf("only %d escaped tokens decoded: the test is too weak", escaped)
+	}
+	t.Logf("%d of %d tokens escaped and canonical", escaped, len(tokens))
+	if n := testing.AllocsPerRun(100, func() { _, _ = ServerFromToken("__deepwiki_2emcp") }); n != 1 {
+		t.Errorf("ServerFromToken of an escaped token: %v allocations, want 1 (the name)", n)
 	}
 }
