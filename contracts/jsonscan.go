@@ -30,6 +30,7 @@ const maxPlainDigits = 308
 // Build one with NewJSONWant, once: it is read-only afterwards.
 type JSONWant struct {
 	nodes []wantNode // nodes[0]: the top-level object
+	paths int        // how many paths it names
 }
 
 type wantNode struct {
@@ -57,6 +58,7 @@ func NewJSONWant(paths ...string) *JSONWant {
 				n.paths = append(n.paths, strings.Join(names[:k+1], "."))
 				n.children = append(n.children, -1)
 				i = len(n.names) - 1
+				w.paths++
 			}
 			if k == len(names)-1 {
 				break
@@ -181,7 +183,7 @@ func (e *JSONSyntaxError) Error() string {
 func ScanJSON(data []byte, want *JSONWant) (JSONScan, error) {
 	sc := jsonScanner{data: data}
 	if want != nil {
-		sc.want = want.nodes
+		sc.want, sc.wantPaths = want.nodes, want.paths
 	}
 	err := sc.run()
 	sc.out.data = data
@@ -199,10 +201,11 @@ type recFrame struct {
 }
 
 type jsonScanner struct {
-	data  []byte
-	want  []wantNode
-	out   JSONScan
-	depth int
+	data      []byte
+	want      []wantNode
+	wantPaths int
+	out       JSONScan
+	depth     int
 	// objs has a bit per open container, set for an object: the outermost
 	// 256 in objs, the deeper ones in deepObjs. No field points into the
 	// scanner itself, so a scan that reports no member (and nests less
@@ -436,6 +439,11 @@ func (sc *jsonScanner) member(f *recFrame, key []byte, odd bool, i int) {
 	for k, name := range node.names {
 		switch {
 		case !odd && string(key) == name:
+			if sc.out.Members == nil {
+				// Room for each wanted path once: one allocation for
+				// a text that does not repeat a name.
+				sc.out.Members = make([]JSONMember, 0, sc.wantPaths)
+			}
 			sc.out.Members = append(sc.out.Members, JSONMember{
 				Path: node.paths[k], Parent: f.parent, Start: i, End: i, child: node.children[k],
 			})

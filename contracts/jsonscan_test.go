@@ -304,6 +304,14 @@ func TestScanJSON_Allocations(t *testing.T) {
 	}); n != 1 {
 		t.Errorf("ScanJSON(body, want) with one wanted member: %v allocations, want 1", n)
 	}
+	message := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":` + string(args) + `}}`)
+	if n := testing.AllocsPerRun(100, func() {
+		if s, err := ScanJSON(message, wantArgs); err != nil || s.Last(-1, "params") < 0 {
+			t.Fatal(s, err)
+		}
+	}); n != 1 {
+		t.Errorf("ScanJSON(message, want) with two wanted members: %v allocations, want 1", n)
+	}
 }
 
 func TestNewJSONWant_RefusesBadPaths(t *testing.T) {
