@@ -15,22 +15,118 @@ type callParams struct {
 	Arguments json.RawMessage `json:"arguments"`
 	// Task asks for the call to run as a task (MCP 2025-11-25).
 	Task json.RawMessage `json:"task"`
-	Meta *struct {
-		ProgressToken json.RawMessage `json:"progressToken"`
-	} `json:"_meta"`
+	Meta *callMeta       `json:"_meta"`
+}
+
+// callMeta is the _meta of tools/call's params.
+type callMeta struct {
+	ProgressToken json.RawMessage `json:"progressToken"`
+}
+
+// read reads the params object obj - valid JSON, scanned as the value of
+// members[parent] (which starts at base in the message) in a scan that was
+// not Aliased, so that its keys are plain ASCII without escapes - into p,
+// as encoding/json would; the arguments are skipped by their scanned span.
+// It reports false, p partly filled, when obj holds what it leaves to
+// encoding/json: a key matching a field in other letter case, a name or
+// _meta repeated, a name that is not a string without escapes in valid
+// UTF-8, a _meta that is not an object of plain keys.
+func (p *callParams) read(obj []byte, base int, members []contracts.JSONMember, parent int) bool {
+	i := skipSpace(obj, 1)
+	if obj[i] == '}' {
+		return true
+	}
+	var seen uint8
+	for {
+		j := i + 1 + bytes.IndexByte(obj[i+1:], '"')
+		key := obj[i+1 : j]
+		i = skipSpace(obj, skipSpace(obj, j+1)+1) // past the ':'
+		end := -1
+		if string(key) == "arguments" {
+			end = scannedEnd(members, parent, i, base)
+		}
+		if end < 0 {
+			end = skipValue(obj, i)
+		}
+		v, bit, ok := obj[i:end], uint8(0), true
+		switch string(key) {
+		case "name":
+			p.Name, ok = plainString(v)
+			bit = 1
+		case "arguments":
+			p.Arguments = v
+		case "task":
+			p.Task = v
+		case "_meta":
+			ok, bit = p.readMeta(v), 2
+		default:
+			ok = !foldsTo(key, "name", "arguments", "task", "_meta")
+		}
+		if !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		i = skipSpace(obj, end)
+		if obj[i] == '}' {
+			return true
+		}
+		i = skipSpace(obj, i+1) // past the ','
+	}
+}
+
+// readMeta reads the _meta value v (valid JSON, not scanned: its keys may
+// have escapes) into p.Meta: null, or an object whose keys are plain ASCII
+// without escapes and name progressToken at most once (false otherwise).
+func (p *callParams) readMeta(v []byte) bool {
+	if string(v) == "null" {
+		return true
+	}
+	if v[0] != '{' {
+		return false
+	}
+	p.Meta = &callMeta{}
+	i := skipSpace(v, 1)
+	if v[i] == '}' {
+		return true
+	}
+	seen := false
+	for {
+		j := i + 1 + bytes.IndexAny(v[i+1:], `"\`)
+		key := v[i+1 : j]
+		if v[j] != '"' {
+			return false
+		}
+		for _, c := range key {
+			if c >= 0x80 {
+				return false
+			}
+		}
+		i = skipSpace(v, skipSpace(v, j+1)+1) // past the ':'
+		end := skipValue(v, i)
+		switch {
+		case string(key) == "progressToken":
+			if seen {
+				return false
+			}
+			p.Meta.ProgressToken, seen = v[i:end], true
+		case foldsTo(key, "progressToken"):
+			return false
+		}
+		i = skipSpace(v, end)
+		if v[i] == '}' {
+			return true
+		}
+		i = skipSpace(v, i+1) // past the ','
+	}
 }
 
 // callTool answers tools/call: a synchronous call through a worker, with
 // the upstream's progress and log notifications relayed while it runs, or a
 // task (a durable job) when params.task is set.
 func (x *exchange) callTool(m *message) answer {
-	var p callParams
-	scanned, e := m.paramsWithout(&p)
+	p, scanned, e := m.toolCallParams()
 	if e != nil {
 		return answer{err: e}
-	}
-	if scanned != nil {
-		p.Arguments = scanned.Value
 	}
 	if p.Name == "" {
 		return answer{err: newRPCError(codeInvalidParams, "tools/call needs a tool name")}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/toolbus/toolbus/contracts"
 )
@@ -31,8 +32,9 @@ type message struct {
 
 	// scan is the one pass over the message (parseMessage), nil when
 	// encoding/json decoded it whole; params is its member Params is.
-	scan   *contracts.JSONScan
-	params int
+	scan    *contracts.JSONScan
+	params  int
+	scanned contracts.JSONScan // what scan points to
 }
 
 // messageWant are the members of a client message kept raw: the params
@@ -40,14 +42,16 @@ type message struct {
 var messageWant = contracts.NewJSONWant("params", "params.arguments")
 
 // parseMessage decodes one JSON-RPC message as json.Unmarshal would, in one
-// pass over the body (contracts.ScanJSON): encoding/json decodes only what
-// is left without the params, which stay a sub-slice of body, scanned once.
+// pass over the body (contracts.ScanJSON): the members other than the
+// params are then read from the valid text (readTop), or, for anything
+// readTop leaves to it, decoded by encoding/json without the params, which
+// stay a sub-slice of body, scanned once.
 func parseMessage(body []byte) (*message, error) {
+	msg := &message{params: -1}
 	scan, err := contracts.ScanJSON(body, messageWant)
 	if err != nil {
 		return nil, err
 	}
-	msg := &message{params: -1}
 	if scan.Aliased {
 		// A key that encoding/json may take for "params" (other case,
 		// escapes): it decides, on the whole body (rare).
@@ -56,14 +60,215 @@ func parseMessage(body []byte) (*message, error) {
 		}
 		return msg, nil
 	}
-	if err := json.Unmarshal(scan.Cut(-1), msg); err != nil {
-		return nil, err
+	if !msg.readTop(body, scan.Members) {
+		*msg = message{params: -1}
+		if err := json.Unmarshal(scan.Cut(-1), msg); err != nil {
+			return nil, err
+		}
 	}
 	msg.Params = nil
 	if i := scan.Last(-1, "params"); i >= 0 {
-		msg.scan, msg.params, msg.Params = &scan, i, scan.Members[i].Value
+		msg.scanned = scan
+		msg.scan, msg.params, msg.Params = &msg.scanned, i, scan.Members[i].Value
 	}
 	return msg, nil
+}
+
+// readTop reads the members of the top-level object of data - valid JSON
+// whose scan (members, for messageWant) was not Aliased, so that every key
+// of that object is plain ASCII without escapes - into m, as encoding/json
+// would, the params skipped by their scanned span. It reports false, m
+// partly filled, when the text holds what it leaves to encoding/json: no
+// object, a key that encoding/json matches to a field although spelled
+// otherwise (other letter case), a field repeated, a jsonrpc or method that
+// is not a string without escapes in valid UTF-8.
+func (m *message) readTop(data []byte, members []contracts.JSONMember) bool {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return false
+	}
+	i = skipSpace(data, i+1)
+	if data[i] == '}' {
+		return true
+	}
+	var seen uint8
+	for {
+		// data[i] is the key's opening quote; the key has no escapes.
+		j := i + 1 + bytes.IndexByte(data[i+1:], '"')
+		key := data[i+1 : j]
+		i = skipSpace(data, skipSpace(data, j+1)+1) // past the ':'
+		end := -1
+		if string(key) == "params" {
+			end = scannedEnd(members, -1, i, 0)
+		}
+		if end < 0 {
+			end = skipValue(data, i)
+		}
+		v, bit, ok := data[i:end], uint8(0), true
+		switch string(key) {
+		case "jsonrpc":
+			m.JSONRPC, ok = plainString(v)
+			bit = 1
+		case "id":
+			m.ID, bit = v, 2
+		case "method":
+			m.Method, ok = plainString(v)
+			bit = 4
+		case "result":
+			m.Result, bit = v, 8
+		case "error":
+			m.Error, bit = v, 16
+		case "params":
+		default:
+			ok = !foldsTo(key, "jsonrpc", "id", "method", "params", "result", "error")
+		}
+		if !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		i = skipSpace(data, end)
+		if data[i] == '}' {
+			return true
+		}
+		i = skipSpace(data, i+1) // past the ','
+	}
+}
+
+// scannedEnd is the end, in the text of the object the scan's member
+// parent holds (base: where that text starts), of the value of a member of
+// it that starts at i, or -1 when the scan did not report it.
+func scannedEnd(members []contracts.JSONMember, parent, i, base int) int {
+	for k := range members {
+		if m := &members[k]; m.Parent == parent && m.Start-base == i {
+			return m.End - base
+		}
+	}
+	return -1
+}
+
+// foldsTo reports whether key, plain ASCII, is one of names in other letter
+// case (encoding/json matches a struct field's name so), not spelled as it.
+func foldsTo(key []byte, names ...string) bool {
+	for _, name := range names {
+		if len(key) == len(name) && string(key) != name && asciiEqualFold(key, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiEqualFold(a []byte, b string) bool {
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// plainString is raw, one valid JSON value, as a Go string when it is a
+// string without escapes in valid UTF-8 (encoding/json decodes it to its
+// bytes); ok is false for every other value, which encoding/json is left
+// to decode. Common values are constants, not allocated.
+func plainString(raw []byte) (string, bool) {
+	if raw[0] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') >= 0 || !utf8.Valid(inner) {
+		return "", false
+	}
+	switch string(inner) {
+	case "2.0":
+		return "2.0", true
+	case "tools/call":
+		return "tools/call", true
+	case "tools/list":
+		return "tools/list", true
+	}
+	return string(inner), true
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value that starts at i.
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i+1)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch data[i] {
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			case '"':
+				i = skipString(data, i+1) - 1
+			}
+		}
+	}
+	for i < len(data) {
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the closing quote of the valid JSON
+// string whose contents start at i.
+func skipString(data []byte, i int) int {
+	for {
+		k := bytes.IndexAny(data[i:], `"\`)
+		if data[i+k] == '"' {
+			return i + k + 1
+		}
+		i += k + 2 // a backslash and the byte it escapes (\uXXXX's digits are plain)
+	}
+}
+
+// toolCallParams are m's params as callParams, decoded as asParams does
+// (absent means {}), with the arguments as scanned: scanned is what the
+// scan found in them (nil when the arguments are absent or the message was
+// decoded by encoding/json whole). A params object of the usual shape is
+// read from the scanned text (callParams.read); anything else is left to
+// encoding/json (paramsWithout).
+func (m *message) toolCallParams() (p callParams, scanned *contracts.JSONMember, e *rpcError) {
+	if m.scan != nil {
+		pm := &m.scan.Members[m.params]
+		if pm.Value[0] == '{' && p.read(pm.Value, pm.Start, m.scan.Members, m.params) {
+			if i := m.scan.Last(m.params, "params.arguments"); i >= 0 {
+				scanned = &m.scan.Members[i]
+			}
+			return p, scanned, nil
+		}
+	}
+	var q callParams // apart from p, which thus stays on the stack
+	if scanned, e = m.paramsWithout(&q); e != nil {
+		return callParams{}, nil, e
+	}
+	if scanned != nil {
+		q.Arguments = scanned.Value
+	}
+	return q, scanned, nil
 }
 
 // paramsWithout decodes m's params (absent means {}) into v, as asParams
@@ -95,8 +300,12 @@ func (m *message) isResponse() bool {
 }
 
 // validID reports whether an id is a JSON string or number, as JSON-RPC
-// requires (MCP forbids null).
+// requires (MCP forbids null). A plain string or a short integer (plainID)
+// is one; every other id is decoded with encoding/json.
 func validID(raw json.RawMessage) bool {
+	if _, _, ok := plainID(raw); ok {
+		return true
+	}
 	var v any
 	if json.Unmarshal(raw, &v) != nil {
 		return false
@@ -108,20 +317,62 @@ func validID(raw json.RawMessage) bool {
 	return false
 }
 
-// idKey is a canonical form of a JSON-RPC id, equal for the same id however
-// it was spelled ("1" and 1 differ; 1 and 1.0 do not).
-func idKey(raw json.RawMessage) string {
+// appendIDKey appends a canonical form of a JSON-RPC id to dst, equal for
+// the same id however it was spelled ("1" and 1 differ; 1 and 1.0 do not):
+// "s:" and a string's value, "n:" and a number's shortest float64 form,
+// nothing for any other text.
+func appendIDKey(dst []byte, raw json.RawMessage) []byte {
+	if s, n, ok := plainID(raw); ok {
+		if s != nil {
+			return append(append(dst, "s:"...), s...)
+		}
+		return strconv.AppendFloat(append(dst, "n:"...), float64(n), 'g', -1, 64)
+	}
 	var v any
 	if json.Unmarshal(raw, &v) != nil {
-		return ""
+		return dst
 	}
 	switch id := v.(type) {
 	case string:
-		return "s:" + id
+		return append(append(dst, "s:"...), id...)
 	case float64:
-		return "n:" + strconv.FormatFloat(id, 'g', -1, 64)
+		return strconv.AppendFloat(append(dst, "n:"...), id, 'g', -1, 64)
 	}
-	return ""
+	return dst
+}
+
+// plainID reads the commonest ids without encoding/json: a JSON string
+// without escapes or control characters, in valid UTF-8 (s, its contents,
+// non-nil), or an integer of 1 to 15 digits, without a leading zero, other
+// than -0 (n, which a float64 holds exactly). ok is false for every other
+// text, valid or not.
+func plainID(raw []byte) (s []byte, n int64, ok bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		inner := raw[1 : len(raw)-1]
+		for _, c := range inner {
+			if c < 0x20 || c == '"' || c == '\\' {
+				return nil, 0, false
+			}
+		}
+		return inner, 0, utf8.Valid(inner)
+	}
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 15 || digits[0] == '0' && len(raw) > 1 {
+		return nil, 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if raw[0] == '-' {
+		n = -n
+	}
+	return nil, n, true
 }
 
 // rpcError is a JSON-RPC error object. Data carries toolbus's error (code,
@@ -180,8 +431,11 @@ func responseParts(id json.RawMessage, result json.RawMessage, e *rpcError) (hea
 	const start, mid = `{"jsonrpc":"2.0","id":`, `,"result":`
 	head = make([]byte, 0, len(start)+len(id)+len(mid))
 	head = append(append(append(head, start...), id...), mid...)
-	return head, result, []byte{'}'}
+	return head, result, closeBrace
 }
+
+// closeBrace ends a response (responseParts); read-only.
+var closeBrace = []byte{'}'}
 
 func encodeNotification(method string, params any) []byte {
 	data, _ := json.Marshal(notification{JSONRPC: "2.0", Method: method, Params: params})

@@ -2,12 +2,15 @@ package mcpserver
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/contractstest"
 )
 
@@ -37,12 +40,86 @@ var clientMessages = []string{
 }
 
 // parseMessage decodes every message as json.Unmarshal did, and the
-// params of tools/call as asParams did.
+// params of tools/call as asParams did; both as the decode before
+// readTop and callParams.read (the reference below) did.
 func TestParseMessage_AgreesWithEncodingJSON(t *testing.T) {
 	t.Parallel()
 	for _, body := range clientMessages {
 		checkParseMessage(t, []byte(body))
 	}
+	for _, body := range trickyMessages {
+		checkParseMessage(t, []byte(body))
+	}
+}
+
+// trickyMessages are messages a reader of the usual shape must leave to
+// encoding/json, or read exactly as it would.
+var trickyMessages = []string{
+	`{"jsonrpc":"2.0","id":"s-1","method":"tools/call","params":{"name":"a-b","arguments":{"x":[1,{"y":"}"}]},"_meta":{"progressToken":"t"}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"progressToken":1},"name":"e","arguments":{}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":null}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":"x"}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":[1]}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"progressToken":1},"_meta":{"other":2}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"progressToken":1},"_meta":null}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_META":{"progressToken":1}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"progresstoken":1}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"progressToken":1,"progressToken":2}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"progress\u0054oken":3}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"a\"b":3,"progressToken":4}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"\u00e9":3,"progressToken":4}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"é":3,"progressToken":4}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{"progreſtoken":5}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","_meta":{ "progressToken" : [ 1 ] , "x" : { } }}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e\u0041","arguments":{}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\xff","arguments":{}}}`,
+	"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"\xff\xfe\",\"arguments\":{}}}",
+	"{\"jsonrpc\":\"2.0\xff\",\"id\":1,\"method\":\"tools/c\xc3\",\"params\":{}}",
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":null,"arguments":{}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":1,"arguments":{}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":null}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"a"}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","Task":{}}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","task":{"ttl":1},"task":null}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","nam":1,"names":2,"other":[{"name":"z"}]}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{ }}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[]}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":7}`,
+	"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":\t{\r\n\"name\"\n:\t\"e\" ,\"arguments\" :\r{ \"a\" : \"\\\"}\" } \n} \n}",
+	`{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"e"}}`,
+	`{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call"}`,
+	`{"jsonrpc":"2.0","id":1,"id":null,"method":"tools/call"}`,
+	`{"jsonrpc":"2.0","ID":1,"method":"tools/call"}`,
+	`{"jsonrpc":"2.0","Id":1,"id":2,"method":"tools/call"}`,
+	`{"JSONRPC":"2.0","id":1,"method":"tools/call"}`,
+	`{"jsonrpc":"2.0","jsonrpc":"1.0","id":1,"method":"ping"}`,
+	`{"jsonrpc":"2.0","jsonrpc":null,"id":1,"method":"ping"}`,
+	`{"jsonrpc":null,"id":1,"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":1,"method":null}`,
+	`{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/list"}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tool\u0073/call","params":{"name":"e"}}`,
+	`{"jsonrpc":"2\u002e0","id":1,"method":"ping"}`,
+	`{"jsonrpc":"2.0","i\u0064":1,"method":"ping"}`,
+	`{"jsonrpc":"2.0","\u00e9":1,"id":1,"method":"ping"}`,
+	`{"jsonrpc":"2.0","é":1,"id":1,"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":1,"method":"ping","extra":{"params":{"name":"x"}},"more":[1,"]",{}]}`,
+	`{"jsonrpc":"2.0","id":1,"result":null,"error":{"code":1,"message":"x"}}`,
+	`{"jsonrpc":"2.0","id":1,"result":{"a":1},"result":{"b":2}}`,
+	`{"jsonrpc":"2.0","id":1,"Result":{"a":1}}`,
+	`{"jsonrpc":"2.0","id":1,"error":{"code":-1},"ERROR":{}}`,
+	`{"jsonrpc":"2.0","id":-0,"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":1.0,"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":1e400,"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":"a\"b","method":"ping"}`,
+	`{"jsonrpc":"2.0","id":true,"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":{},"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":123456789012345678,"method":"ping"}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{"a":1}},"params":null}`,
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{"a":1},"arguments":null}}`,
+	`{}`, ` {} `, `{"a":1}`, `[]`, `true`, `{"jsonrpc":"2.0"`, `{"id":1,}`,
 }
 
 func checkParseMessage(t *testing.T, body []byte) {
@@ -50,35 +127,172 @@ func checkParseMessage(t *testing.T, body []byte) {
 	var want message
 	wantErr := json.Unmarshal(body, &want)
 	got, gotErr := parseMessage(body)
-	if (wantErr == nil) != (gotErr == nil) {
-		t.Fatalf("%q: error %v, want %v", body, gotErr, wantErr)
+	ref, refErr := parseMessageReference(body)
+	if (wantErr == nil) != (gotErr == nil) || (refErr == nil) != (gotErr == nil) {
+		t.Fatalf("%q: error %v, want %v (reference %v)", body, gotErr, wantErr, refErr)
 	}
 	if wantErr != nil {
 		return
 	}
-	if got.JSONRPC != want.JSONRPC || got.Method != want.Method || !bytes.Equal(got.ID, want.ID) ||
-		!bytes.Equal(got.Params, want.Params) || !bytes.Equal(got.Result, want.Result) || !bytes.Equal(got.Error, want.Error) {
-		t.Fatalf("%q: %+v, want %+v", body, got, want)
-	}
-	var wantP, gotP callParams
-	wantE := asParams(want.Params, &wantP)
-	scanned, gotE := got.paramsWithout(&gotP)
-	if (wantE == nil) != (gotE == nil) {
-		t.Fatalf("%q: params error %v, want %v", body, gotE, wantE)
-	}
-	if scanned != nil {
-		if got.scan == nil || string(gotP.Arguments) != "null" {
-			t.Fatalf("%q: arguments scanned, but decoded as %q", body, gotP.Arguments)
+	for _, w := range []*message{&want, ref} {
+		if got.JSONRPC != w.JSONRPC || got.Method != w.Method || !bytes.Equal(got.ID, w.ID) ||
+			!bytes.Equal(got.Params, w.Params) || !bytes.Equal(got.Result, w.Result) || !bytes.Equal(got.Error, w.Error) {
+			t.Fatalf("%q: %+v, want %+v", body, got, w)
 		}
-		gotP.Arguments = scanned.Value
+		if got.hasID() != w.hasID() || got.isRequest() != w.isRequest() || got.isNotification() != w.isNotification() ||
+			got.isResponse() != w.isResponse() || validID(got.ID) != validIDReference(w.ID) || string(appendIDKey(nil, got.ID)) != idKeyReference(w.ID) {
+			t.Fatalf("%q: kind or id differs from %+v", body, w)
+		}
 	}
-	if wantE == nil && !reflect.DeepEqual(gotP, wantP) {
-		t.Fatalf("%q: params %+v, want %+v", body, gotP, wantP)
+	if (got.scan == nil) != (ref.scan == nil) || got.params != ref.params {
+		t.Fatalf("%q: scanned %v %d, reference %v %d", body, got.scan != nil, got.params, ref.scan != nil, ref.params)
 	}
+	var wantP callParams
+	wantE := asParams(want.Params, &wantP)
+	gotP, scanned, gotE := got.toolCallParams()
+	refP, refScanned, refE := ref.toolCallParamsReference()
+	if (wantE == nil) != (gotE == nil) || !reflect.DeepEqual(gotE, refE) {
+		t.Fatalf("%q: params error %v, want %v (reference %v)", body, gotE, wantE, refE)
+	}
+	if (scanned == nil) != (refScanned == nil) || scanned != nil && (got.scan == nil || !reflect.DeepEqual(*scanned, *refScanned)) {
+		t.Fatalf("%q: arguments scanned %+v, reference %+v", body, scanned, refScanned)
+	}
+	if wantE == nil && (!reflect.DeepEqual(gotP, wantP) || !reflect.DeepEqual(gotP, refP)) {
+		t.Fatalf("%q: params %+v, want %+v (reference %+v)", body, gotP, wantP, refP)
+	}
+	if gotP.Meta != nil && validID(gotP.Meta.ProgressToken) != validIDReference(gotP.Meta.ProgressToken) {
+		t.Fatalf("%q: progress token %q valid differs", body, gotP.Meta.ProgressToken)
+	}
+}
+
+// parseMessageReference is parseMessage before readTop: encoding/json
+// decodes what is left without the params (the reference).
+func parseMessageReference(body []byte) (*message, error) {
+	scan, err := contracts.ScanJSON(body, messageWant)
+	if err != nil {
+		return nil, err
+	}
+	msg := &message{params: -1}
+	if scan.Aliased {
+		if err := json.Unmarshal(body, msg); err != nil {
+			return nil, err
+		}
+		return msg, nil
+	}
+	if err := json.Unmarshal(scan.Cut(-1), msg); err != nil {
+		return nil, err
+	}
+	msg.Params = nil
+	if i := scan.Last(-1, "params"); i >= 0 {
+		msg.scan, msg.params, msg.Params = &scan, i, scan.Members[i].Value
+	}
+	return msg, nil
+}
+
+// toolCallParamsReference is the decode of tools/call's params before
+// callParams.read: encoding/json decodes the params without the arguments.
+func (m *message) toolCallParamsReference() (callParams, *contracts.JSONMember, *rpcError) {
+	var p callParams
+	var scanned *contracts.JSONMember
+	if m.scan == nil {
+		if e := asParams(m.Params, &p); e != nil {
+			return callParams{}, nil, e
+		}
+		return p, nil, nil
+	}
+	if e := asParams(m.scan.Cut(m.params), &p); e != nil {
+		return callParams{}, nil, e
+	}
+	if i := m.scan.Last(m.params, "params.arguments"); i >= 0 {
+		scanned = &m.scan.Members[i]
+		p.Arguments = scanned.Value
+	}
+	return p, scanned, nil
+}
+
+// validIDReference is validID before plainID (the reference).
+func validIDReference(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	switch v.(type) {
+	case string, float64:
+		return true
+	}
+	return false
+}
+
+// idKeyReference is idKey, which appendIDKey replaced (the reference).
+func idKeyReference(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	switch id := v.(type) {
+	case string:
+		return "s:" + id
+	case float64:
+		return "n:" + strconv.FormatFloat(id, 'g', -1, 64)
+	}
+	return ""
+}
+
+// callIDReference is callID before callIDOf (the reference).
+func callIDReference(owner, scope, session string, id []byte) string {
+	h := sha256.New()
+	for _, part := range []string{"toolbus.mcp.call.v1", owner, scope, session, idKeyReference(id)} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "mcp" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// validID, appendIDKey and callIDOf answer every id as decoding it with
+// encoding/json did, whatever its spelling (valid JSON or not).
+func TestIDs_AgreeWithEncodingJSON(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("k", 300)
+	for _, id := range idTexts {
+		checkID(t, []byte(id), "key:alice", "srv", "sess")
+		checkID(t, []byte(id), long, long, "")
+	}
+}
+
+var idTexts = []string{
+	`1`, `0`, `-1`, `-0`, `00`, `01`, `-01`, `1.0`, `1e3`, `1E3`, `-`, `+1`, `1.`, `.5`, `123456789012345`, `1234567890123456`,
+	`999999999999999`, `-999999999999999`, `9007199254740993`, `1e400`, `1000000`, `10000000000`,
+	`"a"`, `""`, `"a\"b"`, `"a\\b"`, `"\u00e9"`, "\"\xff\"", "\"a\tb\"", `"é"`, `"a"b"`, `"a`, `a"`, `"`, `"\/"`,
+	`null`, `true`, `false`, `{}`, `[]`, `[1]`, ` 1`, `1 `, ` "a"`, ``, `1,2`, `"a" `,
+}
+
+func checkID(t *testing.T, id []byte, owner, scope, session string) {
+	t.Helper()
+	if got, want := validID(id), validIDReference(id); got != want {
+		t.Fatalf("validID(%q) = %v, want %v", id, got, want)
+	}
+	if got, want := string(appendIDKey([]byte("x"), id)), "x"+idKeyReference(id); got != want {
+		t.Fatalf("appendIDKey(x, %q) = %q, want %q", id, got, want)
+	}
+	if got, want := callIDOf(owner, scope, session, id), callIDReference(owner, scope, session, id); got != want {
+		t.Fatalf("callIDOf(%q) = %q, want %q", id, got, want)
+	}
+}
+
+func FuzzIDs(f *testing.F) {
+	for _, id := range idTexts {
+		f.Add([]byte(id))
+	}
+	f.Fuzz(func(t *testing.T, id []byte) {
+		checkID(t, id, "o", "s", "x")
+	})
 }
 
 func FuzzParseMessage(f *testing.F) {
 	for _, body := range clientMessages {
+		f.Add([]byte(body))
+	}
+	for _, body := range trickyMessages {
 		f.Add([]byte(body))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
@@ -156,11 +370,45 @@ func BenchmarkParseToolCall_1MiB(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var p callParams
-		scanned, e := m.paramsWithout(&p)
+		p, scanned, e := m.toolCallParams()
 		if e != nil || scanned == nil || scanned.Overflow != nil || p.Name != "demo-echo" {
 			b.Fatal("not parsed")
 		}
+	}
+}
+
+// BenchmarkParseToolsCall is the per-message decode of a usual tools/call
+// up to the front door and its request id: the message, its kind and id,
+// its params, the progress token, the call id; "reference" is the decode
+// before readTop and callParams.read.
+func BenchmarkParseToolsCall(b *testing.B) {
+	body := []byte(`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"demo-echo","arguments":{"text":"hello","n":3},"_meta":{"progressToken":"p-1"}}}`)
+	for _, bm := range []struct {
+		name    string
+		parse   func([]byte) (*message, error)
+		params  func(*message) (callParams, *contracts.JSONMember, *rpcError)
+		validID func(json.RawMessage) bool
+		callID  func(owner, scope, session string, id []byte) string
+	}{
+		{"reference", parseMessageReference, (*message).toolCallParamsReference, validIDReference, callIDReference},
+		{"new", parseMessage, (*message).toolCallParams, validID, callIDOf},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				m, err := bm.parse(body)
+				if err != nil || !m.isRequest() || !bm.validID(m.ID) || m.JSONRPC != "2.0" {
+					b.Fatal("not a request")
+				}
+				p, scanned, e := bm.params(m)
+				if e != nil || scanned == nil || p.Name != "demo-echo" || p.Meta == nil || !bm.validID(p.Meta.ProgressToken) {
+					b.Fatal("not parsed")
+				}
+				if len(bm.callID("key:alice", "", "sess-1", m.ID)) != 35 {
+					b.Fatal("call id")
+				}
+			}
+		})
 	}
 }
 

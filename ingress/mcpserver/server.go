@@ -255,12 +255,23 @@ func (x *exchange) record() *frontdoor.Request { return frontdoor.Of(x.c) }
 // the same id and cancels it through contracts.CancelSubject. Nothing about
 // the call is kept in memory for it.
 func (x *exchange) callID(id []byte) string {
-	h := sha256.New()
-	for _, part := range []string{"toolbus.mcp.call.v1", x.owner(), x.scopeID(), x.session, idKey(id)} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
+	return callIDOf(x.owner(), x.scopeID(), x.session, id)
+}
+
+// callIDOf is callID: SHA-256 over the parts, each followed by a zero
+// byte, hashed from one stack buffer (a heap one for long parts).
+func callIDOf(owner, scope, session string, id []byte) string {
+	var buf [256]byte
+	data := buf[:0]
+	for _, part := range [...]string{"toolbus.mcp.call.v1", owner, scope, session} {
+		data = append(append(data, part...), 0)
 	}
-	return "mcp" + hex.EncodeToString(h.Sum(nil)[:16])
+	data = append(appendIDKey(data, id), 0)
+	sum := sha256.Sum256(data)
+	var out [3 + 32]byte
+	copy(out[:], "mcp")
+	hex.Encode(out[3:], sum[:16])
+	return string(out[:])
 }
 
 func (x *exchange) endpointName() string {
