@@ -5,10 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/toolbus/toolbus/contracts"
 	"github.com/toolbus/toolbus/contracts/contractstest"
@@ -451,5 +456,34 @@ func TestWithMeta_SameValueAsDecoding(t *testing.T) {
 	}
 	if got := string(withMeta(json.RawMessage(`{"b":1, "a":"<x>"}`), fields)); !strings.HasSuffix(got, `,"b":1, "a":"<x>"}`) {
 		t.Errorf("the result is not kept as written: %s", got)
+	}
+}
+
+// BenchmarkReadMessage is readMessage of a usual tools/call and of one
+// with 1 MiB of arguments, from a body in memory (as the front door leaves
+// it: an io.WriterTo) with its Content-Length.
+func BenchmarkReadMessage(b *testing.B) {
+	gin.SetMode(gin.ReleaseMode)
+	for _, bm := range []struct {
+		name string
+		body []byte
+	}{
+		{"usual", []byte(`{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"demo-echo","arguments":{"text":"hello","n":3}}}`)},
+		{"1MiB", []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"demo-echo","arguments":` + string(contractstest.RealisticArguments(1<<20)) + `}}`)},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			s := &Server{}
+			c, _ := gin.CreateTestContext(httptest.NewRecorder())
+			c.Request = httptest.NewRequest(http.MethodPost, "/mcp", nil)
+			var r bytes.Reader
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(bm.body)
+				c.Request.Body, c.Request.ContentLength = io.NopCloser(&r), int64(len(bm.body))
+				if msg, ok := s.readMessage(c); !ok || msg.Method != "tools/call" {
+					b.Fatal("not read")
+				}
+			}
+		})
 	}
 }

@@ -29,6 +29,16 @@ const (
 	headerProtocolVersion = "Mcp-Protocol-Version"
 )
 
+// maxBodyBuffer bounds what a declared Content-Length reserves before the
+// body's bytes arrive (readMessage): a client that declares a large body
+// and stalls holds no more (the rest grows as it comes).
+const maxBodyBuffer = 64 << 10
+
+// jsonContentType is the Content-Type of a JSON answer, shared: net/http
+// copies the response's header map before writing it, and nothing changes
+// the slice in place.
+var jsonContentType = []string{"application/json"}
+
 // postMCP serves POST /mcp and /:server/mcp.
 func (s *Server) postMCP(c *gin.Context) {
 	caller, sc, ok := s.endpoint(c)
@@ -79,8 +89,15 @@ func (x *exchange) nonRequest(msg *message) bool {
 // readMessage reads and parses the (size-limited) body as one JSON-RPC
 // message, writing the error response when it is not one.
 func (s *Server) readMessage(c *gin.Context) (*message, bool) {
+	// A body the front door read already (into memory) is written into a
+	// buffer of its size in one piece (io.Copy, its WriteTo); another one
+	// is read as it comes, the buffer sized for at most maxBodyBuffer of
+	// its declared length before the bytes arrive.
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(c.Request.Body); err != nil {
+	if n := c.Request.ContentLength; n > 0 {
+		buf.Grow(int(min(n, maxBodyBuffer)))
+	}
+	if _, err := io.Copy(&buf, c.Request.Body); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			s.abort(c, contracts.NewError(contracts.CodeRequestTooLarge, "the body is larger than %d bytes", tooLarge.Limit))
@@ -211,8 +228,9 @@ func (st *stream) finish(s *Server, id json.RawMessage, ans answer) {
 	}
 	// Written in its pieces: a large result is not copied into one buffer.
 	w := st.c.Writer
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(head)+len(body)+len(tail)))
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h.Set("Content-Length", strconv.Itoa(len(head)+len(body)+len(tail)))
 	w.WriteHeader(http.StatusOK)
 	for _, part := range [][]byte{head, body, tail} {
 		if _, err := w.Write(part); err != nil {
