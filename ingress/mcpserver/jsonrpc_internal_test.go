@@ -487,3 +487,30 @@ func BenchmarkReadMessage(b *testing.B) {
 		})
 	}
 }
+
+// acceptsSSE reads every Accept header as splitting it at its commas did.
+func TestAcceptsSSE_AsSplitting(t *testing.T) {
+	t.Parallel()
+	reference := func(r *http.Request) bool {
+		for _, v := range r.Header.Values("Accept") {
+			for _, part := range strings.Split(v, ",") {
+				mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+				if strings.EqualFold(mt, "text/event-stream") {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	for _, accept := range [][]string{
+		nil, {""}, {","}, {"application/json"}, {"text/event-stream"}, {"application/json, text/event-stream"},
+		{"application/json", "TEXT/Event-Stream;q=0.5"}, {"text/event-stream ;q=1"}, {",,text/event-stream,"},
+		{"application/json,", " text/event-stream"}, {"text/event-streams"}, {"text/event-stream\t"},
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+		r.Header["Accept"] = accept
+		if got, want := acceptsSSE(r), reference(r); got != want {
+			t.Errorf("Accept %q: %v, want %v", accept, got, want)
+		}
+	}
+}

@@ -123,7 +123,9 @@ func (s *Server) readMessage(c *gin.Context) (*message, bool) {
 // to its POST.
 func acceptsSSE(r *http.Request) bool {
 	for _, v := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ",")
 			mt, _, _ := strings.Cut(strings.TrimSpace(part), ";")
 			if strings.EqualFold(mt, "text/event-stream") {
 				return true
