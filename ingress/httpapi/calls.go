@@ -181,11 +181,11 @@ func jsonString(raw []byte) (string, bool) {
 // arguments are skipped by their scanned span, not read again. It reports
 // false when the text is not an object.
 func topMembers(data []byte, members []contracts.JSONMember, f *callFields) bool {
-	i := skipSpace(data, 0)
+	i := contracts.SkipJSONSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
 	}
-	i = skipSpace(data, i+1)
+	i = contracts.SkipJSONSpace(data, i+1)
 	if data[i] == '}' {
 		return true
 	}
@@ -193,7 +193,7 @@ func topMembers(data []byte, members []contracts.JSONMember, f *callFields) bool
 		// data[i] is the key's opening quote; the key has no escapes.
 		j := i + 1 + bytes.IndexByte(data[i+1:], '"')
 		key := data[i+1 : j]
-		i = skipSpace(data, skipSpace(data, j+1)+1) // past the ':'
+		i = contracts.SkipJSONSpace(data, contracts.SkipJSONSpace(data, j+1)+1) // past the ':'
 		end := -1
 		if string(key) == "arguments" {
 			for k := range members {
@@ -204,7 +204,7 @@ func topMembers(data []byte, members []contracts.JSONMember, f *callFields) bool
 			}
 		}
 		if end < 0 {
-			end = skipValue(data, i)
+			end = contracts.JSONValueEnd(data, i)
 		}
 		switch v := data[i:end]; string(key) {
 		case "name":
@@ -218,60 +218,11 @@ func topMembers(data []byte, members []contracts.JSONMember, f *callFields) bool
 		case "timeout_seconds":
 			f.timeout = v
 		}
-		i = skipSpace(data, end)
+		i = contracts.SkipJSONSpace(data, end)
 		if data[i] == '}' {
 			return true
 		}
-		i = skipSpace(data, i+1) // past the ','
-	}
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the valid JSON value that starts at i.
-func skipValue(data []byte, i int) int {
-	switch data[i] {
-	case '"':
-		return skipString(data, i+1)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch data[i] {
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			case '"':
-				i = skipString(data, i+1) - 1
-			}
-		}
-	}
-	for i < len(data) {
-		switch data[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the closing quote of the valid JSON
-// string whose contents start at i.
-func skipString(data []byte, i int) int {
-	for {
-		k := bytes.IndexAny(data[i:], `"\`)
-		if data[i+k] == '"' {
-			return i + k + 1
-		}
-		i += k + 2 // a backslash and the byte it escapes (\uXXXX's digits are plain)
+		i = contracts.SkipJSONSpace(data, i+1) // past the ','
 	}
 }
 

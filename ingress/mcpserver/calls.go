@@ -32,7 +32,7 @@ type callMeta struct {
 // _meta repeated, a name that is not a string without escapes in valid
 // UTF-8, a _meta that is not an object of plain keys.
 func (p *callParams) read(obj []byte, base int, members []contracts.JSONMember, parent int) bool {
-	i := skipSpace(obj, 1)
+	i := contracts.SkipJSONSpace(obj, 1)
 	if obj[i] == '}' {
 		return true
 	}
@@ -40,13 +40,13 @@ func (p *callParams) read(obj []byte, base int, members []contracts.JSONMember, 
 	for {
 		j := i + 1 + bytes.IndexByte(obj[i+1:], '"')
 		key := obj[i+1 : j]
-		i = skipSpace(obj, skipSpace(obj, j+1)+1) // past the ':'
+		i = contracts.SkipJSONSpace(obj, contracts.SkipJSONSpace(obj, j+1)+1) // past the ':'
 		end := -1
 		if string(key) == "arguments" {
 			end = scannedEnd(members, parent, i, base)
 		}
 		if end < 0 {
-			end = skipValue(obj, i)
+			end = contracts.JSONValueEnd(obj, i)
 		}
 		v, bit, ok := obj[i:end], uint8(0), true
 		switch string(key) {
@@ -66,11 +66,11 @@ func (p *callParams) read(obj []byte, base int, members []contracts.JSONMember, 
 			return false
 		}
 		seen |= bit
-		i = skipSpace(obj, end)
+		i = contracts.SkipJSONSpace(obj, end)
 		if obj[i] == '}' {
 			return true
 		}
-		i = skipSpace(obj, i+1) // past the ','
+		i = contracts.SkipJSONSpace(obj, i+1) // past the ','
 	}
 }
 
@@ -85,7 +85,7 @@ func (p *callParams) readMeta(v []byte) bool {
 		return false
 	}
 	p.Meta = &callMeta{}
-	i := skipSpace(v, 1)
+	i := contracts.SkipJSONSpace(v, 1)
 	if v[i] == '}' {
 		return true
 	}
@@ -101,8 +101,8 @@ func (p *callParams) readMeta(v []byte) bool {
 				return false
 			}
 		}
-		i = skipSpace(v, skipSpace(v, j+1)+1) // past the ':'
-		end := skipValue(v, i)
+		i = contracts.SkipJSONSpace(v, contracts.SkipJSONSpace(v, j+1)+1) // past the ':'
+		end := contracts.JSONValueEnd(v, i)
 		switch {
 		case string(key) == "progressToken":
 			if seen {
@@ -112,11 +112,11 @@ func (p *callParams) readMeta(v []byte) bool {
 		case foldsTo(key, "progressToken"):
 			return false
 		}
-		i = skipSpace(v, end)
+		i = contracts.SkipJSONSpace(v, end)
 		if v[i] == '}' {
 			return true
 		}
-		i = skipSpace(v, i+1) // past the ','
+		i = contracts.SkipJSONSpace(v, i+1) // past the ','
 	}
 }
 

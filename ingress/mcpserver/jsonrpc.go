@@ -83,11 +83,11 @@ func parseMessage(body []byte) (*message, error) {
 // otherwise (other letter case), a field repeated, a jsonrpc or method that
 // is not a string without escapes in valid UTF-8.
 func (m *message) readTop(data []byte, members []contracts.JSONMember) bool {
-	i := skipSpace(data, 0)
+	i := contracts.SkipJSONSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
 	}
-	i = skipSpace(data, i+1)
+	i = contracts.SkipJSONSpace(data, i+1)
 	if data[i] == '}' {
 		return true
 	}
@@ -96,13 +96,13 @@ func (m *message) readTop(data []byte, members []contracts.JSONMember) bool {
 		// data[i] is the key's opening quote; the key has no escapes.
 		j := i + 1 + bytes.IndexByte(data[i+1:], '"')
 		key := data[i+1 : j]
-		i = skipSpace(data, skipSpace(data, j+1)+1) // past the ':'
+		i = contracts.SkipJSONSpace(data, contracts.SkipJSONSpace(data, j+1)+1) // past the ':'
 		end := -1
 		if string(key) == "params" {
 			end = scannedEnd(members, -1, i, 0)
 		}
 		if end < 0 {
-			end = skipValue(data, i)
+			end = contracts.JSONValueEnd(data, i)
 		}
 		v, bit, ok := data[i:end], uint8(0), true
 		switch string(key) {
@@ -126,11 +126,11 @@ func (m *message) readTop(data []byte, members []contracts.JSONMember) bool {
 			return false
 		}
 		seen |= bit
-		i = skipSpace(data, end)
+		i = contracts.SkipJSONSpace(data, end)
 		if data[i] == '}' {
 			return true
 		}
-		i = skipSpace(data, i+1) // past the ','
+		i = contracts.SkipJSONSpace(data, i+1) // past the ','
 	}
 }
 
@@ -194,55 +194,6 @@ func plainString(raw []byte) (string, bool) {
 		return "tools/list", true
 	}
 	return string(inner), true
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the valid JSON value that starts at i.
-func skipValue(data []byte, i int) int {
-	switch data[i] {
-	case '"':
-		return skipString(data, i+1)
-	case '{', '[':
-		depth := 0
-		for ; ; i++ {
-			switch data[i] {
-			case '{', '[':
-				depth++
-			case '}', ']':
-				if depth--; depth == 0 {
-					return i + 1
-				}
-			case '"':
-				i = skipString(data, i+1) - 1
-			}
-		}
-	}
-	for i < len(data) {
-		switch data[i] {
-		case ',', '}', ']', ' ', '\t', '\n', '\r':
-			return i
-		}
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the closing quote of the valid JSON
-// string whose contents start at i.
-func skipString(data []byte, i int) int {
-	for {
-		k := bytes.IndexAny(data[i:], `"\`)
-		if data[i+k] == '"' {
-			return i + k + 1
-		}
-		i += k + 2 // a backslash and the byte it escapes (\uXXXX's digits are plain)
-	}
 }
 
 // toolCallParams are m's params as callParams, decoded as asParams does
