@@ -449,13 +449,15 @@ func (sc *jsonScanner) member(f *recFrame, key []byte, odd bool, i int) {
 			})
 			f.cur = len(sc.out.Members) - 1
 			return
-		case odd || asciiEqualFold(key, name):
+		case odd || ASCIIEqualFold(key, name):
 			sc.out.Aliased = true
 		}
 	}
 }
 
-func asciiEqualFold(a []byte, b string) bool {
+// ASCIIEqualFold reports whether a and b are equal ignoring the letter case
+// of ASCII letters.
+func ASCIIEqualFold(a []byte, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -150,27 +150,11 @@ func scannedEnd(members []contracts.JSONMember, parent, i, base int) int {
 // case (encoding/json matches a struct field's name so), not spelled as it.
 func foldsTo(key []byte, names ...string) bool {
 	for _, name := range names {
-		if len(key) == len(name) && string(key) != name && asciiEqualFold(key, name) {
+		if len(key) == len(name) && string(key) != name && contracts.ASCIIEqualFold(key, name) {
 			return true
 		}
 	}
 	return false
-}
-
-func asciiEqualFold(a []byte, b string) bool {
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // plainString is raw, one valid JSON value, as a Go string when it is a
