@@ -143,6 +143,11 @@ func TestCompose_WorkersScale(t *testing.T) {
 	if w.Deploy != nil && w.Deploy.Replicas != nil && *w.Deploy.Replicas < 1 {
 		t.Errorf("worker: %d replicas", *w.Deploy.Replicas)
 	}
+	// The worker stops stdio servers with their process group; an init as
+	// PID 1 reaps the children they leave (the image has none).
+	if w.Init == nil || !*w.Init {
+		t.Error("worker: no init: true (stopped stdio servers' children would stay as zombies of PID 1)")
+	}
 }
 
 // Three NATS nodes run deploy/nats/cluster.conf, each with its own name and

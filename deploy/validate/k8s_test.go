@@ -224,6 +224,11 @@ func TestK8s_Worker(t *testing.T) {
 	if secret != "toolbus-seal" || !slices.Contains(exampleSecrets(t)[secret], key) {
 		t.Errorf("worker: %s is %s/%s, not a key of the example Secrets", keyFile, secret, key)
 	}
+	// An init as PID 1 (the pause container, with a shared process
+	// namespace) reaps what stopped stdio servers leave.
+	if s := d.Spec.Template.Spec.ShareProcessNamespace; s == nil || !*s {
+		t.Error("worker: shareProcessNamespace is not true (stopped stdio servers' children would stay as zombies of PID 1)")
+	}
 	pdb := m.pdbs["toolbus-worker"]
 	if pdb == nil || !selectorMatches(t, pdb.Spec.Selector, d) {
 		t.Errorf("PodDisruptionBudget toolbus-worker: %+v", pdb)
