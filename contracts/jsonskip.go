@@ -51,3 +51,42 @@ func jsonStringEnd(data []byte, i int) int {
 		i += k + 2 // a backslash and the byte it escapes (\uXXXX's digits are plain)
 	}
 }
+
+// EachJSONMember calls f with the key (as written between its quotes,
+// escapes not decoded) and the value of each member of the JSON object obj,
+// text that ScanJSON accepted, in order, until f returns false. known, if
+// not nil, returns the end of the value that starts at a given offset of
+// obj when the caller already has it (a scanned span, so that a large value
+// is not walked again), or -1. It reports false when obj is not an object.
+// (Callbacks rather than an iterator: neither escapes, so a walk allocates
+// nothing.)
+func EachJSONMember(obj []byte, known func(start int) int, f func(key, value []byte) bool) bool {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = skipSpace(obj, i+1)
+	if obj[i] == '}' {
+		return true
+	}
+	for {
+		j := jsonStringEnd(obj, i+1)
+		key := obj[i+1 : j-1]
+		i = skipSpace(obj, skipSpace(obj, j)+1) // past the ':'
+		end := -1
+		if known != nil {
+			end = known(i)
+		}
+		if end < 0 {
+			end = JSONValueEnd(obj, i)
+		}
+		if !f(key, obj[i:end]) {
+			return true
+		}
+		i = skipSpace(obj, end)
+		if obj[i] == '}' {
+			return true
+		}
+		i = skipSpace(obj, i+1) // past the ','
+	}
+}

@@ -2,6 +2,7 @@ package contracts
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -28,5 +29,59 @@ func TestJSONValueEnd(t *testing.T) {
 	}
 	if got := SkipJSONSpace([]byte("  "), 0); got != 2 {
 		t.Errorf("SkipJSONSpace at the end = %d, want 2", got)
+	}
+}
+
+// EachJSONMember gives every member of an object in order, keys as
+// written, values whole (nested, with escapes and brackets in strings),
+// takes a known value end as given, stops when asked, and refuses what is
+// not an object.
+func TestEachJSONMember(t *testing.T) {
+	obj := []byte(` { "a" : 1 , "b\"c":{"x":["}",{}]}, "d":"\\\"}" ,"e":[] } `)
+	if !json.Valid(obj) {
+		t.Fatalf("%s is not valid JSON", obj)
+	}
+	var got []string
+	if !EachJSONMember(obj, nil, func(key, value []byte) bool {
+		got = append(got, string(key)+"="+string(value))
+		return true
+	}) {
+		t.Fatal("an object was not taken for one")
+	}
+	want := []string{`a=1`, `b\"c={"x":["}",{}]}`, `d="\\\"}"`, `e=[]`}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("members %q, want %q", got, want)
+	}
+
+	// A known end is used as given (here: shorter than the value).
+	start := strings.Index(string(obj), `{"x"`)
+	var b string
+	EachJSONMember(obj, func(s int) int {
+		if s == start {
+			return start + 1
+		}
+		return -1
+	}, func(key, value []byte) bool {
+		if string(key) == `b\"c` {
+			b = string(value)
+			return false
+		}
+		return true
+	})
+	if b != "{" {
+		t.Errorf("the known end was not used: %q", b)
+	}
+
+	n := 0
+	EachJSONMember(obj, nil, func(key, value []byte) bool { n++; return false })
+	if n != 1 {
+		t.Errorf("%d calls after f returned false, want 1", n)
+	}
+	for _, text := range []string{`[]`, `"x"`, `1`, `  `, `{}`} {
+		calls := 0
+		ok := EachJSONMember([]byte(text), nil, func(key, value []byte) bool { calls++; return true })
+		if ok != (text == `{}`) || calls != 0 {
+			t.Errorf("%q: ok %v with %d members", text, ok, calls)
+		}
 	}
 }

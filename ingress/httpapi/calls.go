@@ -181,32 +181,16 @@ func jsonString(raw []byte) (string, bool) {
 // arguments are skipped by their scanned span, not read again. It reports
 // false when the text is not an object.
 func topMembers(data []byte, members []contracts.JSONMember, f *callFields) bool {
-	i := contracts.SkipJSONSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return false
-	}
-	i = contracts.SkipJSONSpace(data, i+1)
-	if data[i] == '}' {
-		return true
-	}
-	for {
-		// data[i] is the key's opening quote; the key has no escapes.
-		j := i + 1 + bytes.IndexByte(data[i+1:], '"')
-		key := data[i+1 : j]
-		i = contracts.SkipJSONSpace(data, contracts.SkipJSONSpace(data, j+1)+1) // past the ':'
-		end := -1
-		if string(key) == "arguments" {
-			for k := range members {
-				if m := &members[k]; m.Parent == -1 && m.Start == i {
-					end = m.End
-					break
-				}
+	scanned := func(start int) int {
+		for k := range members {
+			if m := &members[k]; m.Parent == -1 && m.Start == start {
+				return m.End
 			}
 		}
-		if end < 0 {
-			end = contracts.JSONValueEnd(data, i)
-		}
-		switch v := data[i:end]; string(key) {
+		return -1
+	}
+	return contracts.EachJSONMember(data, scanned, func(key, v []byte) bool {
+		switch string(key) {
 		case "name":
 			f.name = v
 		case "arguments":
@@ -218,12 +202,8 @@ func topMembers(data []byte, members []contracts.JSONMember, f *callFields) bool
 		case "timeout_seconds":
 			f.timeout = v
 		}
-		i = contracts.SkipJSONSpace(data, end)
-		if data[i] == '}' {
-			return true
-		}
-		i = contracts.SkipJSONSpace(data, i+1) // past the ','
-	}
+		return true
+	})
 }
 
 // callPlan is a validated, resolved call, ready to run now or as a job.

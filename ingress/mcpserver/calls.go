@@ -32,23 +32,11 @@ type callMeta struct {
 // _meta repeated, a name that is not a string without escapes in valid
 // UTF-8, a _meta that is not an object of plain keys.
 func (p *callParams) read(obj []byte, base int, members []contracts.JSONMember, parent int) bool {
-	i := contracts.SkipJSONSpace(obj, 1)
-	if obj[i] == '}' {
-		return true
-	}
 	var seen uint8
-	for {
-		j := i + 1 + bytes.IndexByte(obj[i+1:], '"')
-		key := obj[i+1 : j]
-		i = contracts.SkipJSONSpace(obj, contracts.SkipJSONSpace(obj, j+1)+1) // past the ':'
-		end := -1
-		if string(key) == "arguments" {
-			end = scannedEnd(members, parent, i, base)
-		}
-		if end < 0 {
-			end = contracts.JSONValueEnd(obj, i)
-		}
-		v, bit, ok := obj[i:end], uint8(0), true
+	ok := true
+	scanned := func(start int) int { return scannedEnd(members, parent, start, base) }
+	contracts.EachJSONMember(obj, scanned, func(key, v []byte) bool {
+		var bit uint8
 		switch string(key) {
 		case "name":
 			p.Name, ok = plainString(v)
@@ -62,16 +50,13 @@ func (p *callParams) read(obj []byte, base int, members []contracts.JSONMember, 
 		default:
 			ok = !foldsTo(key, "name", "arguments", "task", "_meta")
 		}
-		if !ok || seen&bit != 0 {
-			return false
+		if seen&bit != 0 {
+			ok = false
 		}
 		seen |= bit
-		i = contracts.SkipJSONSpace(obj, end)
-		if obj[i] == '}' {
-			return true
-		}
-		i = contracts.SkipJSONSpace(obj, i+1) // past the ','
-	}
+		return ok
+	})
+	return ok
 }
 
 // readMeta reads the _meta value v (valid JSON, not scanned: its keys may
@@ -81,43 +66,25 @@ func (p *callParams) readMeta(v []byte) bool {
 	if string(v) == "null" {
 		return true
 	}
-	if v[0] != '{' {
-		return false
-	}
 	p.Meta = &callMeta{}
-	i := contracts.SkipJSONSpace(v, 1)
-	if v[i] == '}' {
-		return true
-	}
-	seen := false
-	for {
-		j := i + 1 + bytes.IndexAny(v[i+1:], `"\`)
-		key := v[i+1 : j]
-		if v[j] != '"' {
-			return false
-		}
+	seen, ok := false, true
+	isObject := contracts.EachJSONMember(v, nil, func(key, value []byte) bool {
 		for _, c := range key {
-			if c >= 0x80 {
+			if c >= 0x80 || c == '\\' {
+				ok = false
 				return false
 			}
 		}
-		i = contracts.SkipJSONSpace(v, contracts.SkipJSONSpace(v, j+1)+1) // past the ':'
-		end := contracts.JSONValueEnd(v, i)
 		switch {
 		case string(key) == "progressToken":
-			if seen {
-				return false
-			}
-			p.Meta.ProgressToken, seen = v[i:end], true
+			ok = !seen
+			p.Meta.ProgressToken, seen = value, true
 		case foldsTo(key, "progressToken"):
-			return false
+			ok = false
 		}
-		i = contracts.SkipJSONSpace(v, end)
-		if v[i] == '}' {
-			return true
-		}
-		i = contracts.SkipJSONSpace(v, i+1) // past the ','
-	}
+		return ok
+	})
+	return isObject && ok
 }
 
 // callTool answers tools/call: a synchronous call through a worker, with

@@ -83,28 +83,11 @@ func parseMessage(body []byte) (*message, error) {
 // otherwise (other letter case), a field repeated, a jsonrpc or method that
 // is not a string without escapes in valid UTF-8.
 func (m *message) readTop(data []byte, members []contracts.JSONMember) bool {
-	i := contracts.SkipJSONSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return false
-	}
-	i = contracts.SkipJSONSpace(data, i+1)
-	if data[i] == '}' {
-		return true
-	}
 	var seen uint8
-	for {
-		// data[i] is the key's opening quote; the key has no escapes.
-		j := i + 1 + bytes.IndexByte(data[i+1:], '"')
-		key := data[i+1 : j]
-		i = contracts.SkipJSONSpace(data, contracts.SkipJSONSpace(data, j+1)+1) // past the ':'
-		end := -1
-		if string(key) == "params" {
-			end = scannedEnd(members, -1, i, 0)
-		}
-		if end < 0 {
-			end = contracts.JSONValueEnd(data, i)
-		}
-		v, bit, ok := data[i:end], uint8(0), true
+	ok := true
+	scanned := func(start int) int { return scannedEnd(members, -1, start, 0) }
+	isObject := contracts.EachJSONMember(data, scanned, func(key, v []byte) bool {
+		var bit uint8
 		switch string(key) {
 		case "jsonrpc":
 			m.JSONRPC, ok = plainString(v)
@@ -122,16 +105,13 @@ func (m *message) readTop(data []byte, members []contracts.JSONMember) bool {
 		default:
 			ok = !foldsTo(key, "jsonrpc", "id", "method", "params", "result", "error")
 		}
-		if !ok || seen&bit != 0 {
-			return false
+		if seen&bit != 0 {
+			ok = false
 		}
 		seen |= bit
-		i = contracts.SkipJSONSpace(data, end)
-		if data[i] == '}' {
-			return true
-		}
-		i = contracts.SkipJSONSpace(data, i+1) // past the ','
-	}
+		return ok
+	})
+	return isObject && ok
 }
 
 // scannedEnd is the end, in the text of the object the scan's member
