@@ -83,7 +83,7 @@ func TestFastCall_SplicesAndReadsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(decodeNumbers(t, received), decodeNumbers(t, want)) {
+	if !reflect.DeepEqual(DecodeNumbers(t, received), DecodeNumbers(t, want)) {
 		t.Errorf("sent %s\nwant (decoded) %s", received, want)
 	}
 	if !bytes.Contains(received, args) {
@@ -235,14 +235,15 @@ func TestFastCall_InvalidArguments(t *testing.T) {
 	}
 }
 
-// decodeNumbers decodes b, keeping numbers as written.
-func decodeNumbers(t *testing.T, b []byte) any {
+// DecodeNumbers decodes b, keeping numbers as written (exported for the
+// external tests of this package too).
+func DecodeNumbers(t *testing.T, b []byte) any {
 	t.Helper()
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		t.Fatalf("%s: %v", b, err)
+		t.Fatalf("%.200s: %v", b, err)
 	}
 	return v
 }

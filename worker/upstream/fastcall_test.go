@@ -24,18 +24,6 @@ import (
 // These tests run it against real mcp-go servers and against answers
 // written by hand.
 
-// decodeNumbers decodes b, keeping numbers as written.
-func decodeNumbers(t *testing.T, b []byte) any {
-	t.Helper()
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		t.Fatalf("%.200s: %v", b, err)
-	}
-	return v
-}
-
 // TestPool_FastCall_1MiBEcho: 1 MiB of arguments (with whitespace, escapes
 // and characters encoding/json escapes) reach an mcp-go server - with
 // sessions and without - byte for byte as the caller sent them, and its
@@ -95,7 +83,7 @@ func TestPool_FastCall_1MiBEcho(t *testing.T) {
 				t.Fatalf("the server saw %d calls, want 2", len(gotArgs))
 			}
 			for _, got := range gotArgs {
-				if !reflect.DeepEqual(decodeNumbers(t, got), decodeNumbers(t, args)) {
+				if !reflect.DeepEqual(upstream.DecodeNumbers(t, got), upstream.DecodeNumbers(t, args)) {
 					t.Errorf("the server got arguments of %d bytes that differ from the %d sent", len(got), len(args))
 				}
 				// Spliced as they were, not compacted or escaped again.
